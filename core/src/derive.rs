@@ -1,0 +1,46 @@
+//! Key derivation: HKDF-SHA256 under the keychain's derivation key.
+
+use hkdf::Hkdf;
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use crate::envelope::len32;
+use crate::error::{Error, Result};
+use crate::secret::SecretBytes;
+
+/// Domain label of `derive_origin_key`'s info.
+pub const ORIGIN_INFO_LABEL: &[u8] = b"keystrata/derive/v1";
+/// Length of a key from `derive_origin_key`.
+pub const ORIGIN_KEY_LEN: usize = 32;
+/// The most bytes one `derive` call can produce (255 × 32, HKDF's limit).
+pub const MAX_DERIVE_LEN: usize = 255 * 32;
+
+/// The HKDF info of `derive_origin_key`:
+///
+/// ```text
+/// "keystrata/derive/v1" ‖ u32be(len) ‖ origin ‖ u32be(len) ‖ instance ‖ u64be(epoch)
+/// ```
+pub fn origin_info(origin: &[u8], instance: &[u8], epoch: u64) -> Result<Vec<u8>> {
+    let mut info = Vec::with_capacity(ORIGIN_INFO_LABEL.len() + 16 + origin.len() + instance.len());
+    info.extend_from_slice(ORIGIN_INFO_LABEL);
+    info.extend_from_slice(&len32(origin.len())?.to_be_bytes());
+    info.extend_from_slice(origin);
+    info.extend_from_slice(&len32(instance.len())?.to_be_bytes());
+    info.extend_from_slice(instance);
+    info.extend_from_slice(&epoch.to_be_bytes());
+    Ok(info)
+}
+
+/// HKDF-SHA256 with no salt: `length` bytes from `ikm` and `info`.
+pub(crate) fn hkdf_sha256(ikm: &[u8], info: &[u8], length: usize) -> Result<SecretBytes> {
+    if length == 0 || length > MAX_DERIVE_LEN {
+        return Err(Error::invalid(format!(
+            "derive length must be between 1 and {MAX_DERIVE_LEN} bytes, got {length}"
+        )));
+    }
+    let mut okm = Zeroizing::new(vec![0u8; length]);
+    Hkdf::<Sha256>::new(None, ikm)
+        .expand(info, &mut okm)
+        .map_err(|_| Error::internal("HKDF expand refused a valid length"))?;
+    Ok(SecretBytes::from_zeroizing(okm))
+}

@@ -1,0 +1,100 @@
+//! Envelope encryption in Tink's KmsEnvelopeAead layout.
+//!
+//! ```text
+//! BE32(len(enc_dek)) ‖ enc_dek ‖ nonce(12) ‖ ciphertext ‖ tag(16)
+//! enc_dek = seal(0x1a 0x20 ‖ dek, aad = "")   under the keychain's primary
+//! ```
+//!
+//! `0x1a 0x20 ‖ dek` is the protobuf serialization of a Tink `AesGcmKey`
+//! (field 3, 32 bytes); the payload is AES-256-GCM under the DEK with the
+//! caller's aad. A fresh DEK is drawn for every message.
+
+use zeroize::Zeroizing;
+
+use crate::aead::{fill_random, AeadEngine, Aes256Gcm, KEY_LEN, NONCE_LEN, TAG_LEN};
+use crate::error::{Error, Result};
+use crate::seal::{self, SEAL_OVERHEAD};
+
+/// Length of the serialized DEK (`0x1a 0x20 ‖ 32 bytes`).
+pub(crate) const DEK_PROTO_LEN: usize = 2 + KEY_LEN;
+/// Length of `enc_dek` when keystrata wrote it.
+pub const ENCRYPTED_DEK_LEN: usize = SEAL_OVERHEAD + DEK_PROTO_LEN;
+/// Bytes `encrypt` adds to its plaintext: 4 + 67 + 12 + 16 = 99.
+pub const ENCRYPT_OVERHEAD: usize = 4 + ENCRYPTED_DEK_LEN + NONCE_LEN + TAG_LEN;
+
+/// Encrypts `plaintext` under a fresh DEK wrapped by `kek` / `kek_id`.
+pub(crate) fn encrypt(
+    kek: &Aes256Gcm,
+    kek_id: u32,
+    plaintext: &[u8],
+    aad: &[u8],
+) -> Result<Vec<u8>> {
+    let mut dek_proto = Zeroizing::new([0u8; DEK_PROTO_LEN]);
+    dek_proto[0] = 0x1a;
+    dek_proto[1] = 0x20;
+    fill_random(&mut dek_proto[2..])?;
+    let mut dek = Zeroizing::new([0u8; KEY_LEN]);
+    dek.copy_from_slice(&dek_proto[2..]);
+    let dek_cipher = Aes256Gcm::new(&dek);
+
+    let total = plaintext
+        .len()
+        .checked_add(ENCRYPT_OVERHEAD)
+        .ok_or_else(|| Error::invalid("plaintext too long"))?;
+    let mut out = Vec::with_capacity(total);
+    out.extend_from_slice(&(ENCRYPTED_DEK_LEN as u32).to_be_bytes());
+    seal::seal_append(kek, kek_id, &dek_proto[..], b"", &mut out)?;
+    let mut nonce = [0u8; NONCE_LEN];
+    fill_random(&mut nonce)?;
+    out.extend_from_slice(&nonce);
+    let body = out.len();
+    out.resize(total, 0);
+    dek_cipher.seal_into(&nonce, aad, plaintext, &mut out[body..])?;
+    Ok(out)
+}
+
+/// The parts of an envelope ciphertext.
+pub(crate) struct Parsed<'a> {
+    pub(crate) enc_dek: &'a [u8],
+    pub(crate) payload: &'a [u8],
+}
+
+/// Splits an envelope ciphertext, checking only its framing.
+pub(crate) fn parse(blob: &[u8]) -> Result<Parsed<'_>> {
+    if blob.len() < 4 {
+        return Err(Error::format(
+            "envelope ciphertext shorter than its 4-byte length field",
+        ));
+    }
+    let n = u32::from_be_bytes([blob[0], blob[1], blob[2], blob[3]]) as usize;
+    let rest = &blob[4..];
+    if n < SEAL_OVERHEAD || n > rest.len() {
+        return Err(Error::format(format!(
+            "envelope ciphertext names an encrypted DEK of {n} bytes; {} bytes follow",
+            rest.len()
+        )));
+    }
+    let (enc_dek, payload) = rest.split_at(n);
+    if payload.len() < NONCE_LEN + TAG_LEN {
+        return Err(Error::format("envelope ciphertext payload is truncated"));
+    }
+    Ok(Parsed { enc_dek, payload })
+}
+
+/// Reads the DEK out of an unsealed `AesGcmKey` protobuf. keystrata writes
+/// exactly `0x1a 0x20 ‖ key`; Tink may also write a zero `version` field.
+pub(crate) fn dek_from_proto(proto: &[u8]) -> Result<Zeroizing<[u8; KEY_LEN]>> {
+    let key = crate::tink::aes_gcm_key_from_proto(proto)?;
+    Ok(key)
+}
+
+/// Decrypts the payload with `dek`.
+pub(crate) fn open_payload(dek: &[u8; KEY_LEN], payload: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+    let (nonce, ct_tag) = payload.split_at(NONCE_LEN);
+    let mut n = [0u8; NONCE_LEN];
+    n.copy_from_slice(nonce);
+    let cipher = Aes256Gcm::new(dek);
+    let mut out = vec![0u8; ct_tag.len() - TAG_LEN];
+    cipher.open_into(&n, aad, ct_tag, &mut out)?;
+    Ok(out)
+}

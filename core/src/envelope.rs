@@ -1,0 +1,169 @@
+//! The wrapped-key `Envelope` and its object-metadata form.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use base64::Engine as _;
+
+use crate::error::{Error, Result};
+
+/// Metadata key holding the base64 (standard, padded) wrapped key.
+pub const META_WRAPPED_KEY: &str = "x-amz-meta-encryption-wrapped-key";
+/// Metadata key holding the key ID.
+pub const META_KMS_ID: &str = "x-amz-meta-encryption-kms-id";
+/// Metadata key holding the provider name.
+pub const META_PROVIDER: &str = "x-amz-meta-encryption-kms-provider";
+/// Metadata key holding the decimal key version.
+pub const META_KEY_VERSION: &str = "x-amz-meta-encryption-key-version";
+
+/// A data key wrapped by a [`KeyManager`](crate::KeyManager).
+///
+/// Store it beside the data it protects; give it back to
+/// [`KeyManager::unwrap_key`](crate::KeyManager::unwrap_key) with the same
+/// context to get the key back. The envelope is bound to its provider,
+/// key ID, key version and context: changing any of them makes unwrapping
+/// fail.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// The wrapping key's ID (for the keychain: the decimal key ID).
+    pub key_id: String,
+    /// The wrapping key's version.
+    pub key_version: u32,
+    /// Which KeyManager made it (`"keystrata"` for a keychain).
+    pub provider: String,
+    /// The wrapped key. For a keychain, a sealed ciphertext.
+    pub ciphertext: Vec<u8>,
+}
+
+impl fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Envelope")
+            .field("key_id", &self.key_id)
+            .field("key_version", &self.key_version)
+            .field("provider", &self.provider)
+            .field("ciphertext_len", &self.ciphertext.len())
+            .finish()
+    }
+}
+
+impl Envelope {
+    /// The object-metadata form: four string entries, named as S3 gateways
+    /// name them (`x-amz-meta-encryption-*`).
+    pub fn to_metadata(&self) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::new();
+        m.insert(
+            META_WRAPPED_KEY.to_owned(),
+            base64::engine::general_purpose::STANDARD.encode(&self.ciphertext),
+        );
+        m.insert(META_KMS_ID.to_owned(), self.key_id.clone());
+        m.insert(META_PROVIDER.to_owned(), self.provider.clone());
+        m.insert(META_KEY_VERSION.to_owned(), self.key_version.to_string());
+        m
+    }
+
+    /// Reads an envelope back from its metadata form. Other entries in the
+    /// map are ignored; a missing or malformed entry is a Format error.
+    pub fn from_metadata<K, V>(metadata: impl IntoIterator<Item = (K, V)>) -> Result<Envelope>
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let (mut ct, mut id, mut prov, mut ver) = (None, None, None, None);
+        for (k, v) in metadata {
+            let v = v.as_ref();
+            match k.as_ref() {
+                META_WRAPPED_KEY => ct = Some(v.to_owned()),
+                META_KMS_ID => id = Some(v.to_owned()),
+                META_PROVIDER => prov = Some(v.to_owned()),
+                META_KEY_VERSION => ver = Some(v.to_owned()),
+                _ => {}
+            }
+        }
+        let missing = |name: &str| Error::format(format!("envelope metadata lacks {name}"));
+        let ct = ct.ok_or_else(|| missing(META_WRAPPED_KEY))?;
+        let ciphertext = base64::engine::general_purpose::STANDARD
+            .decode(ct.trim())
+            .map_err(|_| Error::format(format!("{META_WRAPPED_KEY} is not valid base64")))?;
+        let ver = ver.ok_or_else(|| missing(META_KEY_VERSION))?;
+        let key_version = ver
+            .trim()
+            .parse::<u32>()
+            .map_err(|_| Error::format(format!("{META_KEY_VERSION} is not a decimal u32")))?;
+        Ok(Envelope {
+            key_id: id.ok_or_else(|| missing(META_KMS_ID))?,
+            key_version,
+            provider: prov.ok_or_else(|| missing(META_PROVIDER))?,
+            ciphertext,
+        })
+    }
+}
+
+/// Domain label of the wrap AAD.
+pub(crate) const WRAP_AAD_LABEL: &[u8] = b"keystrata/wrap/v1";
+
+/// The AAD that binds a wrapped key to its identity and context:
+///
+/// ```text
+/// "keystrata/wrap/v1" ‖ u32be(len) ‖ provider ‖ u32be(len) ‖ key_id
+///                     ‖ u32be(key_version) ‖ u32be(len) ‖ context
+/// ```
+pub fn wrap_aad(provider: &str, key_id: &str, key_version: u32, context: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(
+        WRAP_AAD_LABEL.len() + 16 + provider.len() + key_id.len() + context.len(),
+    );
+    out.extend_from_slice(WRAP_AAD_LABEL);
+    for part in [provider.as_bytes(), key_id.as_bytes()] {
+        out.extend_from_slice(&len32(part.len())?.to_be_bytes());
+        out.extend_from_slice(part);
+    }
+    out.extend_from_slice(&key_version.to_be_bytes());
+    out.extend_from_slice(&len32(context.len())?.to_be_bytes());
+    out.extend_from_slice(context);
+    Ok(out)
+}
+
+pub(crate) fn len32(n: usize) -> Result<u32> {
+    u32::try_from(n).map_err(|_| Error::invalid("field longer than 2^32-1 bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_round_trip_and_errors() {
+        let e = Envelope {
+            key_id: "42".into(),
+            key_version: 3,
+            provider: "keystrata".into(),
+            ciphertext: vec![1, 2, 3, 250],
+        };
+        let m = e.to_metadata();
+        assert_eq!(m[META_KEY_VERSION], "3");
+        assert_eq!(m[META_WRAPPED_KEY], "AQID+g==");
+        assert_eq!(Envelope::from_metadata(&m).expect("parse"), e);
+        let mut bad = m.clone();
+        bad.remove(META_PROVIDER);
+        assert_eq!(
+            Envelope::from_metadata(&bad).unwrap_err().kind(),
+            crate::ErrorKind::Format
+        );
+        let mut bad = m.clone();
+        bad.insert(META_KEY_VERSION.into(), "x".into());
+        assert!(Envelope::from_metadata(&bad).is_err());
+        let mut bad = m;
+        bad.insert(META_WRAPPED_KEY.into(), "***".into());
+        assert!(Envelope::from_metadata(&bad).is_err());
+    }
+
+    #[test]
+    fn wrap_aad_layout() {
+        let a = wrap_aad("p", "k1", 2, b"ctx").expect("aad");
+        let mut want = b"keystrata/wrap/v1".to_vec();
+        want.extend_from_slice(&[
+            0, 0, 0, 1, b'p', 0, 0, 0, 2, b'k', b'1', 0, 0, 0, 2, 0, 0, 0, 3,
+        ]);
+        want.extend_from_slice(b"ctx");
+        assert_eq!(a, want);
+    }
+}

@@ -1,0 +1,224 @@
+//! Lifecycle events and operation counters.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use crate::error::ErrorKind;
+use crate::key::Purpose;
+
+/// What happened to the keychain.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum EventKind {
+    /// A key was created (by generate, rotate or add_key).
+    KeyCreated = 1,
+    /// A new primary was created and made primary (`automatic` tells
+    /// whether the rotation policy did it).
+    KeyRotated = 2,
+    /// An existing key was made primary.
+    KeyPromoted = 3,
+    /// A key was disabled.
+    KeyDisabled = 4,
+    /// A key was enabled again.
+    KeyEnabled = 5,
+    /// A key's material was destroyed.
+    KeyDestroyed = 6,
+    /// A key was derived (derive_origin_key or derive).
+    KeyDerived = 7,
+    /// A decryption (unseal, decrypt or unwrap_key) failed.
+    DecryptFailed = 8,
+}
+
+impl EventKind {
+    /// The snake_case name used in every binding (`"key_rotated"`, …).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventKind::KeyCreated => "key_created",
+            EventKind::KeyRotated => "key_rotated",
+            EventKind::KeyPromoted => "key_promoted",
+            EventKind::KeyDisabled => "key_disabled",
+            EventKind::KeyEnabled => "key_enabled",
+            EventKind::KeyDestroyed => "key_destroyed",
+            EventKind::KeyDerived => "key_derived",
+            EventKind::DecryptFailed => "decrypt_failed",
+        }
+    }
+}
+
+/// One lifecycle event. Carries identifiers only, never material.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Event {
+    /// What happened.
+    pub kind: EventKind,
+    /// The key concerned, when there is one (for `DecryptFailed`, the key
+    /// the input named, if it could be read).
+    pub key_id: Option<u32>,
+    /// That key's version, when known.
+    pub key_version: Option<u32>,
+    /// That key's purpose, when known.
+    pub purpose: Option<Purpose>,
+    /// For `KeyRotated`: whether the rotation policy triggered it.
+    pub automatic: bool,
+    /// For `DecryptFailed`: the kind of error returned to the caller.
+    pub error: Option<ErrorKind>,
+}
+
+impl Event {
+    pub(crate) fn key(kind: EventKind, key_id: u32, version: u32, purpose: Purpose) -> Event {
+        Event {
+            kind,
+            key_id: Some(key_id),
+            key_version: Some(version),
+            purpose: Some(purpose),
+            automatic: false,
+            error: None,
+        }
+    }
+}
+
+/// An identifier returned by [`Keychain::subscribe`](crate::Keychain::subscribe).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SubscriptionId(u64);
+
+type Callback = Arc<dyn Fn(&Event) + Send + Sync + 'static>;
+
+/// A snapshot of a keychain's operation counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Counters {
+    /// Successful seal calls.
+    pub seal: u64,
+    /// Successful unseal calls.
+    pub unseal_ok: u64,
+    /// Failed unseal calls.
+    pub unseal_failed: u64,
+    /// Successful encrypt calls.
+    pub encrypt: u64,
+    /// Successful decrypt calls.
+    pub decrypt_ok: u64,
+    /// Failed decrypt calls.
+    pub decrypt_failed: u64,
+    /// Successful wrap_key calls.
+    pub wrap: u64,
+    /// Successful unwrap_key calls.
+    pub unwrap_ok: u64,
+    /// Failed unwrap_key calls.
+    pub unwrap_failed: u64,
+    /// Successful derive and derive_origin_key calls.
+    pub derive: u64,
+    /// Rotations of either purpose, manual or automatic.
+    pub rotations: u64,
+    /// Errors returned by any keychain call, indexed by
+    /// `ErrorKind::code() - 1`.
+    pub errors: [u64; 12],
+}
+
+impl Counters {
+    /// Errors of one kind returned so far.
+    pub fn errors_of(&self, kind: ErrorKind) -> u64 {
+        self.errors[kind.index()]
+    }
+}
+
+#[derive(Clone, Copy)]
+pub(crate) enum Counter {
+    Seal,
+    UnsealOk,
+    UnsealFailed,
+    Encrypt,
+    DecryptOk,
+    DecryptFailed,
+    Wrap,
+    UnwrapOk,
+    UnwrapFailed,
+    Derive,
+    Rotations,
+}
+
+/// Subscribers and counters of one keychain.
+#[derive(Default)]
+pub(crate) struct Telemetry {
+    counters: [AtomicU64; 11],
+    errors: [AtomicU64; 12],
+    has_subscribers: AtomicBool,
+    next_id: AtomicU64,
+    subscribers: RwLock<Vec<(u64, Callback)>>,
+}
+
+impl Telemetry {
+    #[inline]
+    pub(crate) fn count(&self, c: Counter) {
+        self.counters[c as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub(crate) fn error(&self, kind: ErrorKind) {
+        self.errors[kind.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> Counters {
+        let c = |x: Counter| self.counters[x as usize].load(Ordering::Relaxed);
+        let mut errors = [0u64; 12];
+        for (i, e) in self.errors.iter().enumerate() {
+            errors[i] = e.load(Ordering::Relaxed);
+        }
+        Counters {
+            seal: c(Counter::Seal),
+            unseal_ok: c(Counter::UnsealOk),
+            unseal_failed: c(Counter::UnsealFailed),
+            encrypt: c(Counter::Encrypt),
+            decrypt_ok: c(Counter::DecryptOk),
+            decrypt_failed: c(Counter::DecryptFailed),
+            wrap: c(Counter::Wrap),
+            unwrap_ok: c(Counter::UnwrapOk),
+            unwrap_failed: c(Counter::UnwrapFailed),
+            derive: c(Counter::Derive),
+            rotations: c(Counter::Rotations),
+            errors,
+        }
+    }
+
+    pub(crate) fn subscribe(&self, cb: Callback) -> SubscriptionId {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut subs = self.subscribers.write().unwrap_or_else(|p| p.into_inner());
+        subs.push((id, cb));
+        self.has_subscribers.store(true, Ordering::Release);
+        SubscriptionId(id)
+    }
+
+    pub(crate) fn unsubscribe(&self, id: SubscriptionId) -> bool {
+        let mut subs = self.subscribers.write().unwrap_or_else(|p| p.into_inner());
+        let before = subs.len();
+        subs.retain(|(i, _)| *i != id.0);
+        self.has_subscribers
+            .store(!subs.is_empty(), Ordering::Release);
+        subs.len() != before
+    }
+
+    #[inline]
+    pub(crate) fn wants_events(&self) -> bool {
+        self.has_subscribers.load(Ordering::Acquire)
+    }
+
+    /// Delivers `events` to every subscriber. Must be called with no
+    /// keychain lock held, so a callback may call back into the keychain. A
+    /// callback that panics is contained: the panic is swallowed and the
+    /// other subscribers still run.
+    pub(crate) fn emit(&self, events: &[Event]) {
+        if events.is_empty() || !self.wants_events() {
+            return;
+        }
+        let subs: Vec<Callback> = {
+            let guard = self.subscribers.read().unwrap_or_else(|p| p.into_inner());
+            guard.iter().map(|(_, cb)| Arc::clone(cb)).collect()
+        };
+        for ev in events {
+            for cb in &subs {
+                let _ = catch_unwind(AssertUnwindSafe(|| cb(ev)));
+            }
+        }
+    }
+}

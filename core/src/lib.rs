@@ -1,0 +1,83 @@
+//! # keystrata
+//!
+//! In-process key management: a **keychain** of AES-256 keys with one
+//! primary per purpose, protected at rest by a **root** (an age identity or
+//! passphrase today; an HSM or KMIP server later), with which a program can
+//! **seal** small secrets, **envelope-encrypt** data, **wrap** data keys and
+//! **derive** stable per-origin keys, producing the same bytes as keystrata's
+//! C, Go and Python bindings and as Tink.
+//!
+//! ```
+//! use keystrata::{AgeRoot, Keychain, KeyManager};
+//!
+//! let kc = Keychain::generate()?;
+//!
+//! // Small secrets, in Tink's AEAD format.
+//! let sealed = kc.seal(b"api-token", b"svc=billing")?;
+//! assert_eq!(kc.unseal(&sealed, b"svc=billing")?, b"api-token");
+//!
+//! // Envelope encryption, in Tink's KmsEnvelopeAead layout.
+//! let blob = kc.encrypt(b"the document", b"doc-17")?;
+//! assert_eq!(kc.decrypt(&blob, b"doc-17")?, b"the document");
+//!
+//! // Wrapping a data key you keep elsewhere.
+//! let env = kc.wrap_key(&[7u8; 32], b"bucket/object")?;
+//! assert_eq!(kc.unwrap_key(&env, b"bucket/object")?.expose_secret(), &[7u8; 32]);
+//!
+//! // Stable derived keys.
+//! let k1 = kc.derive_origin_key("https://app.example", "web-1", 0)?;
+//! kc.rotate()?;
+//! assert_eq!(kc.derive_origin_key("https://app.example", "web-1", 0)?, k1);
+//!
+//! // At rest, under an age identity: the saved bytes are an age file.
+//! let root = AgeRoot::generate();
+//! let saved = kc.save(&root)?;
+//! let loaded = Keychain::load(&saved, &root)?;
+//! assert_eq!(loaded.unseal(&sealed, b"svc=billing")?, b"api-token");
+//! # Ok::<(), keystrata::Error>(())
+//! ```
+//!
+//! The byte layouts are specified, with worked examples, in `docs/FORMAT.md`.
+//!
+//! ## Cargo features
+//!
+//! - `aws-lc` (default): AES-GCM from AWS-LC.
+//! - `rustcrypto`: the pure-Rust AES-GCM engine (used when `aws-lc` is off).
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![deny(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod aead;
+mod at_rest;
+pub mod derive;
+pub mod encrypt;
+pub mod envelope;
+mod error;
+pub mod events;
+mod key;
+mod key_manager;
+mod keychain;
+pub mod policy;
+pub mod root;
+pub mod seal;
+mod secret;
+mod store;
+pub mod tink;
+
+pub use crate::at_rest::{FORMAT_NAME, FORMAT_VERSION};
+pub use crate::envelope::Envelope;
+pub use crate::error::{Error, ErrorKind, Result};
+pub use crate::events::{Counters, Event, EventKind, SubscriptionId};
+pub use crate::key::{KeyInfo, KeyStatus, Purpose};
+pub use crate::key_manager::{KeyManager, MAX_WRAPPED_KEY_LEN};
+pub use crate::keychain::{Keychain, KEYCHAIN_PROVIDER};
+pub use crate::policy::Policy;
+pub use crate::root::{AgeRoot, PassphraseRoot, Root};
+pub use crate::secret::SecretBytes;
+pub use crate::store::write_atomic;
+
+/// The version of this crate.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

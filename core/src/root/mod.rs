@@ -1,0 +1,54 @@
+//! Roots: what protects a keychain at rest.
+//!
+//! A root turns the keychain's plaintext JSON into bytes safe to store, and
+//! back. The development roots are [`AgeRoot`] (age X25519 identities) and
+//! [`PassphraseRoot`] (age scrypt); with either, the saved keychain is a
+//! plain age file that `age -d` can open.
+
+mod age;
+
+pub use self::age::{AgeRoot, PassphraseRoot};
+
+use std::sync::Arc;
+
+use zeroize::Zeroizing;
+
+use crate::error::Result;
+
+/// Protects a keychain at rest.
+pub trait Root: Send + Sync {
+    /// A short name of the kind of root (`"age"`, `"age-scrypt"`).
+    fn provider(&self) -> &str;
+
+    /// Encrypts the keychain's plaintext JSON into the bytes to store.
+    fn protect(&self, keychain_json: &[u8]) -> Result<Vec<u8>>;
+
+    /// Decrypts stored bytes back into the keychain's plaintext JSON.
+    /// Wrong key: `Authentication`; not this root's format or truncated:
+    /// `Format`.
+    fn unprotect(&self, stored: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
+}
+
+impl<R: Root + ?Sized> Root for Arc<R> {
+    fn provider(&self) -> &str {
+        (**self).provider()
+    }
+    fn protect(&self, keychain_json: &[u8]) -> Result<Vec<u8>> {
+        (**self).protect(keychain_json)
+    }
+    fn unprotect(&self, stored: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        (**self).unprotect(stored)
+    }
+}
+
+impl<R: Root + ?Sized> Root for &R {
+    fn provider(&self) -> &str {
+        (**self).provider()
+    }
+    fn protect(&self, keychain_json: &[u8]) -> Result<Vec<u8>> {
+        (**self).protect(keychain_json)
+    }
+    fn unprotect(&self, stored: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        (**self).unprotect(stored)
+    }
+}

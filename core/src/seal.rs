@@ -1,0 +1,92 @@
+//! The seal format: Tink's AEAD ciphertext with a TINK output prefix.
+//!
+//! ```text
+//! 0x01 ‖ BE32(key_id) ‖ nonce(12) ‖ ciphertext ‖ tag(16)
+//! ```
+//!
+//! The AAD given to AES-GCM is the caller's aad only: the 5-byte prefix is
+//! not authenticated by GCM itself, but a changed key ID selects another key
+//! (or none) and so fails anyway.
+
+use crate::aead::{fill_random, AeadEngine, Aes256Gcm, NONCE_LEN, TAG_LEN};
+use crate::error::{Error, Result};
+
+/// The first byte of every sealed ciphertext (Tink's TINK prefix type).
+pub const PREFIX_BYTE: u8 = 0x01;
+/// Length of the prefix: the version byte and the big-endian key ID.
+pub const PREFIX_LEN: usize = 5;
+/// Bytes a sealed ciphertext adds to its plaintext: 5 + 12 + 16.
+pub const SEAL_OVERHEAD: usize = PREFIX_LEN + NONCE_LEN + TAG_LEN;
+
+/// Reads the key ID a sealed ciphertext names, checking its shape.
+pub(crate) fn key_id(ciphertext: &[u8]) -> Result<u32> {
+    if ciphertext.len() < SEAL_OVERHEAD {
+        return Err(Error::format(format!(
+            "sealed ciphertext is {} bytes; the minimum is {SEAL_OVERHEAD}",
+            ciphertext.len()
+        )));
+    }
+    if ciphertext[0] != PREFIX_BYTE {
+        return Err(Error::format(format!(
+            "sealed ciphertext starts with 0x{:02x}, expected 0x01 (Tink prefix)",
+            ciphertext[0]
+        )));
+    }
+    Ok(u32::from_be_bytes([
+        ciphertext[1],
+        ciphertext[2],
+        ciphertext[3],
+        ciphertext[4],
+    ]))
+}
+
+/// Appends `seal(plaintext, aad)` under `cipher` / `key_id` to `out`.
+pub(crate) fn seal_append(
+    cipher: &Aes256Gcm,
+    key_id: u32,
+    plaintext: &[u8],
+    aad: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let start = out.len();
+    let total = plaintext
+        .len()
+        .checked_add(SEAL_OVERHEAD)
+        .ok_or_else(|| Error::invalid("plaintext too long"))?;
+    out.reserve_exact(total);
+    out.push(PREFIX_BYTE);
+    out.extend_from_slice(&key_id.to_be_bytes());
+    let mut nonce = [0u8; NONCE_LEN];
+    fill_random(&mut nonce)?;
+    out.extend_from_slice(&nonce);
+    let body = out.len();
+    out.resize(start + total, 0);
+    let result = cipher.seal_into(&nonce, aad, plaintext, &mut out[body..]);
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
+}
+
+/// Seals into a fresh vector of exactly the right size.
+pub(crate) fn seal(
+    cipher: &Aes256Gcm,
+    key_id: u32,
+    plaintext: &[u8],
+    aad: &[u8],
+) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    seal_append(cipher, key_id, plaintext, aad, &mut out)?;
+    Ok(out)
+}
+
+/// Opens a sealed ciphertext whose prefix was already checked by [`key_id`].
+pub(crate) fn open(cipher: &Aes256Gcm, ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+    let body = &ciphertext[PREFIX_LEN..];
+    let (nonce, ct_tag) = body.split_at(NONCE_LEN);
+    let mut n = [0u8; NONCE_LEN];
+    n.copy_from_slice(nonce);
+    let mut out = vec![0u8; ct_tag.len() - TAG_LEN];
+    cipher.open_into(&n, aad, ct_tag, &mut out)?;
+    Ok(out)
+}

@@ -1,0 +1,218 @@
+//! Tink cleartext JSON keysets: import and export of AES-256-GCM keys.
+//!
+//! keystrata's seal format is Tink's AES-GCM AEAD with the TINK output
+//! prefix, so a Tink keyset of 32-byte `AesGcmKey`s with `TINK` prefixes can
+//! be imported and keeps decrypting the ciphertexts Tink made, and a
+//! keychain's encryption keys can be exported for Tink to use.
+
+use base64::Engine as _;
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+use crate::aead::KEY_LEN;
+use crate::error::{Error, Result};
+use crate::key::KeyStatus;
+
+/// Tink's type URL for AES-GCM keys.
+pub const AES_GCM_TYPE_URL: &str = "type.googleapis.com/google.crypto.tink.AesGcmKey";
+
+/// One key read from a Tink keyset.
+pub(crate) struct TinkKey {
+    pub(crate) key_id: u32,
+    pub(crate) status: KeyStatus,
+    pub(crate) material: Zeroizing<[u8; KEY_LEN]>,
+}
+
+/// A Tink keyset, parsed.
+pub(crate) struct TinkKeyset {
+    pub(crate) primary_key_id: u32,
+    pub(crate) keys: Vec<TinkKey>,
+}
+
+fn unsupported_key(id: u64, what: &str) -> Error {
+    Error::unsupported(format!(
+        "Tink key {id}: {what}; keystrata imports only 32-byte AesGcmKey keys with TINK output prefix"
+    ))
+}
+
+/// Parses the protobuf of a Tink `AesGcmKey`: `version` (field 1, must be
+/// 0), `key_value` (field 3, must be 32 bytes). Nothing else is accepted.
+pub(crate) fn aes_gcm_key_from_proto(proto: &[u8]) -> Result<Zeroizing<[u8; KEY_LEN]>> {
+    let mut i = 0;
+    let mut key: Option<Zeroizing<[u8; KEY_LEN]>> = None;
+    let bad = |m: &str| Error::unsupported(format!("AesGcmKey protobuf: {m}"));
+    while i < proto.len() {
+        match proto[i] {
+            0x08 => {
+                // field 1, varint: the key version; only 0 exists.
+                if proto.get(i + 1) != Some(&0) {
+                    return Err(bad("unsupported key version"));
+                }
+                i += 2;
+            }
+            0x1a => {
+                if proto.get(i + 1) != Some(&(KEY_LEN as u8)) {
+                    return Err(bad("key_value is not 32 bytes"));
+                }
+                let start = i + 2;
+                let end = start + KEY_LEN;
+                let src = proto
+                    .get(start..end)
+                    .ok_or_else(|| Error::format("AesGcmKey protobuf is truncated"))?;
+                let mut k = Zeroizing::new([0u8; KEY_LEN]);
+                k.copy_from_slice(src);
+                key = Some(k);
+                i = end;
+            }
+            tag => return Err(bad(&format!("unexpected field tag 0x{tag:02x}"))),
+        }
+    }
+    key.ok_or_else(|| bad("no key_value"))
+}
+
+fn u32_field(v: &Value, name: &str) -> Result<u32> {
+    let n = v
+        .get(name)
+        .and_then(Value::as_u64)
+        .ok_or_else(|| Error::format(format!("Tink keyset: missing or non-integer \"{name}\"")))?;
+    u32::try_from(n).map_err(|_| Error::format(format!("Tink keyset: \"{name}\" exceeds 32 bits")))
+}
+
+/// Parses a Tink cleartext JSON keyset.
+pub(crate) fn parse_keyset(json: &str) -> Result<TinkKeyset> {
+    let v: Value = serde_json::from_str(json)
+        .map_err(|e| Error::format(format!("Tink keyset is not valid JSON: {e}")))?;
+    let primary_key_id = u32_field(&v, "primaryKeyId")?;
+    let list = v
+        .get("key")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::format("Tink keyset: missing \"key\" array"))?;
+    if list.is_empty() {
+        return Err(Error::format("Tink keyset has no keys"));
+    }
+    let mut keys = Vec::with_capacity(list.len());
+    for k in list {
+        let key_id = u32_field(k, "keyId")?;
+        let id = u64::from(key_id);
+        if key_id == 0 {
+            return Err(unsupported_key(id, "key ID 0 cannot be represented"));
+        }
+        let status = match k.get("status").and_then(Value::as_str) {
+            Some("ENABLED") => KeyStatus::Enabled,
+            Some("DISABLED") => KeyStatus::Disabled,
+            Some("DESTROYED") => KeyStatus::Destroyed,
+            other => {
+                return Err(Error::format(format!(
+                    "Tink key {id}: unknown status {other:?}"
+                )))
+            }
+        };
+        match k.get("outputPrefixType").and_then(Value::as_str) {
+            Some("TINK") => {}
+            Some(other) => return Err(unsupported_key(id, &format!("output prefix {other}"))),
+            None => return Err(Error::format(format!("Tink key {id}: no outputPrefixType"))),
+        }
+        let data = k.get("keyData");
+        if status == KeyStatus::Destroyed && data.is_none() {
+            return Err(unsupported_key(id, "destroyed keys without key data"));
+        }
+        let data = data.ok_or_else(|| Error::format(format!("Tink key {id}: no keyData")))?;
+        let type_url = data.get("typeUrl").and_then(Value::as_str).unwrap_or("");
+        if type_url != AES_GCM_TYPE_URL {
+            return Err(unsupported_key(id, &format!("key type {type_url}")));
+        }
+        let value = data
+            .get("value")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::format(format!("Tink key {id}: no keyData.value")))?;
+        let proto = Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(value)
+                .map_err(|_| {
+                    Error::format(format!("Tink key {id}: keyData.value is not base64"))
+                })?,
+        );
+        let material = aes_gcm_key_from_proto(&proto).map_err(|e| {
+            if e.kind() == crate::ErrorKind::Unsupported {
+                unsupported_key(id, e.message())
+            } else {
+                e
+            }
+        })?;
+        if keys.iter().any(|x: &TinkKey| x.key_id == key_id) {
+            return Err(Error::format(format!(
+                "Tink keyset: key ID {id} appears twice"
+            )));
+        }
+        keys.push(TinkKey {
+            key_id,
+            status,
+            material,
+        });
+    }
+    match keys.iter().find(|k| k.key_id == primary_key_id) {
+        Some(k) if k.status == KeyStatus::Enabled => {}
+        Some(_) => return Err(Error::format("Tink keyset: the primary key is not enabled")),
+        None => return Err(Error::format("Tink keyset: primaryKeyId names no key")),
+    }
+    Ok(TinkKeyset {
+        primary_key_id,
+        keys,
+    })
+}
+
+/// Writes one key entry of a Tink cleartext JSON keyset into `out`, whose
+/// capacity the caller reserved (so no reallocation leaves copies behind).
+pub(crate) fn write_key_json(
+    out: &mut Zeroizing<String>,
+    key_id: u32,
+    status: KeyStatus,
+    material: &[u8; KEY_LEN],
+) {
+    let mut proto = Zeroizing::new([0u8; 2 + KEY_LEN]);
+    proto[0] = 0x1a;
+    proto[1] = KEY_LEN as u8;
+    proto[2..].copy_from_slice(material);
+    let mut b64 = Zeroizing::new([0u8; 48]);
+    let n = base64::engine::general_purpose::STANDARD
+        .encode_slice(&proto[..], &mut b64[..])
+        .unwrap_or(0);
+    let status = match status {
+        KeyStatus::Enabled => "ENABLED",
+        KeyStatus::Disabled => "DISABLED",
+        KeyStatus::Destroyed => "DESTROYED",
+    };
+    out.push_str("{\"keyData\":{\"typeUrl\":\"");
+    out.push_str(AES_GCM_TYPE_URL);
+    out.push_str("\",\"value\":\"");
+    out.push_str(std::str::from_utf8(&b64[..n]).unwrap_or(""));
+    out.push_str("\",\"keyMaterialType\":\"SYMMETRIC\"},\"status\":\"");
+    out.push_str(status);
+    out.push_str("\",\"keyId\":");
+    out.push_str(&key_id.to_string());
+    out.push_str(",\"outputPrefixType\":\"TINK\"}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proto_parser_accepts_only_aes256_gcm_keys() {
+        let mut p = vec![0x1a, 0x20];
+        p.extend_from_slice(&[5u8; 32]);
+        assert_eq!(*aes_gcm_key_from_proto(&p).expect("ok"), [5u8; 32]);
+        let mut v0 = vec![0x08, 0x00];
+        v0.extend_from_slice(&p);
+        assert!(aes_gcm_key_from_proto(&v0).is_ok());
+        let mut short = vec![0x1a, 0x10];
+        short.extend_from_slice(&[5u8; 16]);
+        assert_eq!(
+            aes_gcm_key_from_proto(&short).unwrap_err().kind(),
+            crate::ErrorKind::Unsupported
+        );
+        assert!(aes_gcm_key_from_proto(&p[..20]).is_err());
+        assert!(aes_gcm_key_from_proto(&[0x08, 0x01]).is_err());
+        assert!(aes_gcm_key_from_proto(&[]).is_err());
+    }
+}
