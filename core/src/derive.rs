@@ -31,15 +31,25 @@ pub fn origin_info(origin: &[u8], instance: &[u8], epoch: u64) -> Result<Vec<u8>
     Ok(info)
 }
 
-/// HKDF-SHA256 with no salt: `length` bytes from `ikm` and `info`.
-pub(crate) fn hkdf_sha256(ikm: &[u8], info: &[u8], length: usize) -> Result<SecretBytes> {
+/// HKDF-SHA256 (RFC 5869): `length` bytes (1 to 8160) from `salt` (none
+/// means HashLen zero bytes), `ikm` and `info`.
+///
+/// The keychain's derivations use this with no salt and the key's material
+/// as `ikm`; it is public so the shared test vectors (Wycheproof) can check
+/// it directly.
+pub fn hkdf_sha256(
+    salt: Option<&[u8]>,
+    ikm: &[u8],
+    info: &[u8],
+    length: usize,
+) -> Result<SecretBytes> {
     if length == 0 || length > MAX_DERIVE_LEN {
         return Err(Error::invalid(format!(
             "derive length must be between 1 and {MAX_DERIVE_LEN} bytes, got {length}"
         )));
     }
     let mut okm = Zeroizing::new(vec![0u8; length]);
-    Hkdf::<Sha256>::new(None, ikm)
+    Hkdf::<Sha256>::new(salt, ikm)
         .expand(info, &mut okm)
         .map_err(|_| Error::internal("HKDF expand refused a valid length"))?;
     Ok(SecretBytes::from_zeroizing(okm))

@@ -527,7 +527,7 @@ impl Keychain {
         let set = self.state.load();
         let id = key_id.unwrap_or_else(|| set.primary_id(Purpose::Derive));
         let (key, secret) = set.usable(id, Purpose::Derive)?;
-        let out = derive::hkdf_sha256(&secret.material.0, info, length)?;
+        let out = derive::hkdf_sha256(None, &secret.material.0, info, length)?;
         Ok((out, key.id, key.version))
     }
 

@@ -1,0 +1,257 @@
+//! Keychains bound to a file: every change of state is written before it is
+//! used, rotation happens by itself at the policy limit, and nothing saved
+//! is ever lost or overwritten by a failure.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use keystrata::{
+    AgeRoot, ErrorKind, EventKind, KeyManager, Keychain, PassphraseRoot, Policy, Root,
+};
+
+fn small_policy(max: u64, block: u64) -> Policy {
+    Policy {
+        max_encryptions_per_key: max,
+        usage_block: block,
+        ..Policy::default()
+    }
+}
+
+fn key_id(ct: &[u8]) -> u32 {
+    u32::from_be_bytes([ct[1], ct[2], ct[3], ct[4]])
+}
+
+#[test]
+fn open_creates_then_reopens_the_same_keychain() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kc.age");
+    let root = AgeRoot::generate();
+    let kc = Keychain::open(&path, &root).unwrap();
+    assert!(kc.is_bound());
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.starts_with(b"age-encryption.org/v1\n"));
+    let ct = kc.seal(b"hello", b"").unwrap();
+    let keys = kc.keys();
+    drop(kc);
+    let again = Keychain::open(&path, &root).unwrap();
+    assert_eq!(again.unseal(&ct, b"").unwrap(), b"hello");
+    assert_eq!(
+        again.keys().iter().map(|k| k.key_id).collect::<Vec<_>>(),
+        keys.iter().map(|k| k.key_id).collect::<Vec<_>>()
+    );
+    // No temporary files are left behind.
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+}
+
+#[test]
+fn every_change_is_in_the_file_before_it_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kc.age");
+    let root = AgeRoot::generate();
+    let kc = Keychain::open_with_policy(&path, &root, Some(small_policy(1 << 32, 4))).unwrap();
+    let on_disk = || Keychain::load_file(&path, &root).unwrap();
+
+    let p2 = kc.rotate().unwrap();
+    assert_eq!(on_disk().primary().unwrap().key_id, p2.key_id);
+    let added = kc.add_key(keystrata::Purpose::Encrypt).unwrap();
+    assert!(on_disk().keys().iter().any(|k| k.key_id == added.key_id));
+    kc.promote(added.key_id).unwrap();
+    assert_eq!(on_disk().primary().unwrap().key_id, added.key_id);
+    kc.disable(p2.key_id).unwrap();
+    assert_eq!(
+        on_disk()
+            .keys()
+            .iter()
+            .find(|k| k.key_id == p2.key_id)
+            .unwrap()
+            .status,
+        keystrata::KeyStatus::Disabled
+    );
+
+    // Usage: after n encryptions the file has reserved at least n.
+    for n in 1..=10u64 {
+        kc.seal(b"x", b"").unwrap();
+        let usage = on_disk().primary().unwrap().usage;
+        assert!(usage >= n, "file reserves {usage} < {n} used");
+        assert!(
+            usage <= n + 4,
+            "file reserves {usage}, more than one block ahead of {n}"
+        );
+    }
+}
+
+#[test]
+fn bound_keychain_rotates_by_itself_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kc.age");
+    let root = AgeRoot::generate();
+    let kc = Keychain::open_with_policy(&path, &root, Some(small_policy(3, 2))).unwrap();
+    let rotations: Arc<Mutex<Vec<(u32, bool)>>> = Arc::default();
+    let r2 = Arc::clone(&rotations);
+    kc.subscribe(move |e| {
+        if e.kind == EventKind::KeyRotated {
+            r2.lock().unwrap().push((e.key_id.unwrap(), e.automatic));
+        }
+    });
+    let mut cts = Vec::new();
+    for i in 0..10u32 {
+        cts.push((i, kc.seal(&i.to_be_bytes(), b"").unwrap()));
+    }
+    let mut per_key: HashMap<u32, u32> = HashMap::new();
+    for (_, ct) in &cts {
+        *per_key.entry(key_id(ct)).or_default() += 1;
+    }
+    assert_eq!(per_key.len(), 4, "10 seals at 3 per key use 4 keys");
+    assert!(per_key.values().all(|n| *n <= 3));
+    let rot = rotations.lock().unwrap().clone();
+    assert_eq!(rot.len(), 3);
+    assert!(rot.iter().all(|(_, auto)| *auto));
+    assert_eq!(kc.counters().rotations, 3);
+    let loaded = Keychain::load_file(&path, &root).unwrap();
+    for (i, ct) in &cts {
+        assert_eq!(loaded.unseal(ct, b"").unwrap(), i.to_be_bytes());
+    }
+}
+
+#[test]
+fn a_file_that_does_not_open_is_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kc.age");
+    let root = AgeRoot::generate();
+    Keychain::open(&path, &root).unwrap();
+    let before = std::fs::read(&path).unwrap();
+
+    let e = Keychain::open(&path, &AgeRoot::generate()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Authentication);
+    let pass = PassphraseRoot::with_work_factor("pw", 10).unwrap();
+    assert_eq!(
+        Keychain::open(&path, &pass).unwrap_err().kind(),
+        ErrorKind::Authentication
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+
+    let mut bad = before.clone();
+    let n = bad.len();
+    bad[n - 5] ^= 1;
+    std::fs::write(&path, &bad).unwrap();
+    assert_eq!(
+        Keychain::open(&path, &root).unwrap_err().kind(),
+        ErrorKind::Authentication
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), bad);
+    std::fs::write(&path, &before[..50]).unwrap();
+    assert_eq!(
+        Keychain::open(&path, &root).unwrap_err().kind(),
+        ErrorKind::Format
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), &before[..50]);
+}
+
+#[test]
+fn a_failed_write_changes_nothing_and_returns_no_ciphertext() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let path = sub.join("kc.age");
+    let root = AgeRoot::generate();
+    let kc = Keychain::open_with_policy(&path, &root, Some(small_policy(1 << 32, 1))).unwrap();
+    kc.seal(b"first", b"").unwrap();
+    let primary = kc.primary().unwrap();
+    std::fs::remove_dir_all(&sub).unwrap();
+
+    assert_eq!(kc.rotate().unwrap_err().kind(), ErrorKind::Io);
+    assert_eq!(
+        kc.primary().unwrap().key_id,
+        primary.key_id,
+        "rotation applied without being saved"
+    );
+    // With a block of 1, the next seal needs a write: it must fail rather
+    // than hand out a count the store never recorded.
+    assert_eq!(kc.seal(b"second", b"").unwrap_err().kind(), ErrorKind::Io);
+    assert_eq!(kc.counters().errors_of(ErrorKind::Io), 2);
+    // The directory comes back: everything works again.
+    std::fs::create_dir(&sub).unwrap();
+    let ct = kc.seal(b"third", b"").unwrap();
+    assert_eq!(
+        Keychain::load_file(&path, &root)
+            .unwrap()
+            .unseal(&ct, b"")
+            .unwrap(),
+        b"third"
+    );
+}
+
+#[test]
+fn an_unbound_keychain_saved_to_a_file_stays_unbound() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kc.age");
+    let root = AgeRoot::generate();
+    let kc = Keychain::generate_with_policy(small_policy(1, 1)).unwrap();
+    kc.save_file(&path, &root).unwrap();
+    kc.seal(b"x", b"").unwrap();
+    assert_eq!(kc.seal(b"x", b"").unwrap_err().kind(), ErrorKind::Policy);
+    assert_eq!(
+        kc.keys().len(),
+        2,
+        "an unbound keychain never rotates by itself"
+    );
+    let loaded = Keychain::load_file(&path, &root).unwrap();
+    assert!(!loaded.is_bound());
+    assert_eq!(
+        Keychain::load_file(dir.path().join("absent"), &root)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Io
+    );
+    assert_eq!(
+        keystrata::write_atomic(dir.path(), b"x")
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Io
+    );
+}
+
+#[test]
+fn root_as_key_manager() {
+    // The age roots are KeyManagers too.
+    let age = AgeRoot::generate();
+    let pass = PassphraseRoot::with_work_factor("pw", 10).unwrap();
+    for km in [&age as &dyn KeyManager, &pass as &dyn KeyManager] {
+        let env = km.wrap_key(&[9u8; 32], b"ctx").unwrap();
+        assert_eq!(env.provider, km.provider());
+        assert_eq!(km.active_key_version().unwrap(), 1);
+        assert_eq!(
+            km.unwrap_key(&env, b"ctx").unwrap().expose_secret(),
+            &[9u8; 32]
+        );
+        assert_eq!(
+            km.unwrap_key(&env, b"other").unwrap_err().kind(),
+            ErrorKind::Authentication
+        );
+        let mut e = env.clone();
+        e.provider = "keystrata".into();
+        assert_eq!(
+            km.unwrap_key(&e, b"ctx").unwrap_err().kind(),
+            ErrorKind::InvalidInput
+        );
+        km.health_check().unwrap();
+    }
+    age.close().unwrap();
+    age.close().unwrap();
+    assert_eq!(
+        age.health_check().unwrap_err().kind(),
+        ErrorKind::Unavailable
+    );
+    assert_eq!(
+        age.protect(b"x").unwrap_err().kind(),
+        ErrorKind::Unavailable
+    );
+    assert_eq!(
+        age.wrap_key(&[1; 16], b"").unwrap_err().kind(),
+        ErrorKind::Unavailable
+    );
+}
