@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Runs every test suite of keystrata, prints one summary line per suite and
+# a final "N passed, N failed" line over all of them. Exits non-zero if any
+# suite failed. Called by `make test` (after scripts/setup.sh).
+set -uo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+export CARGO_TERM_COLOR=never
+LOGDIR="${KEYSTRATA_TEST_LOGS:-$REPO/target/test-logs}"
+mkdir -p "$LOGDIR"
+
+total_pass=0
+total_fail=0
+failed_suites=()
+summaries=()
+
+# Sum "test result: ok. N passed; M failed" lines of cargo test output.
+cargo_counts() {
+  awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed/) p += $(i-1); if ($(i) ~ /^failed/) f += $(i-1) } }
+       END { printf "%d %d\n", p, f }' "$1"
+}
+
+# suite NAME KIND COMMAND...   KIND: cargo (count test results), check (1 test)
+suite() {
+  local name="$1" kind="$2"
+  shift 2
+  local log="$LOGDIR/$name.log"
+  echo "==> $name: $*"
+  local start=$SECONDS
+  "$@" >"$log" 2>&1
+  local rc=$?
+  local p f
+  case "$kind" in
+    cargo) read -r p f < <(cargo_counts "$log") ;;
+    tink) read -r p f < <(awk '/^(tink-interop|tink-to-keystrata):/ { p += $2; f += $4 } END { printf "%d %d\n", p, f }' "$log") ;;
+    *) if [ $rc -eq 0 ]; then p=1 f=0; else p=0 f=1; fi ;;
+  esac
+  if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+  total_pass=$((total_pass + p))
+  total_fail=$((total_fail + f))
+  local line="$name: $p passed, $f failed ($((SECONDS - start)) s)"
+  summaries+=("$line")
+  if [ $rc -ne 0 ]; then
+    failed_suites+=("$name")
+    echo "--- $name failed (exit $rc); last lines of $log:"
+    tail -n 40 "$log"
+  fi
+  echo "    $line"
+}
+
+suite rust-fmt check cargo fmt --all -- --check
+suite rust-clippy check cargo clippy --workspace --all-features --all-targets -- -D warnings
+suite rust-doc check env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
+suite rust-aws-lc cargo cargo test --workspace
+suite rust-both-engines cargo cargo test -p keystrata --all-features
+suite rust-rustcrypto cargo cargo test -p keystrata --no-default-features --features rustcrypto
+suite tink-interop tink bash tests/tink/interop.sh
+
+echo
+echo "== summary"
+for s in "${summaries[@]}"; do echo "$s"; done
+if [ ${#failed_suites[@]} -gt 0 ]; then
+  echo "failed suites: ${failed_suites[*]} (logs in $LOGDIR)"
+fi
+echo "$total_pass passed, $total_fail failed"
+[ ${#failed_suites[@]} -eq 0 ]
