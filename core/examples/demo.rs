@@ -46,13 +46,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 4. Seal a small secret, envelope-encrypt a document, wrap a data key.
     let sealed = kc.seal(b"postgres://billing:hunter2@db/billing", b"service=billing")?;
-    println!("4. sealed a secret: {} bytes, Tink AEAD format (prefix {})", sealed.len(), hex(&sealed[..5]));
+    println!(
+        "4. sealed a secret: {} bytes, Tink AEAD format (prefix {})",
+        sealed.len(),
+        hex(&sealed[..5])
+    );
     let doc = b"Quarterly numbers: up and to the right.".repeat(100);
     let blob = kc.encrypt(&doc, b"doc=q3-report")?;
-    println!("5. encrypted a {} byte document with a fresh data key: {} bytes", doc.len(), blob.len());
+    println!(
+        "5. encrypted a {} byte document with a fresh data key: {} bytes",
+        doc.len(),
+        blob.len()
+    );
     let env = kc.wrap_key(&[0x42; 32], b"bucket/reports/q3.pdf")?;
     let meta = env.to_metadata();
-    println!("6. wrapped a data key for object metadata: {} entries, key version {}", meta.len(), env.key_version);
+    println!(
+        "6. wrapped a data key for object metadata: {} entries, key version {}",
+        meta.len(),
+        env.key_version
+    );
 
     // 5. Derive a stable per-origin key.
     let origin_key = kc.derive_origin_key("https://app.example", "web-1", 0)?;
@@ -63,11 +75,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     kc.save_file(&kc_path, &root)?;
     println!("8. rotated: new primary {} v{}; saved", p.key_id, p.version);
     let kc = Keychain::load_file(&kc_path, &root)?;
-    assert_eq!(kc.unseal(&sealed, b"service=billing")?, b"postgres://billing:hunter2@db/billing");
+    assert_eq!(
+        kc.unseal(&sealed, b"service=billing")?,
+        b"postgres://billing:hunter2@db/billing"
+    );
     assert_eq!(kc.decrypt(&blob, b"doc=q3-report")?, doc);
     let dek = kc.unwrap_key(&Envelope::from_metadata(&meta)?, b"bucket/reports/q3.pdf")?;
     assert_eq!(dek.expose_secret(), &[0x42; 32]);
-    assert_eq!(kc.derive_origin_key("https://app.example", "web-1", 0)?, origin_key);
+    assert_eq!(
+        kc.derive_origin_key("https://app.example", "web-1", 0)?,
+        origin_key
+    );
     println!("9. after rotation: secret unsealed, document decrypted, key unwrapped, origin key unchanged");
 
     let tampered = {
@@ -76,11 +94,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         t[n - 1] ^= 1;
         t
     };
-    println!("10. a tampered ciphertext is refused: {}", kc.unseal(&tampered, b"service=billing").unwrap_err());
+    println!(
+        "10. a tampered ciphertext is refused: {}",
+        kc.unseal(&tampered, b"service=billing").unwrap_err()
+    );
 
     println!();
     println!("Try next:");
-    println!("  age -d -i {} {}   # the keychain is a plain age file", id_path.display(), kc_path.display());
+    println!(
+        "  age -d -i {} {}   # the keychain is a plain age file",
+        id_path.display(),
+        kc_path.display()
+    );
     println!("  make test                              # every suite, including Tink interop");
     println!("  docs/FORMAT.md                         # every byte, with worked examples");
     Ok(())

@@ -82,13 +82,11 @@ impl Envelope {
         let missing = |name: &str| Error::format(format!("envelope metadata lacks {name}"));
         let ct = ct.ok_or_else(|| missing(META_WRAPPED_KEY))?;
         let ciphertext = base64::engine::general_purpose::STANDARD
-            .decode(ct.trim())
+            .decode(ct.as_bytes())
             .map_err(|_| Error::format(format!("{META_WRAPPED_KEY} is not valid base64")))?;
         let ver = ver.ok_or_else(|| missing(META_KEY_VERSION))?;
-        let key_version = ver
-            .trim()
-            .parse::<u32>()
-            .map_err(|_| Error::format(format!("{META_KEY_VERSION} is not a decimal u32")))?;
+        let key_version = parse_decimal_u32(&ver)
+            .ok_or_else(|| Error::format(format!("{META_KEY_VERSION} is not a decimal u32")))?;
         Ok(Envelope {
             key_id: id.ok_or_else(|| missing(META_KMS_ID))?,
             key_version,
@@ -120,6 +118,15 @@ pub fn wrap_aad(provider: &str, key_id: &str, key_version: u32, context: &[u8]) 
     out.extend_from_slice(&len32(context.len())?.to_be_bytes());
     out.extend_from_slice(context);
     Ok(out)
+}
+
+/// Parses ASCII digits only (no sign, no spaces, no underscores), so every
+/// language reads the same strings the same way.
+pub(crate) fn parse_decimal_u32(s: &str) -> Option<u32> {
+    if s.is_empty() || s.len() > 10 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
 }
 
 pub(crate) fn len32(n: usize) -> Result<u32> {

@@ -282,9 +282,10 @@ impl Keychain {
     /// Loads a keychain from bytes made by [`save`](Keychain::save), opening
     /// them with `root`. The result is unbound: it never rotates on its own.
     ///
-    /// Errors: wrong identity or passphrase, or tampered bytes:
-    /// `Authentication`; not a saved keychain or truncated: `Format`; a
-    /// newer format version: `Unsupported`.
+    /// Errors: wrong identity or passphrase, tampered bytes, or a payload cut
+    /// short (age cannot tell a cut from tampering): `Authentication`; not a
+    /// saved keychain, or a header cut short: `Format`; a newer format
+    /// version: `Unsupported`.
     pub fn load(saved: &[u8], root: &dyn Root) -> Result<Keychain> {
         let json = root.unprotect(saved)?;
         let set = at_rest::from_json(&json)?;
@@ -742,9 +743,11 @@ impl Keychain {
         let now = now_unix();
         let mut set = KeySet::empty();
         for (i, k) in ks.keys.iter().enumerate() {
-            let secret = match k.status {
-                KeyStatus::Destroyed => None,
-                _ => Some(Arc::new(Secret::new(KeyMaterial(*k.material)))),
+            let secret = match (&k.material, k.status) {
+                (Some(m), KeyStatus::Enabled | KeyStatus::Disabled) => {
+                    Some(Arc::new(Secret::new(KeyMaterial(**m))))
+                }
+                _ => None,
             };
             set.keys.push(Key {
                 id: k.key_id,
@@ -1022,10 +1025,8 @@ impl Keychain {
                 env.provider
             )));
         }
-        let id: u32 = env
-            .key_id
-            .parse()
-            .map_err(|_| Error::format("envelope key_id is not a decimal key ID"))?;
+        let id = crate::envelope::parse_decimal_u32(&env.key_id)
+            .ok_or_else(|| Error::format("envelope key_id is not a decimal key ID"))?;
         if seal::key_id(&env.ciphertext)? != id {
             return Err(Error::authentication());
         }
@@ -1061,7 +1062,7 @@ impl KeyManager for Keychain {
 
     fn unwrap_key(&self, envelope: &Envelope, context: &[u8]) -> Result<SecretBytes> {
         let r = self.unwrap_inner(envelope, context);
-        let id = envelope.key_id.parse().ok();
+        let id = crate::envelope::parse_decimal_u32(&envelope.key_id);
         self.done_decrypt(r, Counter::UnwrapOk, Counter::UnwrapFailed, id)
     }
 

@@ -20,7 +20,8 @@ pub const AES_GCM_TYPE_URL: &str = "type.googleapis.com/google.crypto.tink.AesGc
 pub(crate) struct TinkKey {
     pub(crate) key_id: u32,
     pub(crate) status: KeyStatus,
-    pub(crate) material: Zeroizing<[u8; KEY_LEN]>,
+    /// `None` for a destroyed key whose data Tink cleared.
+    pub(crate) material: Option<Zeroizing<[u8; KEY_LEN]>>,
 }
 
 /// A Tink keyset, parsed.
@@ -114,7 +115,19 @@ pub(crate) fn parse_keyset(json: &str) -> Result<TinkKeyset> {
         }
         let data = k.get("keyData");
         if status == KeyStatus::Destroyed && data.is_none() {
-            return Err(unsupported_key(id, "destroyed keys without key data"));
+            // Tink clears the key data of destroyed keys: keep the key ID
+            // so its ciphertexts fail with KeyDestroyed.
+            if keys.iter().any(|x: &TinkKey| x.key_id == key_id) {
+                return Err(Error::format(format!(
+                    "Tink keyset: key ID {id} appears twice"
+                )));
+            }
+            keys.push(TinkKey {
+                key_id,
+                status,
+                material: None,
+            });
+            continue;
         }
         let data = data.ok_or_else(|| Error::format(format!("Tink key {id}: no keyData")))?;
         let type_url = data.get("typeUrl").and_then(Value::as_str).unwrap_or("");
@@ -147,7 +160,7 @@ pub(crate) fn parse_keyset(json: &str) -> Result<TinkKeyset> {
         keys.push(TinkKey {
             key_id,
             status,
-            material,
+            material: Some(material),
         });
     }
     match keys.iter().find(|k| k.key_id == primary_key_id) {

@@ -7,7 +7,13 @@
 
 mod age;
 
-pub use self::age::{AgeRoot, PassphraseRoot};
+pub use self::age::{
+    AgeRoot, PassphraseRoot, AGE_PROVIDER, DEFAULT_MAX_SCRYPT_WORK_FACTOR,
+    DEFAULT_SCRYPT_WORK_FACTOR, SCRYPT_PROVIDER,
+};
+/// The secret-string type [`AgeRoot::insecure_identity_strings`] returns,
+/// and the trait to read it (re-exported from the `age` crate).
+pub use ::age::secrecy::{ExposeSecret, SecretString};
 
 use std::sync::Arc;
 
@@ -24,8 +30,8 @@ pub trait Root: Send + Sync {
     fn protect(&self, keychain_json: &[u8]) -> Result<Vec<u8>>;
 
     /// Decrypts stored bytes back into the keychain's plaintext JSON.
-    /// Wrong key: `Authentication`; not this root's format or truncated:
-    /// `Format`.
+    /// Wrong key, tampering, or a payload cut short: `Authentication`; not
+    /// this root's format, or a header cut short: `Format`.
     fn unprotect(&self, stored: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
 }
 
