@@ -2,25 +2,80 @@
 #   make demo   build and run the demo
 #   make test   install what is missing, then run every test suite
 #
-# Other targets: setup, build, doc, clean.
+# Other targets: setup, build, lib, header, header-check, c-test,
+# c-valgrind, install PREFIX=..., doc, clean.
 
 SHELL := /bin/bash
 CARGO ?= cargo
+CC ?= cc
+PREFIX ?= /usr/local
 export GOTOOLCHAIN := local
 
-.PHONY: all build demo test setup doc clean
+LIBDIR := target/release
+STATIC_LIB := $(LIBDIR)/libkeystrata.a
+SHARED_LIB := $(LIBDIR)/libkeystrata.so
+HEADER := include/keystrata.h
+NATIVE_LIBS := -lpthread -ldl -lm -lrt -lutil
+CFLAGS_STRICT := -std=c11 -Wall -Wextra -Wpedantic -Werror -g -Iinclude
+SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+BUILD := build
+
+.PHONY: all build lib demo test setup doc clean header header-check c-test c-valgrind install c-demo
 
 all: build
 
 setup:
 	@bash scripts/setup.sh
 
-build:
-	$(CARGO) build --workspace --release
+build: lib
 
-# Rust today; the C, Go and Python programs join as their bindings land.
-demo: setup
+lib:
+	$(CARGO) build --release -p keystrata-ffi
+
+# Regenerate the C header with the pinned cbindgen.
+header:
+	@bash scripts/header.sh write
+
+# Fails if include/keystrata.h differs from what ffi/ generates.
+header-check:
+	@bash scripts/header.sh check
+
+$(BUILD):
+	mkdir -p $(BUILD)
+
+$(BUILD)/test_keystrata: tests/c/test_keystrata.c $(HEADER) lib | $(BUILD)
+	$(CC) $(CFLAGS_STRICT) $(SANITIZE) -pthread -o $@ tests/c/test_keystrata.c $(STATIC_LIB) -ljansson $(NATIVE_LIBS)
+
+$(BUILD)/test_keystrata_plain: tests/c/test_keystrata.c $(HEADER) lib | $(BUILD)
+	$(CC) $(CFLAGS_STRICT) -O1 -pthread -o $@ tests/c/test_keystrata.c $(STATIC_LIB) -ljansson $(NATIVE_LIBS)
+
+# The C suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+c-test: $(BUILD)/test_keystrata
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ./$(BUILD)/test_keystrata tests/vectors
+
+# The C suite once under valgrind (quick mode: fewer thread iterations).
+c-valgrind: $(BUILD)/test_keystrata_plain
+	KS_TEST_QUICK=1 valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+	  --quiet ./$(BUILD)/test_keystrata_plain tests/vectors
+
+$(BUILD)/demo_c: examples/c/demo.c $(HEADER) lib | $(BUILD)
+	$(CC) $(CFLAGS_STRICT) -o $@ examples/c/demo.c $(STATIC_LIB) $(NATIVE_LIBS)
+
+c-demo: $(BUILD)/demo_c
+	./$(BUILD)/demo_c
+
+# Rust today; the C program and, as their bindings land, Go and Python.
+demo: setup c-demo
 	$(CARGO) run --quiet --release -p keystrata --example demo
+
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 0644 $(STATIC_LIB) $(DESTDIR)$(PREFIX)/lib/libkeystrata.a
+	install -m 0755 $(SHARED_LIB) $(DESTDIR)$(PREFIX)/lib/libkeystrata.so
+	install -m 0644 $(HEADER) $(DESTDIR)$(PREFIX)/include/keystrata.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|0.1.0|' -e 's|@NATIVE_LIBS@|$(NATIVE_LIBS)|' \
+	  ffi/keystrata.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/keystrata.pc
 
 test: setup
 	@bash scripts/test.sh
@@ -30,4 +85,4 @@ doc:
 
 clean:
 	$(CARGO) clean
-	rm -rf .venv
+	rm -rf $(BUILD) .venv

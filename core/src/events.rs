@@ -83,6 +83,19 @@ impl Event {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SubscriptionId(u64);
 
+impl SubscriptionId {
+    /// The number behind the ID, for bindings that hand it across a
+    /// language boundary.
+    pub fn into_raw(self) -> u64 {
+        self.0
+    }
+
+    /// An ID from [`SubscriptionId::into_raw`].
+    pub fn from_raw(raw: u64) -> SubscriptionId {
+        SubscriptionId(raw)
+    }
+}
+
 type Callback = Arc<dyn Fn(&Event) + Send + Sync + 'static>;
 
 /// A snapshot of a keychain's operation counters.

@@ -1,0 +1,753 @@
+//! ks_keychain: the keychain and every operation on it.
+
+use std::ffi::c_char;
+
+use keystrata::{KeyInfo, KeyManager, KeyStatus, Keychain, Policy, Purpose};
+
+use crate::*;
+
+/// A keychain: AES-256 keys with one primary per purpose. Create with
+/// ks_keychain_generate, ks_keychain_load, ks_keychain_load_file,
+/// ks_keychain_open or ks_keychain_import_tink_cleartext; release with
+/// ks_keychain_free.
+///
+/// Thread safety: shareable between threads. Every function taking a
+/// `const ks_keychain *` may run concurrently with any other, including the
+/// lifecycle functions (rotate, promote, ...), which take `ks_keychain *`
+/// only to say they change state; they are internally synchronized. Only
+/// ks_keychain_free must not race with any other call on the handle.
+pub struct ks_keychain {
+    pub(crate) inner: Keychain,
+}
+
+/// What a key is for.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ks_purpose {
+    /// No purpose (used in events that concern no key).
+    KS_PURPOSE_NONE = 0,
+    /// A key-encryption key: seal, encrypt, wrap_key.
+    KS_PURPOSE_ENCRYPT = 1,
+    /// An HKDF master: derive_origin_key, derive.
+    KS_PURPOSE_DERIVE = 2,
+}
+
+/// Whether a key may be used.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ks_key_status {
+    /// Usable.
+    KS_KEY_ENABLED = 1,
+    /// Kept but refused for every operation.
+    KS_KEY_DISABLED = 2,
+    /// Material wiped; its ciphertexts fail with KS_ERR_KEY_DESTROYED.
+    KS_KEY_DESTROYED = 3,
+}
+
+/// Metadata of one key. No material.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ks_key_info {
+    /// The key ID written on the wire.
+    pub key_id: u32,
+    /// 1, 2, 3 ... in order of creation, per purpose.
+    pub version: u32,
+    /// What the key is for.
+    pub purpose: ks_purpose,
+    /// Enabled, disabled or destroyed.
+    pub status: ks_key_status,
+    /// Creation time, seconds since the Unix epoch.
+    pub created_at: u64,
+    /// Encryptions so far (for a bound keychain, the count reserved in its file).
+    pub usage: u64,
+    /// Whether it is the primary of its purpose.
+    pub primary: bool,
+}
+
+pub(crate) fn purpose_to_c(p: Purpose) -> ks_purpose {
+    match p {
+        Purpose::Encrypt => ks_purpose::KS_PURPOSE_ENCRYPT,
+        Purpose::Derive => ks_purpose::KS_PURPOSE_DERIVE,
+        _ => ks_purpose::KS_PURPOSE_NONE,
+    }
+}
+
+fn purpose_from_c(p: u32) -> FfiResult<Purpose> {
+    match p {
+        1 => Ok(Purpose::Encrypt),
+        2 => Ok(Purpose::Derive),
+        _ => Err(FfiError::invalid(format!(
+            "{p} is not a ks_purpose (1 or 2)"
+        ))),
+    }
+}
+
+fn info_to_c(i: &KeyInfo) -> ks_key_info {
+    ks_key_info {
+        key_id: i.key_id,
+        version: i.version,
+        purpose: purpose_to_c(i.purpose),
+        status: match i.status {
+            KeyStatus::Enabled => ks_key_status::KS_KEY_ENABLED,
+            KeyStatus::Disabled => ks_key_status::KS_KEY_DISABLED,
+            _ => ks_key_status::KS_KEY_DESTROYED,
+        },
+        created_at: i.created_at,
+        usage: i.usage,
+        primary: i.primary,
+    }
+}
+
+/// A rotation policy. Get the defaults from ks_policy_default.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ks_policy {
+    /// Maximum encryptions under one key, 1..2^32 (default 2^32).
+    pub max_encryptions_per_key: u64,
+    /// Maximum age of the encryption primary in seconds; 0 = no limit (default).
+    pub max_key_age_secs: u64,
+    /// Usage counts a bound keychain reserves in its file at a time (default 65536).
+    pub usage_block: u64,
+}
+
+fn policy_from_c(p: &ks_policy) -> Policy {
+    Policy {
+        max_encryptions_per_key: p.max_encryptions_per_key,
+        max_key_age_secs: (p.max_key_age_secs != 0).then_some(p.max_key_age_secs),
+        usage_block: p.usage_block,
+    }
+}
+
+fn policy_to_c(p: &Policy) -> ks_policy {
+    ks_policy {
+        max_encryptions_per_key: p.max_encryptions_per_key,
+        max_key_age_secs: p.max_key_age_secs.unwrap_or(0),
+        usage_block: p.usage_block,
+    }
+}
+
+/// The default policy: 2^32 encryptions per key, no age limit, blocks of 65536.
+#[no_mangle]
+pub extern "C" fn ks_policy_default() -> ks_policy {
+    policy_to_c(&Policy::default())
+}
+
+unsafe fn put_keychain(out: *mut *mut ks_keychain, kc: Keychain) {
+    unsafe { put_handle(out, ks_keychain { inner: kc }) }
+}
+
+// ---------------------------------------------------------------------
+// Construction, saving, loading
+// ---------------------------------------------------------------------
+
+/// Generates a keychain with one encryption and one derivation key, both
+/// primary, and `policy` (NULL for the default). It is not bound to a file.
+/// `*out` is released with ks_keychain_free.
+/// Errors: KS_ERR_INVALID_INPUT for an invalid policy.
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_generate(
+    policy: *const ks_policy,
+    out: *mut *mut ks_keychain,
+) -> ks_status {
+    guard(|| {
+        let out = out_ptr(out, "out")?;
+        let policy = if policy.is_null() {
+            Policy::default()
+        } else {
+            policy_from_c(unsafe { &*policy })
+        };
+        let kc = Keychain::generate_with_policy(policy)?;
+        unsafe { put_keychain(out, kc) };
+        Ok(())
+    })
+}
+
+/// Loads a keychain from `len` bytes made by ks_keychain_save, opening
+/// them with `root`. The result is unbound (it never rotates by itself).
+/// Errors: KS_ERR_AUTHENTICATION (wrong identity or passphrase, tampered),
+/// KS_ERR_FORMAT (not a saved keychain, truncated header),
+/// KS_ERR_UNSUPPORTED (newer format version).
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_load(
+    data: *const u8,
+    len: usize,
+    root: *const ks_root,
+    out: *mut *mut ks_keychain,
+) -> ks_status {
+    guard(|| {
+        let out = out_ptr(out, "out")?;
+        let data = unsafe { bytes(data, len, "data")? };
+        let root = unsafe { handle(root, "root")? };
+        let kc = Keychain::load(data, &*root.dyn_root)?;
+        unsafe { put_keychain(out, kc) };
+        Ok(())
+    })
+}
+
+/// Saves the keychain protected by `root` into `*out` (under an age root:
+/// an age file). Release `*out` with ks_buffer_free.
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_save(
+    kc: *const ks_keychain,
+    root: *const ks_root,
+    out: *mut ks_buffer,
+) -> ks_status {
+    guard(|| {
+        let kc = unsafe { handle(kc, "kc")? };
+        let root = unsafe { handle(root, "root")? };
+        let out = out_ptr(out, "out")?;
+        let v = kc.inner.save(&*root.dyn_root)?;
+        unsafe { put_buffer(out, v) };
+        Ok(())
+    })
+}
+
+/// Saves the keychain to the file `path` atomically (temporary file, fsync,
+/// rename, fsync of the directory). The keychain stays unbound.
+/// Errors: KS_ERR_IO.
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_save_file(
+    kc: *const ks_keychain,
+    path: *const c_char,
+    root: *const ks_root,
+) -> ks_status {
+    guard(|| {
+        let kc = unsafe { handle(kc, "kc")? };
+        let path = unsafe { c_str(path, "path")? };
+        let root = unsafe { handle(root, "root")? };
+        kc.inner.save_file(path, &*root.dyn_root)?;
+        Ok(())
+    })
+}
+
+/// Loads a keychain from the file `path` (unbound).
+/// Errors: as ks_keychain_load, plus KS_ERR_IO if the file cannot be read.
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_load_file(
+    path: *const c_char,
+    root: *const ks_root,
+    out: *mut *mut ks_keychain,
+) -> ks_status {
+    guard(|| {
+        let out = out_ptr(out, "out")?;
+        let path = unsafe { c_str(path, "path")? };
+        let root = unsafe { handle(root, "root")? };
+        let kc = Keychain::load_file(path, &*root.dyn_root)?;
+        unsafe { put_keychain(out, kc) };
+        Ok(())
+    })
+}
+
+/// Opens the keychain in the file `path`, creating it if absent, and binds
+/// it to the file: every change of state (rotation, a new block of usage
+/// counts) is written to the file atomically before the first ciphertext
+/// under it is returned, and the keychain rotates by itself at the policy
+/// limit. `policy` (NULL: keep the file's, or the default for a new file)
+/// replaces the stored policy. The keychain keeps its own reference to
+/// `root`. A file that exists but does not open with `root` is an error
+/// and is left untouched. One process at a time may hold a file open.
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_open(
+    path: *const c_char,
+    root: *const ks_root,
+    policy: *const ks_policy,
+    out: *mut *mut ks_keychain,
+) -> ks_status {
+    guard(|| {
+        let out = out_ptr(out, "out")?;
+        let path = unsafe { c_str(path, "path")? };
+        let root = unsafe { handle(root, "root")? };
+        let policy = if policy.is_null() {
+            None
+        } else {
+            Some(policy_from_c(unsafe { &*policy }))
+        };
+        let kc = Keychain::open_with_policy(path, &root.dyn_root, policy)?;
+        unsafe { put_keychain(out, kc) };
+        Ok(())
+    })
+}
+
+/// Releases a keychain; its key material is wiped. NULL is a no-op. Must
+/// not race with other calls on the same handle.
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_free(kc: *mut ks_keychain) {
+    guard_value((), || {
+        if !kc.is_null() {
+            // SAFETY: allocated by Box::into_raw in put_handle.
+            drop(unsafe { Box::from_raw(kc) });
+        }
+    })
+}
+
+/// Closes the keychain: its material is wiped and every later call on it
+/// fails with KS_ERR_UNAVAILABLE. Idempotent. The handle must still be
+/// released with ks_keychain_free.
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_close(kc: *const ks_keychain) -> ks_status {
+    guard(|| {
+        let kc = unsafe { handle(kc, "kc")? };
+        kc.inner.close()?;
+        Ok(())
+    })
+}
+
+/// KS_OK if the keychain can serve calls; KS_ERR_UNAVAILABLE once closed.
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_health_check(kc: *const ks_keychain) -> ks_status {
+    guard(|| {
+        let kc = unsafe { handle(kc, "kc")? };
+        kc.inner.health_check()?;
+        Ok(())
+    })
+}
+
+/// Writes the encryption primary's version (what new envelopes carry).
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_active_key_version(
+    kc: *const ks_keychain,
+    out: *mut u32,
+) -> ks_status {
+    guard(|| {
+        let kc = unsafe { handle(kc, "kc")? };
+        let out = out_ptr(out, "out")?;
+        let v = kc.inner.active_key_version()?;
+        unsafe { put(out, v) };
+        Ok(())
+    })
+}
+
+/// Writes 1 to `*out` if the keychain is bound to a file (ks_keychain_open), else 0.
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_is_bound(kc: *const ks_keychain, out: *mut bool) -> ks_status {
+    guard(|| {
+        let kc = unsafe { handle(kc, "kc")? };
+        let out = out_ptr(out, "out")?;
+        unsafe { put(out, kc.inner.is_bound()) };
+        Ok(())
+    })
+}
+
+// ---------------------------------------------------------------------
+// Seal, encrypt
+// ---------------------------------------------------------------------
+
+type BytesOp = fn(&Keychain, &[u8], &[u8]) -> keystrata::Result<Vec<u8>>;
+
+unsafe fn bytes_op(
+    kc: *const ks_keychain,
+    input: *const u8,
+    input_len: usize,
+    aad: *const u8,
+    aad_len: usize,
+    out: *mut ks_buffer,
+    op: BytesOp,
+) -> ks_status {
+    guard(|| {
+        let kc = unsafe { handle(kc, "kc")? };
+        let input = unsafe { bytes(input, input_len, "input")? };
+        let aad = unsafe { bytes(aad, aad_len, "aad")? };
+        let out = out_ptr(out, "out")?;
+        let v = op(&kc.inner, input, aad)?;
+        unsafe { put_buffer(out, v) };
+        Ok(())
+    })
+}
+
+/// Seals `input` (a small secret) under the encryption primary with
+/// associated data `aad`. Output (release with ks_buffer_free): Tink's
+/// AEAD format, 0x01 | BE32(key_id) | nonce(12) | ciphertext | tag(16),
+/// input_len + 33 bytes.
+/// Errors: KS_ERR_POLICY (usage limit of an unbound keychain reached:
+/// rotate and save), KS_ERR_IO (a bound keychain could not write its
+/// file), KS_ERR_UNAVAILABLE (closed).
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_seal(
+    kc: *const ks_keychain,
+    input: *const u8,
+    input_len: usize,
+    aad: *const u8,
+    aad_len: usize,
+    out: *mut ks_buffer,
+) -> ks_status {
+    unsafe { bytes_op(kc, input, input_len, aad, aad_len, out, Keychain::seal) }
+}
+
+/// Opens what ks_keychain_seal (or Tink) produced, with the same `aad`.
+/// Errors: KS_ERR_FORMAT (malformed), KS_ERR_UNKNOWN_KEY,
+/// KS_ERR_KEY_DISABLED, KS_ERR_KEY_DESTROYED, KS_ERR_AUTHENTICATION
+/// (tampered, truncated, wrong aad).
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_unseal(
+    kc: *const ks_keychain,
+    input: *const u8,
+    input_len: usize,
+    aad: *const u8,
+    aad_len: usize,
+    out: *mut ks_buffer,
+) -> ks_status {
+    unsafe { bytes_op(kc, input, input_len, aad, aad_len, out, Keychain::unseal) }
+}
+
+/// Envelope-encrypts `input` with a fresh 32-byte data key wrapped by
+/// the encryption primary. Output: Tink's KmsEnvelopeAead layout,
+/// BE32(len(enc_dek)) | enc_dek | nonce(12) | ciphertext | tag(16),
+/// input_len + 99 bytes. Errors: as ks_keychain_seal.
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_encrypt(
+    kc: *const ks_keychain,
+    input: *const u8,
+    input_len: usize,
+    aad: *const u8,
+    aad_len: usize,
+    out: *mut ks_buffer,
+) -> ks_status {
+    unsafe { bytes_op(kc, input, input_len, aad, aad_len, out, Keychain::encrypt) }
+}
+
+/// Decrypts what ks_keychain_encrypt (or Tink's KmsEnvelopeAead with this
+/// keychain as remote AEAD) produced. Errors: as ks_keychain_unseal.
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_decrypt(
+    kc: *const ks_keychain,
+    input: *const u8,
+    input_len: usize,
+    aad: *const u8,
+    aad_len: usize,
+    out: *mut ks_buffer,
+) -> ks_status {
+    unsafe { bytes_op(kc, input, input_len, aad, aad_len, out, Keychain::decrypt) }
+}
+
+// ---------------------------------------------------------------------
+// Derivation
+// ---------------------------------------------------------------------
+
+/// Derives the stable 32-byte key for (origin, instance, epoch) by
+/// HKDF-SHA256 under the derivation primary (`key_id` 0) or the
+/// derivation key `key_id`. Unchanged by ks_keychain_rotate. The key is
+/// secret: release `*out` with ks_buffer_free, which wipes it.
+/// Errors: KS_ERR_UNKNOWN_KEY (key_id is not a derivation key),
+/// KS_ERR_KEY_DISABLED, KS_ERR_KEY_DESTROYED.
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_derive_origin_key(
+    kc: *const ks_keychain,
+    key_id: u32,
+    origin: *const u8,
+    origin_len: usize,
+    instance: *const u8,
+    instance_len: usize,
+    epoch: u64,
+    out: *mut ks_buffer,
+) -> ks_status {
+    guard(|| {
+        let kc = unsafe { handle(kc, "kc")? };
+        let origin = unsafe { bytes(origin, origin_len, "origin")? };
+        let instance = unsafe { bytes(instance, instance_len, "instance")? };
+        let out = out_ptr(out, "out")?;
+        let k = if key_id == 0 {
+            kc.inner.derive_origin_key(origin, instance, epoch)?
+        } else {
+            kc.inner
+                .derive_origin_key_with(key_id, origin, instance, epoch)?
+        };
+        unsafe { put_buffer(out, k.expose_secret().to_vec()) };
+        Ok(())
+    })
+}
+
+/// Derives `length` bytes (1..8160) of HKDF-SHA256 with `info` as given,
+/// no salt, under the derivation primary (`key_id` 0) or key `key_id`.
+/// Errors: KS_ERR_INVALID_INPUT for a length out of range; as
+/// ks_keychain_derive_origin_key.
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_derive(
+    kc: *const ks_keychain,
+    key_id: u32,
+    info: *const u8,
+    info_len: usize,
+    length: usize,
+    out: *mut ks_buffer,
+) -> ks_status {
+    guard(|| {
+        let kc = unsafe { handle(kc, "kc")? };
+        let info = unsafe { bytes(info, info_len, "info")? };
+        let out = out_ptr(out, "out")?;
+        let k = if key_id == 0 {
+            kc.inner.derive(info, length)?
+        } else {
+            kc.inner.derive_with(key_id, info, length)?
+        };
+        unsafe { put_buffer(out, k.expose_secret().to_vec()) };
+        Ok(())
+    })
+}
+
+// ---------------------------------------------------------------------
+// Lifecycle
+// ---------------------------------------------------------------------
+
+unsafe fn put_info(out: *mut ks_key_info, info: &KeyInfo) {
+    if !out.is_null() {
+        unsafe { put(out, info_to_c(info)) };
+    }
+}
+
+/// Adds an encryption key and makes it primary (old ciphertexts keep
+/// decrypting; derived keys do not change). Writes the new key's info to
+/// `*out` unless `out` is NULL. A bound keychain writes its file first.
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_rotate(
+    kc: *mut ks_keychain,
+    out: *mut ks_key_info,
+) -> ks_status {
+    guard(|| {
+        let kc = unsafe { handle(kc, "kc")? };
+        let i = kc.inner.rotate()?;
+        unsafe { put_info(out, &i) };
+        Ok(())
+    })
+}
+
+/// Adds a derivation key and makes it the derivation primary: every derived
+/// key changes (for compromise). `out` may be NULL.
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_rotate_derivation(
+    kc: *mut ks_keychain,
+    out: *mut ks_key_info,
+) -> ks_status {
+    guard(|| {
+        let kc = unsafe { handle(kc, "kc")? };
+        let i = kc.inner.rotate_derivation()?;
+        unsafe { put_info(out, &i) };
+        Ok(())
+    })
+}
+
+/// Adds an enabled, non-primary key of `purpose` (a ks_purpose value: 1 or
+/// 2): the first phase of a two-phase rotation. `out` may be NULL.
+/// Errors: KS_ERR_INVALID_INPUT for another purpose value.
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_add_key(
+    kc: *mut ks_keychain,
+    purpose: u32,
+    out: *mut ks_key_info,
+) -> ks_status {
+    guard(|| {
+        let kc = unsafe { handle(kc, "kc")? };
+        let p = purpose_from_c(purpose)?;
+        let i = kc.inner.add_key(p)?;
+        unsafe { put_info(out, &i) };
+        Ok(())
+    })
+}
+
+/// Makes the enabled key `key_id` the primary of its purpose. `out` may be NULL.
+/// Errors: KS_ERR_UNKNOWN_KEY; KS_ERR_POLICY if the key is not enabled.
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_promote(
+    kc: *mut ks_keychain,
+    key_id: u32,
+    out: *mut ks_key_info,
+) -> ks_status {
+    guard(|| {
+        let kc = unsafe { handle(kc, "kc")? };
+        let i = kc.inner.promote(key_id)?;
+        unsafe { put_info(out, &i) };
+        Ok(())
+    })
+}
+
+/// Disables `key_id`. Errors: KS_ERR_UNKNOWN_KEY; KS_ERR_POLICY for a
+/// primary or a destroyed key.
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_disable(kc: *mut ks_keychain, key_id: u32) -> ks_status {
+    guard(|| {
+        let kc = unsafe { handle(kc, "kc")? };
+        kc.inner.disable(key_id)?;
+        Ok(())
+    })
+}
+
+/// Enables a disabled key. Errors: KS_ERR_UNKNOWN_KEY; KS_ERR_POLICY for a
+/// destroyed key.
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_enable(kc: *mut ks_keychain, key_id: u32) -> ks_status {
+    guard(|| {
+        let kc = unsafe { handle(kc, "kc")? };
+        kc.inner.enable(key_id)?;
+        Ok(())
+    })
+}
+
+/// Destroys `key_id`'s material, irreversibly; its ciphertexts then fail
+/// with KS_ERR_KEY_DESTROYED. Destroying a destroyed key is KS_OK.
+/// Errors: KS_ERR_UNKNOWN_KEY; KS_ERR_POLICY for a primary.
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_destroy(kc: *mut ks_keychain, key_id: u32) -> ks_status {
+    guard(|| {
+        let kc = unsafe { handle(kc, "kc")? };
+        kc.inner.destroy(key_id)?;
+        Ok(())
+    })
+}
+
+/// Writes the number of keys to `*count`. With concurrent rotation the
+/// count may grow between this call and ks_keychain_key_info; use
+/// ks_keychain_keys for a consistent listing.
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_key_count(
+    kc: *const ks_keychain,
+    count: *mut usize,
+) -> ks_status {
+    guard(|| {
+        let kc = unsafe { handle(kc, "kc")? };
+        let count = out_ptr(count, "count")?;
+        unsafe { put(count, kc.inner.keys().len()) };
+        Ok(())
+    })
+}
+
+/// Writes the info of key number `index` (in order of creation).
+/// Errors: KS_ERR_INVALID_INPUT if `index` is out of range.
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_key_info(
+    kc: *const ks_keychain,
+    index: usize,
+    out: *mut ks_key_info,
+) -> ks_status {
+    guard(|| {
+        let kc = unsafe { handle(kc, "kc")? };
+        let out = out_ptr(out, "out")?;
+        let keys = kc.inner.keys();
+        let k = keys.get(index).ok_or_else(|| {
+            FfiError::invalid(format!("key index {index} out of range ({})", keys.len()))
+        })?;
+        unsafe { put(out, info_to_c(k)) };
+        Ok(())
+    })
+}
+
+/// A consistent listing: writes up to `capacity` key infos to `out` and the
+/// number of keys to `*count`. If `capacity` is smaller than the number of
+/// keys, nothing is written to `out`, `*count` is set to the number needed
+/// and KS_ERR_BUFFER_TOO_SMALL is returned (the one case where an output
+/// is written on failure). `out` may be NULL when `capacity` is 0.
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_keys(
+    kc: *const ks_keychain,
+    out: *mut ks_key_info,
+    capacity: usize,
+    count: *mut usize,
+) -> ks_status {
+    guard(|| {
+        let kc = unsafe { handle(kc, "kc")? };
+        let count = out_ptr(count, "count")?;
+        let keys = kc.inner.keys();
+        if capacity < keys.len() {
+            unsafe { put(count, keys.len()) };
+            return Err(FfiError::too_small(format!(
+                "{} keys do not fit in capacity {capacity}",
+                keys.len()
+            )));
+        }
+        if !keys.is_empty() {
+            let out = out_ptr(out, "out")?;
+            for (i, k) in keys.iter().enumerate() {
+                // SAFETY: capacity >= keys.len() entries writable per contract.
+                unsafe { out.add(i).write(info_to_c(k)) };
+            }
+        }
+        unsafe { put(count, keys.len()) };
+        Ok(())
+    })
+}
+
+/// Writes the info of the primary key of `purpose` (1 encrypt, 2 derive).
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_primary(
+    kc: *const ks_keychain,
+    purpose: u32,
+    out: *mut ks_key_info,
+) -> ks_status {
+    guard(|| {
+        let kc = unsafe { handle(kc, "kc")? };
+        let out = out_ptr(out, "out")?;
+        let p = purpose_from_c(purpose)?;
+        let i = kc.inner.primary_for(p)?;
+        unsafe { put(out, info_to_c(&i)) };
+        Ok(())
+    })
+}
+
+/// Writes the keychain's rotation policy.
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_get_policy(
+    kc: *const ks_keychain,
+    out: *mut ks_policy,
+) -> ks_status {
+    guard(|| {
+        let kc = unsafe { handle(kc, "kc")? };
+        let out = out_ptr(out, "out")?;
+        unsafe { put(out, policy_to_c(&kc.inner.policy())) };
+        Ok(())
+    })
+}
+
+/// Replaces the rotation policy (written to the file if bound).
+/// Errors: KS_ERR_INVALID_INPUT for an invalid policy.
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_set_policy(
+    kc: *mut ks_keychain,
+    policy: *const ks_policy,
+) -> ks_status {
+    guard(|| {
+        let kc = unsafe { handle(kc, "kc")? };
+        let p = unsafe { handle(policy, "policy")? };
+        kc.inner.set_policy(policy_from_c(p))?;
+        Ok(())
+    })
+}
+
+// ---------------------------------------------------------------------
+// Tink
+// ---------------------------------------------------------------------
+
+/// Creates a keychain from a Tink cleartext JSON keyset (`json_len` bytes
+/// of UTF-8) of 32-byte AesGcmKey keys with TINK prefix. Tink's ciphertexts
+/// keep decrypting; a fresh derivation key is added.
+/// Errors: KS_ERR_UNSUPPORTED (another key type, size or prefix),
+/// KS_ERR_FORMAT (not a keyset).
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_import_tink_cleartext(
+    json: *const u8,
+    json_len: usize,
+    out: *mut *mut ks_keychain,
+) -> ks_status {
+    guard(|| {
+        let out = out_ptr(out, "out")?;
+        let json = unsafe { bytes(json, json_len, "json")? };
+        let json =
+            std::str::from_utf8(json).map_err(|_| FfiError::invalid("the keyset is not UTF-8"))?;
+        let kc = Keychain::import_tink_cleartext(json)?;
+        unsafe { put_keychain(out, kc) };
+        Ok(())
+    })
+}
+
+/// Writes the encryption keys as a Tink cleartext JSON keyset (UTF-8, no
+/// NUL) to `*out`. It holds key material: release with ks_buffer_free.
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_export_tink_cleartext(
+    kc: *const ks_keychain,
+    out: *mut ks_buffer,
+) -> ks_status {
+    guard(|| {
+        let kc = unsafe { handle(kc, "kc")? };
+        let out = out_ptr(out, "out")?;
+        let mut s = kc.inner.export_tink_cleartext()?;
+        let v = std::mem::take(&mut *s).into_bytes();
+        unsafe { put_buffer(out, v) };
+        Ok(())
+    })
+}
