@@ -20,7 +20,7 @@ CFLAGS_STRICT := -std=c11 -Wall -Wextra -Wpedantic -Werror -g -Iinclude
 SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 BUILD := build
 
-.PHONY: all build lib demo test setup doc clean header header-check c-test c-valgrind install c-demo
+.PHONY: all build lib demo test setup doc clean header header-check c-test c-valgrind install c-demo python python-demo
 
 all: build
 
@@ -65,8 +65,15 @@ $(BUILD)/demo_c: examples/c/demo.c $(HEADER) lib | $(BUILD)
 c-demo: $(BUILD)/demo_c
 	./$(BUILD)/demo_c
 
-# Rust today; the C program and, as their bindings land, Go and Python.
-demo: setup c-demo
+# Installs the Python module into the project venv (.venv).
+python: setup
+	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/pip install --quiet --no-build-isolation ./bindings/python
+
+python-demo: python
+	.venv/bin/python examples/python/demo.py
+
+# The same story told by each language's program.
+demo: setup c-demo python-demo
 	$(CARGO) run --quiet --release -p keystrata --example demo
 
 install: lib

@@ -2,9 +2,9 @@
 //!
 //! Two engines implement [`AeadEngine`]:
 //!
-//! - [`AwsLc`] (cargo feature `aws-lc`, the default): AWS-LC through
+//! - `AwsLc` (cargo feature `aws-lc`, the default): AWS-LC through
 //!   `aws-lc-rs`; uses AES-NI/VAES and is FIPS-capable.
-//! - [`RustCrypto`] (cargo feature `rustcrypto`): the pure-Rust `aes-gcm`
+//! - `RustCrypto` (cargo feature `rustcrypto`): the pure-Rust `aes-gcm`
 //!   crate. It is the engine when `aws-lc` is off; when both are on it is a
 //!   differential oracle in the tests.
 //!
@@ -64,12 +64,12 @@ pub trait AeadEngine: Send + Sync + Sized {
 #[cfg(not(any(feature = "aws-lc", feature = "rustcrypto")))]
 compile_error!("keystrata needs an AEAD engine: enable feature `aws-lc` or `rustcrypto`");
 
-/// The engine keystrata uses: [`AwsLc`] when the `aws-lc` feature is on,
-/// else [`RustCrypto`].
+/// The engine keystrata uses: `AwsLc` when the `aws-lc` feature is on,
+/// else `RustCrypto`.
 #[cfg(feature = "aws-lc")]
 pub type Aes256Gcm = AwsLc;
-/// The engine keystrata uses: [`AwsLc`] when the `aws-lc` feature is on,
-/// else [`RustCrypto`].
+/// The engine keystrata uses: `AwsLc` when the `aws-lc` feature is on,
+/// else `RustCrypto`.
 #[cfg(not(feature = "aws-lc"))]
 pub type Aes256Gcm = RustCrypto;
 

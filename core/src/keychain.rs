@@ -22,6 +22,8 @@ use crate::secret::{KeyMaterial, SecretBytes};
 use crate::store::FileStore;
 use crate::tink;
 
+mod into_buf;
+
 /// Provider name of a keychain acting as a [`KeyManager`].
 pub const KEYCHAIN_PROVIDER: &str = "keystrata";
 
@@ -175,7 +177,13 @@ impl KeySet {
     }
 
     fn info(&self, pos: usize) -> KeyInfo {
-        self.keys[pos].info(self.is_primary(pos))
+        let mut i = self.keys[pos].info(self.is_primary(pos));
+        // Attempts refused at the limit still bump the counter; report at
+        // most the limit.
+        if i.purpose == Purpose::Encrypt {
+            i.usage = i.usage.min(self.policy.max_encryptions_per_key);
+        }
+        i
     }
 
     fn empty() -> KeySet {
@@ -296,7 +304,7 @@ impl Keychain {
     /// protected by `root`. Under an age root the result is an age file.
     pub fn save(&self, root: &dyn Root) -> Result<Vec<u8>> {
         self.check_open()?;
-        let set = self.state.load();
+        let set = self.live()?;
         let json = at_rest::to_json(&set, None)?;
         self.track(root.protect(&json))
     }
@@ -416,7 +424,7 @@ impl Keychain {
     fn unseal_inner(&self, ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
         self.check_open()?;
         let id = seal::key_id(ciphertext)?;
-        let set = self.state.load();
+        let set = self.live()?;
         let (_, secret) = set.usable(id, Purpose::Encrypt)?;
         seal::open(&secret.cipher, ciphertext, aad)
     }
@@ -449,7 +457,7 @@ impl Keychain {
         self.check_open()?;
         let parts = encrypt::parse(ciphertext)?;
         let id = seal::key_id(parts.enc_dek)?;
-        let set = self.state.load();
+        let set = self.live()?;
         let (_, secret) = set.usable(id, Purpose::Encrypt)?;
         let proto = Zeroizing::new(seal::open(&secret.cipher, parts.enc_dek, b"")?);
         let dek = encrypt::dek_from_proto(&proto)?;
@@ -525,7 +533,7 @@ impl Keychain {
         length: usize,
     ) -> Result<(SecretBytes, u32, u32)> {
         self.check_open()?;
-        let set = self.state.load();
+        let set = self.live()?;
         let id = key_id.unwrap_or_else(|| set.primary_id(Purpose::Derive));
         let (key, secret) = set.usable(id, Purpose::Derive)?;
         let out = derive::hkdf_sha256(None, &secret.material.0, info, length)?;
@@ -702,7 +710,7 @@ impl Keychain {
     /// The primary key of `purpose`.
     pub fn primary_for(&self, purpose: Purpose) -> Result<KeyInfo> {
         self.check_open()?;
-        let set = self.state.load();
+        let set = self.live()?;
         let pos = match purpose {
             Purpose::Encrypt => set.primary_encrypt,
             Purpose::Derive => set.primary_derive,
@@ -773,7 +781,7 @@ impl Keychain {
     /// The result holds key material in the clear: treat it as a secret.
     pub fn export_tink_cleartext(&self) -> Result<Zeroizing<String>> {
         self.check_open()?;
-        let set = self.state.load();
+        let set = self.live()?;
         let n = set.keys.len();
         let mut out = Zeroizing::new(String::with_capacity(64 + n * 256));
         out.push_str("{\"primaryKeyId\":");
@@ -817,6 +825,17 @@ impl Keychain {
     // ----------------------------------------------------------------
     // Internals
     // ----------------------------------------------------------------
+
+    /// The current snapshot, or `Unavailable` once closed (a call racing
+    /// with `close` sees the empty snapshot close leaves behind).
+    #[inline]
+    pub(crate) fn live(&self) -> Result<arc_swap::Guard<Arc<KeySet>>> {
+        let set = self.state.load();
+        if set.keys.is_empty() {
+            return Err(Error::unavailable("this keychain was closed"));
+        }
+        Ok(set)
+    }
 
     #[inline]
     fn check_open(&self) -> Result<()> {
@@ -937,7 +956,7 @@ impl Keychain {
     fn with_encryption_key<T>(&self, f: impl FnOnce(&Key, &Secret) -> Result<T>) -> Result<T> {
         loop {
             self.check_open()?;
-            let set = self.state.load();
+            let set = self.live()?;
             let key = &set.keys[set.primary_encrypt];
             let secret = key
                 .secret
@@ -990,7 +1009,7 @@ impl Keychain {
         if n < key.usage.reserved.load(Ordering::Acquire) {
             return Ok(());
         }
-        let set = self.state.load();
+        let set = self.live()?;
         let policy = set.policy;
         let new = n
             .saturating_add(policy.usage_block)
@@ -1030,7 +1049,7 @@ impl Keychain {
         if seal::key_id(&env.ciphertext)? != id {
             return Err(Error::authentication());
         }
-        let set = self.state.load();
+        let set = self.live()?;
         let (_, secret) = set.usable(id, Purpose::Encrypt)?;
         let aad = wrap_aad(KEYCHAIN_PROVIDER, &env.key_id, env.key_version, context)?;
         Ok(SecretBytes::new(seal::open(

@@ -1,7 +1,7 @@
 //! Many threads on one keychain while another rotates: nothing is lost.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 
@@ -15,15 +15,18 @@ enum Made {
 
 fn hammer(kc: Arc<Keychain>, threads: usize, per_thread: usize, rotations: usize) -> Vec<Made> {
     let stop = Arc::new(AtomicBool::new(false));
+    let rotated = Arc::new(AtomicUsize::new(0));
     let rotator = {
         let kc = Arc::clone(&kc);
         let stop = Arc::clone(&stop);
+        let rotated = Arc::clone(&rotated);
         thread::spawn(move || {
             let mut n = 0;
             while n < rotations && !stop.load(Ordering::Relaxed) {
                 kc.rotate().expect("rotate");
                 n += 1;
-                thread::yield_now();
+                rotated.store(n, Ordering::Release);
+                thread::sleep(std::time::Duration::from_micros(50));
             }
             n
         })
@@ -31,9 +34,16 @@ fn hammer(kc: Arc<Keychain>, threads: usize, per_thread: usize, rotations: usize
     let workers: Vec<_> = (0..threads)
         .map(|t| {
             let kc = Arc::clone(&kc);
+            let rotated = Arc::clone(&rotated);
             thread::spawn(move || {
                 let mut out = Vec::with_capacity(per_thread);
                 for i in 0..per_thread {
+                    if i == per_thread / 2 {
+                        // Make sure both halves straddle a rotation.
+                        while rotated.load(Ordering::Acquire) == 0 {
+                            thread::yield_now();
+                        }
+                    }
                     let pt = format!("thread {t} message {i}").into_bytes();
                     let aad = (i as u64).to_be_bytes().to_vec();
                     // Each result is checked right away too, under
@@ -146,5 +156,37 @@ fn bound_keychain_under_load_reserves_and_rotates_correctly() {
             "key {id}: file records {} < {n} used",
             k.usage
         );
+    }
+}
+
+#[test]
+fn close_racing_with_calls_gives_unavailable_never_a_panic() {
+    for _ in 0..20 {
+        let kc = Arc::new(Keychain::generate().unwrap());
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                let kc = Arc::clone(&kc);
+                thread::spawn(move || {
+                    for _ in 0..500 {
+                        for r in [
+                            kc.seal(b"x", b"").map(|_| ()),
+                            kc.derive(b"i", 32).map(|_| ()),
+                            kc.primary().map(|_| ()),
+                            kc.export_tink_cleartext().map(|_| ()),
+                            kc.save(&AgeRoot::generate()).map(|_| ()),
+                        ] {
+                            if let Err(e) = r {
+                                assert_eq!(e.kind(), keystrata::ErrorKind::Unavailable, "{e}");
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        thread::sleep(std::time::Duration::from_micros(200));
+        kc.close().unwrap();
+        for w in workers {
+            w.join().expect("a call racing with close panicked");
+        }
     }
 }

@@ -1,0 +1,167 @@
+"""keystrata: in-process key management.
+
+A **keychain** holds AES-256 keys with one primary key per purpose
+(``encrypt`` and ``derive``). With it a program can **seal** small secrets,
+**envelope-encrypt** data, **wrap** data keys and **derive** stable
+per-origin keys, producing the same bytes as keystrata's Rust, C and Go
+APIs and as Google Tink. At rest the keychain is protected by a **root**:
+an age X25519 identity (``AgeRoot``) or an age passphrase
+(``PassphraseRoot``); either way the saved keychain is a plain age file.
+
+Quick start::
+
+    import keystrata
+
+    root = keystrata.AgeRoot.generate()          # keep root.insecure_identity_strings() safe
+    with keystrata.Keychain.generate() as kc:
+        token = kc.seal(b"api-token", b"svc=billing")        # Tink AEAD format
+        assert kc.unseal(token, b"svc=billing") == b"api-token"
+
+        blob = kc.encrypt(b"the document", b"doc-17")       # fresh data key per message
+        assert kc.decrypt(blob, b"doc-17") == b"the document"
+
+        env = kc.wrap_key(bytes(32), b"bucket/object")     # -> keystrata.Envelope
+        meta = env.to_metadata()                             # x-amz-meta-encryption-* entries
+        dek = kc.unwrap_key(keystrata.Envelope.from_metadata(meta), b"bucket/object")
+
+        k1 = kc.derive_origin_key("https://app.example", "web-1", 0)
+        kc.rotate()                                          # new encryption primary
+        assert kc.derive_origin_key("https://app.example", "web-1", 0) == k1
+        assert kc.unseal(token, b"svc=billing") == b"api-token"
+
+        saved = kc.save(root)                                # an age file
+        again = keystrata.Keychain.load(saved, root)
+
+    # Bound to a file: every change of state is written before it is used,
+    # and the rotation policy rotates by itself.
+    kc = keystrata.Keychain.open("keychain.age", root, keystrata.Policy(max_encryptions_per_key=2**20))
+
+Classes: ``Keychain``, ``AgeRoot``, ``PassphraseRoot``, ``Envelope``,
+``KeyInfo``, ``Policy``, ``Event``; the function ``hkdf_sha256``; the
+exceptions ``Error`` and one subclass per error kind (see
+``keystrata.exceptions``). Typing helpers: ``Root``, ``KeyManager``,
+``Counters``.
+
+Bytes in: every bytes argument accepts ``bytes``, ``bytearray``,
+``memoryview`` or any other buffer. Bytes out: new ``bytes`` objects.
+Derived and unwrapped key material returned to Python (``derive``,
+``derive_origin_key``, ``unwrap_key``, ``hkdf_sha256``,
+``export_tink_cleartext``) leaves keystrata's zeroization: Python cannot
+wipe a ``bytes`` or ``str`` object, so keep such values short-lived.
+
+Threads: every object is immutable from Python's side and safe to share
+between threads. Payloads above 4 KiB, and every call touching a file, age
+or scrypt, release the GIL.
+"""
+
+from typing import Dict, Protocol, TypedDict, Union
+
+from keystrata._native import (
+    CORE_VERSION,
+    AgeRoot,
+    Envelope,
+    Event,
+    KeyInfo,
+    Keychain,
+    PassphraseRoot,
+    Policy,
+    __version__,
+    hkdf_sha256,
+)
+from keystrata.exceptions import (
+    AuthenticationError,
+    BackendError,
+    Error,
+    FormatError,
+    InternalError,
+    InvalidInputError,
+    IoError,
+    KeyDestroyedError,
+    KeyDisabledError,
+    PolicyError,
+    UnavailableError,
+    UnknownKeyError,
+    UnsupportedError,
+)
+
+Root = Union[AgeRoot, PassphraseRoot]
+"""What protects a keychain at rest: an ``AgeRoot`` or a ``PassphraseRoot``."""
+
+
+class KeyManager(Protocol):
+    """The key-manager contract shared by ``Keychain``, ``AgeRoot`` and
+    ``PassphraseRoot`` (and later HSM and KMIP roots): what an S3-style
+    gateway needs to wrap and unwrap data keys."""
+
+    @property
+    def provider(self) -> str:
+        """The provider name written into envelopes."""
+        ...
+
+    def wrap_key(self, key: bytes, context: bytes = b"") -> Envelope:
+        """Wraps a data key (1 to 4096 bytes), bound to ``context``."""
+        ...
+
+    def unwrap_key(self, envelope: Envelope, context: bytes = b"") -> bytes:
+        """The data key from an envelope made with the same context."""
+        ...
+
+    def active_key_version(self) -> int:
+        """The version of the key new envelopes are wrapped under."""
+        ...
+
+    def health_check(self) -> None:
+        """Raises ``UnavailableError`` if the key manager cannot serve calls."""
+        ...
+
+    def close(self) -> None:
+        """Releases the key manager; later calls raise ``UnavailableError``."""
+        ...
+
+
+class Counters(TypedDict):
+    """What ``Keychain.counters()`` returns: operation counts, and errors
+    by kind name."""
+
+    seal: int
+    unseal_ok: int
+    unseal_failed: int
+    encrypt: int
+    decrypt_ok: int
+    decrypt_failed: int
+    wrap: int
+    unwrap_ok: int
+    unwrap_failed: int
+    derive: int
+    rotations: int
+    errors: Dict[str, int]
+
+
+__all__ = [
+    "Keychain",
+    "AgeRoot",
+    "PassphraseRoot",
+    "Envelope",
+    "KeyInfo",
+    "Policy",
+    "Event",
+    "hkdf_sha256",
+    "Root",
+    "KeyManager",
+    "Counters",
+    "Error",
+    "InvalidInputError",
+    "AuthenticationError",
+    "UnknownKeyError",
+    "KeyDisabledError",
+    "KeyDestroyedError",
+    "PolicyError",
+    "UnsupportedError",
+    "BackendError",
+    "UnavailableError",
+    "FormatError",
+    "IoError",
+    "InternalError",
+    "CORE_VERSION",
+    "__version__",
+]

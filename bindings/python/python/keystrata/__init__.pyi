@@ -1,0 +1,84 @@
+# Hand-written stubs for the keystrata package (see __init__.py for the
+# documentation). Checked by `python -m mypy.stubtest keystrata`.
+
+from typing import Dict, Protocol, TypedDict, Union
+
+from typing_extensions import TypeAlias
+
+from keystrata._native import CORE_VERSION as CORE_VERSION
+from keystrata._native import AgeRoot as AgeRoot
+from keystrata._native import Envelope as Envelope
+from keystrata._native import Event as Event
+from keystrata._native import KeyInfo as KeyInfo
+from keystrata._native import Keychain as Keychain
+from keystrata._native import PassphraseRoot as PassphraseRoot
+from keystrata._native import Policy as Policy
+from keystrata._native import __version__ as __version__
+from keystrata._native import hkdf_sha256 as hkdf_sha256
+from keystrata.exceptions import AuthenticationError as AuthenticationError
+from keystrata.exceptions import BackendError as BackendError
+from keystrata.exceptions import Error as Error
+from keystrata.exceptions import FormatError as FormatError
+from keystrata.exceptions import InternalError as InternalError
+from keystrata.exceptions import InvalidInputError as InvalidInputError
+from keystrata.exceptions import IoError as IoError
+from keystrata.exceptions import KeyDestroyedError as KeyDestroyedError
+from keystrata.exceptions import KeyDisabledError as KeyDisabledError
+from keystrata.exceptions import PolicyError as PolicyError
+from keystrata.exceptions import UnavailableError as UnavailableError
+from keystrata.exceptions import UnknownKeyError as UnknownKeyError
+from keystrata.exceptions import UnsupportedError as UnsupportedError
+
+Root: TypeAlias = Union[AgeRoot, PassphraseRoot]
+
+class KeyManager(Protocol):
+    @property
+    def provider(self) -> str: ...
+    def wrap_key(self, key: bytes, context: bytes = b"") -> Envelope: ...
+    def unwrap_key(self, envelope: Envelope, context: bytes = b"") -> bytes: ...
+    def active_key_version(self) -> int: ...
+    def health_check(self) -> None: ...
+    def close(self) -> None: ...
+
+class Counters(TypedDict):
+    seal: int
+    unseal_ok: int
+    unseal_failed: int
+    encrypt: int
+    decrypt_ok: int
+    decrypt_failed: int
+    wrap: int
+    unwrap_ok: int
+    unwrap_failed: int
+    derive: int
+    rotations: int
+    errors: Dict[str, int]
+
+__all__ = [
+    "Keychain",
+    "AgeRoot",
+    "PassphraseRoot",
+    "Envelope",
+    "KeyInfo",
+    "Policy",
+    "Event",
+    "hkdf_sha256",
+    "Root",
+    "KeyManager",
+    "Counters",
+    "Error",
+    "InvalidInputError",
+    "AuthenticationError",
+    "UnknownKeyError",
+    "KeyDisabledError",
+    "KeyDestroyedError",
+    "PolicyError",
+    "UnsupportedError",
+    "BackendError",
+    "UnavailableError",
+    "FormatError",
+    "IoError",
+    "InternalError",
+    "CORE_VERSION",
+    "__version__",
+]

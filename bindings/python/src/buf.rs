@@ -1,0 +1,127 @@
+//! Bytes in (any bytes-like object) and bytes out (new `bytes` objects).
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyString};
+use zeroize::Zeroizing;
+
+/// Payloads larger than this many bytes are processed with the interpreter
+/// released (the GIL dropped), so other Python threads run meanwhile.
+pub(crate) const DETACH_ABOVE: usize = 4096;
+
+/// A bytes-like argument: `bytes`, `bytearray`, `memoryview` or any other
+/// object with the buffer protocol.
+///
+/// - `bytes` is immutable: it is read in place, with no copy, even while
+///   the interpreter is released.
+/// - `bytearray` may be resized by another thread while keystrata works,
+///   so it is copied first, into a buffer keystrata wipes after the call.
+/// - Other buffers (`memoryview`, `array.array`, `mmap`, …) are read through
+///   `memoryview(obj).tobytes()`: the limited C API of CPython 3.9, which
+///   the abi3 wheel targets, has no direct access to a foreign buffer.
+pub(crate) enum BytesIn<'a, 'py> {
+    Borrowed(&'a [u8]),
+    Copied(Zeroizing<Vec<u8>>),
+    Temporary(Bound<'py, PyBytes>),
+}
+
+impl BytesIn<'_, '_> {
+    /// The bytes.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            BytesIn::Borrowed(b) => b,
+            BytesIn::Copied(v) => v,
+            BytesIn::Temporary(b) => b.as_bytes(),
+        }
+    }
+}
+
+impl<'a> From<&'a [u8]> for BytesIn<'a, '_> {
+    /// For default arguments (`b""`).
+    fn from(b: &'a [u8]) -> Self {
+        BytesIn::Borrowed(b)
+    }
+}
+
+impl<'a, 'py> FromPyObject<'a, 'py> for BytesIn<'a, 'py> {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        if let Ok(b) = <&'a [u8] as FromPyObject<'a, 'py>>::extract(obj) {
+            return Ok(BytesIn::Borrowed(b));
+        }
+        if let Ok(ba) = obj.cast::<PyByteArray>() {
+            return Ok(BytesIn::Copied(Zeroizing::new(ba.to_vec())));
+        }
+        if obj.is_instance_of::<PyString>() {
+            return Err(PyTypeError::new_err(
+                "expected a bytes-like object (bytes, bytearray, memoryview), not str; \
+                 encode it first",
+            ));
+        }
+        match PyMemoryView::from(&obj) {
+            Ok(view) => Ok(BytesIn::Temporary(
+                view.call_method0(pyo3::intern!(obj.py(), "tobytes"))?
+                    .cast_into::<PyBytes>()?,
+            )),
+            Err(_) => Err(PyTypeError::new_err(format!(
+                "expected a bytes-like object (bytes, bytearray, memoryview), not {}",
+                type_name(&obj)
+            ))),
+        }
+    }
+}
+
+/// A `str` (used as its UTF-8 bytes) or a bytes-like object.
+pub(crate) enum TextOrBytes<'a, 'py> {
+    Text(String),
+    Bytes(BytesIn<'a, 'py>),
+}
+
+impl TextOrBytes<'_, '_> {
+    /// The bytes (UTF-8 for a `str`).
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            TextOrBytes::Text(s) => s.as_bytes(),
+            TextOrBytes::Bytes(b) => b.as_slice(),
+        }
+    }
+}
+
+impl<'a, 'py> FromPyObject<'a, 'py> for TextOrBytes<'a, 'py> {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        if let Ok(s) = obj.cast::<PyString>() {
+            return Ok(TextOrBytes::Text(s.to_cow()?.into_owned()));
+        }
+        BytesIn::extract(obj).map(TextOrBytes::Bytes).map_err(|_| {
+            PyTypeError::new_err(format!(
+                "expected str or a bytes-like object, not {}",
+                type_name(&obj)
+            ))
+        })
+    }
+}
+
+pub(crate) fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "an object of unknown type".to_owned())
+}
+
+/// A new `bytes` object holding `data` (for outputs the core returns as a
+/// `Vec`: saved keychains, envelopes' ciphertexts). Payloads (seal, unseal,
+/// encrypt, decrypt) are written by the core straight into the new object
+/// with `PyBytes::new_with` instead.
+pub(crate) fn bytes_out<'py>(py: Python<'py>, data: &[u8]) -> Bound<'py, PyBytes> {
+    PyBytes::new(py, data)
+}
+
+/// A new `bytes` object holding secret key material. The material is copied
+/// into the object; the core's copy is wiped when `secret` drops here, but
+/// the Python copy is outside keystrata's zeroization.
+pub(crate) fn secret_out(py: Python<'_>, secret: keystrata::SecretBytes) -> Bound<'_, PyBytes> {
+    PyBytes::new(py, secret.expose_secret())
+}

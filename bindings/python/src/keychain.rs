@@ -1,0 +1,648 @@
+//! `keystrata.Keychain`: the main type.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+
+use keystrata::{KeyManager, Purpose, SubscriptionId};
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyString};
+
+use crate::buf::{bytes_out, secret_out, type_name, BytesIn, TextOrBytes, DETACH_ABOVE};
+use crate::errors::{call, invalid};
+use crate::roots::RootArg;
+use crate::types::{PyEnvelope, PyEvent, PyKeyInfo, PyPolicy};
+
+/// A keychain: AES-256 keys with one primary key per purpose (``encrypt``
+/// and ``derive``), and every operation keystrata offers on them.
+///
+/// Make one with ``Keychain.generate()``, ``Keychain.load(data, root)``,
+/// ``Keychain.load_file(path, root)``, ``Keychain.open(path, root)`` (bound
+/// to a file) or ``Keychain.import_tink_cleartext(json)``; there is no
+/// public constructor.
+///
+/// - ``seal``/``unseal``: small secrets, in Tink's AEAD format.
+/// - ``encrypt``/``decrypt``: envelope encryption with a fresh data key per
+///   message, in Tink's KmsEnvelopeAead layout.
+/// - ``wrap_key``/``unwrap_key``: wrap a data key you store elsewhere; the
+///   result is an ``Envelope``.
+/// - ``derive_origin_key``/``derive``: HKDF-SHA256 under the derivation
+///   key; stable across ``rotate()``.
+/// - lifecycle: ``rotate``, ``rotate_derivation``, ``add_key``,
+///   ``promote``, ``disable``, ``enable``, ``destroy``, ``keys``,
+///   ``primary``.
+///
+/// Thread safety: a keychain may be shared between threads freely. Calls on
+/// payloads above 4 KiB, and every call that touches a file, age or scrypt,
+/// release the GIL while they run.
+///
+/// A keychain is a context manager: ``with Keychain.generate() as kc: …``
+/// closes it on exit. After ``close()`` every call raises
+/// ``UnavailableError``.
+///
+/// Every method raises a subclass of ``keystrata.Error`` on failure (see
+/// ``keystrata.exceptions``); wrong argument types raise ``TypeError``.
+#[pyclass(frozen, name = "Keychain", module = "keystrata")]
+pub(crate) struct PyKeychain {
+    inner: keystrata::Keychain,
+    /// Python-visible subscription numbers → the core's IDs.
+    subscriptions: Mutex<Subscriptions>,
+}
+
+#[derive(Default)]
+struct Subscriptions {
+    next: u64,
+    ids: HashMap<u64, SubscriptionId>,
+}
+
+/// The output length `input + overhead`, or `InvalidInput` if it overflows.
+fn out_len(input: usize, overhead: usize) -> PyResult<usize> {
+    input
+        .checked_add(overhead)
+        .ok_or_else(|| invalid("plaintext too long"))
+}
+
+fn purpose_from(name: &str) -> PyResult<Purpose> {
+    match name {
+        "encrypt" => Ok(Purpose::Encrypt),
+        "derive" => Ok(Purpose::Derive),
+        other => Err(invalid(format!(
+            "purpose must be \"encrypt\" or \"derive\", not {other:?}"
+        ))),
+    }
+}
+
+impl PyKeychain {
+    fn wrap(inner: keystrata::Keychain) -> PyKeychain {
+        PyKeychain {
+            inner,
+            subscriptions: Mutex::new(Subscriptions::default()),
+        }
+    }
+
+    fn subs(&self) -> MutexGuard<'_, Subscriptions> {
+        self.subscriptions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether an encrypting call should release the GIL: big payloads, and
+    /// every call on a bound keychain (it may write the file: a usage block
+    /// or an automatic rotation).
+    fn detach_encrypt(&self, len: usize) -> bool {
+        len > DETACH_ABOVE || self.inner.is_bound()
+    }
+}
+
+#[pymethods]
+impl PyKeychain {
+    // ------------------------------------------------------------------
+    // Construction, loading, saving
+    // ------------------------------------------------------------------
+
+    /// A new keychain with one encryption key and one derivation key, both
+    /// primary, and ``policy`` (default ``Policy()``). It is not bound to
+    /// any file: save it with ``save`` or ``save_file``.
+    #[staticmethod]
+    #[pyo3(signature = (policy = None))]
+    fn generate(py: Python<'_>, policy: Option<PyPolicy>) -> PyResult<PyKeychain> {
+        let policy = policy.map(PyPolicy::to_core).unwrap_or_default();
+        call(py, false, || {
+            keystrata::Keychain::generate_with_policy(policy)
+        })
+        .map(Self::wrap)
+    }
+
+    /// Loads a keychain from bytes made by ``save``, opening them with
+    /// ``root`` (an ``AgeRoot`` or ``PassphraseRoot``). The result is
+    /// unbound: it never rotates on its own.
+    ///
+    /// Raises ``AuthenticationError`` for a wrong identity or passphrase,
+    /// tampered bytes or a cut payload; ``FormatError`` for bytes that are
+    /// not a saved keychain; ``UnsupportedError`` for a newer format.
+    #[staticmethod]
+    fn load(py: Python<'_>, data: BytesIn<'_, '_>, root: RootArg) -> PyResult<PyKeychain> {
+        let data = data.as_slice();
+        call(py, true, || keystrata::Keychain::load(data, root.as_root())).map(Self::wrap)
+    }
+
+    /// The keychain, protected by ``root``. Under an ``AgeRoot`` the result
+    /// is an age file (``age -d -i identity.txt`` prints the keychain's
+    /// JSON); under a ``PassphraseRoot`` an age scrypt file.
+    fn save<'py>(&self, py: Python<'py>, root: RootArg) -> PyResult<Bound<'py, PyBytes>> {
+        let saved = call(py, true, || self.inner.save(root.as_root()))?;
+        Ok(bytes_out(py, &saved))
+    }
+
+    /// Saves to ``path`` (str or os.PathLike) atomically: temporary file,
+    /// fsync, rename, fsync of the directory. After a crash the file holds
+    /// the old keychain or the new one, never a mix. The keychain stays
+    /// unbound.
+    fn save_file(&self, py: Python<'_>, path: PathBuf, root: RootArg) -> PyResult<()> {
+        call(py, true, || self.inner.save_file(&path, root.as_root()))
+    }
+
+    /// Loads a keychain from a file written by ``save_file`` or ``open``.
+    /// The result is unbound. A missing file raises ``IoError``.
+    #[staticmethod]
+    fn load_file(py: Python<'_>, path: PathBuf, root: RootArg) -> PyResult<PyKeychain> {
+        call(py, true, || {
+            keystrata::Keychain::load_file(&path, root.as_root())
+        })
+        .map(Self::wrap)
+    }
+
+    /// Opens the keychain stored at ``path``, creating it if the file does
+    /// not exist, and binds it to that file.
+    ///
+    /// A bound keychain writes every change of state (rotate, automatic
+    /// rotation, a new block of usage counts) to the file, atomically,
+    /// before the first ciphertext under the new state is returned; when
+    /// the policy's limit is reached it rotates by itself and emits a
+    /// ``key_rotated`` event with ``automatic`` set. One process at a time
+    /// may hold a given file open.
+    ///
+    /// ``policy``: for a new file, the keychain's policy (default
+    /// ``Policy()``); for an existing file, replaces the stored policy
+    /// (written back) if given. A file that exists but cannot be opened
+    /// with ``root`` raises and is left untouched.
+    #[staticmethod]
+    #[pyo3(signature = (path, root, policy = None))]
+    fn open(
+        py: Python<'_>,
+        path: PathBuf,
+        root: RootArg,
+        policy: Option<PyPolicy>,
+    ) -> PyResult<PyKeychain> {
+        let policy = policy.map(PyPolicy::to_core);
+        call(py, true, || match &root {
+            RootArg::Age(r) => keystrata::Keychain::open_with_policy(&path, r, policy),
+            RootArg::Passphrase(r) => keystrata::Keychain::open_with_policy(&path, r, policy),
+        })
+        .map(Self::wrap)
+    }
+
+    /// Whether this keychain is bound to a file (made by ``open``).
+    #[getter]
+    fn is_bound(&self) -> bool {
+        self.inner.is_bound()
+    }
+
+    // ------------------------------------------------------------------
+    // Seal, encrypt, wrap
+    // ------------------------------------------------------------------
+
+    /// Encrypts a small secret directly under the encryption primary.
+    /// Output: Tink's AEAD format, ``0x01 ‖ BE32(key_id) ‖ nonce(12) ‖
+    /// ciphertext ‖ tag(16)`` (33 bytes longer than the plaintext); ``aad``
+    /// is authenticated but not included.
+    ///
+    /// Raises ``PolicyError`` when an unbound keychain's primary reached its
+    /// policy limit (rotate and save).
+    #[pyo3(signature = (plaintext, aad = b"".as_slice().into()), text_signature = "($self, plaintext, aad=b'')")]
+    fn seal<'py>(
+        &self,
+        py: Python<'py>,
+        plaintext: BytesIn<'_, '_>,
+        aad: BytesIn<'_, '_>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let (pt, aad) = (plaintext.as_slice(), aad.as_slice());
+        let detach = self.detach_encrypt(pt.len() + aad.len());
+        let len = out_len(pt.len(), keystrata::seal::SEAL_OVERHEAD)?;
+        PyBytes::new_with(py, len, |out| {
+            call(py, detach, || self.inner.seal_to(pt, aad, out))
+        })
+    }
+
+    /// Decrypts what ``seal`` (or Tink, with an imported keyset) produced,
+    /// with the same ``aad``.
+    ///
+    /// Raises ``FormatError`` for malformed input, ``UnknownKeyError`` for a
+    /// key ID not in the keychain, ``KeyDisabledError`` /
+    /// ``KeyDestroyedError`` for a disabled or destroyed key, and
+    /// ``AuthenticationError`` for anything else (tampering, wrong aad).
+    #[pyo3(signature = (ciphertext, aad = b"".as_slice().into()), text_signature = "($self, ciphertext, aad=b'')")]
+    fn unseal<'py>(
+        &self,
+        py: Python<'py>,
+        ciphertext: BytesIn<'_, '_>,
+        aad: BytesIn<'_, '_>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let (ct, aad) = (ciphertext.as_slice(), aad.as_slice());
+        let detach = ct.len() + aad.len() > DETACH_ABOVE;
+        // A malformed input has no plaintext length: an empty buffer gets
+        // the same error (and counters, and event) as `unseal`.
+        let len = keystrata::Keychain::unsealed_len(ct).unwrap_or(0);
+        PyBytes::new_with(py, len, |out| {
+            call(py, detach, || self.inner.unseal_to(ct, aad, out))
+        })
+    }
+
+    /// Envelope encryption: a fresh 32-byte data key per message encrypts
+    /// the payload, and the encryption primary wraps the data key. Output:
+    /// Tink's KmsEnvelopeAead layout, ``BE32(len(enc_dek)) ‖ enc_dek ‖
+    /// nonce(12) ‖ ciphertext ‖ tag(16)`` (99 bytes longer than the
+    /// plaintext). Use it for data of any size.
+    #[pyo3(signature = (plaintext, aad = b"".as_slice().into()), text_signature = "($self, plaintext, aad=b'')")]
+    fn encrypt<'py>(
+        &self,
+        py: Python<'py>,
+        plaintext: BytesIn<'_, '_>,
+        aad: BytesIn<'_, '_>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let (pt, aad) = (plaintext.as_slice(), aad.as_slice());
+        let detach = self.detach_encrypt(pt.len() + aad.len());
+        let len = out_len(pt.len(), keystrata::encrypt::ENCRYPT_OVERHEAD)?;
+        PyBytes::new_with(py, len, |out| {
+            call(py, detach, || self.inner.encrypt_to(pt, aad, out))
+        })
+    }
+
+    /// Decrypts what ``encrypt`` (or Tink's KmsEnvelopeAead with this
+    /// keychain's exported keyset as the remote AEAD) produced. Errors as
+    /// for ``unseal``.
+    #[pyo3(signature = (ciphertext, aad = b"".as_slice().into()), text_signature = "($self, ciphertext, aad=b'')")]
+    fn decrypt<'py>(
+        &self,
+        py: Python<'py>,
+        ciphertext: BytesIn<'_, '_>,
+        aad: BytesIn<'_, '_>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let (ct, aad) = (ciphertext.as_slice(), aad.as_slice());
+        let detach = ct.len() + aad.len() > DETACH_ABOVE;
+        let len = keystrata::Keychain::decrypted_len(ct).unwrap_or(0);
+        PyBytes::new_with(py, len, |out| {
+            call(py, detach, || self.inner.decrypt_to(ct, aad, out))
+        })
+    }
+
+    /// Wraps a data key (1 to 4096 bytes) under the encryption primary,
+    /// bound to this provider, the key's ID and version, and ``context``.
+    #[pyo3(signature = (key, context = b"".as_slice().into()), text_signature = "($self, key, context=b'')")]
+    fn wrap_key(
+        &self,
+        py: Python<'_>,
+        key: BytesIn<'_, '_>,
+        context: BytesIn<'_, '_>,
+    ) -> PyResult<PyEnvelope> {
+        let (k, c) = (key.as_slice(), context.as_slice());
+        let detach = self.detach_encrypt(k.len() + c.len());
+        call(py, detach, || self.inner.wrap_key(k, c)).map(PyEnvelope::from_core)
+    }
+
+    /// The data key from an envelope made by ``wrap_key`` with the same
+    /// context. A changed envelope or context raises
+    /// ``AuthenticationError``; an envelope from another provider
+    /// ``InvalidInputError``.
+    ///
+    /// The returned bytes are key material outside keystrata's
+    /// zeroization: Python cannot wipe a ``bytes`` object.
+    #[pyo3(signature = (envelope, context = b"".as_slice().into()), text_signature = "($self, envelope, context=b'')")]
+    fn unwrap_key<'py>(
+        &self,
+        py: Python<'py>,
+        envelope: &PyEnvelope,
+        context: BytesIn<'_, '_>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let env = envelope.to_core();
+        let c = context.as_slice();
+        let detach = env.ciphertext.len() + c.len() > DETACH_ABOVE;
+        let secret = call(py, detach, || self.inner.unwrap_key(&env, c))?;
+        Ok(secret_out(py, secret))
+    }
+
+    // ------------------------------------------------------------------
+    // Derivation
+    // ------------------------------------------------------------------
+
+    /// A stable 32-byte key for ``(origin, instance, epoch)`` by
+    /// HKDF-SHA256 under the derivation primary; ``origin`` and
+    /// ``instance`` are str (used as UTF-8) or bytes, ``epoch`` an int in
+    /// [0, 2**64). The same keychain gives the same bytes in every
+    /// language; ``rotate()`` does not change it; bump ``epoch`` to rotate
+    /// a derived key.
+    ///
+    /// The returned bytes are key material outside keystrata's
+    /// zeroization.
+    fn derive_origin_key<'py>(
+        &self,
+        py: Python<'py>,
+        origin: TextOrBytes<'_, '_>,
+        instance: TextOrBytes<'_, '_>,
+        epoch: u64,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let (o, i) = (origin.as_slice(), instance.as_slice());
+        let detach = o.len() + i.len() > DETACH_ABOVE;
+        let secret = call(py, detach, || self.inner.derive_origin_key(o, i, epoch))?;
+        Ok(secret_out(py, secret))
+    }
+
+    /// ``derive_origin_key`` under the derivation key ``key_id`` rather
+    /// than the primary (for example an older one after
+    /// ``rotate_derivation()``).
+    fn derive_origin_key_with<'py>(
+        &self,
+        py: Python<'py>,
+        key_id: u32,
+        origin: TextOrBytes<'_, '_>,
+        instance: TextOrBytes<'_, '_>,
+        epoch: u64,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let (o, i) = (origin.as_slice(), instance.as_slice());
+        let detach = o.len() + i.len() > DETACH_ABOVE;
+        let secret = call(py, detach, || {
+            self.inner.derive_origin_key_with(key_id, o, i, epoch)
+        })?;
+        Ok(secret_out(py, secret))
+    }
+
+    /// ``length`` bytes (1 to 8160) of HKDF-SHA256 under the derivation
+    /// primary, with ``info`` exactly as given and no salt. The returned
+    /// bytes are key material outside keystrata's zeroization.
+    fn derive<'py>(
+        &self,
+        py: Python<'py>,
+        info: BytesIn<'_, '_>,
+        length: usize,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let info = info.as_slice();
+        let detach = info.len().saturating_add(length) > DETACH_ABOVE;
+        let secret = call(py, detach, || self.inner.derive(info, length))?;
+        Ok(secret_out(py, secret))
+    }
+
+    /// ``derive`` under the derivation key ``key_id``.
+    fn derive_with<'py>(
+        &self,
+        py: Python<'py>,
+        key_id: u32,
+        info: BytesIn<'_, '_>,
+        length: usize,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let info = info.as_slice();
+        let detach = info.len().saturating_add(length) > DETACH_ABOVE;
+        let secret = call(py, detach, || self.inner.derive_with(key_id, info, length))?;
+        Ok(secret_out(py, secret))
+    }
+
+    // ------------------------------------------------------------------
+    // Lifecycle
+    // ------------------------------------------------------------------
+
+    /// Adds a new encryption key and makes it the primary; returns it. Old
+    /// ciphertexts keep decrypting. The derivation primary is left alone,
+    /// so derived keys do not change. A bound keychain writes the new key
+    /// to its file first.
+    fn rotate(&self, py: Python<'_>) -> PyResult<PyKeyInfo> {
+        call(py, true, || self.inner.rotate()).map(PyKeyInfo::from)
+    }
+
+    /// Adds a new derivation key and makes it the derivation primary. This
+    /// changes every derived key: do it on compromise. Older derivation
+    /// keys stay reachable through ``derive_with`` and
+    /// ``derive_origin_key_with``.
+    fn rotate_derivation(&self, py: Python<'_>) -> PyResult<PyKeyInfo> {
+        call(py, true, || self.inner.rotate_derivation()).map(PyKeyInfo::from)
+    }
+
+    /// Adds an enabled key that is not primary: the first phase of a
+    /// two-phase rotation. Roll the keychain out to every reader, then
+    /// ``promote`` the key. ``purpose`` is ``"encrypt"`` or ``"derive"``.
+    #[pyo3(signature = (purpose = "encrypt"))]
+    fn add_key(&self, py: Python<'_>, purpose: &str) -> PyResult<PyKeyInfo> {
+        let purpose = purpose_from(purpose)?;
+        call(py, self.inner.is_bound(), || self.inner.add_key(purpose)).map(PyKeyInfo::from)
+    }
+
+    /// Makes the enabled key ``key_id`` the primary of its purpose.
+    /// Raises ``UnknownKeyError`` or ``PolicyError`` (a disabled or
+    /// destroyed key).
+    fn promote(&self, py: Python<'_>, key_id: u32) -> PyResult<PyKeyInfo> {
+        call(py, self.inner.is_bound(), || self.inner.promote(key_id)).map(PyKeyInfo::from)
+    }
+
+    /// Disables a key: it is kept but refused (``KeyDisabledError``) until
+    /// enabled again. The primary cannot be disabled (``PolicyError``).
+    fn disable(&self, py: Python<'_>, key_id: u32) -> PyResult<()> {
+        call(py, self.inner.is_bound(), || self.inner.disable(key_id))
+    }
+
+    /// Enables a disabled key again. A destroyed key cannot be enabled
+    /// (``PolicyError``).
+    fn enable(&self, py: Python<'_>, key_id: u32) -> PyResult<()> {
+        call(py, self.inner.is_bound(), || self.inner.enable(key_id))
+    }
+
+    /// Wipes a key's material. Irreversible: ciphertexts under it then
+    /// raise ``KeyDestroyedError``. The primary cannot be destroyed
+    /// (``PolicyError``); destroying a destroyed key does nothing.
+    fn destroy(&self, py: Python<'_>, key_id: u32) -> PyResult<()> {
+        call(py, self.inner.is_bound(), || self.inner.destroy(key_id))
+    }
+
+    /// Metadata of every key, in order of creation. No material.
+    fn keys(&self) -> Vec<PyKeyInfo> {
+        self.inner.keys().into_iter().map(PyKeyInfo::from).collect()
+    }
+
+    /// The encryption primary's metadata (a ``KeyInfo``).
+    #[getter]
+    fn primary(&self, py: Python<'_>) -> PyResult<PyKeyInfo> {
+        call(py, false, || self.inner.primary()).map(PyKeyInfo::from)
+    }
+
+    /// The primary key of ``purpose`` (``"encrypt"`` or ``"derive"``).
+    fn primary_for(&self, py: Python<'_>, purpose: &str) -> PyResult<PyKeyInfo> {
+        let purpose = purpose_from(purpose)?;
+        call(py, false, || self.inner.primary_for(purpose)).map(PyKeyInfo::from)
+    }
+
+    /// The rotation policy (a ``Policy``). Change it with ``set_policy``.
+    #[getter]
+    fn policy(&self) -> PyPolicy {
+        PyPolicy::from(self.inner.policy())
+    }
+
+    /// Replaces the rotation policy (written to the file if bound).
+    fn set_policy(&self, py: Python<'_>, policy: PyPolicy) -> PyResult<()> {
+        let p = policy.to_core();
+        call(py, self.inner.is_bound(), || self.inner.set_policy(p))
+    }
+
+    // ------------------------------------------------------------------
+    // Tink
+    // ------------------------------------------------------------------
+
+    /// A keychain from a Tink cleartext JSON keyset (str) of AES-256-GCM
+    /// keys with the TINK output prefix, such as
+    /// ``tink.json_proto_keyset_format.serialize(handle, TOKEN)`` writes.
+    /// The keys keep their Tink key IDs and statuses, so Tink's ciphertexts
+    /// keep decrypting; Tink's primary becomes the encryption primary; a
+    /// fresh derivation key is added. Any other key type, size or prefix
+    /// raises ``UnsupportedError``; malformed JSON ``FormatError``.
+    #[staticmethod]
+    fn import_tink_cleartext(py: Python<'_>, json: &str) -> PyResult<PyKeychain> {
+        call(py, false, || {
+            keystrata::Keychain::import_tink_cleartext(json)
+        })
+        .map(Self::wrap)
+    }
+
+    /// The encryption keys as a Tink cleartext JSON keyset (AES-256-GCM,
+    /// TINK prefix), for Tink to decrypt ``seal`` output and to serve as
+    /// the remote AEAD of its KmsEnvelopeAead (which then decrypts
+    /// ``encrypt`` output). Destroyed keys and derivation keys are left
+    /// out.
+    ///
+    /// The result holds key material in the clear, in a ``str`` keystrata
+    /// cannot wipe: treat it as a secret.
+    fn export_tink_cleartext<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyString>> {
+        let json = call(py, false, || self.inner.export_tink_cleartext())?;
+        Ok(PyString::new(py, &json))
+    }
+
+    // ------------------------------------------------------------------
+    // Events and counters
+    // ------------------------------------------------------------------
+
+    /// Calls ``callback(event)`` with an ``Event`` for every lifecycle
+    /// event (key created, rotated, promoted, disabled, enabled, destroyed,
+    /// derived; decryption failed). It runs on the thread that caused the
+    /// event, after the change is visible and with no keychain lock held,
+    /// so it may call the keychain. An exception raised by the callback is
+    /// reported through ``sys.unraisablehook`` and otherwise ignored: it
+    /// never reaches the caller of the operation and never affects the
+    /// keychain. Returns a subscription number for ``unsubscribe``.
+    fn subscribe(&self, callback: Bound<'_, PyAny>) -> PyResult<u64> {
+        if !callback.is_callable() {
+            return Err(PyTypeError::new_err(format!(
+                "callback must be callable, not {}",
+                type_name(&callback)
+            )));
+        }
+        let callback: Py<PyAny> = callback.unbind();
+        let id = self.inner.subscribe(move |event| {
+            // During interpreter shutdown the event is dropped rather than
+            // delivered: a thread must not attach to a finalizing interpreter.
+            Python::try_attach(|py| {
+                let cb = callback.bind(py);
+                let result = Py::new(py, PyEvent::from(event)).and_then(|ev| cb.call1((ev,)));
+                if let Err(err) = result {
+                    err.write_unraisable(py, Some(cb));
+                }
+            });
+        });
+        let mut subs = self.subs();
+        subs.next += 1;
+        let n = subs.next;
+        subs.ids.insert(n, id);
+        Ok(n)
+    }
+
+    /// Removes a subscription made by ``subscribe``. Returns whether it
+    /// existed.
+    fn unsubscribe(&self, subscription: u64) -> bool {
+        let id = self.subs().ids.remove(&subscription);
+        id.is_some_and(|id| self.inner.unsubscribe(id))
+    }
+
+    /// A snapshot of the operation counters: ``seal``, ``unseal_ok``,
+    /// ``unseal_failed``, ``encrypt``, ``decrypt_ok``, ``decrypt_failed``,
+    /// ``wrap``, ``unwrap_ok``, ``unwrap_failed``, ``derive``,
+    /// ``rotations`` (ints), and ``errors``: a dict from error kind name
+    /// (``"Authentication"``, …) to the number of errors of that kind
+    /// returned so far.
+    fn counters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let c = self.inner.counters();
+        let d = PyDict::new(py);
+        d.set_item("seal", c.seal)?;
+        d.set_item("unseal_ok", c.unseal_ok)?;
+        d.set_item("unseal_failed", c.unseal_failed)?;
+        d.set_item("encrypt", c.encrypt)?;
+        d.set_item("decrypt_ok", c.decrypt_ok)?;
+        d.set_item("decrypt_failed", c.decrypt_failed)?;
+        d.set_item("wrap", c.wrap)?;
+        d.set_item("unwrap_ok", c.unwrap_ok)?;
+        d.set_item("unwrap_failed", c.unwrap_failed)?;
+        d.set_item("derive", c.derive)?;
+        d.set_item("rotations", c.rotations)?;
+        let errors = PyDict::new(py);
+        for kind in keystrata::ErrorKind::ALL {
+            errors.set_item(kind.name(), c.errors_of(kind))?;
+        }
+        d.set_item("errors", errors)?;
+        Ok(d)
+    }
+
+    // ------------------------------------------------------------------
+    // Key-manager contract
+    // ------------------------------------------------------------------
+
+    /// The provider name written into envelopes: ``"keystrata"``.
+    #[getter]
+    fn provider(&self) -> &'static str {
+        keystrata::KEYCHAIN_PROVIDER
+    }
+
+    /// The version of the encryption primary: the key new envelopes are
+    /// wrapped under.
+    fn active_key_version(&self, py: Python<'_>) -> PyResult<u32> {
+        call(py, false, || self.inner.active_key_version())
+    }
+
+    /// Raises ``UnavailableError`` if the keychain was closed.
+    fn health_check(&self, py: Python<'_>) -> PyResult<()> {
+        call(py, false, || self.inner.health_check())
+    }
+
+    /// Closes the keychain (idempotent): every later call raises
+    /// ``UnavailableError``, the key material is wiped once calls in flight
+    /// finish, and every subscription is removed.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let ids: Vec<SubscriptionId> = self.subs().ids.drain().map(|(_, id)| id).collect();
+        for id in ids {
+            self.inner.unsubscribe(id);
+        }
+        call(py, false, || self.inner.close())
+    }
+
+    /// Returns the keychain itself, for ``with``.
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    /// Closes the keychain; an exception raised in the ``with`` block
+    /// propagates.
+    #[pyo3(signature = (*exc_info))]
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        exc_info: &Bound<'_, pyo3::types::PyTuple>,
+    ) -> PyResult<bool> {
+        let _ = exc_info;
+        self.close(py)?;
+        Ok(false)
+    }
+
+    fn __repr__(&self) -> String {
+        if self.inner.health_check().is_err() {
+            return "<Keychain (closed)>".to_owned();
+        }
+        let keys = self.inner.keys();
+        let primary = keys
+            .iter()
+            .find(|k| k.primary && k.purpose == Purpose::Encrypt)
+            .map_or_else(String::new, |k| {
+                format!(", encryption primary {} v{}", k.key_id, k.version)
+            });
+        format!(
+            "<Keychain: {} keys{}, {}>",
+            keys.len(),
+            primary,
+            if self.inner.is_bound() {
+                "bound to a file"
+            } else {
+                "unbound"
+            }
+        )
+    }
+}

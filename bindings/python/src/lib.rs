@@ -1,0 +1,101 @@
+//! `keystrata._native`: the PyO3 extension behind the `keystrata` Python
+//! package. It binds the `keystrata` core crate directly (no C hop).
+//!
+//! Layout, after pyca/cryptography's Rust side:
+//! - `errors`: the one conversion from a core error (or panic) to a Python
+//!   exception; the exception classes themselves are pure Python
+//!   (`keystrata/exceptions.py`).
+//! - `buf`: bytes in (any bytes-like object) and bytes out.
+//! - `types`: frozen value classes (`Envelope`, `KeyInfo`, `Policy`, `Event`).
+//! - `roots`: `AgeRoot`, `PassphraseRoot`.
+//! - `keychain`: `Keychain`.
+//!
+//! Every class is `frozen`: shared freely between threads, no borrow
+//! checking at run time.
+
+#![forbid(unsafe_code)]
+#![deny(clippy::unwrap_used)]
+
+mod buf;
+mod errors;
+mod keychain;
+mod roots;
+mod types;
+
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::buf::{secret_out, BytesIn, DETACH_ABOVE};
+use crate::errors::call;
+
+/// hkdf_sha256(salt, ikm, info, length) -> bytes
+///
+/// Plain HKDF-SHA256 (RFC 5869): ``length`` bytes (1 to 8160) from
+/// ``salt`` (None means 32 zero bytes, like an empty salt), ``ikm`` and
+/// ``info``. The low-level function the keychain's derivations use, with
+/// no salt and the key's material as ``ikm``; exposed for known-answer
+/// tests (Wycheproof). Out-of-range ``length`` raises ``InvalidInputError``.
+///
+/// The returned bytes are outside keystrata's zeroization.
+#[pyfunction]
+fn hkdf_sha256<'py>(
+    py: Python<'py>,
+    salt: Option<BytesIn<'_, '_>>,
+    ikm: BytesIn<'_, '_>,
+    info: BytesIn<'_, '_>,
+    length: usize,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let salt = salt.as_ref().map(BytesIn::as_slice);
+    let (ikm, info) = (ikm.as_slice(), info.as_slice());
+    let detach = ikm.len().saturating_add(info.len()).saturating_add(length) > DETACH_ABOVE;
+    let okm = call(py, detach, || {
+        keystrata::derive::hkdf_sha256(salt, ikm, info, length)
+    })?;
+    Ok(secret_out(py, okm))
+}
+
+/// Test hook: raises the exception of error kind ``code`` (1 to 12) with
+/// ``message``, through the same conversion every call uses. Lets the test
+/// suite check kinds no public call can produce on demand (Backend,
+/// Internal).
+#[pyfunction]
+fn raise_kind(py: Python<'_>, code: u32, message: String) -> PyResult<()> {
+    call(py, false, || {
+        let kind = keystrata::ErrorKind::from_code(code).ok_or_else(|| {
+            keystrata::Error::new(keystrata::ErrorKind::InvalidInput, "no such code")
+        })?;
+        Err(keystrata::Error::new(kind, message))
+    })
+}
+
+/// Test hook: panics inside the guard every call into the core goes
+/// through, with the interpreter released or not; the panic must surface
+/// as ``InternalError``.
+#[pyfunction]
+fn panic(py: Python<'_>, detach: bool) -> PyResult<()> {
+    call(py, detach, || -> keystrata::Result<()> {
+        panic!("test panic from keystrata._native._testing.panic")
+    })
+}
+
+/// The native half of the ``keystrata`` package. Import ``keystrata``, not
+/// this module: it re-exports everything here with the exception classes.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<keychain::PyKeychain>()?;
+    m.add_class::<roots::PyAgeRoot>()?;
+    m.add_class::<roots::PyPassphraseRoot>()?;
+    m.add_class::<types::PyEnvelope>()?;
+    m.add_class::<types::PyKeyInfo>()?;
+    m.add_class::<types::PyPolicy>()?;
+    m.add_class::<types::PyEvent>()?;
+    m.add_function(wrap_pyfunction!(hkdf_sha256, m)?)?;
+    // Test hooks live in a private submodule, outside `__all__`.
+    let testing = PyModule::new(m.py(), "_testing")?;
+    testing.add_function(wrap_pyfunction!(raise_kind, &testing)?)?;
+    testing.add_function(wrap_pyfunction!(panic, &testing)?)?;
+    m.setattr("_testing", testing)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("CORE_VERSION", keystrata::VERSION)?;
+    Ok(())
+}

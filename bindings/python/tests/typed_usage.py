@@ -1,0 +1,99 @@
+"""Typical use of keystrata with full annotations: checked by
+``mypy --strict`` (bindings/python/test.sh) against the hand-written stubs,
+and run by test_typing.py so it cannot drift from the real behaviour."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import keystrata
+from keystrata import Envelope, Event, Keychain, KeyInfo, KeyManager, Policy
+
+
+def store_object(km: KeyManager, data_key: bytes, object_name: str) -> Dict[str, str]:
+    """A gateway-style function that accepts any key manager."""
+    env: Envelope = km.wrap_key(data_key, object_name.encode())
+    return env.to_metadata()
+
+
+def fetch_key(km: KeyManager, metadata: Dict[str, str], object_name: str) -> bytes:
+    return km.unwrap_key(Envelope.from_metadata(metadata), object_name.encode())
+
+
+def main() -> int:
+    root: keystrata.Root = keystrata.AgeRoot.generate()
+    events: List[Event] = []
+
+    def on_event(e: Event) -> None:
+        events.append(e)
+
+    with Keychain.generate(Policy(max_encryptions_per_key=1000)) as kc:
+        sub: int = kc.subscribe(on_event)
+        sealed: bytes = kc.seal(b"secret", aad=b"ctx")
+        assert kc.unseal(memoryview(sealed), bytearray(b"ctx")) == b"secret"
+        blob = kc.encrypt(b"document")
+        assert kc.decrypt(blob) == b"document"
+
+        meta = store_object(kc, os.urandom(32), "bucket/a")
+        assert len(fetch_key(kc, meta, "bucket/a")) == 32
+
+        origin_key: bytes = kc.derive_origin_key("https://app.example", b"web-1", 0)
+        okm: bytes = kc.derive(b"info", 64)
+        assert len(origin_key) == 32 and len(okm) == 64
+
+        rotated: KeyInfo = kc.rotate()
+        staged = kc.add_key(purpose="encrypt")
+        kc.promote(staged.key_id)
+        kc.disable(rotated.key_id)
+        kc.enable(rotated.key_id)
+        primary: KeyInfo = kc.primary
+        versions: List[int] = [k.version for k in kc.keys() if k.purpose == "encrypt"]
+        assert primary.version == max(versions)
+
+        policy: Policy = kc.policy
+        age: Optional[int] = policy.max_key_age_secs
+        assert age is None
+        kc.set_policy(Policy(max_encryptions_per_key=2**32, max_key_age_secs=86400))
+
+        counters: keystrata.Counters = kc.counters()
+        n_auth: int = counters["errors"]["Authentication"]
+        assert counters["seal"] == 1 and n_auth == 0
+
+        tink_json: str = kc.export_tink_cleartext()
+        again = Keychain.import_tink_cleartext(tink_json)
+        assert again.unseal(sealed, b"ctx") == b"secret"
+
+        saved: bytes = kc.save(root)
+        loaded = Keychain.load(saved, root)
+        assert loaded.provider == "keystrata" and loaded.active_key_version() >= 1
+
+        with tempfile.TemporaryDirectory() as d:
+            path = Path(d) / "kc.age"
+            kc.save_file(path, root)
+            bound = Keychain.open(str(path), root, policy=None)
+            assert bound.is_bound
+            bound.close()
+
+        try:
+            kc.unseal(sealed, b"wrong")
+        except keystrata.AuthenticationError as e:
+            kind: str = e.kind
+            code: int = e.code
+            assert (kind, code) == ("Authentication", 2)
+
+        assert kc.unsubscribe(sub)
+        okm2: bytes = keystrata.hkdf_sha256(None, b"ikm", b"info", 32)
+        assert len(okm2) == 32
+
+    pw = keystrata.PassphraseRoot("correct horse", work_factor=10)
+    env: Envelope = pw.wrap_key(b"k" * 16)
+    assert pw.unwrap_key(env) == b"k" * 16
+    assert events and all(isinstance(e.kind, str) for e in events)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
