@@ -572,8 +572,10 @@ void ks_keychain_free(struct ks_keychain *kc);
 
 /**
  * Closes the keychain: its material is wiped and every later call on it
- * fails with KS_ERR_UNAVAILABLE. Idempotent. The handle must still be
- * released with ks_keychain_free.
+ * fails with KS_ERR_UNAVAILABLE, except ks_keychain_counters (final
+ * metrics), ks_keychain_unsubscribe and ks_keychain_close itself, which
+ * keep working. Idempotent. The handle must still be released with
+ * ks_keychain_free.
  */
 enum ks_status ks_keychain_close(const struct ks_keychain *kc);
 

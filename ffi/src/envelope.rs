@@ -124,26 +124,13 @@ pub unsafe extern "C" fn ks_envelope_from_metadata(
 ) -> ks_status {
     guard(|| {
         let out = out_ptr(out, "out")?;
-        let mut pairs = Vec::with_capacity(count);
-        if count > 0 {
-            if names.is_null() {
-                return Err(FfiError::null("names"));
-            }
-            if values.is_null() {
-                return Err(FfiError::null("values"));
-            }
-            // SAFETY: non-NULL; `count` entries per contract.
-            let (n, v) = unsafe {
-                (
-                    std::slice::from_raw_parts(names, count),
-                    std::slice::from_raw_parts(values, count),
-                )
-            };
-            for i in 0..count {
-                let k = unsafe { c_str(n[i], "names[i]")? };
-                let val = unsafe { c_str(v[i], "values[i]")? };
-                pairs.push((k, val));
-            }
+        let n = unsafe { array(names, count, "names")? };
+        let v = unsafe { array(values, count, "values")? };
+        let mut pairs = Vec::with_capacity(n.len());
+        for (k, val) in n.iter().zip(v) {
+            let k = unsafe { c_str(*k, "names[i]")? };
+            let val = unsafe { c_str(*val, "values[i]")? };
+            pairs.push((k, val));
         }
         let env = ks_envelope::new(Envelope::from_metadata(pairs)?)?;
         unsafe { put_handle(out, env) };

@@ -2,7 +2,7 @@
 
 use std::ffi::c_void;
 
-use keystrata::{Event, EventKind};
+use keystrata::{Event, EventKind, KeyManager};
 
 use crate::*;
 
@@ -111,6 +111,7 @@ pub unsafe extern "C" fn ks_keychain_subscribe(
         let kc = unsafe { handle(kc, "kc")? };
         let cb = callback.ok_or_else(|| FfiError::null("callback"))?;
         let subscription = out_ptr(subscription, "subscription")?;
+        kc.inner.health_check()?;
         let ud = UserData(user_data);
         let id = kc.inner.subscribe(move |e| {
             let ev = event_to_c(e);

@@ -281,8 +281,10 @@ pub unsafe extern "C" fn ks_keychain_free(kc: *mut ks_keychain) {
 }
 
 /// Closes the keychain: its material is wiped and every later call on it
-/// fails with KS_ERR_UNAVAILABLE. Idempotent. The handle must still be
-/// released with ks_keychain_free.
+/// fails with KS_ERR_UNAVAILABLE, except ks_keychain_counters (final
+/// metrics), ks_keychain_unsubscribe and ks_keychain_close itself, which
+/// keep working. Idempotent. The handle must still be released with
+/// ks_keychain_free.
 #[no_mangle]
 pub unsafe extern "C" fn ks_keychain_close(kc: *const ks_keychain) -> ks_status {
     guard(|| {
@@ -323,6 +325,7 @@ pub unsafe extern "C" fn ks_keychain_is_bound(kc: *const ks_keychain, out: *mut 
     guard(|| {
         let kc = unsafe { handle(kc, "kc")? };
         let out = out_ptr(out, "out")?;
+        kc.inner.health_check()?;
         unsafe { put(out, kc.inner.is_bound()) };
         Ok(())
     })
@@ -603,6 +606,7 @@ pub unsafe extern "C" fn ks_keychain_key_count(
     guard(|| {
         let kc = unsafe { handle(kc, "kc")? };
         let count = out_ptr(count, "count")?;
+        kc.inner.health_check()?;
         unsafe { put(count, kc.inner.keys().len()) };
         Ok(())
     })
@@ -619,6 +623,7 @@ pub unsafe extern "C" fn ks_keychain_key_info(
     guard(|| {
         let kc = unsafe { handle(kc, "kc")? };
         let out = out_ptr(out, "out")?;
+        kc.inner.health_check()?;
         let keys = kc.inner.keys();
         let k = keys.get(index).ok_or_else(|| {
             FfiError::invalid(format!("key index {index} out of range ({})", keys.len()))
@@ -643,6 +648,7 @@ pub unsafe extern "C" fn ks_keychain_keys(
     guard(|| {
         let kc = unsafe { handle(kc, "kc")? };
         let count = out_ptr(count, "count")?;
+        kc.inner.health_check()?;
         let keys = kc.inner.keys();
         if capacity < keys.len() {
             unsafe { put(count, keys.len()) };
@@ -689,6 +695,7 @@ pub unsafe extern "C" fn ks_keychain_get_policy(
     guard(|| {
         let kc = unsafe { handle(kc, "kc")? };
         let out = out_ptr(out, "out")?;
+        kc.inner.health_check()?;
         unsafe { put(out, policy_to_c(&kc.inner.policy())) };
         Ok(())
     })

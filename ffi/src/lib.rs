@@ -290,6 +290,26 @@ pub(crate) unsafe fn bytes<'a>(ptr: *const u8, len: usize, what: &str) -> FfiRes
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
+/// A C array of `n` elements (e.g. `const char *const *`); NULL is allowed
+/// only with `n` 0. A count no array can have is InvalidInput, checked
+/// before anything is read.
+pub(crate) unsafe fn array<'a, T>(ptr: *const T, n: usize, what: &str) -> FfiResult<&'a [T]> {
+    if n == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(FfiError::null(what));
+    }
+    if n > isize::MAX as usize / std::mem::size_of::<T>().max(1) {
+        return Err(FfiError::invalid(format!(
+            "{what}: count {n} is out of range"
+        )));
+    }
+    // SAFETY: non-NULL, count checked against the largest possible array;
+    // the caller guarantees `n` readable elements for the call.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, n) })
+}
+
 /// A UTF-8 string from a NUL-terminated C string.
 pub(crate) unsafe fn c_str<'a>(ptr: *const c_char, what: &str) -> FfiResult<&'a str> {
     if ptr.is_null() {

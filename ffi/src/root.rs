@@ -34,14 +34,7 @@ impl ks_root {
 }
 
 unsafe fn strings<'a>(ptr: *const *const c_char, n: usize, what: &str) -> FfiResult<Vec<&'a str>> {
-    if n == 0 {
-        return Ok(Vec::new());
-    }
-    if ptr.is_null() {
-        return Err(FfiError::null(what));
-    }
-    // SAFETY: non-NULL; the caller provides `n` pointers.
-    let list = unsafe { std::slice::from_raw_parts(ptr, n) };
+    let list = unsafe { array(ptr, n, what)? };
     list.iter()
         .enumerate()
         .map(|(i, p)| unsafe { c_str(*p, &format!("{what}[{i}]")) })
