@@ -20,7 +20,7 @@ CFLAGS_STRICT := -std=c11 -Wall -Wextra -Wpedantic -Werror -g -Iinclude
 SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 BUILD := build
 
-.PHONY: all build lib demo test setup doc clean header header-check c-test c-valgrind install c-demo python python-demo
+.PHONY: all build lib demo test setup doc clean header header-check c-test c-valgrind install c-demo python python-demo go-demo
 
 all: build
 
@@ -63,6 +63,7 @@ $(BUILD)/demo_c: examples/c/demo.c $(HEADER) lib | $(BUILD)
 	$(CC) $(CFLAGS_STRICT) -o $@ examples/c/demo.c $(STATIC_LIB) $(NATIVE_LIBS)
 
 c-demo: $(BUILD)/demo_c
+	@echo '== the story in C (examples/c/demo.c)'
 	./$(BUILD)/demo_c
 
 # Installs the Python module into the project venv (.venv).
@@ -70,10 +71,16 @@ python: setup
 	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/pip install --quiet --no-build-isolation ./bindings/python
 
 python-demo: python
+	@echo '== the story in Python (examples/python/demo.py)'
 	.venv/bin/python examples/python/demo.py
 
+go-demo: lib
+	@echo '== the story in Go (examples/go)'
+	cd examples/go && go run .
+
 # The same story told by each language's program.
-demo: setup c-demo python-demo
+demo: setup c-demo python-demo go-demo
+	@echo '== the story in Rust (core/examples/demo.rs)'
 	$(CARGO) run --quiet --release -p keystrata --example demo
 
 install: lib

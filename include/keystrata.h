@@ -476,7 +476,9 @@ void ks_envelope_free(struct ks_envelope *env);
  * Registers `callback` (with `user_data`, passed back untouched) for the
  * keychain's lifecycle events; the subscription's ID goes to
  * `*subscription`. `user_data` must stay valid, and be usable from any
- * thread, until ks_keychain_unsubscribe or ks_keychain_free.
+ * thread, until ks_keychain_free: a callback already running on another
+ * thread may still be running, with `user_data`, when
+ * ks_keychain_unsubscribe returns.
  * The callback must not unwind (longjmp, C++ exceptions) into keystrata.
  */
 enum ks_status ks_keychain_subscribe(const struct ks_keychain *kc, ks_event_callback callback, void *user_data, uint64_t *subscription);

@@ -35,6 +35,7 @@ suite() {
     cargo) read -r p f < <(cargo_counts "$log") ;;
     tink) read -r p f < <(awk '/^(tink-interop|tink-to-keystrata):/ { p += $2; f += $4 } END { printf "%d %d\n", p, f }' "$log") ;;
     pytest) read -r p f < <(awk '/^=+ .*(passed|failed).* in [0-9.]+s/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed/) p = $(i-1); if ($(i) ~ /^failed/) f = $(i-1) } } END { printf "%d %d\n", p, f }' "$log") ;;
+    gotest) read -r p f < <(awk '/^ *--- PASS/ { p++ } /^ *--- FAIL/ { f++ } END { printf "%d %d\n", p, f }' "$log") ;;
     # "<name>: N passed, M failed" lines, as the C suites print them.
     cprint) read -r p f < <(awk '/^[a-z-]+: [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 } END { printf "%d %d\n", p, f }' "$log") ;;
     *) if [ $rc -eq 0 ]; then p=1 f=0; else p=0 f=1; fi ;;
@@ -60,6 +61,7 @@ suite rust-both-engines cargo cargo test -p keystrata --all-features
 suite rust-rustcrypto cargo cargo test -p keystrata --no-default-features --features rustcrypto
 suite tink-interop tink bash tests/tink/interop.sh
 suite python pytest bash bindings/python/test.sh
+suite go gotest env GO_TEST_FLAGS=-v bash bindings/go/test.sh
 suite c-header check bash scripts/header.sh check
 suite c-asan cprint make --no-print-directory c-test
 suite c-valgrind cprint make --no-print-directory c-valgrind

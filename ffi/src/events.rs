@@ -98,7 +98,9 @@ fn event_to_c(e: &Event) -> ks_event {
 /// Registers `callback` (with `user_data`, passed back untouched) for the
 /// keychain's lifecycle events; the subscription's ID goes to
 /// `*subscription`. `user_data` must stay valid, and be usable from any
-/// thread, until ks_keychain_unsubscribe or ks_keychain_free.
+/// thread, until ks_keychain_free: a callback already running on another
+/// thread may still be running, with `user_data`, when
+/// ks_keychain_unsubscribe returns.
 /// The callback must not unwind (longjmp, C++ exceptions) into keystrata.
 #[no_mangle]
 pub unsafe extern "C" fn ks_keychain_subscribe(

@@ -1,0 +1,166 @@
+package keystrata
+
+/*
+#include "kgo.h"
+
+// Defined in callback.go (//export keystrataGoEvent).
+extern void keystrataGoEvent(ks_event *ev, uintptr_t handle);
+
+// Matches ks_event_callback; user_data carries a runtime/cgo.Handle.
+static void kgo_event_trampoline(const ks_event *ev, void *user_data) {
+	keystrataGoEvent((ks_event *)ev, (uintptr_t)user_data);
+}
+
+static inline ks_status kgo_subscribe(const ks_keychain *kc, uintptr_t handle, uint64_t *id, char **msg) {
+	KGO_RET(ks_keychain_subscribe(kc, kgo_event_trampoline, (void *)handle, id));
+}
+*/
+import "C"
+
+import (
+	"fmt"
+	"runtime/cgo"
+	"sync"
+)
+
+// EventKind says what happened to a keychain.
+type EventKind int
+
+const (
+	EventKeyCreated    EventKind = 1 // a key was created
+	EventKeyRotated    EventKind = 2 // a new primary was created (Event.Automatic: by the policy)
+	EventKeyPromoted   EventKind = 3 // an existing key was made primary
+	EventKeyDisabled   EventKind = 4 // a key was disabled
+	EventKeyEnabled    EventKind = 5 // a key was enabled
+	EventKeyDestroyed  EventKind = 6 // a key's material was destroyed
+	EventKeyDerived    EventKind = 7 // a key was derived
+	EventDecryptFailed EventKind = 8 // an unseal, decrypt or unwrap failed (Event.Err says how)
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case EventKeyCreated:
+		return "key created"
+	case EventKeyRotated:
+		return "key rotated"
+	case EventKeyPromoted:
+		return "key promoted"
+	case EventKeyDisabled:
+		return "key disabled"
+	case EventKeyEnabled:
+		return "key enabled"
+	case EventKeyDestroyed:
+		return "key destroyed"
+	case EventKeyDerived:
+		return "key derived"
+	case EventDecryptFailed:
+		return "decrypt failed"
+	}
+	return fmt.Sprintf("EventKind(%d)", int(k))
+}
+
+// Event is one lifecycle event. It carries identifiers only, never material.
+type Event struct {
+	Kind       EventKind
+	KeyID      uint32  // the key concerned; 0 if none or unknown
+	KeyVersion uint32  // that key's version; 0 if unknown
+	Purpose    Purpose // that key's purpose; PurposeNone if unknown
+	Automatic  bool    // for EventKeyRotated: the rotation policy triggered it
+	Err        error   // for EventDecryptFailed: the error returned to the caller (a *Error); else nil
+}
+
+// Live subscription handles. The library may still be delivering an event
+// to a subscriber on another thread when Unsubscribe returns, so the
+// callback looks its handle up here instead of trusting it blindly.
+var (
+	liveMu      sync.RWMutex
+	liveHandles = map[cgo.Handle]struct{}{}
+)
+
+func dropHandle(h cgo.Handle) {
+	liveMu.Lock()
+	delete(liveHandles, h)
+	liveMu.Unlock()
+	h.Delete()
+}
+
+func lookupHandle(h cgo.Handle) (func(Event), bool) {
+	liveMu.RLock()
+	defer liveMu.RUnlock()
+	if _, ok := liveHandles[h]; !ok {
+		return nil, false
+	}
+	fn, ok := h.Value().(func(Event))
+	return fn, ok
+}
+
+// Subscribe registers fn for the keychain's lifecycle events and returns
+// the subscription's ID (for Unsubscribe). fn runs synchronously on the
+// goroutine whose call caused the event, with no keychain lock held (it may
+// call the keychain), possibly on several goroutines at once: make it safe
+// for concurrent use and quick. A panic in fn is recovered and dropped.
+// The subscription ends with Unsubscribe or Close; until then it keeps fn
+// (and what fn refers to) alive.
+func (kc *Keychain) Subscribe(fn func(Event)) (uint64, error) {
+	if fn == nil {
+		return 0, newError(1, "nil event callback")
+	}
+	p, err := kc.acquire()
+	if err != nil {
+		return 0, err
+	}
+	defer kc.release()
+	h := cgo.NewHandle(fn)
+	liveMu.Lock()
+	liveHandles[h] = struct{}{}
+	liveMu.Unlock()
+	var id C.uint64_t
+	var msg *C.char
+	if err := cErr(C.kgo_subscribe(p, C.uintptr_t(h), &id, &msg), msg); err != nil {
+		dropHandle(h)
+		return 0, err
+	}
+	kc.subsMu.Lock()
+	if kc.subs == nil {
+		kc.subs = map[uint64]cgo.Handle{}
+	}
+	kc.subs[uint64(id)] = h
+	kc.subsMu.Unlock()
+	return uint64(id), nil
+}
+
+// Unsubscribe ends a subscription. Once it returns, fn is not called again.
+// Errors: ErrInvalidInput if there is no subscription with that ID.
+func (kc *Keychain) Unsubscribe(id uint64) error {
+	p, err := kc.acquire()
+	if err != nil {
+		return err
+	}
+	defer kc.release()
+	var msg *C.char
+	if err := cErr(C.kgo_unsubscribe(p, C.uint64_t(id), &msg), msg); err != nil {
+		return err
+	}
+	kc.subsMu.Lock()
+	h, ok := kc.subs[id]
+	delete(kc.subs, id)
+	kc.subsMu.Unlock()
+	if ok {
+		dropHandle(h)
+	}
+	return nil
+}
+
+func eventFromC(ev *C.ks_event) Event {
+	e := Event{
+		Kind:       EventKind(ev.kind),
+		KeyID:      uint32(ev.key_id),
+		KeyVersion: uint32(ev.key_version),
+		Purpose:    Purpose(ev.purpose),
+		Automatic:  bool(ev.automatic),
+	}
+	if ev.error != C.KS_OK {
+		e.Err = newError(int(ev.error), "")
+	}
+	return e
+}

@@ -1,0 +1,3 @@
+module github.com/keystrata/keystrata/bindings/go
+
+go 1.26

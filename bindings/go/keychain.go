@@ -1,0 +1,559 @@
+package keystrata
+
+/*
+#include "kgo.h"
+*/
+import "C"
+
+import (
+	"runtime"
+	"runtime/cgo"
+	"sync"
+	"unsafe"
+)
+
+// A Keychain holds AES-256 keys with one primary per purpose (encrypt,
+// derive). Create one with Generate, Load, LoadFile, Open or
+// ImportTinkCleartext, and Close it when done: Close wipes the key material
+// (a finalizer does it otherwise, at some later garbage collection).
+//
+// A Keychain is safe for concurrent use by many goroutines, including the
+// lifecycle methods (Rotate, Promote, ...) and Close. After Close every
+// method returns an error wrapping ErrUnavailable.
+type Keychain struct {
+	ptr  *C.ks_keychain
+	life lifeline
+
+	subsMu sync.Mutex
+	subs   map[uint64]cgo.Handle // live event subscriptions, by subscription ID
+}
+
+func newKeychain(p *C.ks_keychain) *Keychain {
+	kc := &Keychain{ptr: p}
+	runtime.SetFinalizer(kc, (*Keychain).finalize)
+	return kc
+}
+
+func (kc *Keychain) acquire() (*C.ks_keychain, error) {
+	if kc == nil {
+		return nil, newError(9, "keychain is nil")
+	}
+	if !kc.life.acquire() {
+		return nil, errClosed("keychain")
+	}
+	return kc.ptr, nil
+}
+
+func (kc *Keychain) release() {
+	if kc.life.release() {
+		kc.free()
+	}
+	runtime.KeepAlive(kc)
+}
+
+// free runs exactly once, when no call is in flight.
+func (kc *Keychain) free() {
+	C.ks_keychain_free(kc.ptr)
+	kc.ptr = nil
+	kc.subsMu.Lock()
+	for _, h := range kc.subs {
+		dropHandle(h)
+	}
+	kc.subs = nil
+	kc.subsMu.Unlock()
+}
+
+func (kc *Keychain) finalize() {
+	if first, _ := kc.life.shut(); first {
+		kc.free()
+	}
+}
+
+// Close wipes the keychain's key material and releases it. It is
+// idempotent and safe to call concurrently with other methods: calls in
+// flight finish (or fail with ErrUnavailable), later calls fail with an
+// error wrapping ErrUnavailable. Subscriptions end with it.
+func (kc *Keychain) Close() error {
+	if kc == nil || !kc.life.acquire() {
+		return nil
+	}
+	first, _ := kc.life.shut()
+	if first {
+		runtime.SetFinalizer(kc, nil)
+		var msg *C.char
+		_ = cErr(C.kgo_close(kc.ptr, &msg), msg)
+	}
+	kc.release()
+	return nil
+}
+
+// Generate creates a keychain with one encryption key and one derivation
+// key, both primary, under policy (nil for DefaultPolicy()). The keychain
+// is unbound: persist it with Save or SaveFile; it never rotates by itself.
+func Generate(policy *Policy) (*Keychain, error) {
+	cp, err := policy.toC()
+	if err != nil {
+		return nil, err
+	}
+	var out *C.ks_keychain
+	var msg *C.char
+	if err := cErr(C.kgo_generate(cp, &out, &msg), msg); err != nil {
+		return nil, err
+	}
+	return newKeychain(out), nil
+}
+
+// Load opens a keychain saved by Save with root. The result is unbound.
+// Errors: ErrAuthentication (wrong identity or passphrase, tampered),
+// ErrFormat (not a saved keychain), ErrUnsupported (newer format version).
+func Load(data []byte, root *Root) (*Keychain, error) {
+	rp, err := root.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer root.release()
+	dp, dl := cbytes(data)
+	var out *C.ks_keychain
+	var msg *C.char
+	st := C.kgo_load(dp, dl, rp, &out, &msg)
+	runtime.KeepAlive(data)
+	if err := cErr(st, msg); err != nil {
+		return nil, err
+	}
+	return newKeychain(out), nil
+}
+
+// LoadFile loads a keychain from the file path (unbound). Errors: as Load,
+// plus ErrIo if the file cannot be read.
+func LoadFile(path string, root *Root) (*Keychain, error) {
+	if hasNUL(path) {
+		return nil, newError(1, "path contains a NUL byte")
+	}
+	rp, err := root.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer root.release()
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	var out *C.ks_keychain
+	var msg *C.char
+	if err := cErr(C.kgo_load_file(cpath, rp, &out, &msg), msg); err != nil {
+		return nil, err
+	}
+	return newKeychain(out), nil
+}
+
+// Open opens the keychain in the file path, creating it if absent, and
+// binds it to the file: every change of state (rotation, a new block of
+// usage counts) is written to the file atomically before the first
+// ciphertext under it is returned, and the keychain rotates by itself at the
+// policy limit. policy (nil: keep the file's, or the default for a new file)
+// replaces the stored policy. The keychain keeps its own reference to root.
+// A file that exists but does not open with root is an error and is left
+// untouched. One process at a time may hold a file open.
+func Open(path string, root *Root, policy *Policy) (*Keychain, error) {
+	if hasNUL(path) {
+		return nil, newError(1, "path contains a NUL byte")
+	}
+	cp, err := policy.toC()
+	if err != nil {
+		return nil, err
+	}
+	rp, err := root.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer root.release()
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	var out *C.ks_keychain
+	var msg *C.char
+	if err := cErr(C.kgo_open(cpath, rp, cp, &out, &msg), msg); err != nil {
+		return nil, err
+	}
+	return newKeychain(out), nil
+}
+
+// ImportTinkCleartext creates a keychain from a Tink cleartext JSON keyset
+// of 32-byte AesGcmKey keys with TINK output prefix. Tink's ciphertexts keep
+// decrypting (Unseal, and Decrypt for KmsEnvelopeAead); a fresh derivation
+// key is added. Errors: ErrUnsupported (another key type, size or prefix),
+// ErrFormat (not a keyset).
+func ImportTinkCleartext(json []byte) (*Keychain, error) {
+	jp, jl := cbytes(json)
+	var out *C.ks_keychain
+	var msg *C.char
+	st := C.kgo_import_tink(jp, jl, &out, &msg)
+	runtime.KeepAlive(json)
+	if err := cErr(st, msg); err != nil {
+		return nil, err
+	}
+	return newKeychain(out), nil
+}
+
+// ExportTinkCleartext returns the encryption keys as a Tink cleartext JSON
+// keyset. It holds key material.
+func (kc *Keychain) ExportTinkCleartext() ([]byte, error) {
+	p, err := kc.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer kc.release()
+	var out C.ks_buffer
+	var msg *C.char
+	if err := cErr(C.kgo_export_tink(p, &out, &msg), msg); err != nil {
+		return nil, err
+	}
+	return takeBuffer(&out), nil
+}
+
+// Save returns the keychain protected by root: under an age root an age
+// file (`age -d -i identity.txt` prints the keychain JSON), under a
+// passphrase root an age scrypt file.
+func (kc *Keychain) Save(root *Root) ([]byte, error) {
+	p, err := kc.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer kc.release()
+	rp, err := root.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer root.release()
+	var out C.ks_buffer
+	var msg *C.char
+	if err := cErr(C.kgo_save(p, rp, &out, &msg), msg); err != nil {
+		return nil, err
+	}
+	return takeBuffer(&out), nil
+}
+
+// SaveFile saves the keychain to the file path atomically (temporary file,
+// fsync, rename, fsync of the directory). The keychain stays unbound.
+// Errors: ErrIo.
+func (kc *Keychain) SaveFile(path string, root *Root) error {
+	if hasNUL(path) {
+		return newError(1, "path contains a NUL byte")
+	}
+	p, err := kc.acquire()
+	if err != nil {
+		return err
+	}
+	defer kc.release()
+	rp, err := root.acquire()
+	if err != nil {
+		return err
+	}
+	defer root.release()
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	var msg *C.char
+	return cErr(C.kgo_save_file(p, cpath, rp, &msg), msg)
+}
+
+func (kc *Keychain) aead(op C.int, in, aad []byte) ([]byte, error) {
+	p, err := kc.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer kc.release()
+	ip, il := cbytes(in)
+	ap, al := cbytes(aad)
+	var out C.ks_buffer
+	var msg *C.char
+	st := C.kgo_aead(op, p, ip, il, ap, al, &out, &msg)
+	runtime.KeepAlive(in)
+	runtime.KeepAlive(aad)
+	if err := cErr(st, msg); err != nil {
+		return nil, err
+	}
+	return takeBuffer(&out), nil
+}
+
+// Seal encrypts a small secret under the encryption primary with
+// associated data aad (nil is fine). The result is in Tink's AEAD format,
+// 0x01 | BE32(key_id) | nonce(12) | ciphertext | tag(16): len(plaintext)+33
+// bytes. Errors: ErrPolicy (usage limit of an unbound keychain reached:
+// Rotate and save), ErrIo (a bound keychain could not write its file),
+// ErrUnavailable (closed).
+func (kc *Keychain) Seal(plaintext, aad []byte) ([]byte, error) {
+	return kc.aead(C.KGO_SEAL, plaintext, aad)
+}
+
+// Unseal opens what Seal (or Tink) produced, with the same aad. Errors:
+// ErrFormat (malformed), ErrUnknownKey, ErrKeyDisabled, ErrKeyDestroyed,
+// ErrAuthentication (tampered, truncated, wrong aad).
+func (kc *Keychain) Unseal(ciphertext, aad []byte) ([]byte, error) {
+	return kc.aead(C.KGO_UNSEAL, ciphertext, aad)
+}
+
+// Encrypt envelope-encrypts plaintext with a fresh 32-byte data key wrapped
+// by the encryption primary (Tink KmsEnvelopeAead layout,
+// BE32(len(enc_dek)) | enc_dek | nonce(12) | ciphertext | tag(16):
+// len(plaintext)+99 bytes). Errors: as Seal.
+func (kc *Keychain) Encrypt(plaintext, aad []byte) ([]byte, error) {
+	return kc.aead(C.KGO_ENCRYPT, plaintext, aad)
+}
+
+// Decrypt decrypts what Encrypt (or Tink's KmsEnvelopeAead with this
+// keychain as remote AEAD) produced. Errors: as Unseal.
+func (kc *Keychain) Decrypt(blob, aad []byte) ([]byte, error) {
+	return kc.aead(C.KGO_DECRYPT, blob, aad)
+}
+
+// DeriveOriginKey derives the stable 32-byte key for (origin, instance,
+// epoch) by HKDF-SHA256 under the derivation primary. Rotate does not
+// change it; bump epoch to rotate one origin's key. The result is secret:
+// the caller may clear it when done.
+func (kc *Keychain) DeriveOriginKey(origin, instance string, epoch uint64) ([]byte, error) {
+	return kc.DeriveOriginKeyWith(0, origin, instance, epoch)
+}
+
+// DeriveOriginKeyWith is DeriveOriginKey under the derivation key keyID
+// (0 means the derivation primary). Errors: ErrUnknownKey (not a
+// derivation key), ErrKeyDisabled, ErrKeyDestroyed.
+func (kc *Keychain) DeriveOriginKeyWith(keyID uint32, origin, instance string, epoch uint64) ([]byte, error) {
+	p, err := kc.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer kc.release()
+	o, in := []byte(origin), []byte(instance)
+	op, ol := cbytes(o)
+	ip, il := cbytes(in)
+	var out C.ks_buffer
+	var msg *C.char
+	st := C.kgo_derive_origin_key(p, C.uint32_t(keyID), op, ol, ip, il, C.uint64_t(epoch), &out, &msg)
+	runtime.KeepAlive(o)
+	runtime.KeepAlive(in)
+	if err := cErr(st, msg); err != nil {
+		return nil, err
+	}
+	return takeBuffer(&out), nil
+}
+
+// Derive returns length bytes (1..8160) of HKDF-SHA256 with info as
+// given, no salt, under the derivation primary. Errors: ErrInvalidInput for
+// a length out of range.
+func (kc *Keychain) Derive(info []byte, length int) ([]byte, error) {
+	return kc.DeriveWith(0, info, length)
+}
+
+// DeriveWith is Derive under the derivation key keyID (0: the primary).
+func (kc *Keychain) DeriveWith(keyID uint32, info []byte, length int) ([]byte, error) {
+	if length < 0 {
+		return nil, newError(1, "negative length")
+	}
+	p, err := kc.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer kc.release()
+	ip, il := cbytes(info)
+	var out C.ks_buffer
+	var msg *C.char
+	st := C.kgo_derive(p, C.uint32_t(keyID), ip, il, C.size_t(length), &out, &msg)
+	runtime.KeepAlive(info)
+	if err := cErr(st, msg); err != nil {
+		return nil, err
+	}
+	return takeBuffer(&out), nil
+}
+
+func (kc *Keychain) lifecycle(op C.int, arg uint32) (KeyInfo, error) {
+	p, err := kc.acquire()
+	if err != nil {
+		return KeyInfo{}, err
+	}
+	defer kc.release()
+	var info C.ks_key_info
+	var msg *C.char
+	if err := cErr(C.kgo_lifecycle(op, p, C.uint32_t(arg), &info, &msg), msg); err != nil {
+		return KeyInfo{}, err
+	}
+	return keyInfoFromC(&info), nil
+}
+
+// Rotate adds an encryption key and makes it primary. Old ciphertexts keep
+// decrypting; derived keys do not change. A bound keychain writes its file
+// first. It returns the new key.
+func (kc *Keychain) Rotate() (KeyInfo, error) { return kc.lifecycle(C.KGO_ROTATE, 0) }
+
+// RotateDerivation adds a derivation key and makes it the derivation
+// primary: every derived key changes (for compromise).
+func (kc *Keychain) RotateDerivation() (KeyInfo, error) {
+	return kc.lifecycle(C.KGO_ROTATE_DERIVATION, 0)
+}
+
+// AddKey adds an enabled, non-primary key of purpose: the first phase of a
+// two-phase rotation (add, roll the keychain out, then Promote). Errors:
+// ErrInvalidInput for a purpose other than PurposeEncrypt or PurposeDerive.
+func (kc *Keychain) AddKey(purpose Purpose) (KeyInfo, error) {
+	if purpose != PurposeEncrypt && purpose != PurposeDerive {
+		return KeyInfo{}, newError(1, "purpose must be PurposeEncrypt or PurposeDerive")
+	}
+	return kc.lifecycle(C.KGO_ADD_KEY, uint32(purpose))
+}
+
+// Promote makes the enabled key keyID the primary of its purpose. Errors:
+// ErrUnknownKey; ErrPolicy if the key is not enabled.
+func (kc *Keychain) Promote(keyID uint32) (KeyInfo, error) {
+	return kc.lifecycle(C.KGO_PROMOTE, keyID)
+}
+
+// Disable disables keyID: its ciphertexts fail with ErrKeyDisabled until
+// Enable. Errors: ErrUnknownKey; ErrPolicy for a primary or destroyed key.
+func (kc *Keychain) Disable(keyID uint32) error {
+	_, err := kc.lifecycle(C.KGO_DISABLE, keyID)
+	return err
+}
+
+// Enable enables a disabled key. Errors: ErrUnknownKey; ErrPolicy for a
+// destroyed key.
+func (kc *Keychain) Enable(keyID uint32) error {
+	_, err := kc.lifecycle(C.KGO_ENABLE, keyID)
+	return err
+}
+
+// Destroy wipes keyID's material, irreversibly; its ciphertexts then fail
+// with ErrKeyDestroyed. Destroying a destroyed key is not an error.
+// Errors: ErrUnknownKey; ErrPolicy for a primary.
+func (kc *Keychain) Destroy(keyID uint32) error {
+	_, err := kc.lifecycle(C.KGO_DESTROY, keyID)
+	return err
+}
+
+// Primary returns the encryption primary: the key new ciphertexts use.
+func (kc *Keychain) Primary() (KeyInfo, error) { return kc.PrimaryOf(PurposeEncrypt) }
+
+// PrimaryOf returns the primary key of purpose.
+func (kc *Keychain) PrimaryOf(purpose Purpose) (KeyInfo, error) {
+	if purpose != PurposeEncrypt && purpose != PurposeDerive {
+		return KeyInfo{}, newError(1, "purpose must be PurposeEncrypt or PurposeDerive")
+	}
+	return kc.lifecycle(C.KGO_PRIMARY, uint32(purpose))
+}
+
+// Keys lists every key, in order of creation (a consistent snapshot).
+func (kc *Keychain) Keys() ([]KeyInfo, error) {
+	p, err := kc.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer kc.release()
+	capacity := 8
+	for {
+		buf := (*C.ks_key_info)(C.calloc(C.size_t(capacity), C.size_t(unsafe.Sizeof(C.ks_key_info{}))))
+		var count C.size_t
+		var msg *C.char
+		st := C.kgo_keys(p, buf, C.size_t(capacity), &count, &msg)
+		if st == C.KS_ERR_BUFFER_TOO_SMALL {
+			_ = cErr(st, msg)
+			C.free(unsafe.Pointer(buf))
+			capacity = int(count) + 4
+			continue
+		}
+		if err := cErr(st, msg); err != nil {
+			C.free(unsafe.Pointer(buf))
+			return nil, err
+		}
+		infos := unsafe.Slice(buf, int(count))
+		res := make([]KeyInfo, len(infos))
+		for i := range infos {
+			res[i] = keyInfoFromC(&infos[i])
+		}
+		C.free(unsafe.Pointer(buf))
+		return res, nil
+	}
+}
+
+// Policy returns the keychain's rotation policy.
+func (kc *Keychain) Policy() (Policy, error) {
+	p, err := kc.acquire()
+	if err != nil {
+		return Policy{}, err
+	}
+	defer kc.release()
+	var out C.ks_policy
+	var msg *C.char
+	if err := cErr(C.kgo_get_policy(p, &out, &msg), msg); err != nil {
+		return Policy{}, err
+	}
+	return policyFromC(&out), nil
+}
+
+// SetPolicy replaces the rotation policy (written to the file if the
+// keychain is bound). Errors: ErrInvalidInput for an invalid policy.
+func (kc *Keychain) SetPolicy(policy Policy) error {
+	cp, err := policy.toC()
+	if err != nil {
+		return err
+	}
+	p, err := kc.acquire()
+	if err != nil {
+		return err
+	}
+	defer kc.release()
+	var msg *C.char
+	return cErr(C.kgo_set_policy(p, cp, &msg), msg)
+}
+
+// Counters returns a snapshot of the operation counters.
+func (kc *Keychain) Counters() (Counters, error) {
+	p, err := kc.acquire()
+	if err != nil {
+		return Counters{}, err
+	}
+	defer kc.release()
+	var out C.ks_counters
+	var msg *C.char
+	if err := cErr(C.kgo_counters(p, &out, &msg), msg); err != nil {
+		return Counters{}, err
+	}
+	return countersFromC(&out), nil
+}
+
+// HealthCheck returns nil if the keychain can serve calls, an error
+// wrapping ErrUnavailable once closed.
+func (kc *Keychain) HealthCheck() error {
+	p, err := kc.acquire()
+	if err != nil {
+		return err
+	}
+	defer kc.release()
+	var msg *C.char
+	return cErr(C.kgo_health_check(p, &msg), msg)
+}
+
+// ActiveKeyVersion returns the encryption primary's version: what new
+// envelopes carry.
+func (kc *Keychain) ActiveKeyVersion() (int, error) {
+	p, err := kc.acquire()
+	if err != nil {
+		return 0, err
+	}
+	defer kc.release()
+	var v C.uint32_t
+	var msg *C.char
+	if err := cErr(C.kgo_active_key_version(p, &v, &msg), msg); err != nil {
+		return 0, err
+	}
+	return int(v), nil
+}
+
+// IsBound reports whether the keychain is bound to a file (Open).
+func (kc *Keychain) IsBound() (bool, error) {
+	p, err := kc.acquire()
+	if err != nil {
+		return false, err
+	}
+	defer kc.release()
+	var b C.bool
+	var msg *C.char
+	if err := cErr(C.kgo_is_bound(p, &b, &msg), msg); err != nil {
+		return false, err
+	}
+	return bool(b), nil
+}

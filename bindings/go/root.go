@@ -1,0 +1,182 @@
+package keystrata
+
+/*
+#include "kgo.h"
+*/
+import "C"
+
+import (
+	"runtime"
+	"strings"
+)
+
+// A Root protects a keychain at rest: an age identity set (X25519), or a
+// passphrase (age scrypt). Pass it to Save, Load, SaveFile, LoadFile and
+// Open. A Root is safe for concurrent use. Close it when done: Close wipes
+// its secrets (a finalizer does it otherwise, later). Keychains opened with
+// a root (Open) keep their own reference, so closing the Root does not
+// affect them.
+type Root struct {
+	ptr  *C.ks_root
+	life lifeline
+}
+
+func newRoot(p *C.ks_root) *Root {
+	r := &Root{ptr: p}
+	runtime.SetFinalizer(r, (*Root).finalize)
+	return r
+}
+
+func (r *Root) acquire() (*C.ks_root, error) {
+	if r == nil {
+		return nil, newError(1, "root is nil")
+	}
+	if !r.life.acquire() {
+		return nil, errClosed("root")
+	}
+	return r.ptr, nil
+}
+
+func (r *Root) release() {
+	if r.life.release() {
+		r.free()
+	}
+	runtime.KeepAlive(r)
+}
+
+func (r *Root) free() {
+	C.ks_root_free(r.ptr)
+	r.ptr = nil
+}
+
+func (r *Root) finalize() {
+	if first, _ := r.life.shut(); first {
+		r.free()
+	}
+}
+
+// Close wipes and releases the root. It is idempotent; using the root
+// afterwards returns an error wrapping ErrUnavailable.
+func (r *Root) Close() error {
+	if r == nil {
+		return nil
+	}
+	first, now := r.life.shut()
+	if !first {
+		return nil
+	}
+	runtime.SetFinalizer(r, nil)
+	if now {
+		r.free()
+	}
+	return nil
+}
+
+func hasNUL(ss ...string) bool {
+	for _, s := range ss {
+		if strings.IndexByte(s, 0) >= 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// NewAgeRoot creates an age root from identities (each an
+// "AGE-SECRET-KEY-1..." string, or the whole text age-keygen writes,
+// comments included) and recipients ("age1..."). Keychains are saved
+// encrypted to the recipients and to the identities' public keys; at least
+// one list must be non-empty. A root without identities can save but not
+// load. Errors: ErrInvalidInput for a string that does not parse (the
+// message never repeats an identity).
+func NewAgeRoot(identities, recipients []string) (*Root, error) {
+	if hasNUL(identities...) || hasNUL(recipients...) {
+		return nil, newError(1, "age identity or recipient contains a NUL byte")
+	}
+	ids, rs := cStrings(identities), cStrings(recipients)
+	defer freeCStrings(ids, len(identities))
+	defer freeCStrings(rs, len(recipients))
+	var out *C.ks_root
+	var msg *C.char
+	st := C.kgo_root_age_new(ids, C.size_t(len(identities)), rs, C.size_t(len(recipients)), &out, &msg)
+	if err := cErr(st, msg); err != nil {
+		return nil, err
+	}
+	return newRoot(out), nil
+}
+
+// GenerateAgeRoot creates an age root with one fresh X25519 identity. Store
+// its secret (InsecureAgeIdentities) if you need to load what it saves.
+func GenerateAgeRoot() (*Root, error) {
+	var out *C.ks_root
+	var msg *C.char
+	if err := cErr(C.kgo_root_age_generate(&out, &msg), msg); err != nil {
+		return nil, err
+	}
+	return newRoot(out), nil
+}
+
+// NewPassphraseRoot creates a passphrase root (age scrypt). workFactor is
+// scrypt's log2(N) used when saving, 1..30, or 0 for the default (18, about
+// one second). Errors: ErrInvalidInput for an empty or non-UTF-8 passphrase
+// or a work factor out of range.
+func NewPassphraseRoot(passphrase string, workFactor int) (*Root, error) {
+	if workFactor < 0 || workFactor > 255 {
+		return nil, newError(1, "work factor out of range")
+	}
+	p := []byte(passphrase)
+	defer clear(p)
+	pp, pl := cbytes(p)
+	var out *C.ks_root
+	var msg *C.char
+	st := C.kgo_root_passphrase_new(pp, pl, C.uint8_t(workFactor), &out, &msg)
+	runtime.KeepAlive(p)
+	if err := cErr(st, msg); err != nil {
+		return nil, err
+	}
+	return newRoot(out), nil
+}
+
+func (r *Root) ageStrings(identity bool) ([]string, error) {
+	p, err := r.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer r.release()
+	var id C.int
+	if identity {
+		id = 1
+	}
+	var res []string
+	for i := 0; ; i++ {
+		var out C.ks_buffer
+		var msg *C.char
+		st := C.kgo_root_age_string(id, p, C.size_t(i), &out, &msg)
+		if err := cErr(st, msg); err != nil {
+			if i > 0 {
+				return res, nil
+			}
+			return nil, err
+		}
+		b := takeBuffer(&out)
+		res = append(res, string(b))
+		clear(b)
+	}
+}
+
+// AgeRecipients returns the root's age recipients ("age1..."): the public
+// keys keychains are saved to. Errors: ErrInvalidInput if not an age root.
+func (r *Root) AgeRecipients() ([]string, error) { return r.ageStrings(false) }
+
+// InsecureAgeIdentities returns the root's age identities
+// ("AGE-SECRET-KEY-1..."): the root's secret. Store them as such. A
+// recipients-only age root returns an empty list. Errors: ErrInvalidInput if
+// not an age root.
+func (r *Root) InsecureAgeIdentities() ([]string, error) {
+	ids, err := r.ageStrings(true)
+	if err != nil {
+		if _, rerr := r.ageStrings(false); rerr == nil {
+			return nil, nil
+		}
+	}
+	return ids, err
+}

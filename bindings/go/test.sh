@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Vets and tests the Go package (race detector on). Builds the static
+# library first if it is missing or older than the ffi/core sources.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+export GOTOOLCHAIN=local
+LIB=../../target/release/libkeystrata.a
+if [ ! -f "$LIB" ] || [ -n "$(find ../../ffi ../../core/src ../../Cargo.toml ../../Cargo.lock -newer "$LIB" -type f -print -quit)" ]; then
+  make -C ../.. lib
+fi
+go vet ./...
+go test -race -count=1 ${GO_TEST_FLAGS:-} ./...
+(cd ../../examples/go && go vet ./... && go build -o /dev/null .)
