@@ -20,7 +20,7 @@ CFLAGS_STRICT := -std=c11 -Wall -Wextra -Wpedantic -Werror -g -Iinclude
 SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 BUILD := build
 
-.PHONY: all build lib demo test setup doc clean header header-check c-test c-valgrind install c-demo python python-demo go-demo
+.PHONY: all build lib demo test setup doc clean header header-check c-test c-valgrind install c-demo python python-demo go-demo relay-demo rust-demo
 
 all: build
 
@@ -78,10 +78,31 @@ go-demo: lib
 	@echo '== the story in Go (examples/go)'
 	cd examples/go && go run .
 
-# The same story told by each language's program.
-demo: setup c-demo python-demo go-demo
+$(BUILD)/relay_c: examples/c/relay.c $(HEADER) lib | $(BUILD)
+	$(CC) $(CFLAGS_STRICT) -o $@ examples/c/relay.c $(STATIC_LIB) $(NATIVE_LIBS)
+
+# One story across languages, bytes passed through files: C generates a
+# keychain under an age identity, Python seals and encrypts with it, Go
+# rotates, decrypts both and derives an origin key that C and Python derive
+# too. No server, no network.
+relay-demo: $(BUILD)/relay_c python
+	@echo '== one story, three languages'
+	@d=$$(mktemp -d /tmp/keystrata-relay-XXXXXX) && \
+	  ./$(BUILD)/relay_c gen $$d && \
+	  .venv/bin/python examples/python/relay.py seal $$d && \
+	  (cd examples/go && go run ./relay $$d) && \
+	  ./$(BUILD)/relay_c derive $$d && \
+	  .venv/bin/python examples/python/relay.py derive $$d
+
+rust-demo:
 	@echo '== the story in Rust (core/examples/demo.rs)'
 	$(CARGO) run --quiet --release -p keystrata --example demo
+
+# The whole story in each language (C, Python, Go, Rust), then one story
+# across them.
+demo: setup
+	@$(MAKE) --no-print-directory c-demo python-demo go-demo rust-demo
+	@$(MAKE) --no-print-directory relay-demo
 
 install: lib
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include

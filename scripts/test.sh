@@ -62,6 +62,7 @@ suite rust-rustcrypto cargo cargo test -p keystrata --no-default-features --feat
 suite tink-interop tink bash tests/tink/interop.sh
 suite python pytest bash bindings/python/test.sh
 suite go gotest env GO_TEST_FLAGS=-v bash bindings/go/test.sh
+suite relay-demo check make --no-print-directory relay-demo
 suite c-header check bash scripts/header.sh check
 suite c-asan cprint make --no-print-directory c-test
 suite c-valgrind cprint make --no-print-directory c-valgrind
