@@ -37,7 +37,7 @@ suite() {
     pytest) read -r p f < <(awk '/^=+ .*(passed|failed).* in [0-9.]+s/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed/) p = $(i-1); if ($(i) ~ /^failed/) f = $(i-1) } } END { printf "%d %d\n", p, f }' "$log") ;;
     gotest) read -r p f < <(awk '/^ *--- PASS/ { p++ } /^ *--- FAIL/ { f++ } END { printf "%d %d\n", p, f }' "$log") ;;
     # "<name>: N passed, M failed" lines, as the C suites print them.
-    cprint) read -r p f < <(awk '/^[a-z-]+: [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 } END { printf "%d %d\n", p, f }' "$log") ;;
+    cprint) read -r p f < <(awk '/^[a-z -]+: [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 } END { printf "%d %d\n", p, f }' "$log") ;;
     *) if [ $rc -eq 0 ]; then p=1 f=0; else p=0 f=1; fi ;;
   esac
   if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
@@ -62,6 +62,9 @@ suite rust-rustcrypto cargo cargo test -p keystrata --no-default-features --feat
 suite tink-interop tink bash tests/tink/interop.sh
 suite python pytest bash bindings/python/test.sh
 suite go gotest env GO_TEST_FLAGS=-v bash bindings/go/test.sh
+suite cross-language cprint bash tests/cross/run.sh
+suite error-parity cprint python3 tests/cross/check_parity.py
+suite error-parity-selftest cprint python3 tests/cross/check_parity.py --self-test
 suite relay-demo check make --no-print-directory relay-demo
 suite c-header check bash scripts/header.sh check
 suite c-asan cprint make --no-print-directory c-test

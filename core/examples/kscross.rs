@@ -1,0 +1,213 @@
+//! `kscross` in Rust: the command-line tool of the cross-language harness
+//! (tests/cross/run.sh). The C, Go and Python tools in tests/cross/ have
+//! exactly the same interface; see tests/cross/README.md.
+//!
+//! A keystrata error prints the kind's name on stdout (and a message on
+//! stderr) and exits with 10 + the kind's code. Usage errors exit 2.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::exit;
+
+use age::secrecy::ExposeSecret;
+use keystrata::{AgeRoot, Envelope, Error, KeyManager, Keychain, PassphraseRoot, Root};
+
+type Res<T> = Result<T, Failure>;
+
+enum Failure {
+    Ks(Error),
+    Usage(String),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        Failure::Ks(e)
+    }
+}
+
+fn usage<T>(msg: impl Into<String>) -> Res<T> {
+    Err(Failure::Usage(msg.into()))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Res<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return usage("odd-length hex");
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|_| Failure::Usage("bad hex".into())))
+        .collect()
+}
+
+fn read(path: &str) -> Res<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Failure::Usage(format!("cannot read {path}: {e}")))
+}
+
+fn write(path: impl AsRef<Path>, data: &[u8]) -> Res<()> {
+    let p = path.as_ref();
+    std::fs::write(p, data).map_err(|e| Failure::Usage(format!("cannot write {}: {e}", p.display())))
+}
+
+/// `age:PATH` (an identity file) or `pass:PASSPHRASE` (work factor 10).
+fn root(spec: &str) -> Res<Box<dyn Root>> {
+    if let Some(path) = spec.strip_prefix("age:") {
+        let text = String::from_utf8(read(path)?).map_err(|_| Failure::Usage("identity not UTF-8".into()))?;
+        Ok(Box::new(AgeRoot::new([text], [] as [&str; 0])?))
+    } else if let Some(pass) = spec.strip_prefix("pass:") {
+        Ok(Box::new(PassphraseRoot::with_work_factor(pass, 10)?))
+    } else {
+        usage(format!("bad root spec {spec:?}"))
+    }
+}
+
+fn load(spec: &str, kc: &str) -> Res<Keychain> {
+    let r = root(spec)?;
+    Ok(Keychain::load_file(kc, r.as_ref())?)
+}
+
+fn envelope_json(env: &Envelope) -> String {
+    let v = serde_json::json!({
+        "key_id": env.key_id,
+        "key_version": env.key_version,
+        "provider": env.provider,
+        "ciphertext_hex": hex(&env.ciphertext),
+    });
+    v.to_string()
+}
+
+fn metadata_json(env: &Envelope) -> String {
+    serde_json::to_string(&env.to_metadata()).unwrap_or_default()
+}
+
+fn read_envelope(path: &str) -> Res<Envelope> {
+    let v: serde_json::Value = serde_json::from_slice(&read(path)?)
+        .map_err(|e| Failure::Usage(format!("{path}: not JSON: {e}")))?;
+    let obj = match v.as_object() {
+        Some(o) => o,
+        None => return usage(format!("{path}: not a JSON object")),
+    };
+    if obj.contains_key("ciphertext_hex") {
+        let s = |k: &str| obj.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+        let (Some(key_id), Some(provider), Some(ct), Some(ver)) = (
+            s("key_id"),
+            s("provider"),
+            s("ciphertext_hex"),
+            obj.get("key_version").and_then(|x| x.as_u64()),
+        ) else {
+            return usage(format!("{path}: bad envelope JSON"));
+        };
+        let key_version = u32::try_from(ver).map_err(|_| Failure::Usage("key_version".into()))?;
+        Ok(Envelope { key_id, key_version, provider, ciphertext: unhex(&ct)? })
+    } else {
+        let mut m = BTreeMap::new();
+        for (k, v) in obj {
+            match v.as_str() {
+                Some(s) => m.insert(k.clone(), s.to_owned()),
+                None => return usage(format!("{path}: metadata values must be strings")),
+            };
+        }
+        Ok(Envelope::from_metadata(m)?)
+    }
+}
+
+/// Generates the harness keychain in `dir`: fixtures under v1 and v2, two
+/// rotations, v1 disabled.
+fn gen(dir: &str, root: &dyn Root) -> Res<()> {
+    let d = Path::new(dir);
+    let kc = Keychain::generate()?;
+    let v1 = kc.primary()?.key_id;
+    write(d.join("v1.sealed"), &kc.seal(b"fixture v1", b"fixture")?)?;
+    write(d.join("v1.encrypted"), &kc.encrypt(b"fixture v1", b"fixture")?)?;
+    write(d.join("v1.env.json"), envelope_json(&kc.wrap_key(&[0x11; 32], b"fixture")?).as_bytes())?;
+    kc.rotate()?;
+    write(d.join("v2.sealed"), &kc.seal(b"fixture v2", b"fixture")?)?;
+    write(d.join("v2.encrypted"), &kc.encrypt(b"fixture v2", b"fixture")?)?;
+    write(d.join("v2.env.json"), envelope_json(&kc.wrap_key(&[0x22; 32], b"fixture")?).as_bytes())?;
+    kc.rotate()?;
+    kc.disable(v1)?;
+    write(d.join("disabled_key_id"), format!("{v1}\n").as_bytes())?;
+    kc.save_file(d.join("keychain.age"), root)?;
+    Ok(())
+}
+
+fn run(args: &[String]) -> Res<()> {
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    match a.as_slice() {
+        ["gen-age", dir] => {
+            let r = AgeRoot::generate();
+            let text = format!(
+                "# public key: {}\n{}\n",
+                r.recipients()[0],
+                r.insecure_identity_strings()[0].expose_secret()
+            );
+            write(Path::new(dir).join("identity.txt"), text.as_bytes())?;
+            gen(dir, &r)
+        }
+        ["gen-pass", dir, pass] => gen(dir, &PassphraseRoot::with_work_factor(*pass, 10)?),
+        [op @ ("seal" | "unseal" | "encrypt" | "decrypt"), spec, kc, input, aad, out] => {
+            let kc = load(spec, kc)?;
+            let data = read(input)?;
+            let aad = aad.as_bytes();
+            let res = match *op {
+                "seal" => kc.seal(&data, aad)?,
+                "unseal" => kc.unseal(&data, aad)?,
+                "encrypt" => kc.encrypt(&data, aad)?,
+                _ => kc.decrypt(&data, aad)?,
+            };
+            write(out, &res)
+        }
+        ["wrap", spec, kc, keyfile, context, out_env, out_meta] => {
+            let kc = load(spec, kc)?;
+            let env = kc.wrap_key(&read(keyfile)?, context.as_bytes())?;
+            write(out_env, envelope_json(&env).as_bytes())?;
+            write(out_meta, metadata_json(&env).as_bytes())
+        }
+        ["unwrap", spec, kc, envfile, context, out] => {
+            let kc = load(spec, kc)?;
+            let env = read_envelope(envfile)?;
+            let key = kc.unwrap_key(&env, context.as_bytes())?;
+            write(out, key.expose_secret())
+        }
+        ["derive", spec, kc, origin, instance, epoch, out] => {
+            let kc = load(spec, kc)?;
+            let epoch: u64 = epoch.parse().map_err(|_| Failure::Usage("bad epoch".into()))?;
+            let key = kc.derive_origin_key(origin.as_bytes(), instance.as_bytes(), epoch)?;
+            write(out, key.expose_secret())
+        }
+        ["destroy", spec, kc_path, key_id, out] => {
+            let r = root(spec)?;
+            let kc = Keychain::load_file(kc_path, r.as_ref())?;
+            let id: u32 = key_id.parse().map_err(|_| Failure::Usage("bad key id".into()))?;
+            kc.destroy(id)?;
+            Ok(kc.save_file(out, r.as_ref())?)
+        }
+        ["keys", spec, kc] => {
+            let kc = load(spec, kc)?;
+            for k in kc.keys() {
+                println!("{} {} {} {} {}", k.key_id, k.version, k.purpose, k.status, u8::from(k.primary));
+            }
+            Ok(())
+        }
+        _ => usage("usage: kscross gen-age DIR | gen-pass DIR PASS | seal|unseal|encrypt|decrypt ROOT KC IN AAD OUT | wrap ROOT KC KEYFILE CONTEXT OUT_ENV OUT_META | unwrap ROOT KC ENVFILE CONTEXT OUT | derive ROOT KC ORIGIN INSTANCE EPOCH OUT | destroy ROOT KC KEY_ID OUT_KC | keys ROOT KC"),
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(()) => {}
+        Err(Failure::Ks(e)) => {
+            println!("{}", e.kind().name());
+            eprintln!("kscross-rust: {}: {e}", args.first().map_or("", String::as_str));
+            exit(10 + e.kind().code() as i32);
+        }
+        Err(Failure::Usage(m)) => {
+            eprintln!("kscross-rust: {m}");
+            exit(2);
+        }
+    }
+}

@@ -1,0 +1,347 @@
+#!/usr/bin/env python3
+"""Static error-kind parity check (issue 6).
+
+The Rust ``ErrorKind`` enum (core/src/error.rs) is the reference: every kind
+has a CamelCase name and a stable number. This check fails if any language
+disagrees with it, in either direction (a kind missing, an extra kind, a
+different number or name):
+
+- Rust itself: the enum, ``ErrorKind::ALL`` and ``ErrorKind::name``;
+- C: the ``ks_status`` enum in include/keystrata.h (``KS_ERR_<UPPER_SNAKE>``;
+  codes 100 and up are C-specific and ignored), and the Rust side of the C
+  ABI in ffi/src/lib.rs (``from_kind`` and ``ks_status_name``);
+- Go: the sentinels in bindings/go/errors.go (``Err<Name> = &Error{Code: N}``;
+  codes 100 and up are C-level and ignored) and its ``kindNames`` table;
+- Python: the exception classes in bindings/python/python/keystrata/exceptions.py
+  (``<Name>Error`` with ``kind = "<Name>"`` and ``code = N``, listed in
+  ``__all__``), and the Rust-to-Python mapping in bindings/python/src/errors.rs;
+- the harness's own tables (tests/cross/go/main.go, tests/cross/run.sh).
+
+Usage:
+    python3 tests/cross/check_parity.py [--root DIR]   # last line: error-parity: N passed, M failed
+    python3 tests/cross/check_parity.py --self-test    # mutates copies in a temp dir, each must fail
+
+Exit status 0 when everything agrees, 1 otherwise.
+"""
+
+import argparse
+import ast
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+RUST = "core/src/error.rs"
+C_HEADER = "include/keystrata.h"
+FFI = "ffi/src/lib.rs"
+GO = "bindings/go/errors.go"
+PY = "bindings/python/python/keystrata/exceptions.py"
+PY_SRC = "bindings/python/src/errors.rs"
+GO_TOOL = "tests/cross/go/main.go"
+DRIVER = "tests/cross/run.sh"
+FILES = [RUST, C_HEADER, FFI, GO, PY, PY_SRC, GO_TOOL, DRIVER]
+
+# Codes at or above this are language-specific (C's NULL argument, ...).
+SPECIFIC = 100
+
+
+class Report:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, ok, what):
+        if ok:
+            self.passed += 1
+        else:
+            self.failed += 1
+            print(f"FAIL {what}")
+        return ok
+
+
+def read(root, rel):
+    with open(os.path.join(root, rel), encoding="utf-8") as f:
+        return f.read()
+
+
+def strip_rust_comments(s):
+    s = re.sub(r"/\*.*?\*/", "", s, flags=re.S)
+    return re.sub(r"//[^\n]*", "", s)
+
+
+def block(text, start_re, what, rel):
+    """The text between the brace opened by start_re and its match."""
+    m = re.search(start_re, text)
+    if not m:
+        raise ValueError(f"{rel}: cannot find {what}")
+    i = text.index("{", m.start())
+    depth = 0
+    for j in range(i, len(text)):
+        if text[j] == "{":
+            depth += 1
+        elif text[j] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[i + 1 : j]
+    raise ValueError(f"{rel}: unbalanced braces after {what}")
+
+
+def upper_snake(name):
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).upper()
+
+
+def rust_kinds(root, rep):
+    """[(name, code)] from the ErrorKind enum, plus checks of ALL and name()."""
+    src = strip_rust_comments(read(root, RUST))
+    body = block(src, r"pub\s+enum\s+ErrorKind\b", "enum ErrorKind", RUST)
+    body = re.sub(r"#\[[^\]]*\]", "", body)
+    kinds = []
+    for item in [x.strip() for x in body.split(",") if x.strip()]:
+        m = re.fullmatch(r"(\w+)\s*=\s*(\d+)", item)
+        rep.check(m is not None, f"Rust {RUST}: ErrorKind variant {item!r} has no explicit `= N` code")
+        if m:
+            kinds.append((m.group(1), int(m.group(2))))
+    names = [n for n, _ in kinds]
+    codes = [c for _, c in kinds]
+    rep.check(len(set(names)) == len(names), f"Rust: duplicate ErrorKind names {names}")
+    rep.check(len(set(codes)) == len(codes), f"Rust: duplicate ErrorKind codes {codes}")
+    rep.check(
+        sorted(codes) == list(range(1, len(codes) + 1)),
+        f"Rust: ErrorKind codes are not 1..{len(codes)} (got {sorted(codes)})",
+    )
+    m = re.search(r"pub\s+const\s+ALL\s*:\s*\[\s*ErrorKind\s*;\s*(\d+)\s*\]\s*=\s*\[(.*?)\]\s*;", src, re.S)
+    if rep.check(m is not None, f"Rust {RUST}: cannot find ErrorKind::ALL"):
+        all_names = re.findall(r"ErrorKind::(\w+)", m.group(2))
+        rep.check(
+            int(m.group(1)) == len(kinds) and all_names == [n for n, _ in sorted(kinds, key=lambda k: k[1])],
+            f"Rust: ErrorKind::ALL ({m.group(1)} entries: {all_names}) is not every variant in code order",
+        )
+    try:
+        nb = block(src, r"fn\s+name\s*\(\s*self\s*\)", "ErrorKind::name", RUST)
+        arms = dict(re.findall(r"ErrorKind::(\w+)\s*=>\s*\"(\w+)\"", nb))
+    except ValueError:
+        arms = {}
+    for n, _ in kinds:
+        rep.check(arms.get(n) == n, f"Rust: ErrorKind::name maps {n} to {arms.get(n)!r}, not {n!r}")
+    return kinds
+
+
+def compare(rep, lang, expected, found, render):
+    """expected: {name: code} from Rust; found: {name: code} in lang."""
+    for name, code in sorted(expected.items(), key=lambda kv: kv[1]):
+        got = found.get(name)
+        if got is None:
+            rep.check(False, f"{lang}: kind {name} (code {code}) is missing: expected {render(name, code)}")
+        else:
+            rep.check(got == code, f"{lang}: {render(name, got)} has code {got}, Rust says {code}")
+    for name, code in sorted(found.items(), key=lambda kv: kv[1]):
+        if name not in expected:
+            rep.check(False, f"{lang}: {render(name, code)} is not a Rust ErrorKind (add it to {RUST} first)")
+    codes = list(found.values())
+    dups = sorted({c for c in codes if codes.count(c) > 1})
+    rep.check(not dups, f"{lang}: codes used twice: {dups}")
+
+
+def c_kinds(root):
+    src = re.sub(r"/\*.*?\*/", "", read(root, C_HEADER), flags=re.S)
+    m = re.search(r"typedef\s+enum\s+ks_status\s*\{(.*?)\}\s*ks_status\s*;", src, re.S)
+    if not m:
+        raise ValueError(f"{C_HEADER}: cannot find typedef enum ks_status")
+    out = {}
+    for name, code in re.findall(r"\b(KS_\w+)\s*=\s*(\d+)", m.group(1)):
+        code = int(code)
+        if code == 0 or code >= SPECIFIC:
+            continue
+        out[name] = code
+    return out
+
+
+def ffi_maps(root):
+    src = strip_rust_comments(read(root, FFI))
+    fk = block(src, r"fn\s+from_kind\s*\(", "ks_status::from_kind", FFI)
+    from_kind = dict(re.findall(r"ErrorKind::(\w+)\s*=>\s*(KS_\w+)", fk))
+    # ErrorKind is non_exhaustive: the catch-all arm may stand for Internal
+    # (and only for it: any other kind reaching it would be a bug).
+    m = re.search(r"\b_\s*=>\s*(KS_\w+)", fk)
+    if m and m.group(1) == "KS_ERR_INTERNAL":
+        from_kind.setdefault("Internal", "KS_ERR_INTERNAL")
+    names = {int(c): n for c, n in re.findall(r"\b(\d+)\s*=>\s*c\"(KS_\w+)\"", src)}
+    return from_kind, names
+
+
+def go_kinds(root):
+    src = read(root, GO)
+    out = {}
+    for name, code in re.findall(r"\bErr(\w+)\s*=\s*&Error\{\s*Code:\s*(\d+)\s*\}", src):
+        if int(code) < SPECIFIC:
+            out[name] = int(code)
+    m = re.search(r"var\s+kindNames\s*=\s*map\[int\]string\s*\{(.*?)\n\}", src, re.S)
+    table = {int(c) for c in re.findall(r"\b(\d+)\s*:", m.group(1))} if m else set()
+    return out, table
+
+
+def py_kinds(root, rep):
+    tree = ast.parse(read(root, PY))
+    out = {}
+    all_names = []
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+            all_names = [e.value for e in node.value.elts if isinstance(e, ast.Constant)]
+        if not isinstance(node, ast.ClassDef) or node.name == "Error":
+            continue
+        if not any(isinstance(b, ast.Name) and b.id == "Error" for b in node.bases):
+            continue
+        attrs = {}
+        for st in node.body:
+            if isinstance(st, ast.Assign) and len(st.targets) == 1 and isinstance(st.targets[0], ast.Name):
+                if isinstance(st.value, ast.Constant):
+                    attrs[st.targets[0].id] = st.value.value
+        kind, code = attrs.get("kind"), attrs.get("code")
+        ok = (
+            isinstance(kind, str)
+            and isinstance(code, int)
+            and node.name == f"{kind}Error"
+        )
+        rep.check(ok, f"Python {PY}: class {node.name} must have kind = \"<Name>\" with the class named <Name>Error, and an int code (kind={kind!r}, code={code!r})")
+        if ok:
+            out[kind] = code
+    return out, all_names
+
+
+def py_binding_map(root):
+    src = strip_rust_comments(read(root, PY_SRC))
+    arms = dict(re.findall(r"ErrorKind::(\w+)\s*=>\s*py::(\w+)::new_err", src))
+    imported = set(re.findall(r"import_exception!\(\s*keystrata\.exceptions\s*,\s*(\w+)\s*\)", src))
+    return arms, imported
+
+
+def run_checks(root):
+    rep = Report()
+    try:
+        kinds = rust_kinds(root, rep)
+        expected = dict(kinds)
+
+        # C header
+        compare(rep, f"C {C_HEADER}", {f"KS_ERR_{upper_snake(n)}": c for n, c in kinds}, c_kinds(root),
+                lambda n, c: f"{n} = {c}")
+        # ffi glue
+        from_kind, status_names = ffi_maps(root)
+        for n, c in kinds:
+            want = f"KS_ERR_{upper_snake(n)}"
+            rep.check(from_kind.get(n) == want,
+                      f"C {FFI}: ks_status::from_kind maps ErrorKind::{n} to {from_kind.get(n) or 'nothing (the `_` arm)'}, not {want}")
+            rep.check(status_names.get(c) == want,
+                      f"C {FFI}: ks_status_name({c}) is {status_names.get(c)!r}, not {want!r}")
+        # Go
+        go, go_table = go_kinds(root)
+        compare(rep, f"Go {GO}", expected, go, lambda n, c: f"Err{n} = &Error{{Code: {c}}}")
+        for n, c in kinds:
+            rep.check(c in go_table, f"Go {GO}: kindNames has no entry for code {c} ({n})")
+        # Python
+        py, py_all = py_kinds(root, rep)
+        compare(rep, f"Python {PY}", expected, py, lambda n, c: f"class {n}Error(Error): kind = \"{n}\"; code = {c}")
+        for n, _ in kinds:
+            rep.check(f"{n}Error" in py_all, f"Python {PY}: {n}Error is not in __all__")
+        arms, imported = py_binding_map(root)
+        for n, _ in kinds:
+            rep.check(arms.get(n) == f"{n}Error" and f"{n}Error" in imported,
+                      f"Python {PY_SRC}: ErrorKind::{n} is raised as {arms.get(n) or 'the base Error'}, not {n}Error")
+        # the harness's own tables
+        tool = read(root, GO_TOOL)
+        m = re.search(r"var\s+kindNames\s*=\s*map\[int\]string\s*\{(.*?)\n\}", tool, re.S)
+        tool_names = {int(c): n for c, n in re.findall(r"(\d+)\s*:\s*\"(\w+)\"", m.group(1))} if m else {}
+        for n, c in kinds:
+            rep.check(tool_names.get(c) == n, f"harness {GO_TOOL}: kindNames[{c}] is {tool_names.get(c)!r}, not {n!r}")
+        driver = read(root, DRIVER)
+        m = re.search(r"declare -A CODE=\((.*?)\)\n", driver, re.S)
+        drv = {n: int(c) for n, c in re.findall(r"\[(\w+)\]=(\d+)", m.group(1))} if m else {}
+        compare(rep, f"harness {DRIVER}", expected, drv, lambda n, c: f"[{n}]={c}")
+    except (OSError, ValueError, SyntaxError) as e:
+        rep.check(False, f"cannot parse: {e}")
+    return rep
+
+
+# --- self-test ----------------------------------------------------------------
+
+def sub(rel, old, new):
+    def f(root):
+        p = os.path.join(root, rel)
+        s = open(p, encoding="utf-8").read()
+        if old not in s:
+            raise AssertionError(f"self-test mutation: {old!r} not in {rel}")
+        open(p, "w", encoding="utf-8").write(s.replace(old, new, 1))
+    return f
+
+
+MUTATIONS = [
+    ("Rust kind removed (Io)", sub(RUST, "    Io = 11,\n", "")),
+    ("kind added in Rust only (Quota = 13)", sub(RUST, "    Internal = 12,\n", "    Internal = 12,\n    Quota = 13,\n")),
+    ("kind added in C only (KS_ERR_QUOTA = 13)", sub(C_HEADER, "  KS_ERR_INTERNAL = 12,\n", "  KS_ERR_INTERNAL = 12,\n  KS_ERR_QUOTA = 13,\n")),
+    ("C code changed (KS_ERR_FORMAT = 13)", sub(C_HEADER, "KS_ERR_FORMAT = 10", "KS_ERR_FORMAT = 13")),
+    ("C kind removed (KS_ERR_POLICY)", sub(C_HEADER, "  KS_ERR_POLICY = 6,\n", "")),
+    ("kind added in Go only (ErrQuota)", sub(GO, "\tErrInternal = &Error{Code: 12}\n", "\tErrInternal = &Error{Code: 12}\n\tErrQuota = &Error{Code: 13}\n")),
+    ("Go sentinel code changed (ErrPolicy = 7)", sub(GO, "ErrPolicy = &Error{Code: 6}", "ErrPolicy = &Error{Code: 7}")),
+    ("Go sentinel renamed (ErrIo -> ErrIO)", sub(GO, "ErrIo = &Error{Code: 11}", "ErrIO = &Error{Code: 11}")),
+    ("kind added in Python only (QuotaError)", sub(PY, "\nclass InternalError(Error):", "\nclass QuotaError(Error):\n    kind = \"Quota\"\n    code = 13\n\n\nclass InternalError(Error):")),
+    ("Python class removed (KeyDestroyedError)", sub(PY, "class KeyDestroyedError(Error):", "class _Gone:")),
+    ("Python kind string changed (UnknownKey)", sub(PY, 'kind = "UnknownKey"', 'kind = "Unknownkey"')),
+    ("Python code changed (FormatError = 11)", sub(PY, "kind = \"Format\"\n    code = 10", "kind = \"Format\"\n    code = 11")),
+    ("ffi from_kind arm removed (Io falls to Internal)", sub(FFI, "            ErrorKind::Io => KS_ERR_IO,\n", "")),
+    ("Python binding arm removed", sub(PY_SRC, "        ErrorKind::Backend => py::BackendError::new_err(msg),\n", "")),
+]
+
+
+def self_test(repo):
+    ok = fail = 0
+    with tempfile.TemporaryDirectory(prefix="ks-parity.") as tmp:
+        def fresh():
+            root = os.path.join(tmp, "root")
+            shutil.rmtree(root, ignore_errors=True)
+            for rel in FILES:
+                os.makedirs(os.path.dirname(os.path.join(root, rel)), exist_ok=True)
+                shutil.copy(os.path.join(repo, rel), os.path.join(root, rel))
+            return root
+
+        def check(root):
+            r = subprocess.run([sys.executable, os.path.abspath(__file__), "--root", root],
+                               capture_output=True, text=True)
+            return r.returncode, r.stdout
+
+        rc, out = check(fresh())
+        if rc == 0:
+            ok += 1
+        else:
+            fail += 1
+            print(f"FAIL self-test: the unmodified copy does not pass:\n{out}")
+        for what, mutate in MUTATIONS:
+            root = fresh()
+            mutate(root)
+            rc, out = check(root)
+            lines = [l for l in out.splitlines() if l.startswith("FAIL ")]
+            if rc != 0 and lines:
+                ok += 1
+                print(f"ok   {what}: fails as it must ({lines[0][5:]})")
+            else:
+                fail += 1
+                print(f"FAIL self-test: '{what}' went unnoticed")
+    print(f"error-parity self-test: {ok} passed, {fail} failed")
+    return fail == 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap.add_argument("--root", default=os.path.normpath(os.path.join(here, "..", "..")))
+    ap.add_argument("--self-test", action="store_true")
+    a = ap.parse_args()
+    if a.self_test:
+        sys.exit(0 if self_test(a.root) else 1)
+    rep = run_checks(a.root)
+    print(f"error-parity: {rep.passed} passed, {rep.failed} failed")
+    sys.exit(0 if rep.failed == 0 else 1)
+
+
+if __name__ == "__main__":
+    main()

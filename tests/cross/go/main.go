@@ -1,0 +1,340 @@
+// kscross in Go: the cross-language harness tool (tests/cross/README.md).
+//
+// Same interface as core/examples/kscross.rs. A keystrata error prints the
+// kind's name on stdout (message on stderr) and exits with 10 + its code;
+// usage errors exit 2.
+package main
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	ks "github.com/keystrata/keystrata/bindings/go"
+)
+
+// The kinds' CamelCase names, as in Rust's ErrorKind::name (the Go
+// package's Kind() strings are human phrases). check_parity.py keeps the
+// sentinels in step with Rust; this table is checked by the driver's
+// error-parity cases.
+var kindNames = map[int]string{
+	1: "InvalidInput", 2: "Authentication", 3: "UnknownKey", 4: "KeyDisabled",
+	5: "KeyDestroyed", 6: "Policy", 7: "Unsupported", 8: "Backend", 9: "Unavailable",
+	10: "Format", 11: "Io", 12: "Internal", 100: "NullArgument", 101: "BufferTooSmall",
+}
+
+type usageError struct{ msg string }
+
+func (u usageError) Error() string { return u.msg }
+
+func usagef(f string, a ...any) error { return usageError{fmt.Sprintf(f, a...)} }
+
+func read(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, usagef("cannot read %s: %v", path, err)
+	}
+	return b, nil
+}
+
+func write(path string, data []byte) error {
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return usagef("cannot write %s: %v", path, err)
+	}
+	return nil
+}
+
+func root(spec string) (*ks.Root, error) {
+	if p, ok := strings.CutPrefix(spec, "age:"); ok {
+		text, err := read(p)
+		if err != nil {
+			return nil, err
+		}
+		return ks.NewAgeRoot([]string{string(text)}, nil)
+	}
+	if p, ok := strings.CutPrefix(spec, "pass:"); ok {
+		return ks.NewPassphraseRoot(p, 10)
+	}
+	return nil, usagef("bad root spec %q", spec)
+}
+
+func load(spec, path string) (*ks.Keychain, error) {
+	r, err := root(spec)
+	if err != nil {
+		return nil, err
+	}
+	return ks.LoadFile(path, r)
+}
+
+type envJSON struct {
+	KeyID         string `json:"key_id"`
+	KeyVersion    int    `json:"key_version"`
+	Provider      string `json:"provider"`
+	CiphertextHex string `json:"ciphertext_hex"`
+}
+
+func envelopeJSON(e *ks.KeyEnvelope) []byte {
+	b, _ := json.Marshal(envJSON{e.KeyID, e.KeyVersion, e.Provider, hex.EncodeToString(e.Ciphertext)})
+	return b
+}
+
+func metadataJSON(e *ks.KeyEnvelope) ([]byte, error) {
+	m, err := e.ToMetadata()
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(m)
+}
+
+func readEnvelope(path string) (*ks.KeyEnvelope, error) {
+	data, err := read(path)
+	if err != nil {
+		return nil, err
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, usagef("%s: not a JSON object: %v", path, err)
+	}
+	if _, ok := raw["ciphertext_hex"]; ok {
+		var e envJSON
+		dec := json.NewDecoder(bytes.NewReader(data))
+		if err := dec.Decode(&e); err != nil {
+			return nil, usagef("%s: bad envelope JSON: %v", path, err)
+		}
+		ct, err := hex.DecodeString(e.CiphertextHex)
+		if err != nil {
+			return nil, usagef("%s: bad hex", path)
+		}
+		return &ks.KeyEnvelope{KeyID: e.KeyID, KeyVersion: e.KeyVersion, Provider: e.Provider, Ciphertext: ct}, nil
+	}
+	var m map[string]string
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, usagef("%s: metadata values must be strings", path)
+	}
+	return ks.EnvelopeFromMetadata(m)
+}
+
+func gen(dir string, r *ks.Root) error {
+	kc, err := ks.Generate(nil)
+	if err != nil {
+		return err
+	}
+	defer kc.Close()
+	p, err := kc.Primary()
+	if err != nil {
+		return err
+	}
+	v1 := p.KeyID
+	fixtures := func(v string, keyByte byte) error {
+		pt := []byte("fixture " + v)
+		s, err := kc.Seal(pt, []byte("fixture"))
+		if err != nil {
+			return err
+		}
+		if err := write(filepath.Join(dir, v+".sealed"), s); err != nil {
+			return err
+		}
+		e, err := kc.Encrypt(pt, []byte("fixture"))
+		if err != nil {
+			return err
+		}
+		if err := write(filepath.Join(dir, v+".encrypted"), e); err != nil {
+			return err
+		}
+		env, err := kc.WrapKey(bytes.Repeat([]byte{keyByte}, 32), []byte("fixture"))
+		if err != nil {
+			return err
+		}
+		return write(filepath.Join(dir, v+".env.json"), envelopeJSON(env))
+	}
+	if err := fixtures("v1", 0x11); err != nil {
+		return err
+	}
+	if _, err := kc.Rotate(); err != nil {
+		return err
+	}
+	if err := fixtures("v2", 0x22); err != nil {
+		return err
+	}
+	if _, err := kc.Rotate(); err != nil {
+		return err
+	}
+	if err := kc.Disable(v1); err != nil {
+		return err
+	}
+	if err := write(filepath.Join(dir, "disabled_key_id"), []byte(fmt.Sprintf("%d\n", v1))); err != nil {
+		return err
+	}
+	return kc.SaveFile(filepath.Join(dir, "keychain.age"), r)
+}
+
+func run(a []string) error {
+	op := ""
+	if len(a) > 0 {
+		op = a[0]
+	}
+	n := len(a)
+	switch {
+	case op == "gen-age" && n == 2:
+		r, err := ks.GenerateAgeRoot()
+		if err != nil {
+			return err
+		}
+		recips, err := r.AgeRecipients()
+		if err != nil {
+			return err
+		}
+		ids, err := r.InsecureAgeIdentities()
+		if err != nil {
+			return err
+		}
+		text := fmt.Sprintf("# public key: %s\n%s\n", recips[0], ids[0])
+		if err := write(filepath.Join(a[1], "identity.txt"), []byte(text)); err != nil {
+			return err
+		}
+		return gen(a[1], r)
+	case op == "gen-pass" && n == 3:
+		r, err := ks.NewPassphraseRoot(a[2], 10)
+		if err != nil {
+			return err
+		}
+		return gen(a[1], r)
+	case (op == "seal" || op == "unseal" || op == "encrypt" || op == "decrypt") && n == 6:
+		kc, err := load(a[1], a[2])
+		if err != nil {
+			return err
+		}
+		defer kc.Close()
+		data, err := read(a[3])
+		if err != nil {
+			return err
+		}
+		f := map[string]func([]byte, []byte) ([]byte, error){
+			"seal": kc.Seal, "unseal": kc.Unseal, "encrypt": kc.Encrypt, "decrypt": kc.Decrypt,
+		}[op]
+		out, err := f(data, []byte(a[4]))
+		if err != nil {
+			return err
+		}
+		return write(a[5], out)
+	case op == "wrap" && n == 7:
+		kc, err := load(a[1], a[2])
+		if err != nil {
+			return err
+		}
+		defer kc.Close()
+		key, err := read(a[3])
+		if err != nil {
+			return err
+		}
+		env, err := kc.WrapKey(key, []byte(a[4]))
+		if err != nil {
+			return err
+		}
+		meta, err := metadataJSON(env)
+		if err != nil {
+			return err
+		}
+		if err := write(a[5], envelopeJSON(env)); err != nil {
+			return err
+		}
+		return write(a[6], meta)
+	case op == "unwrap" && n == 6:
+		kc, err := load(a[1], a[2])
+		if err != nil {
+			return err
+		}
+		defer kc.Close()
+		env, err := readEnvelope(a[3])
+		if err != nil {
+			return err
+		}
+		key, err := kc.UnwrapKey(env, []byte(a[4]))
+		if err != nil {
+			return err
+		}
+		return write(a[5], key)
+	case op == "derive" && n == 7:
+		kc, err := load(a[1], a[2])
+		if err != nil {
+			return err
+		}
+		defer kc.Close()
+		epoch, err := strconv.ParseUint(a[5], 10, 64)
+		if err != nil {
+			return usagef("bad epoch")
+		}
+		key, err := kc.DeriveOriginKey(a[3], a[4], epoch)
+		if err != nil {
+			return err
+		}
+		return write(a[6], key)
+	case op == "destroy" && n == 5:
+		r, err := root(a[1])
+		if err != nil {
+			return err
+		}
+		kc, err := ks.LoadFile(a[2], r)
+		if err != nil {
+			return err
+		}
+		defer kc.Close()
+		id, err := strconv.ParseUint(a[3], 10, 32)
+		if err != nil {
+			return usagef("bad key id")
+		}
+		if err := kc.Destroy(uint32(id)); err != nil {
+			return err
+		}
+		return kc.SaveFile(a[4], r)
+	case op == "keys" && n == 3:
+		kc, err := load(a[1], a[2])
+		if err != nil {
+			return err
+		}
+		defer kc.Close()
+		keys, err := kc.Keys()
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			p := 0
+			if k.Primary {
+				p = 1
+			}
+			fmt.Printf("%d %d %s %s %d\n", k.KeyID, k.Version, k.Purpose, k.Status, p)
+		}
+		return nil
+	}
+	return usagef("usage: see tests/cross/README.md")
+}
+
+func main() {
+	a := os.Args[1:]
+	err := run(a)
+	if err == nil {
+		return
+	}
+	var ke *ks.Error
+	if errors.As(err, &ke) {
+		name, ok := kindNames[ke.Code]
+		if !ok {
+			name = "Code" + strconv.Itoa(ke.Code)
+		}
+		fmt.Println(name)
+		op := ""
+		if len(a) > 0 {
+			op = a[0]
+		}
+		fmt.Fprintf(os.Stderr, "kscross-go: %s: %s: %v\n", op, name, err)
+		os.Exit(10 + ke.Code)
+	}
+	fmt.Fprintf(os.Stderr, "kscross-go: %v\n", err)
+	os.Exit(2)
+}

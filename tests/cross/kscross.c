@@ -1,0 +1,369 @@
+/*
+ * kscross in C: the cross-language harness tool (tests/cross/README.md).
+ *
+ * Same interface as core/examples/kscross.rs. A keystrata error prints the
+ * kind's name on stdout (message on stderr) and exits with 10 + its code;
+ * usage errors exit 2. Built by tests/cross/run.sh:
+ *   cc -std=c11 -Iinclude tests/cross/kscross.c target/release/libkeystrata.a \
+ *      -ljansson -lpthread -ldl -lm -lrt -lutil
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "keystrata.h"
+
+static const char *g_op = "";
+
+/* "KS_ERR_KEY_DISABLED" -> "KeyDisabled" (the Rust ErrorKind name). */
+static void kind_name(ks_status st, char *out, size_t cap) {
+    const char *n = ks_status_name((int)st);
+    size_t j = 0;
+    int upper = 1;
+    if (strncmp(n, "KS_ERR_", 7) == 0) n += 7;
+    for (; *n && j + 1 < cap; n++) {
+        if (*n == '_') { upper = 1; continue; }
+        out[j++] = upper ? (char)toupper((unsigned char)*n) : (char)tolower((unsigned char)*n);
+        upper = 0;
+    }
+    out[j] = 0;
+}
+
+static void die_ks(ks_status st) {
+    char name[64];
+    kind_name(st, name, sizeof name);
+    printf("%s\n", name);
+    fflush(stdout);
+    fprintf(stderr, "kscross-c: %s: %s: %s\n", g_op, name, ks_last_error_message());
+    exit(10 + (int)st);
+}
+
+static void die_usage(const char *msg, const char *detail) {
+    fprintf(stderr, "kscross-c: %s%s%s\n", msg, detail ? ": " : "", detail ? detail : "");
+    exit(2);
+}
+
+#define CHECK(call) do { ks_status st_ = (call); if (st_ != KS_OK) die_ks(st_); } while (0)
+
+static uint8_t *read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) die_usage("cannot read", path);
+    size_t cap = 4096, n = 0;
+    uint8_t *buf = malloc(cap);
+    if (!buf) die_usage("out of memory", NULL);
+    for (;;) {
+        if (n == cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            if (!buf) die_usage("out of memory", NULL);
+        }
+        size_t r = fread(buf + n, 1, cap - n, f);
+        n += r;
+        if (r == 0) break;
+    }
+    if (ferror(f)) die_usage("cannot read", path);
+    fclose(f);
+    *len = n;
+    return buf;
+}
+
+static void write_file(const char *path, const void *data, size_t len) {
+    FILE *f = fopen(path, "wb");
+    if (!f) die_usage("cannot write", path);
+    if (len && fwrite(data, 1, len, f) != len) die_usage("cannot write", path);
+    if (fclose(f) != 0) die_usage("cannot write", path);
+}
+
+static char *join(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (!p) die_usage("out of memory", NULL);
+    snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+static ks_root *make_root(const char *spec) {
+    ks_root *r = NULL;
+    if (strncmp(spec, "age:", 4) == 0) {
+        size_t len;
+        uint8_t *text = read_file(spec + 4, &len);
+        char *s = malloc(len + 1);
+        if (!s) die_usage("out of memory", NULL);
+        memcpy(s, text, len);
+        s[len] = 0;
+        const char *ids[1] = {s};
+        CHECK(ks_root_age_new(ids, 1, NULL, 0, &r));
+        free(s);
+        free(text);
+    } else if (strncmp(spec, "pass:", 5) == 0) {
+        CHECK(ks_root_passphrase_new((const uint8_t *)spec + 5, strlen(spec + 5), 10, &r));
+    } else {
+        die_usage("bad root spec", spec);
+    }
+    return r;
+}
+
+static ks_keychain *load(const char *spec, const char *path) {
+    ks_root *r = make_root(spec);
+    ks_keychain *kc = NULL;
+    CHECK(ks_keychain_load_file(path, r, &kc));
+    ks_root_free(r);
+    return kc;
+}
+
+static char *to_hex(const uint8_t *b, size_t n) {
+    char *s = malloc(2 * n + 1);
+    if (!s) die_usage("out of memory", NULL);
+    for (size_t i = 0; i < n; i++) sprintf(s + 2 * i, "%02x", b[i]);
+    s[2 * n] = 0;
+    return s;
+}
+
+static uint8_t *from_hex(const char *s, size_t *n) {
+    size_t l = strlen(s);
+    if (l % 2) die_usage("odd-length hex", NULL);
+    uint8_t *b = malloc(l / 2 + 1);
+    if (!b) die_usage("out of memory", NULL);
+    for (size_t i = 0; i < l / 2; i++) {
+        unsigned v;
+        if (!isxdigit((unsigned char)s[2 * i]) || !isxdigit((unsigned char)s[2 * i + 1]) ||
+            sscanf(s + 2 * i, "%2x", &v) != 1)
+            die_usage("bad hex", NULL);
+        b[i] = (uint8_t)v;
+    }
+    *n = l / 2;
+    return b;
+}
+
+static void write_json(const char *path, json_t *j) {
+    char *s = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT);
+    if (!s) die_usage("cannot encode JSON", NULL);
+    write_file(path, s, strlen(s));
+    free(s);
+    json_decref(j);
+}
+
+static void write_envelope(const char *path, const ks_envelope *env) {
+    size_t n;
+    const uint8_t *ct = ks_envelope_ciphertext(env, &n);
+    char *h = to_hex(ct, n);
+    json_t *j = json_pack("{s:s, s:I, s:s, s:s}", "key_id", ks_envelope_key_id(env), "key_version",
+                          (json_int_t)ks_envelope_key_version(env), "provider",
+                          ks_envelope_provider(env), "ciphertext_hex", h);
+    if (!j) die_usage("cannot build JSON", NULL);
+    write_json(path, j);
+    free(h);
+}
+
+static void write_metadata(const char *path, const ks_envelope *env) {
+    json_t *j = json_object();
+    size_t count = ks_envelope_metadata_count(env);
+    for (size_t i = 0; i < count; i++) {
+        const char *name, *value;
+        CHECK(ks_envelope_metadata_entry(env, i, &name, &value));
+        json_object_set_new(j, name, json_string(value));
+    }
+    write_json(path, j);
+}
+
+static ks_envelope *read_envelope(const char *path) {
+    json_error_t jerr;
+    json_t *j = json_load_file(path, 0, &jerr);
+    if (!j || !json_is_object(j)) die_usage("not a JSON object", path);
+    ks_envelope *env = NULL;
+    if (json_object_get(j, "ciphertext_hex")) {
+        const char *key_id, *provider, *ct_hex;
+        json_int_t ver;
+        if (json_unpack(j, "{s:s, s:I, s:s, s:s}", "key_id", &key_id, "key_version", &ver,
+                        "provider", &provider, "ciphertext_hex", &ct_hex) != 0 ||
+            ver < 0 || ver > UINT32_MAX)
+            die_usage("bad envelope JSON", path);
+        size_t n;
+        uint8_t *ct = from_hex(ct_hex, &n);
+        CHECK(ks_envelope_new(key_id, (uint32_t)ver, provider, ct, n, &env));
+        free(ct);
+    } else {
+        size_t count = json_object_size(j), i = 0;
+        const char **names = calloc(count + 1, sizeof *names);
+        const char **values = calloc(count + 1, sizeof *values);
+        if (!names || !values) die_usage("out of memory", NULL);
+        const char *k;
+        json_t *v;
+        json_object_foreach(j, k, v) {
+            if (!json_is_string(v)) die_usage("metadata values must be strings", path);
+            names[i] = k;
+            values[i] = json_string_value(v);
+            i++;
+        }
+        CHECK(ks_envelope_from_metadata(names, values, count, &env));
+        free(names);
+        free(values);
+    }
+    json_decref(j);
+    return env;
+}
+
+static void fixtures(ks_keychain *kc, const char *dir, const char *v, uint8_t key_byte) {
+    char pt[32], name[64];
+    snprintf(pt, sizeof pt, "fixture %s", v);
+    const uint8_t *aad = (const uint8_t *)"fixture";
+    ks_buffer b;
+    CHECK(ks_keychain_seal(kc, (const uint8_t *)pt, strlen(pt), aad, 7, &b));
+    snprintf(name, sizeof name, "%s.sealed", v);
+    char *p = join(dir, name);
+    write_file(p, b.data, b.len);
+    free(p);
+    ks_buffer_free(&b);
+    CHECK(ks_keychain_encrypt(kc, (const uint8_t *)pt, strlen(pt), aad, 7, &b));
+    snprintf(name, sizeof name, "%s.encrypted", v);
+    p = join(dir, name);
+    write_file(p, b.data, b.len);
+    free(p);
+    ks_buffer_free(&b);
+    uint8_t key[32];
+    memset(key, key_byte, sizeof key);
+    ks_envelope *env = NULL;
+    CHECK(ks_keychain_wrap_key(kc, key, sizeof key, aad, 7, &env));
+    snprintf(name, sizeof name, "%s.env.json", v);
+    p = join(dir, name);
+    write_envelope(p, env);
+    free(p);
+    ks_envelope_free(env);
+}
+
+static void gen(const char *dir, const ks_root *root) {
+    ks_keychain *kc = NULL;
+    CHECK(ks_keychain_generate(NULL, &kc));
+    ks_key_info pi;
+    CHECK(ks_keychain_primary(kc, KS_PURPOSE_ENCRYPT, &pi));
+    uint32_t v1 = pi.key_id;
+    fixtures(kc, dir, "v1", 0x11);
+    CHECK(ks_keychain_rotate(kc, NULL));
+    fixtures(kc, dir, "v2", 0x22);
+    CHECK(ks_keychain_rotate(kc, NULL));
+    CHECK(ks_keychain_disable(kc, v1));
+    char idtxt[32];
+    snprintf(idtxt, sizeof idtxt, "%" PRIu32 "\n", v1);
+    char *p = join(dir, "disabled_key_id");
+    write_file(p, idtxt, strlen(idtxt));
+    free(p);
+    p = join(dir, "keychain.age");
+    CHECK(ks_keychain_save_file(kc, p, root));
+    free(p);
+    ks_keychain_free(kc);
+}
+
+static void aead_op(const char *op, const ks_keychain *kc, const uint8_t *in, size_t n,
+                    const char *aad, ks_buffer *out) {
+    const uint8_t *a = (const uint8_t *)aad;
+    size_t al = strlen(aad);
+    if (!strcmp(op, "seal")) CHECK(ks_keychain_seal(kc, in, n, a, al, out));
+    else if (!strcmp(op, "unseal")) CHECK(ks_keychain_unseal(kc, in, n, a, al, out));
+    else if (!strcmp(op, "encrypt")) CHECK(ks_keychain_encrypt(kc, in, n, a, al, out));
+    else CHECK(ks_keychain_decrypt(kc, in, n, a, al, out));
+}
+
+int main(int argc, char **argv) {
+    const char *op = argc > 1 ? argv[1] : "";
+    int n = argc - 1;
+    g_op = op;
+    if (!strcmp(op, "gen-age") && n == 2) {
+        ks_root *r = NULL;
+        CHECK(ks_root_age_generate(&r));
+        ks_buffer id, rec;
+        CHECK(ks_root_age_identity(r, 0, &id));
+        CHECK(ks_root_age_recipient(r, 0, &rec));
+        char *p = join(argv[2], "identity.txt");
+        FILE *f = fopen(p, "wb");
+        if (!f) die_usage("cannot write", p);
+        fprintf(f, "# public key: %.*s\n%.*s\n", (int)rec.len, (const char *)rec.data, (int)id.len,
+                (const char *)id.data);
+        if (fclose(f) != 0) die_usage("cannot write", p);
+        free(p);
+        ks_buffer_free(&id);
+        ks_buffer_free(&rec);
+        gen(argv[2], r);
+        ks_root_free(r);
+    } else if (!strcmp(op, "gen-pass") && n == 3) {
+        ks_root *r = NULL;
+        CHECK(ks_root_passphrase_new((const uint8_t *)argv[3], strlen(argv[3]), 10, &r));
+        gen(argv[2], r);
+        ks_root_free(r);
+    } else if ((!strcmp(op, "seal") || !strcmp(op, "unseal") || !strcmp(op, "encrypt") ||
+                !strcmp(op, "decrypt")) && n == 6) {
+        ks_keychain *kc = load(argv[2], argv[3]);
+        size_t len;
+        uint8_t *in = read_file(argv[4], &len);
+        ks_buffer out;
+        aead_op(op, kc, in, len, argv[5], &out);
+        write_file(argv[6], out.data, out.len);
+        ks_buffer_free(&out);
+        free(in);
+        ks_keychain_free(kc);
+    } else if (!strcmp(op, "wrap") && n == 7) {
+        ks_keychain *kc = load(argv[2], argv[3]);
+        size_t len;
+        uint8_t *key = read_file(argv[4], &len);
+        ks_envelope *env = NULL;
+        CHECK(ks_keychain_wrap_key(kc, key, len, (const uint8_t *)argv[5], strlen(argv[5]), &env));
+        write_envelope(argv[6], env);
+        write_metadata(argv[7], env);
+        ks_envelope_free(env);
+        free(key);
+        ks_keychain_free(kc);
+    } else if (!strcmp(op, "unwrap") && n == 6) {
+        ks_keychain *kc = load(argv[2], argv[3]);
+        ks_envelope *env = read_envelope(argv[4]);
+        ks_buffer out;
+        CHECK(ks_keychain_unwrap_key(kc, env, (const uint8_t *)argv[5], strlen(argv[5]), &out));
+        write_file(argv[6], out.data, out.len);
+        ks_buffer_free(&out);
+        ks_envelope_free(env);
+        ks_keychain_free(kc);
+    } else if (!strcmp(op, "derive") && n == 7) {
+        ks_keychain *kc = load(argv[2], argv[3]);
+        char *end;
+        errno = 0;
+        if (argv[6][0] < '0' || argv[6][0] > '9') die_usage("bad epoch", argv[6]);
+        unsigned long long epoch = strtoull(argv[6], &end, 10);
+        if (errno || *end) die_usage("bad epoch", argv[6]);
+        ks_buffer out;
+        CHECK(ks_keychain_derive_origin_key(kc, 0, (const uint8_t *)argv[4], strlen(argv[4]),
+                                            (const uint8_t *)argv[5], strlen(argv[5]),
+                                            (uint64_t)epoch, &out));
+        write_file(argv[7], out.data, out.len);
+        ks_buffer_free(&out);
+        ks_keychain_free(kc);
+    } else if (!strcmp(op, "destroy") && n == 5) {
+        ks_root *r = make_root(argv[2]);
+        ks_keychain *kc = NULL;
+        CHECK(ks_keychain_load_file(argv[3], r, &kc));
+        char *end;
+        unsigned long id = strtoul(argv[4], &end, 10);
+        if (*end || id > UINT32_MAX) die_usage("bad key id", argv[4]);
+        CHECK(ks_keychain_destroy(kc, (uint32_t)id));
+        CHECK(ks_keychain_save_file(kc, argv[5], r));
+        ks_keychain_free(kc);
+        ks_root_free(r);
+    } else if (!strcmp(op, "keys") && n == 3) {
+        ks_keychain *kc = load(argv[2], argv[3]);
+        size_t count = 0;
+        ks_key_info infos[64];
+        CHECK(ks_keychain_keys(kc, infos, 64, &count));
+        static const char *purposes[] = {"none", "encrypt", "derive"};
+        static const char *statuses[] = {"?", "enabled", "disabled", "destroyed"};
+        for (size_t i = 0; i < count; i++)
+            printf("%" PRIu32 " %" PRIu32 " %s %s %d\n", infos[i].key_id, infos[i].version,
+                   purposes[infos[i].purpose], statuses[infos[i].status], infos[i].primary ? 1 : 0);
+        ks_keychain_free(kc);
+    } else {
+        die_usage("usage: see tests/cross/README.md", NULL);
+    }
+    return 0;
+}

@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""kscross in Python: the cross-language harness tool (tests/cross/README.md).
+
+Same interface as core/examples/kscross.rs. A keystrata error prints the
+kind's name on stdout (message on stderr) and exits with 10 + its code;
+usage errors exit 2.
+"""
+
+import json
+import os
+import sys
+
+import keystrata
+
+
+class Usage(Exception):
+    pass
+
+
+def read(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise Usage(f"cannot read {path}: {e}")
+
+
+def write(path, data):
+    try:
+        with open(path, "wb") as f:
+            f.write(data)
+    except OSError as e:
+        raise Usage(f"cannot write {path}: {e}")
+
+
+def root(spec):
+    if spec.startswith("age:"):
+        text = read(spec[4:]).decode("utf-8")
+        return keystrata.AgeRoot(identities=[text])
+    if spec.startswith("pass:"):
+        return keystrata.PassphraseRoot(spec[5:], work_factor=10)
+    raise Usage(f"bad root spec {spec!r}")
+
+
+def load(spec, kc):
+    return keystrata.Keychain.load_file(kc, root(spec))
+
+
+def envelope_json(env):
+    return json.dumps(
+        {
+            "key_id": env.key_id,
+            "key_version": env.key_version,
+            "provider": env.provider,
+            "ciphertext_hex": env.ciphertext.hex(),
+        },
+        sort_keys=True,
+    ).encode()
+
+
+def metadata_json(env):
+    return json.dumps(env.to_metadata(), sort_keys=True).encode()
+
+
+def read_envelope(path):
+    try:
+        obj = json.loads(read(path))
+    except ValueError as e:
+        raise Usage(f"{path}: not JSON: {e}")
+    if not isinstance(obj, dict):
+        raise Usage(f"{path}: not a JSON object")
+    if "ciphertext_hex" in obj:
+        return keystrata.Envelope(
+            obj["key_id"], obj["key_version"], obj["provider"], bytes.fromhex(obj["ciphertext_hex"])
+        )
+    if not all(isinstance(v, str) for v in obj.values()):
+        raise Usage(f"{path}: metadata values must be strings")
+    return keystrata.Envelope.from_metadata(obj)
+
+
+def gen(d, r):
+    kc = keystrata.Keychain.generate()
+    v1 = kc.primary.key_id
+    write(os.path.join(d, "v1.sealed"), kc.seal(b"fixture v1", b"fixture"))
+    write(os.path.join(d, "v1.encrypted"), kc.encrypt(b"fixture v1", b"fixture"))
+    write(os.path.join(d, "v1.env.json"), envelope_json(kc.wrap_key(b"\x11" * 32, b"fixture")))
+    kc.rotate()
+    write(os.path.join(d, "v2.sealed"), kc.seal(b"fixture v2", b"fixture"))
+    write(os.path.join(d, "v2.encrypted"), kc.encrypt(b"fixture v2", b"fixture"))
+    write(os.path.join(d, "v2.env.json"), envelope_json(kc.wrap_key(b"\x22" * 32, b"fixture")))
+    kc.rotate()
+    kc.disable(v1)
+    write(os.path.join(d, "disabled_key_id"), f"{v1}\n".encode())
+    kc.save_file(os.path.join(d, "keychain.age"), r)
+
+
+def arg_bytes(s):
+    # Arguments arrive as str; give the exact bytes the shell passed.
+    return os.fsencode(s)
+
+
+def run(a):
+    op = a[0] if a else ""
+    n = len(a)
+    if op == "gen-age" and n == 2:
+        r = keystrata.AgeRoot.generate()
+        text = f"# public key: {r.recipients[0]}\n{r.insecure_identity_strings()[0]}\n"
+        write(os.path.join(a[1], "identity.txt"), text.encode())
+        gen(a[1], r)
+    elif op == "gen-pass" and n == 3:
+        gen(a[1], keystrata.PassphraseRoot(a[2], work_factor=10))
+    elif op in ("seal", "unseal", "encrypt", "decrypt") and n == 6:
+        kc = load(a[1], a[2])
+        data = read(a[3])
+        write(a[5], getattr(kc, op)(data, arg_bytes(a[4])))
+    elif op == "wrap" and n == 7:
+        kc = load(a[1], a[2])
+        env = kc.wrap_key(read(a[3]), arg_bytes(a[4]))
+        write(a[5], envelope_json(env))
+        write(a[6], metadata_json(env))
+    elif op == "unwrap" and n == 6:
+        kc = load(a[1], a[2])
+        env = read_envelope(a[3])
+        write(a[5], kc.unwrap_key(env, arg_bytes(a[4])))
+    elif op == "derive" and n == 7:
+        kc = load(a[1], a[2])
+        try:
+            epoch = int(a[5], 10)
+        except ValueError:
+            raise Usage("bad epoch")
+        write(a[6], kc.derive_origin_key(arg_bytes(a[3]), arg_bytes(a[4]), epoch))
+    elif op == "destroy" and n == 5:
+        r = root(a[1])
+        kc = keystrata.Keychain.load_file(a[2], r)
+        kc.destroy(int(a[3], 10))
+        kc.save_file(a[4], r)
+    elif op == "keys" and n == 3:
+        kc = load(a[1], a[2])
+        for k in kc.keys():
+            print(k.key_id, k.version, k.purpose, k.status, int(k.primary))
+    else:
+        raise Usage("usage: see tests/cross/README.md")
+
+
+def main():
+    a = sys.argv[1:]
+    try:
+        run(a)
+    except keystrata.Error as e:
+        print(e.kind)
+        sys.stderr.write(f"kscross-python: {a[0] if a else ''}: {e.kind}: {e}\n")
+        sys.exit(10 + e.code)
+    except Usage as e:
+        sys.stderr.write(f"kscross-python: {e}\n")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
