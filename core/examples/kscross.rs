@@ -49,13 +49,15 @@ fn read(path: &str) -> Res<Vec<u8>> {
 
 fn write(path: impl AsRef<Path>, data: &[u8]) -> Res<()> {
     let p = path.as_ref();
-    std::fs::write(p, data).map_err(|e| Failure::Usage(format!("cannot write {}: {e}", p.display())))
+    std::fs::write(p, data)
+        .map_err(|e| Failure::Usage(format!("cannot write {}: {e}", p.display())))
 }
 
 /// `age:PATH` (an identity file) or `pass:PASSPHRASE` (work factor 10).
 fn root(spec: &str) -> Res<Box<dyn Root>> {
     if let Some(path) = spec.strip_prefix("age:") {
-        let text = String::from_utf8(read(path)?).map_err(|_| Failure::Usage("identity not UTF-8".into()))?;
+        let text = String::from_utf8(read(path)?)
+            .map_err(|_| Failure::Usage("identity not UTF-8".into()))?;
         Ok(Box::new(AgeRoot::new([text], [] as [&str; 0])?))
     } else if let Some(pass) = spec.strip_prefix("pass:") {
         Ok(Box::new(PassphraseRoot::with_work_factor(pass, 10)?))
@@ -101,7 +103,12 @@ fn read_envelope(path: &str) -> Res<Envelope> {
             return usage(format!("{path}: bad envelope JSON"));
         };
         let key_version = u32::try_from(ver).map_err(|_| Failure::Usage("key_version".into()))?;
-        Ok(Envelope { key_id, key_version, provider, ciphertext: unhex(&ct)? })
+        Ok(Envelope {
+            key_id,
+            key_version,
+            provider,
+            ciphertext: unhex(&ct)?,
+        })
     } else {
         let mut m = BTreeMap::new();
         for (k, v) in obj {
@@ -121,12 +128,24 @@ fn gen(dir: &str, root: &dyn Root) -> Res<()> {
     let kc = Keychain::generate()?;
     let v1 = kc.primary()?.key_id;
     write(d.join("v1.sealed"), &kc.seal(b"fixture v1", b"fixture")?)?;
-    write(d.join("v1.encrypted"), &kc.encrypt(b"fixture v1", b"fixture")?)?;
-    write(d.join("v1.env.json"), envelope_json(&kc.wrap_key(&[0x11; 32], b"fixture")?).as_bytes())?;
+    write(
+        d.join("v1.encrypted"),
+        &kc.encrypt(b"fixture v1", b"fixture")?,
+    )?;
+    write(
+        d.join("v1.env.json"),
+        envelope_json(&kc.wrap_key(&[0x11; 32], b"fixture")?).as_bytes(),
+    )?;
     kc.rotate()?;
     write(d.join("v2.sealed"), &kc.seal(b"fixture v2", b"fixture")?)?;
-    write(d.join("v2.encrypted"), &kc.encrypt(b"fixture v2", b"fixture")?)?;
-    write(d.join("v2.env.json"), envelope_json(&kc.wrap_key(&[0x22; 32], b"fixture")?).as_bytes())?;
+    write(
+        d.join("v2.encrypted"),
+        &kc.encrypt(b"fixture v2", b"fixture")?,
+    )?;
+    write(
+        d.join("v2.env.json"),
+        envelope_json(&kc.wrap_key(&[0x22; 32], b"fixture")?).as_bytes(),
+    )?;
     kc.rotate()?;
     kc.disable(v1)?;
     write(d.join("disabled_key_id"), format!("{v1}\n").as_bytes())?;
@@ -202,7 +221,10 @@ fn main() {
         Ok(()) => {}
         Err(Failure::Ks(e)) => {
             println!("{}", e.kind().name());
-            eprintln!("kscross-rust: {}: {e}", args.first().map_or("", String::as_str));
+            eprintln!(
+                "kscross-rust: {}: {e}",
+                args.first().map_or("", String::as_str)
+            );
             exit(10 + e.kind().code() as i32);
         }
         Err(Failure::Usage(m)) => {
