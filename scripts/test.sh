@@ -65,6 +65,7 @@ suite go gotest env GO_TEST_FLAGS=-v bash bindings/go/test.sh
 suite cross-language cprint bash tests/cross/run.sh
 suite error-parity cprint python3 tests/cross/check_parity.py
 suite error-parity-selftest cprint python3 tests/cross/check_parity.py --self-test
+suite readme-quickstarts cprint bash tests/readme/run.sh
 suite relay-demo check make --no-print-directory relay-demo
 suite c-header check bash scripts/header.sh check
 suite c-asan cprint make --no-print-directory c-test

@@ -79,5 +79,11 @@ pub use crate::root::{AgeRoot, PassphraseRoot, Root};
 pub use crate::secret::SecretBytes;
 pub use crate::store::write_atomic;
 
+/// The repository README's Rust examples, compiled and run as doctests so
+/// the quick start stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 /// The version of this crate.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
