@@ -37,7 +37,7 @@ suite() {
     pytest) read -r p f < <(awk '/^=+ .*(passed|failed).* in [0-9.]+s/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed/) p = $(i-1); if ($(i) ~ /^failed/) f = $(i-1) } } END { printf "%d %d\n", p, f }' "$log") ;;
     gotest) read -r p f < <(awk '/^ *--- PASS/ { p++ } /^ *--- FAIL/ { f++ } END { printf "%d %d\n", p, f }' "$log") ;;
     # "<name>: N passed, M failed" lines, as the C suites print them.
-    cprint) read -r p f < <(awk '/^[a-z -]+: [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 } END { printf "%d %d\n", p, f }' "$log") ;;
+    cprint) read -r p f < <(awk '/^[a-z -]+: [0-9]+ passed, [0-9]+ failed/ { for (i = 2; i <= NF; i++) { if ($(i) == "passed,") p += $(i-1); if ($(i) ~ /^failed/) f += $(i-1) } } END { printf "%d %d\n", p, f }' "$log") ;;
     *) if [ $rc -eq 0 ]; then p=1 f=0; else p=0 f=1; fi ;;
   esac
   if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
