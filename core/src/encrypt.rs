@@ -29,12 +29,19 @@ pub(crate) fn encrypt(
     plaintext: &[u8],
     aad: &[u8],
 ) -> Result<Vec<u8>> {
+    // One system call draws the DEK and both nonces.
+    let mut rnd = Zeroizing::new([0u8; KEY_LEN + 2 * NONCE_LEN]);
+    fill_random(&mut rnd[..])?;
     let mut dek_proto = Zeroizing::new([0u8; DEK_PROTO_LEN]);
     dek_proto[0] = 0x1a;
     dek_proto[1] = 0x20;
-    fill_random(&mut dek_proto[2..])?;
+    dek_proto[2..].copy_from_slice(&rnd[..KEY_LEN]);
     let mut dek = Zeroizing::new([0u8; KEY_LEN]);
-    dek.copy_from_slice(&dek_proto[2..]);
+    dek.copy_from_slice(&rnd[..KEY_LEN]);
+    let mut dek_nonce = [0u8; NONCE_LEN];
+    dek_nonce.copy_from_slice(&rnd[KEY_LEN..KEY_LEN + NONCE_LEN]);
+    let mut nonce = [0u8; NONCE_LEN];
+    nonce.copy_from_slice(&rnd[KEY_LEN + NONCE_LEN..]);
     let dek_cipher = Aes256Gcm::new(&dek);
 
     let total = plaintext
@@ -43,9 +50,7 @@ pub(crate) fn encrypt(
         .ok_or_else(|| Error::invalid("plaintext too long"))?;
     let mut out = Vec::with_capacity(total);
     out.extend_from_slice(&(ENCRYPTED_DEK_LEN as u32).to_be_bytes());
-    seal::seal_append(kek, kek_id, &dek_proto[..], b"", &mut out)?;
-    let mut nonce = [0u8; NONCE_LEN];
-    fill_random(&mut nonce)?;
+    seal::seal_append_with_nonce(kek, kek_id, &dek_nonce, &dek_proto[..], b"", &mut out)?;
     out.extend_from_slice(&nonce);
     let body = out.len();
     out.resize(total, 0);

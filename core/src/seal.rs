@@ -48,6 +48,20 @@ pub(crate) fn seal_append(
     aad: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<()> {
+    let mut nonce = [0u8; NONCE_LEN];
+    fill_random(&mut nonce)?;
+    seal_append_with_nonce(cipher, key_id, &nonce, plaintext, aad, out)
+}
+
+/// [`seal_append`] with a nonce the caller drew at random.
+pub(crate) fn seal_append_with_nonce(
+    cipher: &Aes256Gcm,
+    key_id: u32,
+    nonce: &[u8; NONCE_LEN],
+    plaintext: &[u8],
+    aad: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<()> {
     let start = out.len();
     let total = plaintext
         .len()
@@ -56,12 +70,10 @@ pub(crate) fn seal_append(
     out.reserve_exact(total);
     out.push(PREFIX_BYTE);
     out.extend_from_slice(&key_id.to_be_bytes());
-    let mut nonce = [0u8; NONCE_LEN];
-    fill_random(&mut nonce)?;
-    out.extend_from_slice(&nonce);
+    out.extend_from_slice(nonce);
     let body = out.len();
     out.resize(start + total, 0);
-    let result = cipher.seal_into(&nonce, aad, plaintext, &mut out[body..]);
+    let result = cipher.seal_into(nonce, aad, plaintext, &mut out[body..]);
     if result.is_err() {
         out.truncate(start);
     }
