@@ -22,13 +22,20 @@ pub const ENCRYPTED_DEK_LEN: usize = SEAL_OVERHEAD + DEK_PROTO_LEN;
 /// Bytes `encrypt` adds to its plaintext: 4 + 67 + 12 + 16 = 99.
 pub const ENCRYPT_OVERHEAD: usize = 4 + ENCRYPTED_DEK_LEN + NONCE_LEN + TAG_LEN;
 
-/// Encrypts `plaintext` under a fresh DEK wrapped by `kek` / `kek_id`.
-pub(crate) fn encrypt(
+/// Encrypts `plaintext` under a fresh DEK wrapped by `kek` / `kek_id` into
+/// `out`, which must be exactly `plaintext.len() + ENCRYPT_OVERHEAD` bytes.
+pub(crate) fn encrypt_to_slice(
     kek: &Aes256Gcm,
     kek_id: u32,
     plaintext: &[u8],
     aad: &[u8],
-) -> Result<Vec<u8>> {
+    out: &mut [u8],
+) -> Result<()> {
+    if Some(out.len()) != plaintext.len().checked_add(ENCRYPT_OVERHEAD) {
+        return Err(Error::internal(
+            "encrypt output buffer has the wrong length",
+        ));
+    }
     // One system call draws the DEK and both nonces.
     let mut rnd = Zeroizing::new([0u8; KEY_LEN + 2 * NONCE_LEN]);
     fill_random(&mut rnd[..])?;
@@ -42,19 +49,29 @@ pub(crate) fn encrypt(
     dek_nonce.copy_from_slice(&rnd[KEY_LEN..KEY_LEN + NONCE_LEN]);
     let mut nonce = [0u8; NONCE_LEN];
     nonce.copy_from_slice(&rnd[KEY_LEN + NONCE_LEN..]);
-    let dek_cipher = Aes256Gcm::new(&dek);
 
+    let (len_field, rest) = out.split_at_mut(4);
+    len_field.copy_from_slice(&(ENCRYPTED_DEK_LEN as u32).to_be_bytes());
+    let (enc_dek, payload) = rest.split_at_mut(ENCRYPTED_DEK_LEN);
+    seal::seal_to_slice(kek, kek_id, &dek_nonce, &dek_proto[..], b"", enc_dek)?;
+    let (nonce_out, body) = payload.split_at_mut(NONCE_LEN);
+    nonce_out.copy_from_slice(&nonce);
+    Aes256Gcm::new(&dek).seal_into(&nonce, aad, plaintext, body)
+}
+
+/// Encrypts into a fresh vector of exactly the right size.
+pub(crate) fn encrypt(
+    kek: &Aes256Gcm,
+    kek_id: u32,
+    plaintext: &[u8],
+    aad: &[u8],
+) -> Result<Vec<u8>> {
     let total = plaintext
         .len()
         .checked_add(ENCRYPT_OVERHEAD)
         .ok_or_else(|| Error::invalid("plaintext too long"))?;
-    let mut out = Vec::with_capacity(total);
-    out.extend_from_slice(&(ENCRYPTED_DEK_LEN as u32).to_be_bytes());
-    seal::seal_append_with_nonce(kek, kek_id, &dek_nonce, &dek_proto[..], b"", &mut out)?;
-    out.extend_from_slice(&nonce);
-    let body = out.len();
-    out.resize(total, 0);
-    dek_cipher.seal_into(&nonce, aad, plaintext, &mut out[body..])?;
+    let mut out = vec![0u8; total];
+    encrypt_to_slice(kek, kek_id, plaintext, aad, &mut out)?;
     Ok(out)
 }
 

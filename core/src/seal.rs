@@ -40,44 +40,25 @@ pub(crate) fn key_id(ciphertext: &[u8]) -> Result<u32> {
     ]))
 }
 
-/// Appends `seal(plaintext, aad)` under `cipher` / `key_id` to `out`.
-pub(crate) fn seal_append(
-    cipher: &Aes256Gcm,
-    key_id: u32,
-    plaintext: &[u8],
-    aad: &[u8],
-    out: &mut Vec<u8>,
-) -> Result<()> {
-    let mut nonce = [0u8; NONCE_LEN];
-    fill_random(&mut nonce)?;
-    seal_append_with_nonce(cipher, key_id, &nonce, plaintext, aad, out)
-}
-
-/// [`seal_append`] with a nonce the caller drew at random.
-pub(crate) fn seal_append_with_nonce(
+/// Writes `seal(plaintext, aad)` under `cipher` / `key_id` with `nonce`
+/// into `out`, which must be exactly `plaintext.len() + SEAL_OVERHEAD`
+/// bytes. The nonce must be fresh and random.
+pub(crate) fn seal_to_slice(
     cipher: &Aes256Gcm,
     key_id: u32,
     nonce: &[u8; NONCE_LEN],
     plaintext: &[u8],
     aad: &[u8],
-    out: &mut Vec<u8>,
+    out: &mut [u8],
 ) -> Result<()> {
-    let start = out.len();
-    let total = plaintext
-        .len()
-        .checked_add(SEAL_OVERHEAD)
-        .ok_or_else(|| Error::invalid("plaintext too long"))?;
-    out.reserve_exact(total);
-    out.push(PREFIX_BYTE);
-    out.extend_from_slice(&key_id.to_be_bytes());
-    out.extend_from_slice(nonce);
-    let body = out.len();
-    out.resize(start + total, 0);
-    let result = cipher.seal_into(nonce, aad, plaintext, &mut out[body..]);
-    if result.is_err() {
-        out.truncate(start);
+    if Some(out.len()) != plaintext.len().checked_add(SEAL_OVERHEAD) {
+        return Err(Error::internal("seal output buffer has the wrong length"));
     }
-    result
+    out[0] = PREFIX_BYTE;
+    out[1..PREFIX_LEN].copy_from_slice(&key_id.to_be_bytes());
+    let (nonce_out, body) = out[PREFIX_LEN..].split_at_mut(NONCE_LEN);
+    nonce_out.copy_from_slice(nonce);
+    cipher.seal_into(nonce, aad, plaintext, body)
 }
 
 /// Seals into a fresh vector of exactly the right size.
@@ -87,8 +68,14 @@ pub(crate) fn seal(
     plaintext: &[u8],
     aad: &[u8],
 ) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    seal_append(cipher, key_id, plaintext, aad, &mut out)?;
+    let total = plaintext
+        .len()
+        .checked_add(SEAL_OVERHEAD)
+        .ok_or_else(|| Error::invalid("plaintext too long"))?;
+    let mut nonce = [0u8; NONCE_LEN];
+    fill_random(&mut nonce)?;
+    let mut out = vec![0u8; total];
+    seal_to_slice(cipher, key_id, &nonce, plaintext, aad, &mut out)?;
     Ok(out)
 }
 

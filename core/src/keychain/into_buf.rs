@@ -16,12 +16,12 @@
 use zeroize::{Zeroize, Zeroizing};
 
 use super::Keychain;
-use crate::aead::{fill_random, AeadEngine, Aes256Gcm, KEY_LEN, NONCE_LEN, TAG_LEN};
-use crate::encrypt::{self, ENCRYPTED_DEK_LEN, ENCRYPT_OVERHEAD};
+use crate::aead::{fill_random, AeadEngine, Aes256Gcm, NONCE_LEN, TAG_LEN};
+use crate::encrypt::{self, ENCRYPT_OVERHEAD};
 use crate::error::{Error, Result};
 use crate::events::Counter;
 use crate::key::Purpose;
-use crate::seal::{self, PREFIX_BYTE, PREFIX_LEN, SEAL_OVERHEAD};
+use crate::seal::{self, PREFIX_LEN, SEAL_OVERHEAD};
 
 fn check_len(what: &str, got: usize, want: Option<usize>) -> Result<()> {
     match want {
@@ -46,13 +46,9 @@ fn seal_slice(
         out.len(),
         plaintext.len().checked_add(SEAL_OVERHEAD),
     )?;
-    out[0] = PREFIX_BYTE;
-    out[1..PREFIX_LEN].copy_from_slice(&key_id.to_be_bytes());
-    let (nonce_out, body) = out[PREFIX_LEN..].split_at_mut(NONCE_LEN);
     let mut nonce = [0u8; NONCE_LEN];
     fill_random(&mut nonce)?;
-    nonce_out.copy_from_slice(&nonce);
-    cipher.seal_into(&nonce, aad, plaintext, body)
+    seal::seal_to_slice(cipher, key_id, &nonce, plaintext, aad, out)
 }
 
 /// Opens `nonce ‖ ct ‖ tag` (at least NONCE_LEN + TAG_LEN bytes) into `out`.
@@ -112,21 +108,7 @@ impl Keychain {
         )
         .and_then(|()| {
             self.with_encryption_key(|key, secret| {
-                let mut dek_proto = Zeroizing::new([0u8; 2 + KEY_LEN]);
-                dek_proto[0] = 0x1a;
-                dek_proto[1] = 0x20;
-                fill_random(&mut dek_proto[2..])?;
-                let mut dek = Zeroizing::new([0u8; KEY_LEN]);
-                dek.copy_from_slice(&dek_proto[2..]);
-                let (len_field, rest) = out.split_at_mut(4);
-                len_field.copy_from_slice(&(ENCRYPTED_DEK_LEN as u32).to_be_bytes());
-                let (enc_dek, payload) = rest.split_at_mut(ENCRYPTED_DEK_LEN);
-                seal_slice(&secret.cipher, key.id, &dek_proto[..], b"", enc_dek)?;
-                let (nonce_out, body) = payload.split_at_mut(NONCE_LEN);
-                let mut nonce = [0u8; NONCE_LEN];
-                fill_random(&mut nonce)?;
-                nonce_out.copy_from_slice(&nonce);
-                Aes256Gcm::new(&dek).seal_into(&nonce, aad, plaintext, body)
+                encrypt::encrypt_to_slice(&secret.cipher, key.id, plaintext, aad, out)
             })
         });
         let r = zero_on_error(r, out);
