@@ -59,26 +59,17 @@ pub(crate) fn encrypt_to_slice(
     Aes256Gcm::new(&dek).seal_into(&nonce, aad, plaintext, body)
 }
 
-/// Encrypts into a fresh vector of exactly the right size.
-pub(crate) fn encrypt(
-    kek: &Aes256Gcm,
-    kek_id: u32,
-    plaintext: &[u8],
-    aad: &[u8],
-) -> Result<Vec<u8>> {
-    let total = plaintext
-        .len()
-        .checked_add(ENCRYPT_OVERHEAD)
-        .ok_or_else(|| Error::invalid("plaintext too long"))?;
-    let mut out = vec![0u8; total];
-    encrypt_to_slice(kek, kek_id, plaintext, aad, &mut out)?;
-    Ok(out)
-}
-
 /// The parts of an envelope ciphertext.
 pub(crate) struct Parsed<'a> {
     pub(crate) enc_dek: &'a [u8],
     pub(crate) payload: &'a [u8],
+}
+
+impl Parsed<'_> {
+    /// Length of the plaintext the payload holds.
+    pub(crate) fn plaintext_len(&self) -> usize {
+        self.payload.len() - NONCE_LEN - TAG_LEN
+    }
 }
 
 /// Splits an envelope ciphertext, checking only its framing.
@@ -101,22 +92,4 @@ pub(crate) fn parse(blob: &[u8]) -> Result<Parsed<'_>> {
         return Err(Error::format("envelope ciphertext payload is truncated"));
     }
     Ok(Parsed { enc_dek, payload })
-}
-
-/// Reads the DEK out of an unsealed `AesGcmKey` protobuf. keystrata writes
-/// exactly `0x1a 0x20 ‖ key`; Tink may also write a zero `version` field.
-pub(crate) fn dek_from_proto(proto: &[u8]) -> Result<Zeroizing<[u8; KEY_LEN]>> {
-    let key = crate::tink::aes_gcm_key_from_proto(proto)?;
-    Ok(key)
-}
-
-/// Decrypts the payload with `dek`.
-pub(crate) fn open_payload(dek: &[u8; KEY_LEN], payload: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
-    let (nonce, ct_tag) = payload.split_at(NONCE_LEN);
-    let mut n = [0u8; NONCE_LEN];
-    n.copy_from_slice(nonce);
-    let cipher = Aes256Gcm::new(dek);
-    let mut out = vec![0u8; ct_tag.len() - TAG_LEN];
-    cipher.open_into(&n, aad, ct_tag, &mut out)?;
-    Ok(out)
 }

@@ -1,7 +1,7 @@
 //! The keychain: keys with one primary per purpose, and every operation.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use crate::at_rest;
 use crate::derive::{self, ORIGIN_KEY_LEN};
-use crate::encrypt;
+use crate::encrypt::ENCRYPT_OVERHEAD;
 use crate::envelope::{wrap_aad, Envelope};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{Counter, Counters, Event, EventKind, SubscriptionId, Telemetry};
@@ -17,7 +17,7 @@ use crate::key::{now_unix, Key, KeyInfo, KeyStatus, Purpose, Secret, Usage};
 use crate::key_manager::{check_wrap_input, KeyManager};
 use crate::policy::Policy;
 use crate::root::Root;
-use crate::seal;
+use crate::seal::{self, SEAL_OVERHEAD};
 use crate::secret::{KeyMaterial, SecretBytes};
 use crate::store::FileStore;
 use crate::tink;
@@ -235,7 +235,6 @@ pub struct Keychain {
     writer: Mutex<()>,
     store: Option<FileStore>,
     telemetry: Telemetry,
-    closed: AtomicBool,
 }
 
 impl std::fmt::Debug for Keychain {
@@ -283,7 +282,6 @@ impl Keychain {
             writer: Mutex::new(()),
             store,
             telemetry: Telemetry::default(),
-            closed: AtomicBool::new(false),
         }
     }
 
@@ -303,7 +301,6 @@ impl Keychain {
     /// Saves the keychain: its plaintext JSON (see docs/FORMAT.md)
     /// protected by `root`. Under an age root the result is an age file.
     pub fn save(&self, root: &dyn Root) -> Result<Vec<u8>> {
-        self.check_open()?;
         let set = self.live()?;
         let json = at_rest::to_json(&set, None)?;
         self.track(root.protect(&json))
@@ -400,9 +397,9 @@ impl Keychain {
     /// Output: Tink's AEAD format, `0x01 ‖ BE32(key_id) ‖ nonce(12) ‖
     /// ciphertext ‖ tag(16)`, with `aad` authenticated but not included.
     pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
-        let r = self
-            .with_encryption_key(|key, secret| seal::seal(&secret.cipher, key.id, plaintext, aad));
-        self.done(r, Counter::Seal)
+        // An impossible length leaves the buffer empty; seal_to reports it.
+        let mut out = vec![0u8; plaintext.len().checked_add(SEAL_OVERHEAD).unwrap_or(0)];
+        self.seal_to(plaintext, aad, &mut out).map(|()| out)
     }
 
     /// Decrypts what [`seal`](Keychain::seal) (or Tink, with an imported
@@ -412,21 +409,9 @@ impl Keychain {
     /// `UnknownKey`; a disabled or destroyed key `KeyDisabled` /
     /// `KeyDestroyed`; anything else (tampering, wrong aad) `Authentication`.
     pub fn unseal(&self, ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
-        let r = self.unseal_inner(ciphertext, aad);
-        self.done_decrypt(
-            r,
-            Counter::UnsealOk,
-            Counter::UnsealFailed,
-            seal::key_id(ciphertext).ok(),
-        )
-    }
-
-    fn unseal_inner(&self, ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
-        self.check_open()?;
-        let id = seal::key_id(ciphertext)?;
-        let set = self.live()?;
-        let (_, secret) = set.usable(id, Purpose::Encrypt)?;
-        seal::open(&secret.cipher, ciphertext, aad)
+        // Malformed input leaves the buffer empty; unseal_to reports it.
+        let mut out = vec![0u8; Keychain::unsealed_len(ciphertext).unwrap_or(0)];
+        self.unseal_to(ciphertext, aad, &mut out).map(|()| out)
     }
 
     // ----------------------------------------------------------------
@@ -437,31 +422,15 @@ impl Keychain {
     /// message encrypts the payload, and the encryption primary wraps the
     /// DEK. Output: Tink's KmsEnvelopeAead layout (see docs/FORMAT.md).
     pub fn encrypt(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
-        let r = self.with_encryption_key(|key, secret| {
-            encrypt::encrypt(&secret.cipher, key.id, plaintext, aad)
-        });
-        self.done(r, Counter::Encrypt)
+        let mut out = vec![0u8; plaintext.len().checked_add(ENCRYPT_OVERHEAD).unwrap_or(0)];
+        self.encrypt_to(plaintext, aad, &mut out).map(|()| out)
     }
 
     /// Decrypts what [`encrypt`](Keychain::encrypt) (or Tink's
     /// KmsEnvelopeAead with this keychain as the remote AEAD) produced.
     pub fn decrypt(&self, ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
-        let key_id = encrypt::parse(ciphertext)
-            .ok()
-            .and_then(|p| seal::key_id(p.enc_dek).ok());
-        let r = self.decrypt_inner(ciphertext, aad);
-        self.done_decrypt(r, Counter::DecryptOk, Counter::DecryptFailed, key_id)
-    }
-
-    fn decrypt_inner(&self, ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
-        self.check_open()?;
-        let parts = encrypt::parse(ciphertext)?;
-        let id = seal::key_id(parts.enc_dek)?;
-        let set = self.live()?;
-        let (_, secret) = set.usable(id, Purpose::Encrypt)?;
-        let proto = Zeroizing::new(seal::open(&secret.cipher, parts.enc_dek, b"")?);
-        let dek = encrypt::dek_from_proto(&proto)?;
-        encrypt::open_payload(&dek, parts.payload, aad)
+        let mut out = vec![0u8; Keychain::decrypted_len(ciphertext).unwrap_or(0)];
+        self.decrypt_to(ciphertext, aad, &mut out).map(|()| out)
     }
 
     // ----------------------------------------------------------------
@@ -532,7 +501,6 @@ impl Keychain {
         info: &[u8],
         length: usize,
     ) -> Result<(SecretBytes, u32, u32)> {
-        self.check_open()?;
         let set = self.live()?;
         let id = key_id.unwrap_or_else(|| set.primary_id(Purpose::Derive));
         let (key, secret) = set.usable(id, Purpose::Derive)?;
@@ -709,7 +677,6 @@ impl Keychain {
 
     /// The primary key of `purpose`.
     pub fn primary_for(&self, purpose: Purpose) -> Result<KeyInfo> {
-        self.check_open()?;
         let set = self.live()?;
         let pos = match purpose {
             Purpose::Encrypt => set.primary_encrypt,
@@ -780,7 +747,6 @@ impl Keychain {
     ///
     /// The result holds key material in the clear: treat it as a secret.
     pub fn export_tink_cleartext(&self) -> Result<Zeroizing<String>> {
-        self.check_open()?;
         let set = self.live()?;
         let n = set.keys.len();
         let mut out = Zeroizing::new(String::with_capacity(64 + n * 256));
@@ -839,11 +805,7 @@ impl Keychain {
 
     #[inline]
     fn check_open(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            Err(Error::unavailable("this keychain was closed"))
-        } else {
-            Ok(())
-        }
+        self.live().map(|_| ())
     }
 
     #[inline]
@@ -931,10 +893,10 @@ impl Keychain {
         let out;
         {
             let _w = self.lock_writer();
-            self.check_open()?;
-            let mut next = KeySet::clone(&self.state.load());
+            let cur = self.live()?;
+            let mut next = KeySet::clone(&cur);
             let (o, ev) = f(&mut next, self.store.is_some())?;
-            if ev.is_empty() && o.is_none() && next.policy == self.state.load().policy {
+            if ev.is_empty() && o.is_none() && next.policy == cur.policy {
                 return Ok((None, false));
             }
             if let Some(store) = &self.store {
@@ -955,7 +917,6 @@ impl Keychain {
     #[inline]
     fn with_encryption_key<T>(&self, f: impl FnOnce(&Key, &Secret) -> Result<T>) -> Result<T> {
         loop {
-            self.check_open()?;
             let set = self.live()?;
             let key = &set.keys[set.primary_encrypt];
             let secret = key
@@ -1037,7 +998,7 @@ impl Keychain {
     }
 
     fn unwrap_inner(&self, env: &Envelope, context: &[u8]) -> Result<SecretBytes> {
-        self.check_open()?;
+        let set = self.live()?;
         if env.provider != KEYCHAIN_PROVIDER {
             return Err(Error::invalid(format!(
                 "envelope is from provider {:?}, not {KEYCHAIN_PROVIDER:?}",
@@ -1049,7 +1010,6 @@ impl Keychain {
         if seal::key_id(&env.ciphertext)? != id {
             return Err(Error::authentication());
         }
-        let set = self.live()?;
         let (_, secret) = set.usable(id, Purpose::Encrypt)?;
         let aad = wrap_aad(KEYCHAIN_PROVIDER, &env.key_id, env.key_version, context)?;
         Ok(SecretBytes::new(seal::open(
@@ -1097,7 +1057,8 @@ impl KeyManager for Keychain {
     /// the key material is wiped once calls in flight finish.
     fn close(&self) -> Result<()> {
         let _w = self.lock_writer();
-        self.closed.store(true, Ordering::Release);
+        // An empty snapshot is what "closed" means: no keychain is ever
+        // empty otherwise, and every call loads through `live()`.
         self.state.store(Arc::new(KeySet::empty()));
         Ok(())
     }

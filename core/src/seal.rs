@@ -79,13 +79,27 @@ pub(crate) fn seal(
     Ok(out)
 }
 
-/// Opens a sealed ciphertext whose prefix was already checked by [`key_id`].
-pub(crate) fn open(cipher: &Aes256Gcm, ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
-    let body = &ciphertext[PREFIX_LEN..];
-    let (nonce, ct_tag) = body.split_at(NONCE_LEN);
+/// Opens `nonce(12) ‖ ct ‖ tag(16)` into `out`, which must be exactly
+/// `nonce_ct_tag.len() - NONCE_LEN - TAG_LEN` bytes. Used for sealed
+/// ciphertexts (after their 5-byte prefix) and for envelope payloads.
+pub(crate) fn open_to_slice(
+    cipher: &Aes256Gcm,
+    nonce_ct_tag: &[u8],
+    aad: &[u8],
+    out: &mut [u8],
+) -> Result<()> {
+    if nonce_ct_tag.len() < NONCE_LEN + TAG_LEN {
+        return Err(Error::authentication());
+    }
+    let (nonce, ct_tag) = nonce_ct_tag.split_at(NONCE_LEN);
     let mut n = [0u8; NONCE_LEN];
     n.copy_from_slice(nonce);
-    let mut out = vec![0u8; ct_tag.len() - TAG_LEN];
-    cipher.open_into(&n, aad, ct_tag, &mut out)?;
+    cipher.open_into(&n, aad, ct_tag, out)
+}
+
+/// Opens a sealed ciphertext whose prefix was already checked by [`key_id`].
+pub(crate) fn open(cipher: &Aes256Gcm, ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+    let mut out = vec![0u8; ciphertext.len() - SEAL_OVERHEAD];
+    open_to_slice(cipher, &ciphertext[PREFIX_LEN..], aad, &mut out)?;
     Ok(out)
 }

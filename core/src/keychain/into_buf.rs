@@ -16,12 +16,13 @@
 use zeroize::{Zeroize, Zeroizing};
 
 use super::Keychain;
-use crate::aead::{fill_random, AeadEngine, Aes256Gcm, NONCE_LEN, TAG_LEN};
+use crate::aead::{fill_random, AeadEngine, Aes256Gcm, NONCE_LEN};
 use crate::encrypt::{self, ENCRYPT_OVERHEAD};
 use crate::error::{Error, Result};
 use crate::events::Counter;
 use crate::key::Purpose;
 use crate::seal::{self, PREFIX_LEN, SEAL_OVERHEAD};
+use crate::tink;
 
 fn check_len(what: &str, got: usize, want: Option<usize>) -> Result<()> {
     match want {
@@ -31,32 +32,6 @@ fn check_len(what: &str, got: usize, want: Option<usize>) -> Result<()> {
         ))),
         None => Err(Error::invalid("plaintext too long")),
     }
-}
-
-/// `0x01 ‖ BE32(key_id) ‖ nonce ‖ ct ‖ tag` into `out` (length checked).
-fn seal_slice(
-    cipher: &Aes256Gcm,
-    key_id: u32,
-    plaintext: &[u8],
-    aad: &[u8],
-    out: &mut [u8],
-) -> Result<()> {
-    check_len(
-        "seal",
-        out.len(),
-        plaintext.len().checked_add(SEAL_OVERHEAD),
-    )?;
-    let mut nonce = [0u8; NONCE_LEN];
-    fill_random(&mut nonce)?;
-    seal::seal_to_slice(cipher, key_id, &nonce, plaintext, aad, out)
-}
-
-/// Opens `nonce ‖ ct ‖ tag` (at least NONCE_LEN + TAG_LEN bytes) into `out`.
-fn open_slice(cipher: &Aes256Gcm, nonce_ct_tag: &[u8], aad: &[u8], out: &mut [u8]) -> Result<()> {
-    let (nonce, ct_tag) = nonce_ct_tag.split_at(NONCE_LEN);
-    let mut n = [0u8; NONCE_LEN];
-    n.copy_from_slice(nonce);
-    cipher.open_into(&n, aad, ct_tag, out)
 }
 
 fn zero_on_error(r: Result<()>, out: &mut [u8]) -> Result<()> {
@@ -77,8 +52,7 @@ impl Keychain {
     /// The length of [`decrypt`](Keychain::decrypt)'s plaintext for
     /// `ciphertext`; a `Format` error if its framing is wrong.
     pub fn decrypted_len(ciphertext: &[u8]) -> Result<usize> {
-        let parts = encrypt::parse(ciphertext)?;
-        Ok(parts.payload.len() - NONCE_LEN - TAG_LEN)
+        Ok(encrypt::parse(ciphertext)?.plaintext_len())
     }
 
     /// [`seal`](Keychain::seal) into `out`, which must be exactly
@@ -91,7 +65,9 @@ impl Keychain {
         )
         .and_then(|()| {
             self.with_encryption_key(|key, secret| {
-                seal_slice(&secret.cipher, key.id, plaintext, aad, out)
+                let mut nonce = [0u8; NONCE_LEN];
+                fill_random(&mut nonce)?;
+                seal::seal_to_slice(&secret.cipher, key.id, &nonce, plaintext, aad, out)
             })
         });
         let r = zero_on_error(r, out);
@@ -119,57 +95,48 @@ impl Keychain {
     /// [`unsealed_len`](Keychain::unsealed_len) bytes. Errors as for
     /// `unseal`.
     pub fn unseal_to(&self, ciphertext: &[u8], aad: &[u8], out: &mut [u8]) -> Result<()> {
-        if let Ok(n) = Keychain::unsealed_len(ciphertext) {
-            if let Err(e) = check_len("unseal", out.len(), Some(n)) {
+        let key_id = seal::key_id(ciphertext);
+        if key_id.is_ok() {
+            if let Err(e) = check_len("unseal", out.len(), Some(ciphertext.len() - SEAL_OVERHEAD)) {
                 out.zeroize();
                 return self.track(Err(e));
             }
         }
-        let r = self.unseal_to_inner(ciphertext, aad, out);
+        let named = key_id.as_ref().ok().copied();
+        let r = key_id.and_then(|id| {
+            let set = self.live()?;
+            let (_, secret) = set.usable(id, Purpose::Encrypt)?;
+            seal::open_to_slice(&secret.cipher, &ciphertext[PREFIX_LEN..], aad, out)
+        });
         let r = zero_on_error(r, out);
-        self.done_decrypt(
-            r,
-            Counter::UnsealOk,
-            Counter::UnsealFailed,
-            seal::key_id(ciphertext).ok(),
-        )
-    }
-
-    fn unseal_to_inner(&self, ciphertext: &[u8], aad: &[u8], out: &mut [u8]) -> Result<()> {
-        self.check_open()?;
-        let id = seal::key_id(ciphertext)?;
-        let set = self.live()?;
-        let (_, secret) = set.usable(id, Purpose::Encrypt)?;
-        open_slice(&secret.cipher, &ciphertext[PREFIX_LEN..], aad, out)
+        self.done_decrypt(r, Counter::UnsealOk, Counter::UnsealFailed, named)
     }
 
     /// [`decrypt`](Keychain::decrypt) into `out`, which must be exactly
     /// [`decrypted_len`](Keychain::decrypted_len) bytes. Errors as for
     /// `decrypt`.
     pub fn decrypt_to(&self, ciphertext: &[u8], aad: &[u8], out: &mut [u8]) -> Result<()> {
-        if let Ok(n) = Keychain::decrypted_len(ciphertext) {
-            if let Err(e) = check_len("decrypt", out.len(), Some(n)) {
+        let parts = encrypt::parse(ciphertext);
+        if let Ok(p) = &parts {
+            if let Err(e) = check_len("decrypt", out.len(), Some(p.plaintext_len())) {
                 out.zeroize();
                 return self.track(Err(e));
             }
         }
-        let key_id = encrypt::parse(ciphertext)
+        let key_id = parts
+            .as_ref()
             .ok()
             .and_then(|p| seal::key_id(p.enc_dek).ok());
-        let r = self.decrypt_to_inner(ciphertext, aad, out);
+        let r = parts.and_then(|p| {
+            let id = seal::key_id(p.enc_dek)?;
+            let set = self.live()?;
+            let (_, secret) = set.usable(id, Purpose::Encrypt)?;
+            let proto = Zeroizing::new(seal::open(&secret.cipher, p.enc_dek, b"")?);
+            let dek = tink::aes_gcm_key_from_proto(&proto)?;
+            seal::open_to_slice(&Aes256Gcm::new(&dek), p.payload, aad, out)
+        });
         let r = zero_on_error(r, out);
         self.done_decrypt(r, Counter::DecryptOk, Counter::DecryptFailed, key_id)
-    }
-
-    fn decrypt_to_inner(&self, ciphertext: &[u8], aad: &[u8], out: &mut [u8]) -> Result<()> {
-        self.check_open()?;
-        let parts = encrypt::parse(ciphertext)?;
-        let id = seal::key_id(parts.enc_dek)?;
-        let set = self.live()?;
-        let (_, secret) = set.usable(id, Purpose::Encrypt)?;
-        let proto = Zeroizing::new(seal::open(&secret.cipher, parts.enc_dek, b"")?);
-        let dek = encrypt::dek_from_proto(&proto)?;
-        open_slice(&Aes256Gcm::new(&dek), parts.payload, aad, out)
     }
 }
 
