@@ -149,16 +149,7 @@ impl AgeRoot {
         self.0.identities.iter().map(|i| i.to_string()).collect()
     }
 
-    fn check_open(&self) -> Result<()> {
-        if self.0.closed.load(Ordering::Acquire) {
-            Err(Error::unavailable("this AgeRoot was closed"))
-        } else {
-            Ok(())
-        }
-    }
-
     fn encrypt(&self, plaintext: &[u8]) -> Result<Vec<u8>> {
-        self.check_open()?;
         let enc = age::Encryptor::with_recipients(
             self.0.recipients.iter().map(|r| r as &dyn age::Recipient),
         )
@@ -167,7 +158,6 @@ impl AgeRoot {
     }
 
     fn decrypt(&self, data: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        self.check_open()?;
         if self.0.identities.is_empty() {
             return Err(Error::invalid(
                 "this AgeRoot has recipients only; it needs an identity to decrypt",
@@ -242,18 +232,6 @@ fn map_decrypt_error(e: age::DecryptError) -> Error {
     }
 }
 
-impl Root for AgeRoot {
-    fn provider(&self) -> &str {
-        AGE_PROVIDER
-    }
-    fn protect(&self, keychain_json: &[u8]) -> Result<Vec<u8>> {
-        self.encrypt(keychain_json)
-    }
-    fn unprotect(&self, stored: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        self.decrypt(stored)
-    }
-}
-
 /// Wraps by age-encrypting `aad ‖ key`, where aad binds provider, key ID,
 /// version 1 and the context; unwrapping checks the prefix.
 fn age_wrap(
@@ -292,39 +270,6 @@ fn age_unwrap(
         return Err(Error::authentication());
     }
     Ok(SecretBytes::new(pt[aad.len()..].to_vec()))
-}
-
-impl KeyManager for AgeRoot {
-    fn provider(&self) -> &str {
-        AGE_PROVIDER
-    }
-    fn wrap_key(&self, plaintext_key: &[u8], context: &[u8]) -> Result<Envelope> {
-        self.check_open()?;
-        let key_id = self
-            .0
-            .recipients
-            .first()
-            .map(ToString::to_string)
-            .unwrap_or_default();
-        age_wrap(AGE_PROVIDER, &key_id, plaintext_key, context, |pt| {
-            self.encrypt(pt)
-        })
-    }
-    fn unwrap_key(&self, envelope: &Envelope, context: &[u8]) -> Result<SecretBytes> {
-        self.check_open()?;
-        age_unwrap(AGE_PROVIDER, envelope, context, |ct| self.decrypt(ct))
-    }
-    fn active_key_version(&self) -> Result<u32> {
-        self.check_open()?;
-        Ok(1)
-    }
-    fn health_check(&self) -> Result<()> {
-        self.check_open()
-    }
-    fn close(&self) -> Result<()> {
-        self.0.closed.store(true, Ordering::Release);
-        Ok(())
-    }
 }
 
 struct PassInner {
@@ -379,16 +324,7 @@ impl PassphraseRoot {
         })))
     }
 
-    fn check_open(&self) -> Result<()> {
-        if self.0.closed.load(Ordering::Acquire) {
-            Err(Error::unavailable("this PassphraseRoot was closed"))
-        } else {
-            Ok(())
-        }
-    }
-
     fn encrypt(&self, plaintext: &[u8]) -> Result<Vec<u8>> {
-        self.check_open()?;
         let mut r = age::scrypt::Recipient::new(self.0.passphrase.clone());
         r.set_work_factor(self.0.work_factor);
         let enc = age::Encryptor::with_recipients(iter::once(&r as &dyn age::Recipient))
@@ -397,7 +333,6 @@ impl PassphraseRoot {
     }
 
     fn decrypt(&self, data: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        self.check_open()?;
         let dec = age_decryptor(data)?;
         if !dec.is_scrypt() {
             return Err(Error::new(
@@ -411,41 +346,120 @@ impl PassphraseRoot {
     }
 }
 
-impl Root for PassphraseRoot {
-    fn provider(&self) -> &str {
-        SCRYPT_PROVIDER
-    }
-    fn protect(&self, keychain_json: &[u8]) -> Result<Vec<u8>> {
-        self.encrypt(keychain_json)
-    }
-    fn unprotect(&self, stored: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        self.decrypt(stored)
+/// What the two age roots differ in; [`age_root_impls`] builds their
+/// `Root` and `KeyManager` implementations from it.
+trait AgeBackend {
+    const PROVIDER: &'static str;
+    const NAME: &'static str;
+    fn closed(&self) -> &AtomicBool;
+    /// The key ID written into envelopes.
+    fn wrap_key_id(&self) -> String;
+    fn encrypt(&self, plaintext: &[u8]) -> Result<Vec<u8>>;
+    fn decrypt(&self, data: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed().load(Ordering::Acquire) {
+            Err(Error::unavailable(format!(
+                "this {} was closed",
+                Self::NAME
+            )))
+        } else {
+            Ok(())
+        }
     }
 }
 
-impl KeyManager for PassphraseRoot {
-    fn provider(&self) -> &str {
-        SCRYPT_PROVIDER
+impl AgeBackend for AgeRoot {
+    const PROVIDER: &'static str = AGE_PROVIDER;
+    const NAME: &'static str = "AgeRoot";
+    fn closed(&self) -> &AtomicBool {
+        &self.0.closed
     }
-    fn wrap_key(&self, plaintext_key: &[u8], context: &[u8]) -> Result<Envelope> {
-        self.check_open()?;
-        age_wrap(SCRYPT_PROVIDER, "scrypt", plaintext_key, context, |pt| {
-            self.encrypt(pt)
-        })
+    fn wrap_key_id(&self) -> String {
+        self.0
+            .recipients
+            .first()
+            .map(ToString::to_string)
+            .unwrap_or_default()
     }
-    fn unwrap_key(&self, envelope: &Envelope, context: &[u8]) -> Result<SecretBytes> {
-        self.check_open()?;
-        age_unwrap(SCRYPT_PROVIDER, envelope, context, |ct| self.decrypt(ct))
+    fn encrypt(&self, plaintext: &[u8]) -> Result<Vec<u8>> {
+        AgeRoot::encrypt(self, plaintext)
     }
-    fn active_key_version(&self) -> Result<u32> {
-        self.check_open()?;
-        Ok(1)
-    }
-    fn health_check(&self) -> Result<()> {
-        self.check_open()
-    }
-    fn close(&self) -> Result<()> {
-        self.0.closed.store(true, Ordering::Release);
-        Ok(())
+    fn decrypt(&self, data: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        AgeRoot::decrypt(self, data)
     }
 }
+
+impl AgeBackend for PassphraseRoot {
+    const PROVIDER: &'static str = SCRYPT_PROVIDER;
+    const NAME: &'static str = "PassphraseRoot";
+    fn closed(&self) -> &AtomicBool {
+        &self.0.closed
+    }
+    fn wrap_key_id(&self) -> String {
+        "scrypt".to_owned()
+    }
+    fn encrypt(&self, plaintext: &[u8]) -> Result<Vec<u8>> {
+        PassphraseRoot::encrypt(self, plaintext)
+    }
+    fn decrypt(&self, data: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        PassphraseRoot::decrypt(self, data)
+    }
+}
+
+/// `Root` and `KeyManager` for an [`AgeBackend`]: both roots behave alike,
+/// and every call after `close` fails with `Unavailable`.
+macro_rules! age_root_impls {
+    ($t:ty) => {
+        impl Root for $t {
+            fn provider(&self) -> &str {
+                <$t as AgeBackend>::PROVIDER
+            }
+            fn protect(&self, keychain_json: &[u8]) -> Result<Vec<u8>> {
+                self.check_open()?;
+                AgeBackend::encrypt(self, keychain_json)
+            }
+            fn unprotect(&self, stored: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+                self.check_open()?;
+                AgeBackend::decrypt(self, stored)
+            }
+        }
+
+        impl KeyManager for $t {
+            fn provider(&self) -> &str {
+                <$t as AgeBackend>::PROVIDER
+            }
+            fn wrap_key(&self, plaintext_key: &[u8], context: &[u8]) -> Result<Envelope> {
+                self.check_open()?;
+                let key_id = self.wrap_key_id();
+                age_wrap(
+                    <$t as AgeBackend>::PROVIDER,
+                    &key_id,
+                    plaintext_key,
+                    context,
+                    |pt| AgeBackend::encrypt(self, pt),
+                )
+            }
+            fn unwrap_key(&self, envelope: &Envelope, context: &[u8]) -> Result<SecretBytes> {
+                self.check_open()?;
+                age_unwrap(<$t as AgeBackend>::PROVIDER, envelope, context, |ct| {
+                    AgeBackend::decrypt(self, ct)
+                })
+            }
+            fn active_key_version(&self) -> Result<u32> {
+                self.check_open()?;
+                Ok(1)
+            }
+            fn health_check(&self) -> Result<()> {
+                self.check_open()
+            }
+            fn close(&self) -> Result<()> {
+                self.closed().store(true, Ordering::Release);
+                Ok(())
+            }
+        }
+    };
+}
+
+age_root_impls!(AgeRoot);
+age_root_impls!(PassphraseRoot);
