@@ -178,7 +178,7 @@ pub unsafe extern "C" fn ks_keychain_load(
         let out = out_ptr(out, "out")?;
         let data = unsafe { bytes(data, len, "data")? };
         let root = unsafe { handle(root, "root")? };
-        let kc = Keychain::load(data, &*root.dyn_root)?;
+        let kc = Keychain::load(data, &root.kind)?;
         unsafe { put_keychain(out, kc) };
         Ok(())
     })
@@ -196,7 +196,7 @@ pub unsafe extern "C" fn ks_keychain_save(
         let kc = unsafe { handle(kc, "kc")? };
         let root = unsafe { handle(root, "root")? };
         let out = out_ptr(out, "out")?;
-        let v = kc.inner.save(&*root.dyn_root)?;
+        let v = kc.inner.save(&root.kind)?;
         unsafe { put_buffer(out, v) };
         Ok(())
     })
@@ -215,7 +215,7 @@ pub unsafe extern "C" fn ks_keychain_save_file(
         let kc = unsafe { handle(kc, "kc")? };
         let path = unsafe { c_str(path, "path")? };
         let root = unsafe { handle(root, "root")? };
-        kc.inner.save_file(path, &*root.dyn_root)?;
+        kc.inner.save_file(path, &root.kind)?;
         Ok(())
     })
 }
@@ -232,7 +232,7 @@ pub unsafe extern "C" fn ks_keychain_load_file(
         let out = out_ptr(out, "out")?;
         let path = unsafe { c_str(path, "path")? };
         let root = unsafe { handle(root, "root")? };
-        let kc = Keychain::load_file(path, &*root.dyn_root)?;
+        let kc = Keychain::load_file(path, &root.kind)?;
         unsafe { put_keychain(out, kc) };
         Ok(())
     })
@@ -262,7 +262,7 @@ pub unsafe extern "C" fn ks_keychain_open(
         } else {
             Some(policy_from_c(unsafe { &*policy }))
         };
-        let kc = Keychain::open_with_policy(path, &root.dyn_root, policy)?;
+        let kc = Keychain::open_with_policy(path, &root.kind, policy)?;
         unsafe { put_keychain(out, kc) };
         Ok(())
     })

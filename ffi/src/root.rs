@@ -1,16 +1,37 @@
 //! Roots: ks_root handles.
 
 use std::ffi::c_char;
-use std::sync::Arc;
 
 use keystrata::{AgeRoot, PassphraseRoot, Root};
 
 use crate::*;
 
 /// What a ks_root holds.
+#[derive(Clone)]
 pub(crate) enum RootKind {
     Age(AgeRoot),
     Passphrase(PassphraseRoot),
+}
+
+impl RootKind {
+    fn root(&self) -> &dyn Root {
+        match self {
+            RootKind::Age(a) => a,
+            RootKind::Passphrase(p) => p,
+        }
+    }
+}
+
+impl Root for RootKind {
+    fn provider(&self) -> &str {
+        self.root().provider()
+    }
+    fn protect(&self, keychain_json: &[u8]) -> keystrata::Result<Vec<u8>> {
+        self.root().protect(keychain_json)
+    }
+    fn unprotect(&self, stored: &[u8]) -> keystrata::Result<zeroize::Zeroizing<Vec<u8>>> {
+        self.root().unprotect(stored)
+    }
 }
 
 /// A root: what protects a keychain at rest (an age identity set, or a
@@ -20,16 +41,11 @@ pub(crate) enum RootKind {
 /// Thread safety: immutable and shareable between threads.
 pub struct ks_root {
     pub(crate) kind: RootKind,
-    pub(crate) dyn_root: Arc<dyn Root>,
 }
 
 impl ks_root {
     fn new(kind: RootKind) -> ks_root {
-        let dyn_root: Arc<dyn Root> = match &kind {
-            RootKind::Age(a) => Arc::new(a.clone()),
-            RootKind::Passphrase(p) => Arc::new(p.clone()),
-        };
-        ks_root { kind, dyn_root }
+        ks_root { kind }
     }
 }
 
