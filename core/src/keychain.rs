@@ -177,13 +177,7 @@ impl KeySet {
     }
 
     fn info(&self, pos: usize) -> KeyInfo {
-        let mut i = self.keys[pos].info(self.is_primary(pos));
-        // Attempts refused at the limit still bump the counter; report at
-        // most the limit.
-        if i.purpose == Purpose::Encrypt {
-            i.usage = i.usage.min(self.policy.max_encryptions_per_key);
-        }
-        i
+        self.keys[pos].info(self.is_primary(pos))
     }
 
     fn empty() -> KeySet {
@@ -949,6 +943,10 @@ impl Keychain {
     fn take(&self, set: &KeySet, key: &Key) -> Take {
         let n = key.usage.used.fetch_add(1, Ordering::Relaxed);
         if n >= set.policy.max_encryptions_per_key {
+            // A refused attempt uses no count. Safe under concurrency: once
+            // the counter reaches the limit, every later add is matched by
+            // this subtract, so it never drops below the limit again.
+            key.usage.used.fetch_sub(1, Ordering::Relaxed);
             return Take::Exhausted("reached the policy's maximum number of encryptions");
         }
         if let Some(max_age) = set.policy.max_key_age_secs {

@@ -437,6 +437,8 @@ fn unbound_keychain_refuses_past_the_limit() {
     assert_eq!(e.kind(), ErrorKind::Policy);
     assert!(e.message().contains("rotate"), "{e}");
     assert_eq!(kind(kc.encrypt(b"4", b"")), ErrorKind::Policy);
+    // Refused attempts use no count.
+    assert_eq!(kc.primary().unwrap().usage, 3);
     // Decrypting and deriving are not limited.
     kc.derive(b"x", 32).unwrap();
     kc.rotate().unwrap();
