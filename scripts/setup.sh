@@ -16,7 +16,8 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$REPO/.venv"
 PYTHON="${PYTHON:-python3}"
 
-APT_PACKAGES=(age minisign libjansson-dev valgrind pkg-config)
+# softhsm2 + opensc: the PKCS#11 peer (tests start a token in a temp dir).
+APT_PACKAGES=(age minisign libjansson-dev valgrind pkg-config softhsm2 opensc openssl)
 
 # Pinned Python tools (all install as wheels on CPython 3.11 / x86_64 Linux).
 PIP_PINS=(
@@ -26,6 +27,8 @@ PIP_PINS=(
   "maturin==1.16.0"
   "mypy==2.4.1"
   "protobuf==7.36.2"  # tink's runtime dependency, pinned so a new major cannot break tink
+  "PyKMIP==0.11.0"    # the KMIP peer: its server runs on loopback during tests
+  "SQLAlchemy==2.1.9" # PyKMIP's server keeps its keys in SQLite through it
 )
 
 log() { echo "setup: $*"; }

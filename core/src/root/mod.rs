@@ -4,8 +4,17 @@
 //! back. The development roots are [`AgeRoot`] (age X25519 identities) and
 //! [`PassphraseRoot`] (age scrypt); with either, the saved keychain is a
 //! plain age file that `age -d` can open.
+//!
+//! The production roots keep their key where it cannot be copied out:
+//! `Pkcs11Root` (feature `pkcs11`) in an HSM or token, `KmipRoot` (feature
+//! `kmip`) in a KMIP server. Both save keychains in the [`wrapped`] format.
 
 mod age;
+#[cfg(feature = "kmip")]
+pub mod kmip;
+#[cfg(feature = "pkcs11")]
+mod pkcs11;
+pub mod wrapped;
 
 pub use self::age::{
     AgeRoot, PassphraseRoot, AGE_PROVIDER, DEFAULT_MAX_SCRYPT_WORK_FACTOR,

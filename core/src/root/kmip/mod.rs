@@ -1,0 +1,1 @@
+//! KMIP root (in progress).
