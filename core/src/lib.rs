@@ -43,6 +43,10 @@
 //!
 //! - `aws-lc` (default): AES-GCM from AWS-LC.
 //! - `rustcrypto`: the pure-Rust AES-GCM engine (used when `aws-lc` is off).
+//! - `pkcs11`: `Pkcs11Root`, a root key kept in a PKCS#11 token or HSM
+//!   (`docs/PKCS11.md`).
+//! - `kmip`: `KmipRoot`, a root key kept in a
+//!   KMIP server (binary TTLV over mutual TLS, `rustls`).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
@@ -76,6 +80,12 @@ pub use crate::key_manager::{KeyManager, MAX_WRAPPED_KEY_LEN};
 pub use crate::keychain::{Keychain, KEYCHAIN_PROVIDER};
 pub use crate::policy::Policy;
 pub use crate::root::{AgeRoot, PassphraseRoot, Root};
+#[cfg(feature = "kmip")]
+#[cfg_attr(docsrs, doc(cfg(feature = "kmip")))]
+pub use crate::root::{KmipConfig, KmipKeyRef, KmipRoot, KmipVersion};
+#[cfg(feature = "pkcs11")]
+#[cfg_attr(docsrs, doc(cfg(feature = "pkcs11")))]
+pub use crate::root::{Pkcs11Config, Pkcs11Pin, Pkcs11Root, PKCS11_PROVIDER};
 pub use crate::secret::SecretBytes;
 pub use crate::store::write_atomic;
 

@@ -11,6 +11,7 @@
 
 mod age;
 #[cfg(feature = "kmip")]
+#[cfg_attr(docsrs, doc(cfg(feature = "kmip")))]
 pub mod kmip;
 #[cfg(feature = "pkcs11")]
 mod pkcs11;
@@ -20,6 +21,14 @@ pub use self::age::{
     AgeRoot, PassphraseRoot, AGE_PROVIDER, DEFAULT_MAX_SCRYPT_WORK_FACTOR,
     DEFAULT_SCRYPT_WORK_FACTOR, SCRYPT_PROVIDER,
 };
+#[cfg(feature = "kmip")]
+#[cfg_attr(docsrs, doc(cfg(feature = "kmip")))]
+pub use self::kmip::{
+    KmipConfig, KmipKeyRef, KmipRoot, KmipVersion, DEFAULT_KMIP_PORT, DEFAULT_KMIP_TIMEOUT,
+    KMIP_PROVIDER,
+};
+#[cfg(feature = "pkcs11")]
+pub use self::pkcs11::{Pkcs11Config, Pkcs11Pin, Pkcs11Root, PKCS11_PROVIDER};
 /// The secret-string type [`AgeRoot::insecure_identity_strings`] returns,
 /// and the trait to read it (re-exported from the `age` crate).
 pub use ::age::secrecy::{ExposeSecret, SecretString};

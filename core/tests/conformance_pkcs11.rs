@@ -1,0 +1,453 @@
+//! The KeyManager conformance suite and the PKCS#11-specific checks of
+//! `Pkcs11Root`, against a real SoftHSM2 token.
+//!
+//! Start the token first: `eval "$(bash scripts/peers.sh start)"` (or only
+//! `bash scripts/peers/softhsm.sh start DIR && eval "$(bash
+//! scripts/peers/softhsm.sh env DIR)"`), or run `make test`. Without it
+//! these tests fail; they never skip silently.
+
+mod conformance;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use keystrata::root::SecretString;
+use keystrata::{
+    AgeRoot, ErrorKind, KeyManager, Keychain, Pkcs11Config, Pkcs11Pin, Pkcs11Root, Root,
+    PKCS11_PROVIDER,
+};
+
+struct Peer {
+    module: PathBuf,
+    token: String,
+    pin: String,
+}
+
+fn peer() -> Peer {
+    let module = std::env::var("KS_TEST_PKCS11_MODULE").unwrap_or_else(|_| {
+        panic!(
+            "PKCS#11 peer not started: run `eval \"$(bash scripts/peers.sh start)\"` or `make test`"
+        )
+    });
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set (scripts/peers.sh env)"))
+    };
+    Peer {
+        module: module.into(),
+        token: var("KS_TEST_PKCS11_TOKEN"),
+        pin: var("KS_TEST_PKCS11_PIN"),
+    }
+}
+
+/// A key label no other test (in this run or an earlier one on the same
+/// token) has used.
+fn unique_label(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!(
+        "ks-{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn config(p: &Peer, key_label: &str) -> Pkcs11Config {
+    let mut c = Pkcs11Config::new(
+        &p.module,
+        &p.token,
+        Pkcs11Pin::Value(SecretString::from(p.pin.clone())),
+        key_label,
+    );
+    c.create_key = true;
+    c
+}
+
+/// Held for reading while a test may create a key on the token, and for
+/// writing while another process (pkcs11-tool) does: SoftHSM2 notices a
+/// change made by another process through a generation counter in the
+/// token's files, which a write of its own at the same moment can hide.
+static TOKEN_WRITES: RwLock<()> = RwLock::new(());
+
+fn open(c: &Pkcs11Config) -> keystrata::Result<Pkcs11Root> {
+    let _g = TOKEN_WRITES.read().unwrap_or_else(PoisonError::into_inner);
+    Pkcs11Root::open(c)
+}
+
+fn new_root(prefix: &str) -> Pkcs11Root {
+    let p = peer();
+    open(&config(&p, &unique_label(prefix))).expect("open Pkcs11Root")
+}
+
+fn backend() -> conformance::Backend {
+    conformance::Backend {
+        km: Arc::new(new_root("suite")),
+        timeout: Duration::from_secs(5),
+        // SoftHSM2 runs inside the test process: there is no peer to stop,
+        // so the outage check passes trivially.
+        outage: None,
+    }
+}
+
+conformance::suite!(backend);
+
+fn open_err(c: &Pkcs11Config) -> keystrata::Error {
+    match open(c) {
+        Ok(root) => panic!("expected an error, opened {root:?}"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn envelope_shape() {
+    let root = new_root("shape");
+    for len in [1usize, 7, 32, 33, 4096] {
+        let env = root.wrap_key(&vec![0x5a; len], b"ctx").expect("wrap");
+        assert_eq!(env.provider, PKCS11_PROVIDER);
+        assert_eq!(env.key_id, root.key_label());
+        assert_eq!(env.key_version, 1);
+        // iv(12) ‖ ct ‖ tag(16): lengths survive, unlike SoftHSM's KWP.
+        assert_eq!(env.ciphertext.len(), 12 + len + 16);
+        let back = root.unwrap_key(&env, b"ctx").expect("unwrap");
+        assert_eq!(back.expose_secret(), &vec![0x5a; len][..]);
+    }
+    assert_eq!(Root::provider(&root), PKCS11_PROVIDER);
+    assert_eq!(root.token_label(), peer().token);
+}
+
+#[test]
+fn keychain_saved_under_the_token_loads_only_through_it() {
+    let root = new_root("kc");
+    let kc = Keychain::generate().expect("generate");
+    let sealed = kc.seal(b"secret", b"aad").expect("seal");
+    let saved = kc.save(&root).expect("save");
+    assert!(keystrata::root::wrapped::is_wrapped(&saved));
+    let loaded = Keychain::load(&saved, &root).expect("load");
+    assert_eq!(loaded.unseal(&sealed, b"aad").expect("unseal"), b"secret");
+
+    // Another key on the same token: not the key this keychain names.
+    let other = new_root("kc-other");
+    let e = Keychain::load(&saved, &other).expect_err("another key label");
+    assert_eq!(e.kind(), ErrorKind::UnknownKey, "{e}");
+    // An age root does not read this format at all.
+    let e = Keychain::load(&saved, &AgeRoot::generate()).expect_err("age root");
+    assert_eq!(e.kind(), ErrorKind::Format, "{e}");
+    // Changed bytes never load.
+    let mut t = saved.clone();
+    let n = t.len();
+    t[n - 1] ^= 1;
+    let e = Keychain::load(&t, &root).expect_err("tampered");
+    assert_eq!(e.kind(), ErrorKind::Authentication, "{e}");
+}
+
+#[test]
+fn the_key_persists_and_is_found_again_by_label() {
+    let p = peer();
+    let label = unique_label("persist");
+    let first = open(&config(&p, &label)).expect("create");
+    let env = first.wrap_key(&[8u8; 32], b"p").expect("wrap");
+    first.close().expect("close");
+    let mut c = config(&p, &label);
+    c.create_key = false;
+    let again = open(&c).expect("reopen without create_key");
+    assert_eq!(
+        again
+            .unwrap_key(&env, b"p")
+            .expect("unwrap")
+            .expose_secret(),
+        &[8u8; 32]
+    );
+}
+
+#[test]
+fn wrong_pin_is_backend_and_never_echoed() {
+    let p = peer();
+    let wrong = format!("wrong-{}", std::process::id());
+    let mut c = config(&p, &unique_label("pin"));
+    c.pin = Pkcs11Pin::Value(SecretString::from(wrong.clone()));
+    let e = open_err(&c);
+    assert_eq!(e.kind(), ErrorKind::Backend, "{e}");
+    let text = format!("{e} {e:?}");
+    assert!(text.contains(&p.token), "message names the token: {text}");
+    assert!(!text.contains(&wrong), "message shows the PIN: {text}");
+    assert!(!text.contains(&p.pin), "message shows the PIN: {text}");
+
+    // While the process is logged in to the token (PKCS#11 login state is
+    // per process), a wrong PIN is still refused.
+    let good = new_root("pin-good");
+    let e = open_err(&c);
+    assert_eq!(e.kind(), ErrorKind::Backend, "{e}");
+    let text = format!("{e} {e:?}");
+    assert!(text.contains(&p.token), "message names the token: {text}");
+    assert!(!text.contains(&wrong) && !text.contains(&p.pin), "{text}");
+    good.health_check().expect("the good root still works");
+}
+
+#[test]
+fn missing_key_without_create_key_is_unknown_key() {
+    let p = peer();
+    let label = unique_label("absent");
+    let mut c = config(&p, &label);
+    c.create_key = false;
+    let e = open_err(&c);
+    assert_eq!(e.kind(), ErrorKind::UnknownKey, "{e}");
+    assert!(e.message().contains(&label), "{e}");
+    assert!(e.message().contains(&p.token), "{e}");
+}
+
+#[test]
+fn pin_from_an_environment_variable() {
+    let p = peer();
+    let mut c = config(&p, &unique_label("env"));
+    // The variable the peer script exports holds the PIN.
+    c.pin = Pkcs11Pin::Env("KS_TEST_PKCS11_PIN".to_owned());
+    let root = open(&c).expect("PIN from env");
+    root.health_check().expect("health");
+
+    let unset = format!("KS_TEST_PKCS11_UNSET_{}", std::process::id());
+    assert!(std::env::var_os(&unset).is_none());
+    c.pin = Pkcs11Pin::Env(unset.clone());
+    let e = open_err(&c);
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.message().contains(&unset), "{e}");
+}
+
+#[test]
+fn unknown_token_label_is_unavailable() {
+    let p = peer();
+    let mut c = config(&p, &unique_label("tok"));
+    c.token_label = "no-such-token".to_owned();
+    let e = open_err(&c);
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    assert!(
+        e.message().contains("no token labelled 'no-such-token'"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_module_path_is_invalid_input() {
+    let p = peer();
+    let mut c = config(&p, &unique_label("mod"));
+    c.module = "/nonexistent/libpkcs11-nothing.so".into();
+    let e = open_err(&c);
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(
+        e.message().contains("/nonexistent/libpkcs11-nothing.so"),
+        "{e}"
+    );
+    // A file that is not a shared library at all.
+    c.module = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml").into();
+    let e = open_err(&c);
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    // A shared library that is not a PKCS#11 module.
+    let libc = PathBuf::from(format!(
+        "/usr/lib/{}-linux-gnu/libc.so.6",
+        std::env::consts::ARCH
+    ));
+    if libc.exists() {
+        c.module = libc;
+        let e = open_err(&c);
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        assert!(e.message().contains("not a PKCS#11 module"), "{e}");
+    }
+}
+
+#[test]
+fn empty_labels_are_invalid_input() {
+    let p = peer();
+    let mut c = config(&p, "");
+    assert_eq!(open_err(&c).kind(), ErrorKind::InvalidInput);
+    c = config(&p, "k");
+    c.token_label.clear();
+    assert_eq!(open_err(&c).kind(), ErrorKind::InvalidInput);
+}
+
+#[test]
+fn one_module_many_roots_in_one_process() {
+    // Two roots (two key labels) on the same module and token: the module
+    // is loaded and initialized once and shared.
+    let a = new_root("twice-a");
+    let b = new_root("twice-b");
+    let ea = a.wrap_key(&[1u8; 32], b"x").expect("wrap a");
+    let eb = b.wrap_key(&[2u8; 32], b"x").expect("wrap b");
+    assert_eq!(
+        a.unwrap_key(&ea, b"x").expect("a").expose_secret(),
+        &[1u8; 32]
+    );
+    assert_eq!(
+        b.unwrap_key(&eb, b"x").expect("b").expose_secret(),
+        &[2u8; 32]
+    );
+    // Each root unwraps only its own envelopes.
+    assert_eq!(
+        b.unwrap_key(&ea, b"x").expect_err("a's envelope").kind(),
+        ErrorKind::UnknownKey
+    );
+    // Even with the key_id rewritten, the other key fails authentication.
+    let mut forged = ea.clone();
+    forged.key_id = b.key_label().to_owned();
+    assert_eq!(
+        b.unwrap_key(&forged, b"x").expect_err("forged").kind(),
+        ErrorKind::Authentication
+    );
+    // Closing one root leaves the other (and the shared login) working.
+    a.close().expect("close a");
+    assert_eq!(
+        b.unwrap_key(&eb, b"x")
+            .expect("b after a closed")
+            .expose_secret(),
+        &[2u8; 32]
+    );
+    let c = new_root("twice-c");
+    c.health_check().expect("a third root after one closed");
+}
+
+#[test]
+fn clones_share_one_handle_and_debug_shows_no_pin() {
+    let p = peer();
+    let root = new_root("clone");
+    let clone = root.clone();
+    let dbg = format!("{root:?}");
+    assert!(dbg.contains(root.key_label()), "{dbg}");
+    assert!(!dbg.contains(&p.pin), "{dbg}");
+    let cfg = format!("{:?}", config(&p, "k"));
+    assert!(!cfg.contains(&p.pin), "{cfg}");
+    clone.close().expect("close the clone");
+    assert_eq!(
+        root.wrap_key(&[1u8; 16], b"").expect_err("closed").kind(),
+        ErrorKind::Unavailable
+    );
+    assert_eq!(
+        root.protect(b"{}").expect_err("closed").kind(),
+        ErrorKind::Unavailable
+    );
+}
+
+/// Reads the key's attributes straight from the token with `cryptoki`.
+#[test]
+fn the_key_is_sensitive_and_never_extractable() {
+    use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+    use cryptoki::error::{Error as CkError, RvError};
+    use cryptoki::object::{Attribute, AttributeType, ObjectClass};
+    use cryptoki::session::UserType;
+
+    let p = peer();
+    // Keep the root open: its sessions keep the process logged in.
+    let root = new_root("attrs");
+    let ctx = Pkcs11::new(&p.module).expect("load module");
+    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+        Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+        Err(e) => panic!("initialize: {e}"),
+    }
+    let slot = ctx
+        .get_slots_with_token()
+        .expect("slots")
+        .into_iter()
+        .find(|s| {
+            ctx.get_token_info(*s)
+                .map(|i| i.label().trim_end() == p.token)
+                .unwrap_or(false)
+        })
+        .expect("the test token");
+    let session = ctx.open_ro_session(slot).expect("session");
+    match session.login(UserType::User, Some(&SecretString::from(p.pin.clone()))) {
+        Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+        Err(e) => panic!("login: {e}"),
+    }
+    let handles = session
+        .find_objects(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::Label(root.key_label().as_bytes().to_vec()),
+        ])
+        .expect("find");
+    assert_eq!(handles.len(), 1);
+    let attrs = session
+        .get_attributes(
+            handles[0],
+            &[
+                AttributeType::Sensitive,
+                AttributeType::Extractable,
+                AttributeType::NeverExtractable,
+                AttributeType::Token,
+                AttributeType::Private,
+                AttributeType::Encrypt,
+                AttributeType::Decrypt,
+                AttributeType::ValueLen,
+            ],
+        )
+        .expect("attributes");
+    let mut seen = 0;
+    for a in &attrs {
+        match a {
+            Attribute::Sensitive(v) => assert!(*v, "CKA_SENSITIVE"),
+            Attribute::Extractable(v) => assert!(!*v, "CKA_EXTRACTABLE"),
+            Attribute::NeverExtractable(v) => assert!(*v, "CKA_NEVER_EXTRACTABLE"),
+            Attribute::Token(v) => assert!(*v, "CKA_TOKEN"),
+            Attribute::Private(v) => assert!(*v, "CKA_PRIVATE"),
+            Attribute::Encrypt(v) => assert!(*v, "CKA_ENCRYPT"),
+            Attribute::Decrypt(v) => assert!(*v, "CKA_DECRYPT"),
+            Attribute::ValueLen(n) => assert_eq!(u64::from(*n), 32, "CKA_VALUE_LEN"),
+            other => panic!("unexpected attribute {other:?}"),
+        }
+        seen += 1;
+    }
+    assert_eq!(seen, 8, "every attribute was read: {attrs:?}");
+    // The key's value cannot be read.
+    match session.get_attributes(handles[0], &[AttributeType::Value]) {
+        Ok(v) => assert!(
+            !v.iter().any(|a| matches!(a, Attribute::Value(_))),
+            "CKA_VALUE was readable"
+        ),
+        Err(CkError::Pkcs11(RvError::AttributeSensitive, _)) => {}
+        Err(e) => panic!("reading CKA_VALUE: {e}"),
+    }
+    drop(session);
+    root.health_check().expect("root still works");
+}
+
+/// A key made by a standard tool (OpenSC's pkcs11-tool, as docs/PKCS11.md
+/// shows) serves as the root key without `create_key`.
+#[test]
+fn a_key_made_by_pkcs11_tool_is_used_as_is() {
+    let p = peer();
+    let label = unique_label("tool");
+    let _no_writes_here = TOKEN_WRITES.write().unwrap_or_else(PoisonError::into_inner);
+    let out = std::process::Command::new("pkcs11-tool")
+        .arg("--module")
+        .arg(&p.module)
+        .args(["--token-label", &p.token, "--login", "--pin", &p.pin])
+        .args(["--keygen", "--key-type", "AES:32", "--label", &label])
+        .args(["--usage-decrypt", "--sensitive", "--private"])
+        .output()
+        .expect("run pkcs11-tool (apt opensc; scripts/setup.sh installs it)");
+    assert!(
+        out.status.success(),
+        "pkcs11-tool --keygen failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut c = config(&p, &label);
+    c.create_key = false;
+    // SoftHSM2 in this process re-reads the token's files lazily, so an
+    // object another process just wrote may take a moment to show up.
+    let mut tries = 0;
+    let root = loop {
+        match Pkcs11Root::open(&c) {
+            Ok(root) => break root,
+            Err(e) if e.kind() == ErrorKind::UnknownKey && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => panic!("open the pkcs11-tool key: {e}"),
+        }
+    };
+    let env = root.wrap_key(&[3u8; 32], b"t").expect("wrap");
+    assert_eq!(
+        root.unwrap_key(&env, b"t").expect("unwrap").expose_secret(),
+        &[3u8; 32]
+    );
+}

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# A PyKMIP server on loopback for the KMIP root's tests: mutual TLS 1.2
+# with freshly generated EC P-256 certificates (a CA, a server certificate
+# for 127.0.0.1/localhost, a client certificate with clientAuth).
+#
+#   bash scripts/peers/pykmip.sh start DIR   # start (idempotent), state in DIR
+#   bash scripts/peers/pykmip.sh env DIR     # print the KS_TEST_KMIP_* exports
+#   bash scripts/peers/pykmip.sh stop DIR    # stop it (keeps certificates and port)
+#
+# The certificates and the port are made once per DIR, so a restart (the
+# outage test stops and starts the server) serves the same address with the
+# same keys and database. Needs the `openssl` CLI and $REPO/.venv with pykmip.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+SELF="$REPO/scripts/peers/pykmip.sh"
+cmd="${1:-}"
+DIR="${2:-}"
+if [ -z "$cmd" ] || [ -z "$DIR" ]; then
+  echo "usage: $0 start|stop|env DIR" >&2
+  exit 2
+fi
+mkdir -p "$DIR"
+DIR="$(cd "$DIR" && pwd)"
+SERVER="$REPO/.venv/bin/pykmip-server"
+
+port_open() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+running() {
+  [ -f "$DIR/pid" ] && kill -0 "$(cat "$DIR/pid")" 2>/dev/null
+}
+
+make_certs() {
+  [ -f "$DIR/client.key" ] && return 0
+  local t="$DIR/tmp.$$"
+  mkdir -p "$t"
+  openssl ecparam -name prime256v1 -genkey -noout -out "$t/ca.key" 2>/dev/null
+  openssl req -x509 -new -key "$t/ca.key" -sha256 -days 3650 -subj "/CN=keystrata test KMIP CA" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    -out "$t/ca.pem" 2>/dev/null
+  for who in server client; do
+    openssl ecparam -name prime256v1 -genkey -noout -out "$t/$who.sec1" 2>/dev/null
+    openssl pkcs8 -topk8 -nocrypt -in "$t/$who.sec1" -out "$t/$who.key"
+    rm -f "$t/$who.sec1"
+    if [ "$who" = server ]; then
+      ext="subjectAltName=IP:127.0.0.1,DNS:localhost
+extendedKeyUsage=serverAuth
+keyUsage=critical,digitalSignature"
+      cn=localhost
+    else
+      # PyKMIP takes the client identity from the CN and requires the
+      # clientAuth extended key usage.
+      ext="extendedKeyUsage=clientAuth
+keyUsage=critical,digitalSignature"
+      cn=keystrata-test
+    fi
+    openssl req -new -key "$t/$who.key" -subj "/CN=$cn" -out "$t/$who.csr" 2>/dev/null
+    printf '%s\n' "$ext" > "$t/$who.ext"
+    openssl x509 -req -in "$t/$who.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" -CAcreateserial \
+      -days 3650 -sha256 -extfile "$t/$who.ext" -out "$t/$who.pem" 2>/dev/null
+    rm -f "$t/$who.csr" "$t/$who.ext"
+  done
+  chmod 600 "$t"/*.key
+  mv "$t"/* "$DIR"/
+  rmdir "$t"
+}
+
+pick_port() {
+  [ -s "$DIR/port" ] && return 0
+  "$REPO/.venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' > "$DIR/port"
+}
+
+write_config() {
+  mkdir -p "$DIR/policies"
+  cat > "$DIR/server.conf" <<EOF
+[server]
+hostname=127.0.0.1
+port=$(cat "$DIR/port")
+certificate_path=$DIR/server.pem
+key_path=$DIR/server.key
+ca_path=$DIR/ca.pem
+auth_suite=TLS1.2
+enable_tls_client_auth=True
+policy_path=$DIR/policies
+database_path=$DIR/pykmip.db
+logging_level=WARNING
+EOF
+}
+
+case "$cmd" in
+  start)
+    if running && port_open "$(cat "$DIR/port")"; then
+      echo "pykmip: already running on 127.0.0.1:$(cat "$DIR/port")"
+      exit 0
+    fi
+    [ -x "$SERVER" ] || { echo "pykmip: $SERVER not found (run make setup)" >&2; exit 1; }
+    command -v openssl >/dev/null || { echo "pykmip: the openssl CLI is needed" >&2; exit 1; }
+    make_certs
+    pick_port
+    write_config
+    port="$(cat "$DIR/port")"
+    if port_open "$port"; then
+      echo "pykmip: port $port is taken by another process" >&2
+      exit 1
+    fi
+    setsid nohup "$SERVER" -f "$DIR/server.conf" -l "$DIR/server.log" \
+      </dev/null >>"$DIR/stdout.log" 2>&1 &
+    echo $! > "$DIR/pid"
+    for _ in $(seq 1 200); do
+      if port_open "$port"; then
+        echo "pykmip: listening on 127.0.0.1:$port"
+        exit 0
+      fi
+      if ! running; then break; fi
+      sleep 0.1
+    done
+    echo "pykmip: the server did not start; last lines of its logs:" >&2
+    tail -n 20 "$DIR/server.log" "$DIR/stdout.log" >&2 2>/dev/null || true
+    exit 1
+    ;;
+  stop)
+    if running; then
+      pid="$(cat "$DIR/pid")"
+      kill -TERM "$pid" 2>/dev/null || true
+      for _ in $(seq 1 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+      done
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$DIR/pid"
+    if [ -s "$DIR/port" ]; then
+      for _ in $(seq 1 50); do
+        port_open "$(cat "$DIR/port")" || break
+        sleep 0.1
+      done
+    fi
+    echo "pykmip: stopped"
+    ;;
+  env)
+    [ -s "$DIR/port" ] || { echo "pykmip: not started in $DIR" >&2; exit 1; }
+    echo "export KS_TEST_KMIP_HOST=127.0.0.1"
+    echo "export KS_TEST_KMIP_PORT=$(cat "$DIR/port")"
+    echo "export KS_TEST_KMIP_CA=$DIR/ca.pem"
+    echo "export KS_TEST_KMIP_CERT=$DIR/client.pem"
+    echo "export KS_TEST_KMIP_KEY=$DIR/client.key"
+    echo "export KS_TEST_KMIP_DIR=$DIR"
+    echo "export KS_TEST_KMIP_CTL=$SELF"
+    ;;
+  *)
+    echo "usage: $0 start|stop|env DIR" >&2
+    exit 2
+    ;;
+esac
