@@ -253,23 +253,16 @@ func (kc *Keychain) SaveFile(path string, root *Root) error {
 	return cErr(C.kgo_save_file(p, cpath, rp, &msg), msg)
 }
 
-func (kc *Keychain) aead(op C.int, in, aad []byte) ([]byte, error) {
-	p, err := kc.acquire()
+// nonNil gives the (possibly empty) result of a successful call as a
+// non-nil slice and nothing on error, as the Vec-returning forms always did.
+func nonNil(out []byte, err error) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer kc.release()
-	ip, il := cbytes(in)
-	ap, al := cbytes(aad)
-	var out C.ks_buffer
-	var msg *C.char
-	st := C.kgo_aead(op, p, ip, il, ap, al, &out, &msg)
-	runtime.KeepAlive(in)
-	runtime.KeepAlive(aad)
-	if err := cErr(st, msg); err != nil {
-		return nil, err
+	if out == nil {
+		out = []byte{}
 	}
-	return takeBuffer(&out), nil
+	return out, nil
 }
 
 // Seal encrypts a small secret under the encryption primary with
@@ -279,14 +272,16 @@ func (kc *Keychain) aead(op C.int, in, aad []byte) ([]byte, error) {
 // Rotate and save), ErrIo (a bound keychain could not write its file),
 // ErrUnavailable (closed).
 func (kc *Keychain) Seal(plaintext, aad []byte) ([]byte, error) {
-	return kc.aead(C.KGO_SEAL, plaintext, aad)
+	out, err := kc.SealTo(nil, plaintext, aad)
+	return nonNil(out, err)
 }
 
 // Unseal opens what Seal (or Tink) produced, with the same aad. Errors:
 // ErrFormat (malformed), ErrUnknownKey, ErrKeyDisabled, ErrKeyDestroyed,
 // ErrAuthentication (tampered, truncated, wrong aad).
 func (kc *Keychain) Unseal(ciphertext, aad []byte) ([]byte, error) {
-	return kc.aead(C.KGO_UNSEAL, ciphertext, aad)
+	out, err := kc.UnsealTo(nil, ciphertext, aad)
+	return nonNil(out, err)
 }
 
 // Encrypt envelope-encrypts plaintext with a fresh 32-byte data key wrapped
@@ -294,13 +289,15 @@ func (kc *Keychain) Unseal(ciphertext, aad []byte) ([]byte, error) {
 // BE32(len(enc_dek)) | enc_dek | nonce(12) | ciphertext | tag(16):
 // len(plaintext)+99 bytes). Errors: as Seal.
 func (kc *Keychain) Encrypt(plaintext, aad []byte) ([]byte, error) {
-	return kc.aead(C.KGO_ENCRYPT, plaintext, aad)
+	out, err := kc.EncryptTo(nil, plaintext, aad)
+	return nonNil(out, err)
 }
 
 // Decrypt decrypts what Encrypt (or Tink's KmsEnvelopeAead with this
 // keychain as remote AEAD) produced. Errors: as Unseal.
 func (kc *Keychain) Decrypt(blob, aad []byte) ([]byte, error) {
-	return kc.aead(C.KGO_DECRYPT, blob, aad)
+	out, err := kc.DecryptTo(nil, blob, aad)
+	return nonNil(out, err)
 }
 
 // DeriveOriginKey derives the stable 32-byte key for (origin, instance,

@@ -423,6 +423,206 @@ pub unsafe extern "C" fn ks_keychain_decrypt(
 }
 
 // ---------------------------------------------------------------------
+// Seal, encrypt into a caller's buffer
+// ---------------------------------------------------------------------
+
+type ToOp = fn(&Keychain, &[u8], &[u8], &mut [u8]) -> keystrata::Result<()>;
+
+/// Whether the ranges `[a, a + a_len)` and `[b, b + b_len)` share a byte.
+/// Compared as addresses, before any reference to either exists (an
+/// overlapping `&[u8]` and `&mut [u8]` may not even be created).
+fn overlaps(a: *const u8, a_len: usize, b: *const u8, b_len: usize) -> bool {
+    let (a0, b0) = (a as usize, b as usize);
+    a_len != 0 && b_len != 0 && a0 < b0.saturating_add(b_len) && b0 < a0.saturating_add(a_len)
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe fn to_op(
+    kc: *const ks_keychain,
+    input: *const u8,
+    input_len: usize,
+    aad: *const u8,
+    aad_len: usize,
+    out: *mut u8,
+    out_len: usize,
+    op: ToOp,
+) -> ks_status {
+    guard(|| {
+        let kc = unsafe { handle(kc, "kc")? };
+        if out_len > 0 && out.is_null() {
+            return Err(FfiError::null("out"));
+        }
+        if out_len > isize::MAX as usize {
+            return Err(FfiError::invalid(format!(
+                "out: length {out_len} is out of range"
+            )));
+        }
+        if overlaps(out, out_len, input, input_len) || overlaps(out, out_len, aad, aad_len) {
+            return Err(FfiError::invalid("out overlaps input or aad"));
+        }
+        let input = unsafe { bytes(input, input_len, "input")? };
+        let aad = unsafe { bytes(aad, aad_len, "aad")? };
+        let out: &mut [u8] = if out_len == 0 {
+            &mut []
+        } else {
+            // SAFETY: non-NULL, length checked, disjoint from `input` and
+            // `aad` (checked above); the caller guarantees `out_len`
+            // writable bytes for the duration of the call.
+            unsafe { std::slice::from_raw_parts_mut(out, out_len) }
+        };
+        op(&kc.inner, input, aad, out)?;
+        Ok(())
+    })
+}
+
+/// ks_keychain_seal into the caller's buffer `out`, which must be exactly
+/// `input_len + 33` bytes and overlap neither `input` nor `aad` (else
+/// KS_ERR_INVALID_INPUT, and no key is used). Saves an allocation and a
+/// copy per call; the bytes are those of ks_keychain_seal. On any error
+/// `out` is zeroed. Errors: as ks_keychain_seal.
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_seal_to(
+    kc: *const ks_keychain,
+    input: *const u8,
+    input_len: usize,
+    aad: *const u8,
+    aad_len: usize,
+    out: *mut u8,
+    out_len: usize,
+) -> ks_status {
+    unsafe {
+        to_op(
+            kc,
+            input,
+            input_len,
+            aad,
+            aad_len,
+            out,
+            out_len,
+            Keychain::seal_to,
+        )
+    }
+}
+
+/// ks_keychain_unseal into the caller's buffer `out`, which must be
+/// exactly `input_len - 33` bytes (see ks_keychain_unsealed_len) and
+/// overlap neither input. On any error `out` is zeroed. Errors: as
+/// ks_keychain_unseal, plus KS_ERR_INVALID_INPUT for a wrong `out_len`.
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_unseal_to(
+    kc: *const ks_keychain,
+    input: *const u8,
+    input_len: usize,
+    aad: *const u8,
+    aad_len: usize,
+    out: *mut u8,
+    out_len: usize,
+) -> ks_status {
+    unsafe {
+        to_op(
+            kc,
+            input,
+            input_len,
+            aad,
+            aad_len,
+            out,
+            out_len,
+            Keychain::unseal_to,
+        )
+    }
+}
+
+/// ks_keychain_encrypt into the caller's buffer `out`, which must be
+/// exactly `input_len + 99` bytes and overlap neither input. On any error
+/// `out` is zeroed. Errors: as ks_keychain_seal_to.
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_encrypt_to(
+    kc: *const ks_keychain,
+    input: *const u8,
+    input_len: usize,
+    aad: *const u8,
+    aad_len: usize,
+    out: *mut u8,
+    out_len: usize,
+) -> ks_status {
+    unsafe {
+        to_op(
+            kc,
+            input,
+            input_len,
+            aad,
+            aad_len,
+            out,
+            out_len,
+            Keychain::encrypt_to,
+        )
+    }
+}
+
+/// ks_keychain_decrypt into the caller's buffer `out`, which must be
+/// exactly the length ks_keychain_decrypted_len gives and overlap neither
+/// input. On any error `out` is zeroed. Errors: as ks_keychain_unseal_to.
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_decrypt_to(
+    kc: *const ks_keychain,
+    input: *const u8,
+    input_len: usize,
+    aad: *const u8,
+    aad_len: usize,
+    out: *mut u8,
+    out_len: usize,
+) -> ks_status {
+    unsafe {
+        to_op(
+            kc,
+            input,
+            input_len,
+            aad,
+            aad_len,
+            out,
+            out_len,
+            Keychain::decrypt_to,
+        )
+    }
+}
+
+/// The plaintext length of the sealed ciphertext `input`, into `*out`.
+/// Errors: KS_ERR_FORMAT if it cannot be a sealed ciphertext.
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_unsealed_len(
+    input: *const u8,
+    input_len: usize,
+    out: *mut usize,
+) -> ks_status {
+    guard(|| {
+        let input = unsafe { bytes(input, input_len, "input")? };
+        let out = out_ptr(out, "out")?;
+        let n = Keychain::unsealed_len(input)?;
+        // SAFETY: checked non-NULL; writable per contract.
+        unsafe { out.write(n) };
+        Ok(())
+    })
+}
+
+/// The plaintext length of the envelope ciphertext `input`, into `*out`.
+/// Errors: KS_ERR_FORMAT if its framing is wrong.
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_decrypted_len(
+    input: *const u8,
+    input_len: usize,
+    out: *mut usize,
+) -> ks_status {
+    guard(|| {
+        let input = unsafe { bytes(input, input_len, "input")? };
+        let out = out_ptr(out, "out")?;
+        let n = Keychain::decrypted_len(input)?;
+        // SAFETY: checked non-NULL; writable per contract.
+        unsafe { out.write(n) };
+        Ok(())
+    })
+}
+
+// ---------------------------------------------------------------------
 // Derivation
 // ---------------------------------------------------------------------
 

@@ -2151,6 +2151,90 @@ static void group_tink_round_trip(void)
 /* ------------------------------------------------------------------ */
 /* Close                                                               */
 /* ------------------------------------------------------------------ */
+/* Into the caller's buffer: ks_keychain_{seal,unseal,encrypt,decrypt}_to */
+
+static void group_into_buffers(void)
+{
+    group_begin("into caller buffers");
+    ks_keychain *kc = NULL;
+    if (!CHECK(ks_keychain_generate(NULL, &kc) == KS_OK)) {
+        group_end(NULL);
+        return;
+    }
+    static const size_t sizes[] = {0, 1, 64, 1000, 70000};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t n = sizes[i];
+        uint8_t *pt = malloc(n + 1), *ct = malloc(n + 99), *back = malloc(n + 1);
+        for (size_t j = 0; j < n; j++)
+            pt[j] = (uint8_t)(j * 31 + 7);
+        const uint8_t aad[] = "aad";
+        size_t got = 0;
+        /* seal_to: same bytes as ks_keychain_seal opens, exact sizes only. */
+        OK(ks_keychain_seal_to(kc, pt, n, aad, 3, ct, n + 33));
+        OK(ks_keychain_unsealed_len(ct, n + 33, &got));
+        CHECK(got == n);
+        ks_buffer opened = {0};
+        OK(ks_keychain_unseal(kc, ct, n + 33, aad, 3, &opened));
+        CHECK(opened.len == n && (n == 0 || memcmp(opened.data, pt, n) == 0));
+        ks_buffer_free(&opened);
+        OK(ks_keychain_unseal_to(kc, ct, n + 33, aad, 3, back, n));
+        CHECK(n == 0 || memcmp(back, pt, n) == 0);
+        EXPECT(ks_keychain_unseal_to(kc, ct, n + 33, aad, 3, back, n + 1), KS_ERR_INVALID_INPUT);
+        /* A wrong output size is refused, and the output is zeroed. */
+        uint8_t *scratch = malloc(n + 34);
+        memset(scratch, 0xAA, n + 34);
+        EXPECT(ks_keychain_seal_to(kc, pt, n, aad, 3, scratch, n + 32), KS_ERR_INVALID_INPUT);
+        bool wiped = true;
+        for (size_t j = 0; j < n + 32; j++)
+            wiped = wiped && scratch[j] == 0;
+        CHECK(wiped);
+        EXPECT(ks_keychain_seal_to(kc, pt, n, aad, 3, scratch, n + 34), KS_ERR_INVALID_INPUT);
+        free(scratch);
+        /* A wrong aad fails, and leaves no plaintext in `back`. */
+        if (n > 0) {
+            memset(back, 0xAA, n);
+            EXPECT(ks_keychain_unseal_to(kc, ct, n + 33, (const uint8_t *)"x", 1, back, n), KS_ERR_AUTHENTICATION);
+            bool zeroed = true;
+            for (size_t j = 0; j < n; j++)
+                zeroed = zeroed && back[j] == 0;
+            CHECK(zeroed);
+        }
+        /* encrypt_to / decrypt_to. */
+        OK(ks_keychain_encrypt_to(kc, pt, n, aad, 3, ct, n + 99));
+        OK(ks_keychain_decrypted_len(ct, n + 99, &got));
+        CHECK(got == n);
+        OK(ks_keychain_decrypt_to(kc, ct, n + 99, aad, 3, back, n));
+        CHECK(n == 0 || memcmp(back, pt, n) == 0);
+        ks_buffer dec = {0};
+        OK(ks_keychain_decrypt(kc, ct, n + 99, aad, 3, &dec));
+        CHECK(dec.len == n);
+        ks_buffer_free(&dec);
+        EXPECT(ks_keychain_encrypt_to(kc, pt, n, aad, 3, ct, n + 98), KS_ERR_INVALID_INPUT);
+        /* Output overlapping an input is refused before any work. */
+        if (n > 0) {
+            memcpy(ct, pt, n);
+            EXPECT(ks_keychain_seal_to(kc, ct, n, aad, 3, ct, n + 33), KS_ERR_INVALID_INPUT);
+            EXPECT(ks_keychain_seal_to(kc, pt, n, ct + 5, 3, ct, n + 33), KS_ERR_INVALID_INPUT);
+        }
+        free(pt);
+        free(ct);
+        free(back);
+    }
+    /* NULL arguments. */
+    uint8_t buf[64];
+    EXPECT(ks_keychain_seal_to(NULL, buf, 1, NULL, 0, buf + 1, 34), KS_ERR_NULL_ARGUMENT);
+    EXPECT(ks_keychain_seal_to(kc, NULL, 1, NULL, 0, buf, 34), KS_ERR_NULL_ARGUMENT);
+    EXPECT(ks_keychain_seal_to(kc, buf, 1, NULL, 0, NULL, 34), KS_ERR_NULL_ARGUMENT);
+    EXPECT(ks_keychain_unsealed_len(buf, 10, NULL), KS_ERR_NULL_ARGUMENT);
+    size_t got = 0;
+    EXPECT(ks_keychain_unsealed_len(buf, 10, &got), KS_ERR_FORMAT);
+    EXPECT(ks_keychain_decrypted_len(buf, 3, &got), KS_ERR_FORMAT);
+    /* After close: Unavailable. */
+    ks_keychain_close(kc);
+    EXPECT(ks_keychain_seal_to(kc, buf, 1, NULL, 0, buf + 8, 34), KS_ERR_UNAVAILABLE);
+    ks_keychain_free(kc);
+    group_end(NULL);
+}
 
 static void group_close(void)
 {
@@ -2478,6 +2562,7 @@ int main(int argc, char **argv)
     group_policy_and_counters();
     group_files();
     group_tink_round_trip();
+    group_into_buffers();
     group_close();
     group_threads();
 
