@@ -35,6 +35,12 @@
 
 
 /**
+ * Flag of ks_root_pkcs11_new and ks_root_kmip_new: create the root key
+ * (AES-256, non-extractable) if none with the given label or name exists.
+ */
+#define KS_ROOT_CREATE_KEY 1
+
+/**
  * The result of every fallible ks_ function. Numbers are stable and never
  * reused: 1-12 are keystrata's error kinds (the same in Rust, Go and
  * Python); 100 and up are C-specific.
@@ -202,9 +208,10 @@ typedef struct ks_envelope ks_envelope;
 typedef struct ks_keychain ks_keychain;
 
 /**
- * A root: what protects a keychain at rest (an age identity set, or a
- * passphrase). Create with ks_root_age_new, ks_root_age_generate or
- * ks_root_passphrase_new; release with ks_root_free.
+ * A root: what protects a keychain at rest (an age identity set, a
+ * passphrase, a key in a PKCS#11 token, a key in a KMIP server). Create
+ * with ks_root_age_new, ks_root_age_generate, ks_root_passphrase_new,
+ * ks_root_pkcs11_new or ks_root_kmip_new; release with ks_root_free.
  *
  * Thread safety: immutable and shareable between threads.
  */
@@ -630,6 +637,49 @@ enum ks_status ks_keychain_encrypt(const struct ks_keychain *kc, const uint8_t *
 enum ks_status ks_keychain_decrypt(const struct ks_keychain *kc, const uint8_t *input, size_t input_len, const uint8_t *aad, size_t aad_len, struct ks_buffer *out);
 
 /**
+ * ks_keychain_seal into the caller's buffer `out`, which must be exactly
+ * `input_len + 33` bytes and overlap neither `input` nor `aad` (else
+ * KS_ERR_INVALID_INPUT, and no key is used). Saves an allocation and a
+ * copy per call; the bytes are those of ks_keychain_seal. On any error
+ * `out` is zeroed. Errors: as ks_keychain_seal.
+ */
+enum ks_status ks_keychain_seal_to(const struct ks_keychain *kc, const uint8_t *input, size_t input_len, const uint8_t *aad, size_t aad_len, uint8_t *out, size_t out_len);
+
+/**
+ * ks_keychain_unseal into the caller's buffer `out`, which must be
+ * exactly `input_len - 33` bytes (see ks_keychain_unsealed_len) and
+ * overlap neither input. On any error `out` is zeroed. Errors: as
+ * ks_keychain_unseal, plus KS_ERR_INVALID_INPUT for a wrong `out_len`.
+ */
+enum ks_status ks_keychain_unseal_to(const struct ks_keychain *kc, const uint8_t *input, size_t input_len, const uint8_t *aad, size_t aad_len, uint8_t *out, size_t out_len);
+
+/**
+ * ks_keychain_encrypt into the caller's buffer `out`, which must be
+ * exactly `input_len + 99` bytes and overlap neither input. On any error
+ * `out` is zeroed. Errors: as ks_keychain_seal_to.
+ */
+enum ks_status ks_keychain_encrypt_to(const struct ks_keychain *kc, const uint8_t *input, size_t input_len, const uint8_t *aad, size_t aad_len, uint8_t *out, size_t out_len);
+
+/**
+ * ks_keychain_decrypt into the caller's buffer `out`, which must be
+ * exactly the length ks_keychain_decrypted_len gives and overlap neither
+ * input. On any error `out` is zeroed. Errors: as ks_keychain_unseal_to.
+ */
+enum ks_status ks_keychain_decrypt_to(const struct ks_keychain *kc, const uint8_t *input, size_t input_len, const uint8_t *aad, size_t aad_len, uint8_t *out, size_t out_len);
+
+/**
+ * The plaintext length of the sealed ciphertext `input`, into `*out`.
+ * Errors: KS_ERR_FORMAT if it cannot be a sealed ciphertext.
+ */
+enum ks_status ks_keychain_unsealed_len(const uint8_t *input, size_t input_len, size_t *out);
+
+/**
+ * The plaintext length of the envelope ciphertext `input`, into `*out`.
+ * Errors: KS_ERR_FORMAT if its framing is wrong.
+ */
+enum ks_status ks_keychain_decrypted_len(const uint8_t *input, size_t input_len, size_t *out);
+
+/**
  * Derives the stable 32-byte key for (origin, instance, epoch) by
  * HKDF-SHA256 under the derivation primary (`key_id` 0) or the
  * derivation key `key_id`. Unchanged by ks_keychain_rotate. The key is
@@ -793,6 +843,64 @@ enum ks_status ks_root_age_recipient(const struct ks_root *root, size_t index, s
  * work factor above 30.
  */
 enum ks_status ks_root_passphrase_new(const uint8_t *passphrase, size_t passphrase_len, uint8_t work_factor, struct ks_root **out);
+
+/**
+ * Creates a root whose key stays in a PKCS#11 token or HSM: the AES-256
+ * key labelled `key_label` in the token labelled `token_label` (tokens are
+ * found by label, never by slot number) of the module at `module_path`
+ * (for SoftHSM2, "/usr/lib/softhsm/libsofthsm2.so"). The user PIN is
+ * given either as `pin` or as `pin_env`, the name of an environment
+ * variable holding it: exactly one of the two is non-NULL. With
+ * KS_ROOT_CREATE_KEY in `flags`, a missing key is generated in the token
+ * (non-extractable, sensitive); otherwise it must exist.
+ *
+ * Keys are wrapped with AES-256-GCM inside the token (docs/PKCS11.md).
+ * Connects and logs in before returning. `*out` is released with
+ * ks_root_free, which logs out.
+ * NULL: `module_path`, `token_label`, `key_label`, `out` must not be NULL.
+ * Errors: KS_ERR_INVALID_INPUT (module cannot be loaded, both or neither
+ * PIN argument, PIN variable unset, unknown flags); KS_ERR_UNAVAILABLE (no
+ * token with that label); KS_ERR_BACKEND (login refused, e.g. a wrong PIN;
+ * the message never contains the PIN); KS_ERR_UNKNOWN_KEY (no key with
+ * that label and no KS_ROOT_CREATE_KEY).
+ * Thread safety: safe to call from any thread; the root is shareable.
+ */
+enum ks_status ks_root_pkcs11_new(const char *module_path, const char *token_label, const char *pin, const char *pin_env, const char *key_label, uint32_t flags, struct ks_root **out);
+
+/**
+ * Creates a root whose key stays in a KMIP server (PyKMIP, Cosmian KMS,
+ * or any server speaking binary KMIP over TLS): connects to `host`:`port`
+ * (0 for 5696) with mutual TLS, verifying the server against the CA in
+ * the PEM file `ca_pem_path` under the name `server_name` (NULL: `host`),
+ * and presenting the client certificate and private key in the PEM files
+ * `cert_pem_path` and `key_pem_path`. The key is named by its unique
+ * identifier `key_id` or by its Name attribute `key_name`: exactly one of
+ * the two is non-NULL. With KS_ROOT_CREATE_KEY, a missing named key is
+ * created and activated. `kmip_version` is 14 (KMIP 1.4, also 0) or 20
+ * (KMIP 2.0); `timeout_ms` bounds the connect and every request (0: 5000).
+ *
+ * Keys are wrapped with the server's AES-256-GCM Encrypt (docs/KMIP.md).
+ * A server that goes away gives KS_ERR_UNAVAILABLE; the root reconnects
+ * when it is back. `*out` is released with ks_root_free.
+ * Errors: KS_ERR_INVALID_INPUT (bad arguments), KS_ERR_IO (a PEM file
+ * cannot be read), KS_ERR_UNAVAILABLE (cannot connect in time),
+ * KS_ERR_BACKEND (TLS or server refusal), KS_ERR_UNKNOWN_KEY (no such key),
+ * KS_ERR_KEY_DISABLED (the key is not active, e.g. revoked),
+ * KS_ERR_KEY_DESTROYED.
+ * Thread safety: safe to call from any thread; the root is shareable.
+ */
+enum ks_status ks_root_kmip_new(const char *host, uint16_t port, const char *server_name, const char *ca_pem_path, const char *cert_pem_path, const char *key_pem_path, const char *key_id, const char *key_name, uint32_t kmip_version, uint32_t timeout_ms, uint32_t flags, struct ks_root **out);
+
+/**
+ * Checks the root can serve: for a PKCS#11 root, opens a session and finds
+ * the key; for a KMIP root, asks the server for the key's state (it must
+ * be active); for age roots, KS_OK unless closed.
+ * Errors: KS_ERR_UNAVAILABLE (device or server unreachable),
+ * KS_ERR_KEY_DISABLED / KS_ERR_KEY_DESTROYED (KMIP key no longer active),
+ * KS_ERR_UNKNOWN_KEY, KS_ERR_BACKEND.
+ * Thread safety: safe to call from any thread.
+ */
+enum ks_status ks_root_health_check(const struct ks_root *root);
 
 /**
  * Releases a root and wipes its secrets. NULL is a no-op. Keychains opened

@@ -147,6 +147,20 @@ static inline ks_status kgo_root_passphrase_new(const uint8_t *p, size_t n, uint
 	KGO_RET(ks_root_passphrase_new(p, n, wf, out));
 }
 
+static inline ks_status kgo_root_pkcs11_new(const char *module, const char *token, const char *pin,
+		const char *pin_env, const char *label, uint32_t flags, ks_root **out, char **msg) {
+	KGO_RET(ks_root_pkcs11_new(module, token, pin, pin_env, label, flags, out));
+}
+static inline ks_status kgo_root_kmip_new(const char *host, uint16_t port, const char *server_name,
+		const char *ca, const char *cert, const char *key, const char *key_id, const char *key_name,
+		uint32_t version, uint32_t timeout_ms, uint32_t flags, ks_root **out, char **msg) {
+	KGO_RET(ks_root_kmip_new(host, port, server_name, ca, cert, key, key_id, key_name, version, timeout_ms,
+		flags, out));
+}
+static inline ks_status kgo_root_health_check(const ks_root *r, char **msg) {
+	KGO_RET(ks_root_health_check(r));
+}
+
 static inline ks_status kgo_hazmat_gcm(int decrypt, const uint8_t *k, size_t kl, const uint8_t *n, size_t nl,
 		const uint8_t *a, size_t al, const uint8_t *in, size_t il, ks_buffer *out, char **msg) {
 	if (decrypt) KGO_RET(ks_hazmat_aes256gcm_decrypt(k, kl, n, nl, a, al, in, il, out));

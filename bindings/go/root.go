@@ -10,12 +10,14 @@ import (
 	"strings"
 )
 
-// A Root protects a keychain at rest: an age identity set (X25519), or a
-// passphrase (age scrypt). Pass it to Save, Load, SaveFile, LoadFile and
-// Open. A Root is safe for concurrent use. Close it when done: Close wipes
-// its secrets (a finalizer does it otherwise, later). Keychains opened with
-// a root (Open) keep their own reference, so closing the Root does not
-// affect them.
+// A Root protects a keychain at rest: an age identity set (X25519) or a
+// passphrase (age scrypt) in development; a key in a PKCS#11 token
+// (NewPkcs11Root) or a KMIP server (NewKmipRoot) in production. Pass it to
+// Save, Load, SaveFile, LoadFile and Open. A Root is safe for concurrent
+// use. Close it when done: Close wipes its secrets and releases sessions
+// and connections (a finalizer does it otherwise, later). Keychains opened
+// with a root (Open) keep their own reference, so closing the Root does
+// not affect them.
 type Root struct {
 	ptr  *C.ks_root
 	life lifeline

@@ -2,7 +2,11 @@
 
 use std::ffi::c_char;
 
-use keystrata::{AgeRoot, PassphraseRoot, Root};
+use std::time::Duration;
+
+use keystrata::root::kmip::{KmipConfig, KmipKeyRef, KmipRoot, KmipVersion};
+use keystrata::root::{Pkcs11Config, Pkcs11Pin, Pkcs11Root, SecretString};
+use keystrata::{AgeRoot, KeyManager, PassphraseRoot, Root};
 
 use crate::*;
 
@@ -11,6 +15,8 @@ use crate::*;
 pub(crate) enum RootKind {
     Age(AgeRoot),
     Passphrase(PassphraseRoot),
+    Pkcs11(Pkcs11Root),
+    Kmip(KmipRoot),
 }
 
 impl RootKind {
@@ -18,6 +24,17 @@ impl RootKind {
         match self {
             RootKind::Age(a) => a,
             RootKind::Passphrase(p) => p,
+            RootKind::Pkcs11(p) => p,
+            RootKind::Kmip(k) => k,
+        }
+    }
+
+    fn key_manager(&self) -> &dyn KeyManager {
+        match self {
+            RootKind::Age(a) => a,
+            RootKind::Passphrase(p) => p,
+            RootKind::Pkcs11(p) => p,
+            RootKind::Kmip(k) => k,
         }
     }
 }
@@ -34,9 +51,10 @@ impl Root for RootKind {
     }
 }
 
-/// A root: what protects a keychain at rest (an age identity set, or a
-/// passphrase). Create with ks_root_age_new, ks_root_age_generate or
-/// ks_root_passphrase_new; release with ks_root_free.
+/// A root: what protects a keychain at rest (an age identity set, a
+/// passphrase, a key in a PKCS#11 token, a key in a KMIP server). Create
+/// with ks_root_age_new, ks_root_age_generate, ks_root_passphrase_new,
+/// ks_root_pkcs11_new or ks_root_kmip_new; release with ks_root_free.
 ///
 /// Thread safety: immutable and shareable between threads.
 pub struct ks_root {
@@ -181,6 +199,172 @@ pub unsafe extern "C" fn ks_root_passphrase_new(
         };
         let root = PassphraseRoot::with_work_factor(p, wf)?;
         unsafe { put_handle(out, ks_root::new(RootKind::Passphrase(root))) };
+        Ok(())
+    })
+}
+
+/// Flag of ks_root_pkcs11_new and ks_root_kmip_new: create the root key
+/// (AES-256, non-extractable) if none with the given label or name exists.
+pub const KS_ROOT_CREATE_KEY: u32 = 1;
+
+/// An optional C string: NULL is None.
+unsafe fn opt_str<'a>(ptr: *const c_char, what: &str) -> FfiResult<Option<&'a str>> {
+    if ptr.is_null() {
+        Ok(None)
+    } else {
+        unsafe { c_str(ptr, what) }.map(Some)
+    }
+}
+
+fn create_flag(flags: u32) -> FfiResult<bool> {
+    if flags & !KS_ROOT_CREATE_KEY != 0 {
+        return Err(FfiError::invalid(format!("unknown flags {flags:#x}")));
+    }
+    Ok(flags & KS_ROOT_CREATE_KEY != 0)
+}
+
+/// Creates a root whose key stays in a PKCS#11 token or HSM: the AES-256
+/// key labelled `key_label` in the token labelled `token_label` (tokens are
+/// found by label, never by slot number) of the module at `module_path`
+/// (for SoftHSM2, "/usr/lib/softhsm/libsofthsm2.so"). The user PIN is
+/// given either as `pin` or as `pin_env`, the name of an environment
+/// variable holding it: exactly one of the two is non-NULL. With
+/// KS_ROOT_CREATE_KEY in `flags`, a missing key is generated in the token
+/// (non-extractable, sensitive); otherwise it must exist.
+///
+/// Keys are wrapped with AES-256-GCM inside the token (docs/PKCS11.md).
+/// Connects and logs in before returning. `*out` is released with
+/// ks_root_free, which logs out.
+/// NULL: `module_path`, `token_label`, `key_label`, `out` must not be NULL.
+/// Errors: KS_ERR_INVALID_INPUT (module cannot be loaded, both or neither
+/// PIN argument, PIN variable unset, unknown flags); KS_ERR_UNAVAILABLE (no
+/// token with that label); KS_ERR_BACKEND (login refused, e.g. a wrong PIN;
+/// the message never contains the PIN); KS_ERR_UNKNOWN_KEY (no key with
+/// that label and no KS_ROOT_CREATE_KEY).
+/// Thread safety: safe to call from any thread; the root is shareable.
+#[no_mangle]
+pub unsafe extern "C" fn ks_root_pkcs11_new(
+    module_path: *const c_char,
+    token_label: *const c_char,
+    pin: *const c_char,
+    pin_env: *const c_char,
+    key_label: *const c_char,
+    flags: u32,
+    out: *mut *mut ks_root,
+) -> ks_status {
+    guard(|| {
+        let out = out_ptr(out, "out")?;
+        let module = unsafe { c_str(module_path, "module_path")? };
+        let token = unsafe { c_str(token_label, "token_label")? };
+        let label = unsafe { c_str(key_label, "key_label")? };
+        let pin = match unsafe { (opt_str(pin, "pin")?, opt_str(pin_env, "pin_env")?) } {
+            (Some(p), None) => Pkcs11Pin::Value(SecretString::from(p.to_owned())),
+            (None, Some(e)) => Pkcs11Pin::Env(e.to_owned()),
+            _ => {
+                return Err(FfiError::invalid(
+                    "give exactly one of pin and pin_env (the other NULL)",
+                ))
+            }
+        };
+        let mut config = Pkcs11Config::new(module, token, pin, label);
+        config.create_key = create_flag(flags)?;
+        let root = Pkcs11Root::open(&config)?;
+        unsafe { put_handle(out, ks_root::new(RootKind::Pkcs11(root))) };
+        Ok(())
+    })
+}
+
+/// Creates a root whose key stays in a KMIP server (PyKMIP, Cosmian KMS,
+/// or any server speaking binary KMIP over TLS): connects to `host`:`port`
+/// (0 for 5696) with mutual TLS, verifying the server against the CA in
+/// the PEM file `ca_pem_path` under the name `server_name` (NULL: `host`),
+/// and presenting the client certificate and private key in the PEM files
+/// `cert_pem_path` and `key_pem_path`. The key is named by its unique
+/// identifier `key_id` or by its Name attribute `key_name`: exactly one of
+/// the two is non-NULL. With KS_ROOT_CREATE_KEY, a missing named key is
+/// created and activated. `kmip_version` is 14 (KMIP 1.4, also 0) or 20
+/// (KMIP 2.0); `timeout_ms` bounds the connect and every request (0: 5000).
+///
+/// Keys are wrapped with the server's AES-256-GCM Encrypt (docs/KMIP.md).
+/// A server that goes away gives KS_ERR_UNAVAILABLE; the root reconnects
+/// when it is back. `*out` is released with ks_root_free.
+/// Errors: KS_ERR_INVALID_INPUT (bad arguments), KS_ERR_IO (a PEM file
+/// cannot be read), KS_ERR_UNAVAILABLE (cannot connect in time),
+/// KS_ERR_BACKEND (TLS or server refusal), KS_ERR_UNKNOWN_KEY (no such key),
+/// KS_ERR_KEY_DISABLED (the key is not active, e.g. revoked),
+/// KS_ERR_KEY_DESTROYED.
+/// Thread safety: safe to call from any thread; the root is shareable.
+#[no_mangle]
+pub unsafe extern "C" fn ks_root_kmip_new(
+    host: *const c_char,
+    port: u16,
+    server_name: *const c_char,
+    ca_pem_path: *const c_char,
+    cert_pem_path: *const c_char,
+    key_pem_path: *const c_char,
+    key_id: *const c_char,
+    key_name: *const c_char,
+    kmip_version: u32,
+    timeout_ms: u32,
+    flags: u32,
+    out: *mut *mut ks_root,
+) -> ks_status {
+    guard(|| {
+        let out = out_ptr(out, "out")?;
+        let host = unsafe { c_str(host, "host")? };
+        let server_name = unsafe { opt_str(server_name, "server_name")? };
+        let ca = unsafe { c_str(ca_pem_path, "ca_pem_path")? };
+        let cert = unsafe { c_str(cert_pem_path, "cert_pem_path")? };
+        let key = unsafe { c_str(key_pem_path, "key_pem_path")? };
+        let key_ref = match unsafe { (opt_str(key_id, "key_id")?, opt_str(key_name, "key_name")?) }
+        {
+            (Some(id), None) => KmipKeyRef::Id(id.to_owned()),
+            (None, Some(name)) => KmipKeyRef::Name(name.to_owned()),
+            _ => {
+                return Err(FfiError::invalid(
+                    "give exactly one of key_id and key_name (the other NULL)",
+                ))
+            }
+        };
+        let version = match kmip_version {
+            0 | 14 => KmipVersion::V1_4,
+            20 => KmipVersion::V2_0,
+            v => {
+                return Err(FfiError::invalid(format!(
+                    "kmip_version must be 14 or 20, got {v}"
+                )))
+            }
+        };
+        let port = if port == 0 {
+            keystrata::root::kmip::DEFAULT_KMIP_PORT
+        } else {
+            port
+        };
+        let mut config = KmipConfig::new(host, port, key_ref).with_pem_files(ca, cert, key)?;
+        config.server_name = server_name.map(str::to_owned);
+        config.version = version;
+        if timeout_ms != 0 {
+            config.timeout = Duration::from_millis(u64::from(timeout_ms));
+        }
+        config.create_key = create_flag(flags)?;
+        let root = KmipRoot::connect(config)?;
+        unsafe { put_handle(out, ks_root::new(RootKind::Kmip(root))) };
+        Ok(())
+    })
+}
+
+/// Checks the root can serve: for a PKCS#11 root, opens a session and finds
+/// the key; for a KMIP root, asks the server for the key's state (it must
+/// be active); for age roots, KS_OK unless closed.
+/// Errors: KS_ERR_UNAVAILABLE (device or server unreachable),
+/// KS_ERR_KEY_DISABLED / KS_ERR_KEY_DESTROYED (KMIP key no longer active),
+/// KS_ERR_UNKNOWN_KEY, KS_ERR_BACKEND.
+/// Thread safety: safe to call from any thread.
+#[no_mangle]
+pub unsafe extern "C" fn ks_root_health_check(root: *const ks_root) -> ks_status {
+    guard(|| {
+        let root = unsafe { handle(root, "root")? };
+        root.kind.key_manager().health_check()?;
         Ok(())
     })
 }

@@ -113,7 +113,8 @@ impl PyKeychain {
     }
 
     /// Loads a keychain from bytes made by ``save``, opening them with
-    /// ``root`` (an ``AgeRoot`` or ``PassphraseRoot``). The result is
+    /// ``root`` (an ``AgeRoot``, ``PassphraseRoot``, ``Pkcs11Root`` or
+    /// ``KmipRoot``). The result is
     /// unbound: it never rotates on its own.
     ///
     /// Raises ``AuthenticationError`` for a wrong identity or passphrase,
@@ -174,9 +175,8 @@ impl PyKeychain {
         policy: Option<PyPolicy>,
     ) -> PyResult<PyKeychain> {
         let policy = policy.map(PyPolicy::to_core);
-        call(py, true, || match &root {
-            RootArg::Age(r) => keystrata::Keychain::open_with_policy(&path, r, policy),
-            RootArg::Passphrase(r) => keystrata::Keychain::open_with_policy(&path, r, policy),
+        call(py, true, || {
+            keystrata::Keychain::open_with_policy(&path, &root, policy)
         })
         .map(Self::wrap)
     }

@@ -7,7 +7,7 @@
 //!   (`keystrata/exceptions.py`).
 //! - `buf`: bytes in (any bytes-like object) and bytes out.
 //! - `types`: frozen value classes (`Envelope`, `KeyInfo`, `Policy`, `Event`).
-//! - `roots`: `AgeRoot`, `PassphraseRoot`.
+//! - `roots`: `AgeRoot`, `PassphraseRoot`, `Pkcs11Root`, `KmipRoot`.
 //! - `keychain`: `Keychain`.
 //!
 //! Every class is `frozen`: shared freely between threads, no borrow
@@ -85,6 +85,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<keychain::PyKeychain>()?;
     m.add_class::<roots::PyAgeRoot>()?;
     m.add_class::<roots::PyPassphraseRoot>()?;
+    m.add_class::<roots::PyPkcs11Root>()?;
+    m.add_class::<roots::PyKmipRoot>()?;
     m.add_class::<types::PyEnvelope>()?;
     m.add_class::<types::PyKeyInfo>()?;
     m.add_class::<types::PyPolicy>()?;

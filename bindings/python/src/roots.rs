@@ -1,14 +1,86 @@
-//! Roots: what protects a keychain at rest (`AgeRoot`, `PassphraseRoot`).
+//! Roots: what protects a keychain at rest (`AgeRoot`, `PassphraseRoot`,
+//! `Pkcs11Root`, `KmipRoot`). Every root is also a key manager; the methods
+//! of that contract are written once, in `key_manager_pymethods!`.
 
-use keystrata::root::ExposeSecret;
-use keystrata::KeyManager;
-use pyo3::exceptions::PyTypeError;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use keystrata::root::kmip::{KmipConfig, KmipKeyRef, KmipVersion};
+use keystrata::root::{ExposeSecret, Pkcs11Config, Pkcs11Pin, SecretString};
+use keystrata::{KeyManager, Root};
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::buf::{secret_out, type_name, BytesIn};
 use crate::errors::call;
 use crate::types::{py_repr, PyEnvelope};
+
+/// `#[pymethods]` for a root class: the class's own items, then the
+/// key-manager contract (the same for every root; pymethods cannot be
+/// generic). Every call that may reach a device or a server runs with the
+/// interpreter released.
+macro_rules! key_manager_pymethods {
+    (impl $ty:ident { $($own:tt)* }) => {
+        #[pymethods]
+        impl $ty {
+            $($own)*
+
+            /// The provider name written into envelopes (``"age"``,
+            /// ``"age-scrypt"``, ``"pkcs11"``, ``"kmip"``).
+            #[getter]
+            fn provider(&self) -> String {
+                KeyManager::provider(&self.inner).to_owned()
+            }
+
+            /// Wraps a data key (1 to 4096 bytes) under the root's key,
+            /// bound to ``context``.
+            #[pyo3(signature = (key, context = b"".as_slice().into()), text_signature = "($self, key, context=b'')")]
+            fn wrap_key(
+                &self,
+                py: Python<'_>,
+                key: BytesIn<'_, '_>,
+                context: BytesIn<'_, '_>,
+            ) -> PyResult<PyEnvelope> {
+                let (k, c) = (key.as_slice(), context.as_slice());
+                call(py, true, || self.inner.wrap_key(k, c)).map(PyEnvelope::from_core)
+            }
+
+            /// The data key from an envelope made by ``wrap_key`` with the
+            /// same context. The returned bytes are outside keystrata's
+            /// zeroization.
+            #[pyo3(signature = (envelope, context = b"".as_slice().into()), text_signature = "($self, envelope, context=b'')")]
+            fn unwrap_key<'py>(
+                &self,
+                py: Python<'py>,
+                envelope: &PyEnvelope,
+                context: BytesIn<'_, '_>,
+            ) -> PyResult<Bound<'py, PyBytes>> {
+                let (env, c) = (envelope.to_core(), context.as_slice());
+                let secret = call(py, true, || self.inner.unwrap_key(&env, c))?;
+                Ok(secret_out(py, secret))
+            }
+
+            /// The version of the key new envelopes are wrapped under (1 for
+            /// every root).
+            fn active_key_version(&self, py: Python<'_>) -> PyResult<u32> {
+                call(py, true, || self.inner.active_key_version())
+            }
+
+            /// Raises if the root cannot serve: ``UnavailableError`` when
+            /// closed or when its device or server is unreachable.
+            fn health_check(&self, py: Python<'_>) -> PyResult<()> {
+                call(py, true, || self.inner.health_check())
+            }
+
+            /// Closes the root (idempotent): later calls raise
+            /// ``UnavailableError``. Clones passed to keychains share it.
+            fn close(&self, py: Python<'_>) -> PyResult<()> {
+                call(py, true, || self.inner.close())
+            }
+        }
+    };
+}
 
 /// A root of age X25519 keys: keychains are saved as age files encrypted to
 /// the recipients (``age1…``) and opened with the identities
@@ -35,7 +107,7 @@ pub(crate) struct PyAgeRoot {
     identities: usize,
 }
 
-#[pymethods]
+key_manager_pymethods! {
 impl PyAgeRoot {
     #[new]
     #[pyo3(signature = (identities = None, recipients = None))]
@@ -80,54 +152,6 @@ impl PyAgeRoot {
             .collect()
     }
 
-    /// The provider name written into envelopes: ``"age"``.
-    #[getter]
-    fn provider(&self) -> &'static str {
-        keystrata::root::AGE_PROVIDER
-    }
-
-    /// Encrypts a data key (1 to 4096 bytes) to the recipients, bound to
-    /// ``context``.
-    #[pyo3(signature = (key, context = b"".as_slice().into()), text_signature = "($self, key, context=b'')")]
-    fn wrap_key(
-        &self,
-        py: Python<'_>,
-        key: BytesIn<'_, '_>,
-        context: BytesIn<'_, '_>,
-    ) -> PyResult<PyEnvelope> {
-        let (k, c) = (key.as_slice(), context.as_slice());
-        call(py, true, || self.inner.wrap_key(k, c)).map(PyEnvelope::from_core)
-    }
-
-    /// The data key from an envelope made by ``wrap_key`` with the same
-    /// context. The returned bytes are outside keystrata's zeroization.
-    #[pyo3(signature = (envelope, context = b"".as_slice().into()), text_signature = "($self, envelope, context=b'')")]
-    fn unwrap_key<'py>(
-        &self,
-        py: Python<'py>,
-        envelope: &PyEnvelope,
-        context: BytesIn<'_, '_>,
-    ) -> PyResult<Bound<'py, PyBytes>> {
-        let (env, c) = (envelope.to_core(), context.as_slice());
-        let secret = call(py, true, || self.inner.unwrap_key(&env, c))?;
-        Ok(secret_out(py, secret))
-    }
-
-    /// The version of the key new envelopes are wrapped under (always 1).
-    fn active_key_version(&self, py: Python<'_>) -> PyResult<u32> {
-        call(py, false, || self.inner.active_key_version())
-    }
-
-    /// Raises ``UnavailableError`` if the root was closed.
-    fn health_check(&self, py: Python<'_>) -> PyResult<()> {
-        call(py, false, || self.inner.health_check())
-    }
-
-    /// Closes the root (idempotent): later calls raise ``UnavailableError``.
-    fn close(&self, py: Python<'_>) -> PyResult<()> {
-        call(py, false, || self.inner.close())
-    }
-
     fn __repr__(&self) -> String {
         let recipients: Vec<String> = self.inner.recipients().iter().map(|r| py_repr(r)).collect();
         format!(
@@ -136,6 +160,7 @@ impl PyAgeRoot {
             self.identities
         )
     }
+}
 }
 
 /// A root of one passphrase (age scrypt): the saved keychain is an age file
@@ -155,7 +180,7 @@ pub(crate) struct PyPassphraseRoot {
     work_factor: u8,
 }
 
-#[pymethods]
+key_manager_pymethods! {
 impl PyPassphraseRoot {
     #[new]
     #[pyo3(signature = (passphrase, work_factor = keystrata::root::DEFAULT_SCRYPT_WORK_FACTOR as i64), text_signature = "(passphrase, work_factor=18)")]
@@ -178,58 +203,158 @@ impl PyPassphraseRoot {
         self.work_factor
     }
 
-    /// The provider name written into envelopes: ``"age-scrypt"``.
-    #[getter]
-    fn provider(&self) -> &'static str {
-        keystrata::root::SCRYPT_PROVIDER
-    }
-
-    /// Encrypts a data key (1 to 4096 bytes) under the passphrase, bound to
-    /// ``context``. Costs one scrypt.
-    #[pyo3(signature = (key, context = b"".as_slice().into()), text_signature = "($self, key, context=b'')")]
-    fn wrap_key(
-        &self,
-        py: Python<'_>,
-        key: BytesIn<'_, '_>,
-        context: BytesIn<'_, '_>,
-    ) -> PyResult<PyEnvelope> {
-        let (k, c) = (key.as_slice(), context.as_slice());
-        call(py, true, || self.inner.wrap_key(k, c)).map(PyEnvelope::from_core)
-    }
-
-    /// The data key from an envelope made by ``wrap_key`` with the same
-    /// context. Costs one scrypt. The returned bytes are outside
-    /// keystrata's zeroization.
-    #[pyo3(signature = (envelope, context = b"".as_slice().into()), text_signature = "($self, envelope, context=b'')")]
-    fn unwrap_key<'py>(
-        &self,
-        py: Python<'py>,
-        envelope: &PyEnvelope,
-        context: BytesIn<'_, '_>,
-    ) -> PyResult<Bound<'py, PyBytes>> {
-        let (env, c) = (envelope.to_core(), context.as_slice());
-        let secret = call(py, true, || self.inner.unwrap_key(&env, c))?;
-        Ok(secret_out(py, secret))
-    }
-
-    /// The version of the key new envelopes are wrapped under (always 1).
-    fn active_key_version(&self, py: Python<'_>) -> PyResult<u32> {
-        call(py, false, || self.inner.active_key_version())
-    }
-
-    /// Raises ``UnavailableError`` if the root was closed.
-    fn health_check(&self, py: Python<'_>) -> PyResult<()> {
-        call(py, false, || self.inner.health_check())
-    }
-
-    /// Closes the root (idempotent): later calls raise ``UnavailableError``.
-    fn close(&self, py: Python<'_>) -> PyResult<()> {
-        call(py, false, || self.inner.close())
-    }
-
     fn __repr__(&self) -> String {
         format!("PassphraseRoot(work_factor={})", self.work_factor)
     }
+}
+}
+
+/// A root whose AES-256 key stays in a PKCS#11 token or HSM.
+///
+/// ``module`` is the path of the PKCS#11 library (SoftHSM2:
+/// ``/usr/lib/softhsm/libsofthsm2.so``), ``token_label`` the token's label
+/// (tokens are found by label, never by slot number), ``key_label`` the
+/// key's ``CKA_LABEL``. Give the user PIN as ``pin`` or, better, as
+/// ``pin_env``, the name of an environment variable holding it. With
+/// ``create_key=True`` a missing key is generated in the token
+/// (non-extractable, sensitive).
+///
+/// Keychains saved under it can be loaded only through the same token key.
+/// Data keys are wrapped with AES-256-GCM inside the token. Errors:
+/// ``InvalidInputError`` (module cannot be loaded, PIN variable unset),
+/// ``UnavailableError`` (no such token), ``BackendError`` (login refused,
+/// e.g. a wrong PIN), ``UnknownKeyError`` (no such key). Calls release the
+/// interpreter while the token works; the root is safe to share between
+/// threads.
+#[pyclass(frozen, name = "Pkcs11Root", module = "keystrata")]
+pub(crate) struct PyPkcs11Root {
+    pub(crate) inner: keystrata::root::Pkcs11Root,
+}
+
+key_manager_pymethods! {
+impl PyPkcs11Root {
+    #[new]
+    #[pyo3(signature = (module, token_label, key_label, *, pin = None, pin_env = None, create_key = false))]
+    fn new(
+        py: Python<'_>,
+        module: PathBuf,
+        token_label: String,
+        key_label: String,
+        pin: Option<String>,
+        pin_env: Option<String>,
+        create_key: bool,
+    ) -> PyResult<Self> {
+        let pin = match (pin, pin_env) {
+            (Some(p), None) => Pkcs11Pin::Value(SecretString::from(p)),
+            (None, Some(e)) => Pkcs11Pin::Env(e),
+            _ => return Err(PyValueError::new_err("give exactly one of pin= and pin_env=")),
+        };
+        let mut config = Pkcs11Config::new(module, token_label, pin, key_label);
+        config.create_key = create_key;
+        let inner = call(py, true, || keystrata::root::Pkcs11Root::open(&config))?;
+        Ok(PyPkcs11Root { inner })
+    }
+
+    /// The label of the token key.
+    #[getter]
+    fn key_label(&self) -> String {
+        self.inner.key_label().to_owned()
+    }
+
+    /// The label of the token.
+    #[getter]
+    fn token_label(&self) -> String {
+        self.inner.token_label().to_owned()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Pkcs11Root(token_label={}, key_label={})",
+            py_repr(self.inner.token_label()),
+            py_repr(self.inner.key_label())
+        )
+    }
+}
+}
+
+// The signature below spells the default port out (a path would show as
+// `...` in the text signature); keep it equal to the core's.
+const _: () = assert!(keystrata::root::kmip::DEFAULT_KMIP_PORT == 5696);
+
+/// A root whose AES-256 key stays in a KMIP server (PyKMIP, Cosmian KMS, or
+/// any server speaking binary KMIP over TLS).
+///
+/// Connects to ``host``:``port`` with mutual TLS: the server is verified
+/// against the CA certificate in the PEM file ``ca`` (under the name
+/// ``server_name``, default ``host``), and presents the client certificate
+/// ``cert`` and private key ``key`` (PEM files). Name the root key by its
+/// unique identifier (``key_id=``) or its Name attribute (``key_name=``);
+/// with ``create_key=True`` a missing named key is created and activated.
+/// ``version`` is ``"1.4"`` or ``"2.0"``; ``timeout`` (seconds) bounds the
+/// connect and every request.
+///
+/// A server that goes away raises ``UnavailableError`` within the timeout;
+/// the root reconnects by itself when it is back. A revoked key raises
+/// ``KeyDisabledError``. Calls release the interpreter while waiting on the
+/// network.
+#[pyclass(frozen, name = "KmipRoot", module = "keystrata")]
+pub(crate) struct PyKmipRoot {
+    pub(crate) inner: keystrata::root::kmip::KmipRoot,
+}
+
+key_manager_pymethods! {
+impl PyKmipRoot {
+    #[new]
+    #[pyo3(signature = (host, port = 5696, *, ca, cert, key, key_id = None, key_name = None, server_name = None, version = "1.4", timeout = 5.0, create_key = false))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        host: String,
+        port: u16,
+        ca: PathBuf,
+        cert: PathBuf,
+        key: PathBuf,
+        key_id: Option<String>,
+        key_name: Option<String>,
+        server_name: Option<String>,
+        version: &str,
+        timeout: f64,
+        create_key: bool,
+    ) -> PyResult<Self> {
+        let key_ref = match (key_id, key_name) {
+            (Some(id), None) => KmipKeyRef::Id(id),
+            (None, Some(name)) => KmipKeyRef::Name(name),
+            _ => return Err(PyValueError::new_err("give exactly one of key_id= and key_name=")),
+        };
+        let version = match version {
+            "1.4" => KmipVersion::V1_4,
+            "2.0" => KmipVersion::V2_0,
+            v => return Err(PyValueError::new_err(format!("version must be \"1.4\" or \"2.0\", not {v:?}"))),
+        };
+        if !(timeout.is_finite() && timeout > 0.0 && timeout <= 3600.0) {
+            return Err(PyValueError::new_err("timeout must be a number of seconds in (0, 3600]"));
+        }
+        let inner = call(py, true, || {
+            let mut config = KmipConfig::new(host, port, key_ref).with_pem_files(&ca, &cert, &key)?;
+            config.server_name = server_name;
+            config.version = version;
+            config.timeout = Duration::from_secs_f64(timeout);
+            config.create_key = create_key;
+            keystrata::root::kmip::KmipRoot::connect(config)
+        })?;
+        Ok(PyKmipRoot { inner })
+    }
+
+    /// The unique identifier of the root key in the server.
+    #[getter]
+    fn key_id(&self) -> String {
+        self.inner.key_id().to_owned()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("KmipRoot(key_id={})", py_repr(self.inner.key_id()))
+    }
+}
 }
 
 /// A `root` argument: any root class. Cloning a core root is cheap (an
@@ -238,14 +363,30 @@ impl PyPassphraseRoot {
 pub(crate) enum RootArg {
     Age(keystrata::AgeRoot),
     Passphrase(keystrata::PassphraseRoot),
+    Pkcs11(keystrata::root::Pkcs11Root),
+    Kmip(keystrata::root::kmip::KmipRoot),
 }
 
 impl RootArg {
-    pub(crate) fn as_root(&self) -> &dyn keystrata::Root {
+    pub(crate) fn as_root(&self) -> &dyn Root {
         match self {
             RootArg::Age(r) => r,
             RootArg::Passphrase(r) => r,
+            RootArg::Pkcs11(r) => r,
+            RootArg::Kmip(r) => r,
         }
+    }
+}
+
+impl Root for RootArg {
+    fn provider(&self) -> &str {
+        self.as_root().provider()
+    }
+    fn protect(&self, keychain_json: &[u8]) -> keystrata::Result<Vec<u8>> {
+        self.as_root().protect(keychain_json)
+    }
+    fn unprotect(&self, stored: &[u8]) -> keystrata::Result<zeroize::Zeroizing<Vec<u8>>> {
+        self.as_root().unprotect(stored)
     }
 }
 
@@ -259,8 +400,14 @@ impl<'a, 'py> FromPyObject<'a, 'py> for RootArg {
         if let Ok(r) = obj.cast::<PyPassphraseRoot>() {
             return Ok(RootArg::Passphrase(r.get().inner.clone()));
         }
+        if let Ok(r) = obj.cast::<PyPkcs11Root>() {
+            return Ok(RootArg::Pkcs11(r.get().inner.clone()));
+        }
+        if let Ok(r) = obj.cast::<PyKmipRoot>() {
+            return Ok(RootArg::Kmip(r.get().inner.clone()));
+        }
         Err(PyTypeError::new_err(format!(
-            "root must be an AgeRoot or a PassphraseRoot, not {}",
+            "root must be an AgeRoot, PassphraseRoot, Pkcs11Root or KmipRoot, not {}",
             type_name(&obj)
         )))
     }

@@ -6,7 +6,9 @@ A **keychain** holds AES-256 keys with one primary key per purpose
 per-origin keys, producing the same bytes as keystrata's Rust, C and Go
 APIs and as Google Tink. At rest the keychain is protected by a **root**:
 an age X25519 identity (``AgeRoot``) or an age passphrase
-(``PassphraseRoot``); either way the saved keychain is a plain age file.
+(``PassphraseRoot``) in development, where the saved keychain is a plain
+age file; in production a key that never leaves a PKCS#11 token or HSM
+(``Pkcs11Root``) or a KMIP server (``KmipRoot``).
 
 Quick start::
 
@@ -36,7 +38,8 @@ Quick start::
     # and the rotation policy rotates by itself.
     kc = keystrata.Keychain.open("keychain.age", root, keystrata.Policy(max_encryptions_per_key=2**20))
 
-Classes: ``Keychain``, ``AgeRoot``, ``PassphraseRoot``, ``Envelope``,
+Classes: ``Keychain``, ``AgeRoot``, ``PassphraseRoot``, ``Pkcs11Root``,
+``KmipRoot``, ``Envelope``,
 ``KeyInfo``, ``Policy``, ``Event``; the function ``hkdf_sha256``; the
 exceptions ``Error`` and one subclass per error kind (see
 ``keystrata.exceptions``). Typing helpers: ``Root``, ``KeyManager``,
@@ -63,7 +66,9 @@ from keystrata._native import (
     Event,
     KeyInfo,
     Keychain,
+    KmipRoot,
     PassphraseRoot,
+    Pkcs11Root,
     Policy,
     __version__,
     hkdf_sha256,
@@ -84,14 +89,15 @@ from keystrata.exceptions import (
     UnsupportedError,
 )
 
-Root = Union[AgeRoot, PassphraseRoot]
-"""What protects a keychain at rest: an ``AgeRoot`` or a ``PassphraseRoot``."""
+Root = Union[AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot]
+"""What protects a keychain at rest: an ``AgeRoot`` or a ``PassphraseRoot``
+(development), a ``Pkcs11Root`` or a ``KmipRoot`` (production)."""
 
 
 class KeyManager(Protocol):
-    """The key-manager contract shared by ``Keychain``, ``AgeRoot`` and
-    ``PassphraseRoot`` (and later HSM and KMIP roots): what an S3-style
-    gateway needs to wrap and unwrap data keys."""
+    """The key-manager contract shared by ``Keychain`` and every root
+    (``AgeRoot``, ``PassphraseRoot``, ``Pkcs11Root``, ``KmipRoot``): what an
+    S3-style gateway needs to wrap and unwrap data keys."""
 
     @property
     def provider(self) -> str:
@@ -141,6 +147,8 @@ __all__ = [
     "Keychain",
     "AgeRoot",
     "PassphraseRoot",
+    "Pkcs11Root",
+    "KmipRoot",
     "Envelope",
     "KeyInfo",
     "Policy",

@@ -11,7 +11,9 @@ from keystrata._native import Envelope as Envelope
 from keystrata._native import Event as Event
 from keystrata._native import KeyInfo as KeyInfo
 from keystrata._native import Keychain as Keychain
+from keystrata._native import KmipRoot as KmipRoot
 from keystrata._native import PassphraseRoot as PassphraseRoot
+from keystrata._native import Pkcs11Root as Pkcs11Root
 from keystrata._native import Policy as Policy
 from keystrata._native import __version__ as __version__
 from keystrata._native import hkdf_sha256 as hkdf_sha256
@@ -29,7 +31,7 @@ from keystrata.exceptions import UnavailableError as UnavailableError
 from keystrata.exceptions import UnknownKeyError as UnknownKeyError
 from keystrata.exceptions import UnsupportedError as UnsupportedError
 
-Root: TypeAlias = Union[AgeRoot, PassphraseRoot]
+Root: TypeAlias = Union[AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot]
 
 class KeyManager(Protocol):
     @property
@@ -58,6 +60,8 @@ __all__ = [
     "Keychain",
     "AgeRoot",
     "PassphraseRoot",
+    "Pkcs11Root",
+    "KmipRoot",
     "Envelope",
     "KeyInfo",
     "Policy",

@@ -8,13 +8,15 @@ from typing_extensions import Buffer, Self
 
 from keystrata import Counters
 
-_Root = Union[AgeRoot, PassphraseRoot]
+_Root = Union[AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot]
 _Path = Union[str, os.PathLike[str]]
 
 __all__ = [
     "Keychain",
     "AgeRoot",
     "PassphraseRoot",
+    "Pkcs11Root",
+    "KmipRoot",
     "Envelope",
     "KeyInfo",
     "Policy",
@@ -123,6 +125,57 @@ class PassphraseRoot:
     def __new__(cls, passphrase: str, work_factor: int = 18) -> Self: ...
     @property
     def work_factor(self) -> int: ...
+    @property
+    def provider(self) -> str: ...
+    def wrap_key(self, key: Buffer, context: Buffer = b"") -> Envelope: ...
+    def unwrap_key(self, envelope: Envelope, context: Buffer = b"") -> bytes: ...
+    def active_key_version(self) -> int: ...
+    def health_check(self) -> None: ...
+    def close(self) -> None: ...
+
+@final
+class Pkcs11Root:
+    def __new__(
+        cls,
+        module: _Path,
+        token_label: str,
+        key_label: str,
+        *,
+        pin: Optional[str] = None,
+        pin_env: Optional[str] = None,
+        create_key: bool = False,
+    ) -> Self: ...
+    @property
+    def key_label(self) -> str: ...
+    @property
+    def token_label(self) -> str: ...
+    @property
+    def provider(self) -> str: ...
+    def wrap_key(self, key: Buffer, context: Buffer = b"") -> Envelope: ...
+    def unwrap_key(self, envelope: Envelope, context: Buffer = b"") -> bytes: ...
+    def active_key_version(self) -> int: ...
+    def health_check(self) -> None: ...
+    def close(self) -> None: ...
+
+@final
+class KmipRoot:
+    def __new__(
+        cls,
+        host: str,
+        port: int = 5696,
+        *,
+        ca: _Path,
+        cert: _Path,
+        key: _Path,
+        key_id: Optional[str] = None,
+        key_name: Optional[str] = None,
+        server_name: Optional[str] = None,
+        version: str = "1.4",
+        timeout: float = 5.0,
+        create_key: bool = False,
+    ) -> Self: ...
+    @property
+    def key_id(self) -> str: ...
     @property
     def provider(self) -> str: ...
     def wrap_key(self, key: Buffer, context: Buffer = b"") -> Envelope: ...

@@ -1,0 +1,189 @@
+package keystrata
+
+/*
+#include "kgo.h"
+*/
+import "C"
+
+import (
+	"runtime"
+	"time"
+	"unsafe"
+)
+
+// Pkcs11Config names a root key kept in a PKCS#11 token or HSM.
+//
+// Tokens are found by label, never by slot number (slot numbers change).
+// Give the user PIN either as PIN or, better, as PINEnv, the name of an
+// environment variable holding it; exactly one of the two must be set.
+type Pkcs11Config struct {
+	// Module is the path of the PKCS#11 library, e.g.
+	// "/usr/lib/softhsm/libsofthsm2.so".
+	Module string
+	// TokenLabel is the label of the token holding the key.
+	TokenLabel string
+	// PIN is the user PIN (or use PINEnv).
+	PIN string
+	// PINEnv is the name of an environment variable holding the user PIN.
+	PINEnv string
+	// KeyLabel is the CKA_LABEL of the AES-256 key.
+	KeyLabel string
+	// CreateKey generates the key in the token (non-extractable,
+	// sensitive) if none has the label.
+	CreateKey bool
+}
+
+// NewPkcs11Root opens a root whose AES-256 key stays in a PKCS#11 token:
+// keychains saved under it load only through the same token key; data
+// keys are wrapped with AES-256-GCM inside the token (docs/PKCS11.md).
+// It loads the module, finds the token and logs in before returning.
+//
+// Errors: ErrInvalidInput (module cannot be loaded, PIN and PINEnv both or
+// neither set, PINEnv unset), ErrUnavailable (no token with the label),
+// ErrBackend (login refused, e.g. a wrong PIN; the message never holds the
+// PIN), ErrUnknownKey (no key with the label and CreateKey false).
+func NewPkcs11Root(cfg Pkcs11Config) (*Root, error) {
+	if hasNUL(cfg.Module, cfg.TokenLabel, cfg.PIN, cfg.PINEnv, cfg.KeyLabel) {
+		return nil, newError(1, "a PKCS#11 setting contains a NUL byte")
+	}
+	if (cfg.PIN == "") == (cfg.PINEnv == "") {
+		return nil, newError(1, "set exactly one of PIN and PINEnv")
+	}
+	module, token, label := C.CString(cfg.Module), C.CString(cfg.TokenLabel), C.CString(cfg.KeyLabel)
+	defer C.free(unsafe.Pointer(module))
+	defer C.free(unsafe.Pointer(token))
+	defer C.free(unsafe.Pointer(label))
+	var pin, pinEnv *C.char
+	if cfg.PIN != "" {
+		pin = cPIN(cfg.PIN)
+		defer freeWiped(pin, len(cfg.PIN))
+	} else {
+		pinEnv = C.CString(cfg.PINEnv)
+		defer C.free(unsafe.Pointer(pinEnv))
+	}
+	var out *C.ks_root
+	var msg *C.char
+	st := C.kgo_root_pkcs11_new(module, token, pin, pinEnv, label, createFlag(cfg.CreateKey), &out, &msg)
+	if err := cErr(st, msg); err != nil {
+		return nil, err
+	}
+	return newRoot(out), nil
+}
+
+// KmipConfig names a root key kept in a KMIP server (PyKMIP, Cosmian KMS,
+// or any server speaking binary KMIP over TLS), reached with mutual TLS.
+type KmipConfig struct {
+	// Host and Port of the server; Port 0 means 5696.
+	Host string
+	Port int
+	// ServerName is the name the server's certificate must carry; empty
+	// means Host.
+	ServerName string
+	// CAFile, CertFile and KeyFile are PEM files: the CA that signed the
+	// server's certificate, and the client's certificate and private key.
+	CAFile, CertFile, KeyFile string
+	// KeyID (the unique identifier) or KeyName (the Name attribute) of the
+	// AES-256 key; exactly one must be set.
+	KeyID, KeyName string
+	// Version is "1.4" (also "") or "2.0".
+	Version string
+	// Timeout bounds the connect and every request; 0 means 5 s.
+	Timeout time.Duration
+	// CreateKey creates and activates a named key if none exists.
+	CreateKey bool
+}
+
+// NewKmipRoot connects a root whose AES-256 key stays in a KMIP server:
+// keychains saved under it load only through that key; data keys are
+// wrapped by the server's AES-256-GCM Encrypt (docs/KMIP.md). A server
+// that goes away gives ErrUnavailable within the timeout, and the root
+// reconnects by itself when it is back.
+//
+// Errors: ErrInvalidInput (bad settings), ErrIo (a PEM file cannot be
+// read), ErrUnavailable (cannot connect in time), ErrBackend (TLS or server
+// refusal), ErrUnknownKey (no such key), ErrKeyDisabled (key not active,
+// e.g. revoked), ErrKeyDestroyed.
+func NewKmipRoot(cfg KmipConfig) (*Root, error) {
+	if hasNUL(cfg.Host, cfg.ServerName, cfg.CAFile, cfg.CertFile, cfg.KeyFile, cfg.KeyID, cfg.KeyName) {
+		return nil, newError(1, "a KMIP setting contains a NUL byte")
+	}
+	if (cfg.KeyID == "") == (cfg.KeyName == "") {
+		return nil, newError(1, "set exactly one of KeyID and KeyName")
+	}
+	if cfg.Port < 0 || cfg.Port > 65535 {
+		return nil, newError(1, "port out of range")
+	}
+	var version C.uint32_t
+	switch cfg.Version {
+	case "", "1.4":
+		version = 14
+	case "2.0":
+		version = 20
+	default:
+		return nil, newError(1, `Version must be "1.4" or "2.0"`)
+	}
+	ms := cfg.Timeout.Milliseconds()
+	if cfg.Timeout < 0 || ms > 3_600_000 || (cfg.Timeout > 0 && ms == 0) {
+		return nil, newError(1, "Timeout must be between 1 ms and 1 hour (0 for the default)")
+	}
+	var cs []*C.char
+	str := func(s string) *C.char {
+		if s == "" {
+			return nil
+		}
+		p := C.CString(s)
+		cs = append(cs, p)
+		return p
+	}
+	defer func() {
+		for _, p := range cs {
+			C.free(unsafe.Pointer(p))
+		}
+	}()
+	var out *C.ks_root
+	var msg *C.char
+	st := C.kgo_root_kmip_new(str(cfg.Host), C.uint16_t(cfg.Port), str(cfg.ServerName), str(cfg.CAFile),
+		str(cfg.CertFile), str(cfg.KeyFile), str(cfg.KeyID), str(cfg.KeyName), version, C.uint32_t(ms),
+		createFlag(cfg.CreateKey), &out, &msg)
+	if err := cErr(st, msg); err != nil {
+		return nil, err
+	}
+	return newRoot(out), nil
+}
+
+// HealthCheck reports whether the root can serve: for a PKCS#11 root it
+// opens a session and finds the key; for a KMIP root it asks the server
+// for the key's state (it must be active); age roots are always healthy.
+// Errors: ErrUnavailable (closed, or device or server unreachable),
+// ErrKeyDisabled, ErrKeyDestroyed, ErrUnknownKey, ErrBackend.
+func (r *Root) HealthCheck() error {
+	p, err := r.acquire()
+	if err != nil {
+		return err
+	}
+	defer r.release()
+	var msg *C.char
+	return cErr(C.kgo_root_health_check(p, &msg), msg)
+}
+
+func createFlag(create bool) C.uint32_t {
+	if create {
+		return C.KS_ROOT_CREATE_KEY
+	}
+	return 0
+}
+
+// cPIN copies a PIN into C memory that freeWiped wipes before freeing.
+func cPIN(pin string) *C.char {
+	p := (*C.char)(C.malloc(C.size_t(len(pin) + 1)))
+	b := unsafe.Slice((*byte)(unsafe.Pointer(p)), len(pin)+1)
+	copy(b, pin)
+	b[len(pin)] = 0
+	return p
+}
+
+func freeWiped(p *C.char, n int) {
+	clear(unsafe.Slice((*byte)(unsafe.Pointer(p)), n+1))
+	runtime.KeepAlive(p)
+	C.free(unsafe.Pointer(p))
+}

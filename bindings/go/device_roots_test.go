@@ -1,0 +1,261 @@
+package keystrata
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The device roots against the real peers (a SoftHSM2 token and a PyKMIP
+// server on loopback), started by scripts/peers.sh; `make test` does it.
+// Without them these tests skip, or fail when KEYSTRATA_REQUIRE_PEERS=1.
+func peerEnv(t *testing.T, names ...string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	var missing []string
+	for _, n := range names {
+		v := os.Getenv(n)
+		if v == "" {
+			missing = append(missing, n)
+		}
+		out[n] = v
+	}
+	if len(missing) > 0 {
+		msg := "peer not started (" + strings.Join(missing, ", ") + ` unset): run eval "$(bash scripts/peers.sh start)"`
+		if os.Getenv("KEYSTRATA_REQUIRE_PEERS") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return out
+}
+
+func uniqueLabel(t *testing.T) string {
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return "go-" + hex.EncodeToString(b)
+}
+
+func pkcs11Config(t *testing.T) Pkcs11Config {
+	e := peerEnv(t, "KS_TEST_PKCS11_MODULE", "KS_TEST_PKCS11_TOKEN", "KS_TEST_PKCS11_PIN")
+	return Pkcs11Config{
+		Module:     e["KS_TEST_PKCS11_MODULE"],
+		TokenLabel: e["KS_TEST_PKCS11_TOKEN"],
+		PIN:        e["KS_TEST_PKCS11_PIN"],
+		KeyLabel:   uniqueLabel(t),
+		CreateKey:  true,
+	}
+}
+
+func kmipConfig(t *testing.T) KmipConfig {
+	e := peerEnv(t, "KS_TEST_KMIP_HOST", "KS_TEST_KMIP_PORT", "KS_TEST_KMIP_CA", "KS_TEST_KMIP_CERT", "KS_TEST_KMIP_KEY")
+	port, err := strconv.Atoi(e["KS_TEST_KMIP_PORT"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return KmipConfig{
+		Host:      e["KS_TEST_KMIP_HOST"],
+		Port:      port,
+		CAFile:    e["KS_TEST_KMIP_CA"],
+		CertFile:  e["KS_TEST_KMIP_CERT"],
+		KeyFile:   e["KS_TEST_KMIP_KEY"],
+		KeyName:   uniqueLabel(t),
+		Timeout:   3 * time.Second,
+		CreateKey: true,
+	}
+}
+
+func deviceRoots(t *testing.T) map[string]func(t *testing.T) *Root {
+	return map[string]func(t *testing.T) *Root{
+		"pkcs11": func(t *testing.T) *Root {
+			r, err := NewPkcs11Root(pkcs11Config(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		},
+		"kmip": func(t *testing.T) *Root {
+			r, err := NewKmipRoot(kmipConfig(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		},
+	}
+}
+
+func TestDeviceRootsSaveLoad(t *testing.T) {
+	for name, mk := range deviceRoots(t) {
+		t.Run(name, func(t *testing.T) {
+			root := mk(t)
+			defer root.Close()
+			if err := root.HealthCheck(); err != nil {
+				t.Fatal(err)
+			}
+			kc := newKC(t, nil)
+			sealed, err := kc.Seal([]byte("secret"), []byte("aad"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			saved, err := kc.Save(root)
+			if err != nil || !bytes.HasPrefix(saved, []byte("KSWR")) {
+				t.Fatalf("save: %v %q", err, saved[:min(len(saved), 8)])
+			}
+			again, err := Load(saved, root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer again.Close()
+			if pt, err := again.Unseal(sealed, []byte("aad")); err != nil || string(pt) != "secret" {
+				t.Fatalf("unseal after load: %q %v", pt, err)
+			}
+			// Another key of the same kind, and an age root, refuse it.
+			other := mk(t)
+			if _, err := Load(saved, other); err == nil {
+				t.Fatal("loaded under another device key")
+			}
+			other.Close()
+			age, _ := GenerateAgeRoot()
+			if _, err := Load(saved, age); !errors.Is(err, ErrFormat) {
+				t.Fatalf("under an age root: %v", err)
+			}
+			// Bound to a file, reopened.
+			path := filepath.Join(t.TempDir(), "kc.ks")
+			b, err := Open(path, root, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			blob, err := b.Encrypt([]byte("doc"), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.Close()
+			b, err = Open(path, root, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pt, err := b.Decrypt(blob, nil); err != nil || string(pt) != "doc" {
+				t.Fatalf("decrypt after reopen: %q %v", pt, err)
+			}
+			b.Close()
+			// Concurrent saves and loads through one root.
+			var wg sync.WaitGroup
+			errs := make(chan error, 8)
+			for i := 0; i < 8; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					s, err := kc.Save(root)
+					if err == nil {
+						var k *Keychain
+						k, err = Load(s, root)
+						if err == nil {
+							k.Close()
+						}
+					}
+					errs <- err
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			root.Close()
+			if err := root.HealthCheck(); !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("health after close: %v", err)
+			}
+		})
+	}
+}
+
+func TestPkcs11RootErrors(t *testing.T) {
+	cfg := pkcs11Config(t)
+	wrong := cfg
+	wrong.PIN = "not-the-pin-0000"
+	_, err := NewPkcs11Root(wrong)
+	if !errors.Is(err, ErrBackend) || strings.Contains(err.Error(), "not-the-pin-0000") {
+		t.Fatalf("wrong PIN: %v", err)
+	}
+	missing := cfg
+	missing.CreateKey = false
+	if _, err := NewPkcs11Root(missing); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("missing key: %v", err)
+	}
+	noToken := cfg
+	noToken.TokenLabel = "no-such-token"
+	if _, err := NewPkcs11Root(noToken); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("no token: %v", err)
+	}
+	badModule := cfg
+	badModule.Module = "/nonexistent/libpkcs11.so"
+	if _, err := NewPkcs11Root(badModule); !errors.Is(err, ErrInvalidInput) {
+		t.Fatalf("bad module: %v", err)
+	}
+	both := cfg
+	both.PINEnv = "X"
+	if _, err := NewPkcs11Root(both); !errors.Is(err, ErrInvalidInput) {
+		t.Fatalf("PIN and PINEnv: %v", err)
+	}
+	viaEnv := cfg
+	viaEnv.PIN, viaEnv.PINEnv = "", "KS_TEST_GO_PIN"
+	t.Setenv("KS_TEST_GO_PIN", cfg.PIN)
+	r, err := NewPkcs11Root(viaEnv)
+	if err != nil {
+		t.Fatalf("PIN from env: %v", err)
+	}
+	r.Close()
+	unset := viaEnv
+	unset.PINEnv = "KS_TEST_SURELY_UNSET_VARIABLE"
+	if _, err := NewPkcs11Root(unset); !errors.Is(err, ErrInvalidInput) {
+		t.Fatalf("unset PIN variable: %v", err)
+	}
+}
+
+func TestKmipRootErrors(t *testing.T) {
+	cfg := kmipConfig(t)
+	v2 := cfg
+	v2.Version = "2.0"
+	r, err := NewKmipRoot(v2)
+	if err != nil {
+		t.Fatalf("KMIP 2.0: %v", err)
+	}
+	r.Close()
+	unknown := cfg
+	unknown.KeyName, unknown.CreateKey = uniqueLabel(t), false
+	if _, err := NewKmipRoot(unknown); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("unknown key name: %v", err)
+	}
+	bad := cfg
+	bad.Version = "3.0"
+	if _, err := NewKmipRoot(bad); !errors.Is(err, ErrInvalidInput) {
+		t.Fatalf("bad version: %v", err)
+	}
+	noFile := cfg
+	noFile.CAFile = "/nonexistent/ca.pem"
+	if _, err := NewKmipRoot(noFile); !errors.Is(err, ErrIo) {
+		t.Fatalf("missing CA file: %v", err)
+	}
+	closed := cfg
+	closed.Port = 1
+	closed.Timeout = 2 * time.Second
+	start := time.Now()
+	if _, err := NewKmipRoot(closed); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("nothing listening: %v", err)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Fatalf("connect took %v", d)
+	}
+}
