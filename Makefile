@@ -3,7 +3,8 @@
 #   make test   install what is missing, then run every test suite
 #
 # Other targets: setup, build, lib, header, header-check, c-test,
-# c-valgrind, install PREFIX=..., doc, clean.
+# c-valgrind, install PREFIX=..., doc, clean, bench (writes docs/PERFORMANCE.md;
+# not part of test).
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -20,7 +21,7 @@ CFLAGS_STRICT := -std=c11 -Wall -Wextra -Wpedantic -Werror -g -Iinclude
 SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 BUILD := build
 
-.PHONY: all build lib demo test setup doc clean header header-check c-test c-valgrind install c-demo python python-demo go-demo relay-demo rust-demo
+.PHONY: all build lib demo test setup doc clean bench header header-check c-test c-valgrind c-device-roots install c-demo python python-demo go-demo relay-demo rust-demo peers-start peers-stop
 
 all: build
 
@@ -58,6 +59,15 @@ c-test: $(BUILD)/test_keystrata
 c-valgrind: $(BUILD)/test_keystrata_plain
 	KS_TEST_QUICK=1 valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
 	  --quiet ./$(BUILD)/test_keystrata_plain tests/vectors
+
+$(BUILD)/test_device_roots: tests/c/test_device_roots.c $(HEADER) lib | $(BUILD)
+	$(CC) $(CFLAGS_STRICT) $(SANITIZE) -o $@ tests/c/test_device_roots.c $(STATIC_LIB) $(NATIVE_LIBS)
+
+# ks_root_pkcs11_new / ks_root_kmip_new against SoftHSM2 and PyKMIP (start
+# them first: eval "$$(bash scripts/peers.sh start)"), under ASan + UBSan.
+# Leak checking is off: SoftHSM2 keeps process-wide state until exit.
+c-device-roots: $(BUILD)/test_device_roots
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 ./$(BUILD)/test_device_roots
 
 $(BUILD)/demo_c: examples/c/demo.c $(HEADER) lib | $(BUILD)
 	$(CC) $(CFLAGS_STRICT) -o $@ examples/c/demo.c $(STATIC_LIB) $(NATIVE_LIBS)
@@ -114,6 +124,19 @@ install: lib
 
 test: setup
 	@bash scripts/test.sh
+
+# The real peers of the device roots, for running single suites by hand:
+#   eval "$$(make -s peers-start)"
+peers-start:
+	@bash scripts/peers.sh start
+
+peers-stop:
+	@bash scripts/peers.sh stop
+
+# keystrata beside its peers in Rust, Python, Go and C, interleaved, medians;
+# writes docs/PERFORMANCE.md (bench/run.py). Not part of `make test`.
+bench: python
+	python3 bench/run.py
 
 doc:
 	$(CARGO) doc --workspace --no-deps --all-features

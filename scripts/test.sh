@@ -53,6 +53,22 @@ suite() {
   echo "    $line"
 }
 
+# The real peers of the PKCS#11 and KMIP roots (SoftHSM2, PyKMIP on
+# loopback), for every suite below; stopped however this script ends.
+export KS_PEERS_DIR="$REPO/target/peers"
+# Tests that need a peer fail, never skip, when it is missing.
+export KEYSTRATA_REQUIRE_PEERS=1
+trap 'bash scripts/peers.sh stop >/dev/null 2>&1 || true' EXIT
+if peer_env="$(bash scripts/peers.sh start 2>"$LOGDIR/peers.log")"; then
+  eval "$peer_env"
+  echo "==> peers: SoftHSM2 token '$KS_TEST_PKCS11_TOKEN', PyKMIP on 127.0.0.1:$KS_TEST_KMIP_PORT"
+else
+  echo "--- peers failed to start; last lines of $LOGDIR/peers.log:"
+  tail -n 40 "$LOGDIR/peers.log"
+  total_fail=$((total_fail + 1))
+  failed_suites+=("peers")
+fi
+
 suite rust-fmt check cargo fmt --all -- --check
 suite rust-clippy check cargo clippy --workspace --all-features --all-targets -- -D warnings
 suite rust-doc check env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
@@ -71,6 +87,7 @@ suite c-header check bash scripts/header.sh check
 suite c-asan cprint make --no-print-directory c-test
 suite c-valgrind cprint make --no-print-directory c-valgrind
 suite c-install cprint bash tests/c/install_test.sh
+suite c-device-roots cprint make --no-print-directory c-device-roots
 
 echo
 echo "== summary"
