@@ -31,6 +31,56 @@ pub fn origin_info(origin: &[u8], instance: &[u8], epoch: u64) -> Result<Vec<u8>
     Ok(info)
 }
 
+/// HKDF-Extract with no salt (HashLen zero bytes): the pseudorandom key a
+/// derivation key's expansions start from. Cached per key.
+pub(crate) fn extract(ikm: &[u8]) -> Zeroizing<[u8; 32]> {
+    let (prk, _) = Hkdf::<Sha256>::extract(None, ikm);
+    let mut out = Zeroizing::new([0u8; 32]);
+    out.copy_from_slice(&prk);
+    out
+}
+
+/// HKDF-Expand of `prk` over the concatenation of `info` parts (no
+/// allocation for the info), into a fresh secret of `length` bytes.
+pub(crate) fn expand(prk: &[u8; 32], info: &[&[u8]], length: usize) -> Result<SecretBytes> {
+    check_length(length)?;
+    let mut okm = Zeroizing::new(vec![0u8; length]);
+    Hkdf::<Sha256>::from_prk(prk)
+        .map_err(|_| Error::internal("HKDF refused a 32-byte PRK"))?
+        .expand_multi_info(info, &mut okm)
+        .map_err(|_| Error::internal("HKDF expand refused a valid length"))?;
+    Ok(SecretBytes::from_zeroizing(okm))
+}
+
+/// `derive_origin_key` from a derivation key's PRK: HKDF-Expand with the
+/// info of [`origin_info`], assembled in place.
+pub(crate) fn origin_key(
+    prk: &[u8; 32],
+    origin: &[u8],
+    instance: &[u8],
+    epoch: u64,
+) -> Result<SecretBytes> {
+    let (ol, il) = (
+        len32(origin.len())?.to_be_bytes(),
+        len32(instance.len())?.to_be_bytes(),
+    );
+    let e = epoch.to_be_bytes();
+    expand(
+        prk,
+        &[ORIGIN_INFO_LABEL, &ol, origin, &il, instance, &e],
+        ORIGIN_KEY_LEN,
+    )
+}
+
+fn check_length(length: usize) -> Result<()> {
+    if length == 0 || length > MAX_DERIVE_LEN {
+        return Err(Error::invalid(format!(
+            "derive length must be between 1 and {MAX_DERIVE_LEN} bytes, got {length}"
+        )));
+    }
+    Ok(())
+}
+
 /// HKDF-SHA256 (RFC 5869): `length` bytes (1 to 8160) from `salt` (none
 /// means HashLen zero bytes), `ikm` and `info`.
 ///
@@ -43,11 +93,7 @@ pub fn hkdf_sha256(
     info: &[u8],
     length: usize,
 ) -> Result<SecretBytes> {
-    if length == 0 || length > MAX_DERIVE_LEN {
-        return Err(Error::invalid(format!(
-            "derive length must be between 1 and {MAX_DERIVE_LEN} bytes, got {length}"
-        )));
-    }
+    check_length(length)?;
     let mut okm = Zeroizing::new(vec![0u8; length]);
     Hkdf::<Sha256>::new(salt, ikm)
         .expand(info, &mut okm)

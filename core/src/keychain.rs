@@ -8,7 +8,7 @@ use arc_swap::ArcSwap;
 use zeroize::Zeroizing;
 
 use crate::at_rest;
-use crate::derive::{self, ORIGIN_KEY_LEN};
+use crate::derive;
 use crate::encrypt::ENCRYPT_OVERHEAD;
 use crate::envelope::{wrap_aad, Envelope};
 use crate::error::{Error, ErrorKind, Result};
@@ -472,8 +472,11 @@ impl Keychain {
         instance: &[u8],
         epoch: u64,
     ) -> Result<(SecretBytes, u32, u32)> {
-        let info = derive::origin_info(origin, instance, epoch)?;
-        self.derive_inner(key_id, &info, ORIGIN_KEY_LEN)
+        let set = self.live()?;
+        let id = key_id.unwrap_or_else(|| set.primary_id(Purpose::Derive));
+        let (key, secret) = set.usable(id, Purpose::Derive)?;
+        let out = derive::origin_key(secret.prk(), origin, instance, epoch)?;
+        Ok((out, key.id, key.version))
     }
 
     /// `length` bytes (1 to 8160) of HKDF-SHA256 under the derivation
@@ -498,7 +501,7 @@ impl Keychain {
         let set = self.live()?;
         let id = key_id.unwrap_or_else(|| set.primary_id(Purpose::Derive));
         let (key, secret) = set.usable(id, Purpose::Derive)?;
-        let out = derive::hkdf_sha256(None, &secret.material.0, info, length)?;
+        let out = derive::expand(secret.prk(), &[info], length)?;
         Ok((out, key.id, key.version))
     }
 
@@ -941,14 +944,9 @@ impl Keychain {
 
     #[inline]
     fn take(&self, set: &KeySet, key: &Key) -> Take {
-        let n = key.usage.used.fetch_add(1, Ordering::Relaxed);
-        if n >= set.policy.max_encryptions_per_key {
-            // A refused attempt uses no count. Safe under concurrency: once
-            // the counter reaches the limit, every later add is matched by
-            // this subtract, so it never drops below the limit again.
-            key.usage.used.fetch_sub(1, Ordering::Relaxed);
+        let Some(n) = key.usage.take(set.policy.max_encryptions_per_key) else {
             return Take::Exhausted("reached the policy's maximum number of encryptions");
-        }
+        };
         if let Some(max_age) = set.policy.max_key_age_secs {
             if now_unix().saturating_sub(key.created_at) >= max_age {
                 return Take::Exhausted("is older than the policy's maximum key age");
