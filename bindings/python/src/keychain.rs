@@ -9,7 +9,9 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
-use crate::buf::{bytes_out, secret_out, type_name, BytesIn, TextOrBytes, DETACH_ABOVE};
+use crate::buf::{
+    bytes_out, payload_out, secret_out, type_name, BytesIn, TextOrBytes, DETACH_ABOVE,
+};
 use crate::errors::{call, invalid};
 use crate::roots::RootArg;
 use crate::types::{PyEnvelope, PyEvent, PyKeyInfo, PyPolicy};
@@ -208,9 +210,7 @@ impl PyKeychain {
         let (pt, aad) = (plaintext.as_slice(), aad.as_slice());
         let detach = self.detach_encrypt(pt.len() + aad.len());
         let len = out_len(pt.len(), keystrata::seal::SEAL_OVERHEAD)?;
-        PyBytes::new_with(py, len, |out| {
-            call(py, detach, || self.inner.seal_to(pt, aad, out))
-        })
+        payload_out(py, len, detach, |out| self.inner.seal_to(pt, aad, out))
     }
 
     /// Decrypts what ``seal`` (or Tink, with an imported keyset) produced,
@@ -232,9 +232,7 @@ impl PyKeychain {
         // A malformed input has no plaintext length: an empty buffer gets
         // the same error (and counters, and event) as `unseal`.
         let len = keystrata::Keychain::unsealed_len(ct).unwrap_or(0);
-        PyBytes::new_with(py, len, |out| {
-            call(py, detach, || self.inner.unseal_to(ct, aad, out))
-        })
+        payload_out(py, len, detach, |out| self.inner.unseal_to(ct, aad, out))
     }
 
     /// Envelope encryption: a fresh 32-byte data key per message encrypts
@@ -252,9 +250,7 @@ impl PyKeychain {
         let (pt, aad) = (plaintext.as_slice(), aad.as_slice());
         let detach = self.detach_encrypt(pt.len() + aad.len());
         let len = out_len(pt.len(), keystrata::encrypt::ENCRYPT_OVERHEAD)?;
-        PyBytes::new_with(py, len, |out| {
-            call(py, detach, || self.inner.encrypt_to(pt, aad, out))
-        })
+        payload_out(py, len, detach, |out| self.inner.encrypt_to(pt, aad, out))
     }
 
     /// Decrypts what ``encrypt`` (or Tink's KmsEnvelopeAead with this
@@ -270,9 +266,7 @@ impl PyKeychain {
         let (ct, aad) = (ciphertext.as_slice(), aad.as_slice());
         let detach = ct.len() + aad.len() > DETACH_ABOVE;
         let len = keystrata::Keychain::decrypted_len(ct).unwrap_or(0);
-        PyBytes::new_with(py, len, |out| {
-            call(py, detach, || self.inner.decrypt_to(ct, aad, out))
-        })
+        payload_out(py, len, detach, |out| self.inner.decrypt_to(ct, aad, out))
     }
 
     /// Wraps a data key (1 to 4096 bytes) under the encryption primary,

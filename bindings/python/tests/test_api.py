@@ -42,6 +42,27 @@ def test_encrypt_decrypt_round_trip(kc: keystrata.Keychain, size: int) -> None:
     assert kc.decrypt(blob, b"doc") == pt
 
 
+@pytest.mark.parametrize("size", SIZES)
+def test_failures_return_nothing_at_every_size(kc: keystrata.Keychain, size: int) -> None:
+    # Small and large payloads take different output paths (large ones are
+    # written with the GIL released); both must fail cleanly.
+    pt = os.urandom(size)
+    ct, blob = kc.seal(pt, b"a"), kc.encrypt(pt, b"a")
+    with pytest.raises(keystrata.AuthenticationError):
+        kc.unseal(ct, b"b")
+    with pytest.raises(keystrata.AuthenticationError):
+        kc.decrypt(blob, b"b")
+    flipped = bytearray(blob)
+    flipped[-1] ^= 1
+    with pytest.raises(keystrata.AuthenticationError):
+        kc.decrypt(bytes(flipped), b"a")
+    kc.close()
+    with pytest.raises(keystrata.UnavailableError):
+        kc.seal(pt, b"a")
+    with pytest.raises(keystrata.UnavailableError):
+        kc.encrypt(pt, b"a")
+
+
 @pytest.mark.parametrize("kind", BUFFER_KINDS)
 def test_every_buffer_kind_is_accepted(kc: keystrata.Keychain, kind: object) -> None:
     conv = kind  # type: ignore[assignment]
