@@ -17,7 +17,8 @@ VENV="$REPO/.venv"
 PYTHON="${PYTHON:-python3}"
 
 # softhsm2 + opensc: the PKCS#11 peer (tests start a token in a temp dir).
-APT_PACKAGES=(age minisign libjansson-dev valgrind pkg-config softhsm2 opensc openssl)
+# libssl-dev: OpenSSL EVP, the C peer of `make bench`.
+APT_PACKAGES=(age minisign libjansson-dev valgrind pkg-config softhsm2 opensc openssl libssl-dev)
 
 # Pinned Python tools (all install as wheels on CPython 3.11 / x86_64 Linux).
 PIP_PINS=(

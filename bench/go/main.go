@@ -1,0 +1,234 @@
+// Command bench runs keystrata's Go package beside crypto/aes +
+// crypto/cipher GCM and golang.org/x/crypto/hkdf, interleaved (A B A B,
+// several rounds), and prints one JSON line per case and implementation
+// (samples in ns per call). Run by `make bench` (bench/run.py).
+//
+// Peers do the same work keystrata does: a seal draws its random 12-byte
+// nonce (crypto/rand) and returns a freshly allocated nonce‖ct‖tag.
+package main
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	keystrata "github.com/keystrata/keystrata/bindings/go"
+	"golang.org/x/crypto/hkdf"
+)
+
+var (
+	rounds = envInt("BENCH_ROUNDS", 7)
+	sample = time.Duration(envInt("BENCH_SAMPLE_MS", 40)) * time.Millisecond
+	sink   atomic.Int64
+)
+
+func envInt(k string, d int) int {
+	if v, err := strconv.Atoi(os.Getenv(k)); err == nil && v > 0 {
+		return v
+	}
+	return d
+}
+
+type imp struct {
+	name string
+	f    func()
+}
+
+func calibrate(f func()) int {
+	n := 1
+	for {
+		t := time.Now()
+		for i := 0; i < n; i++ {
+			f()
+		}
+		el := time.Since(t)
+		if el >= sample/4 || n >= 1<<30 {
+			return max(1, int(float64(sample)/(float64(el)/float64(n))))
+		}
+		n *= 4
+	}
+}
+
+func emit(c string, size int, name, unit string, samples []float64) {
+	b, _ := json.Marshal(map[string]any{"lang": "go", "case": c, "size": size, "impl": name, "unit": unit, "samples": samples})
+	fmt.Println(string(b))
+}
+
+func run(c string, size int, imps ...imp) {
+	iters := make([]int, len(imps))
+	for i, m := range imps {
+		iters[i] = calibrate(m.f)
+	}
+	samples := make([][]float64, len(imps))
+	for r := 0; r < rounds; r++ {
+		for i, m := range imps {
+			runtime.GC()
+			t := time.Now()
+			for k := 0; k < iters[i]; k++ {
+				m.f()
+			}
+			samples[i] = append(samples[i], float64(time.Since(t).Nanoseconds())/float64(iters[i]))
+		}
+	}
+	for i, m := range imps {
+		emit(c, size, m.name, "ns", samples[i])
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func gcmSeal(g cipher.AEAD, pt, aad []byte) []byte {
+	out := make([]byte, 12, 12+len(pt)+16)
+	if _, err := rand.Read(out); err != nil {
+		panic(err)
+	}
+	return g.Seal(out, out[:12], pt, aad)
+}
+
+func gcmOpen(g cipher.AEAD, ct, aad []byte) []byte {
+	return must(g.Open(nil, ct[:12], ct[12:], aad))
+}
+
+func originInfo(origin, instance string, epoch uint64) []byte {
+	info := make([]byte, 0, 19+16+len(origin)+len(instance))
+	info = append(info, "keystrata/derive/v1"...)
+	info = binary.BigEndian.AppendUint32(info, uint32(len(origin)))
+	info = append(info, origin...)
+	info = binary.BigEndian.AppendUint32(info, uint32(len(instance)))
+	info = append(info, instance...)
+	return binary.BigEndian.AppendUint64(info, epoch)
+}
+
+func main() {
+	only := ""
+	if len(os.Args) > 1 {
+		only = os.Args[1]
+	}
+	want := func(c string) bool { return strings.HasPrefix(c, only) }
+	kc := must(keystrata.Generate(nil))
+	defer kc.Close()
+	key := make([]byte, 32)
+	rand.Read(key)
+	g := must(cipher.NewGCM(must(aes.NewCipher(key))))
+	aad := []byte("bench/aad")
+
+	for _, size := range []int{64, 1024, 64 << 10, 1 << 20} {
+		pt := make([]byte, size)
+		var room []byte
+		if want("seal") {
+			room = make([]byte, 0, size+keystrata.SealOverhead)
+			groom := make([]byte, 12, size+28)
+			run("seal", size,
+				imp{"keystrata", func() { sink.Add(int64(len(must(kc.Seal(pt, aad))))) }},
+				imp{"crypto/cipher", func() { sink.Add(int64(len(gcmSeal(g, pt, aad)))) }})
+			run("seal_to", size,
+				imp{"keystrata", func() { sink.Add(int64(len(must(kc.SealTo(room, pt, aad))))) }},
+				imp{"crypto/cipher", func() {
+					rand.Read(groom[:12])
+					sink.Add(int64(len(g.Seal(groom, groom[:12], pt, aad))))
+				}})
+		}
+		if want("unseal") {
+			ct, gct := must(kc.Seal(pt, aad)), gcmSeal(g, pt, aad)
+			run("unseal", size,
+				imp{"keystrata", func() { sink.Add(int64(len(must(kc.Unseal(ct, aad))))) }},
+				imp{"crypto/cipher", func() { sink.Add(int64(len(gcmOpen(g, gct, aad)))) }})
+		}
+		if want("encrypt") {
+			run("encrypt", size,
+				imp{"keystrata", func() { sink.Add(int64(len(must(kc.Encrypt(pt, aad))))) }},
+				imp{"crypto/cipher", func() { sink.Add(int64(len(gcmSeal(g, pt, aad)))) }})
+			eroom := make([]byte, 0, size+keystrata.EncryptOverhead)
+			groom := make([]byte, 12, size+28)
+			run("encrypt_to", size,
+				imp{"keystrata", func() { sink.Add(int64(len(must(kc.EncryptTo(eroom, pt, aad))))) }},
+				imp{"crypto/cipher", func() {
+					rand.Read(groom[:12])
+					sink.Add(int64(len(g.Seal(groom, groom[:12], pt, aad))))
+				}})
+		}
+		if want("decrypt") {
+			ct, gct := must(kc.Encrypt(pt, aad)), gcmSeal(g, pt, aad)
+			run("decrypt", size,
+				imp{"keystrata", func() { sink.Add(int64(len(must(kc.Decrypt(ct, aad))))) }},
+				imp{"crypto/cipher", func() { sink.Add(int64(len(gcmOpen(g, gct, aad)))) }})
+		}
+	}
+	if want("derive") {
+		run("derive_origin_key", 32,
+			imp{"keystrata", func() { sink.Add(int64(len(must(kc.DeriveOriginKey("https://app.example", "web-1", 7))))) }},
+			imp{"x/crypto/hkdf", func() {
+				out := make([]byte, 32)
+				must(io.ReadFull(hkdf.New(sha256.New, key, nil, originInfo("https://app.example", "web-1", 7)), out))
+				sink.Add(int64(len(out)))
+			}})
+	}
+	if want("wrap") {
+		dek := make([]byte, 32)
+		km := kc.KeyManager()
+		run("wrap_key", 32,
+			imp{"keystrata", func() { sink.Add(int64(len(must(km.WrapKey(nil, dek, nil)).Ciphertext))) }},
+			imp{"crypto/cipher", func() { sink.Add(int64(len(gcmSeal(g, dek, []byte("bucket/object"))))) }})
+	}
+	if want("rng") {
+		// Go's crypto/rand uses the kernel's vDSO getrandom (Linux >= 6.11):
+		// no system call per nonce.
+		n := make([]byte, 12)
+		run("rng_12B", 12,
+			imp{"crypto/rand", func() { rand.Read(n); sink.Add(int64(n[0])) }})
+	}
+	if want("threads") {
+		threads(kc)
+	}
+}
+
+// threads: Seal 64 B calls per second with 1 and 2 goroutines on one
+// keychain (GOMAXPROCS is the machine's 2 cores), interleaved.
+func threads(kc *keystrata.Keychain) {
+	pt := make([]byte, 64)
+	tput := func(n int) float64 {
+		var total atomic.Int64
+		var wg sync.WaitGroup
+		start := time.Now()
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				k := 0
+				for time.Since(start) < 2*sample {
+					for j := 0; j < 64; j++ {
+						must(kc.Seal(pt, nil))
+					}
+					k += 64
+				}
+				total.Add(int64(k))
+			}()
+		}
+		wg.Wait()
+		return float64(total.Load()) / time.Since(start).Seconds()
+	}
+	var one, two []float64
+	for r := 0; r < rounds; r++ {
+		one = append(one, tput(1))
+		two = append(two, tput(2))
+	}
+	emit("seal_threads", 64, "keystrata-1", "ops/s", one)
+	emit("seal_threads", 64, "keystrata-2", "ops/s", two)
+}

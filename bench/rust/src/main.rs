@@ -1,0 +1,409 @@
+//! keystrata beside the floor it adds overhead to: raw `aws-lc-rs`
+//! AES-256-GCM and `hkdf`. Run by `make bench` (bench/run.py), which reads
+//! the JSON lines this prints.
+//!
+//! Every case runs keystrata and its peer interleaved, A B A B ..., for
+//! several rounds; each sample times a batch of calls sized to take about
+//! `SAMPLE_MS`, and the driver reports medians. A peer that seals draws its
+//! random 12-byte nonce per message too, with the same `getrandom` call.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+use hkdf::Hkdf;
+use keystrata::{AgeRoot, KeyManager, Keychain, Root};
+use sha2::Sha256;
+
+const SIZES: [usize; 4] = [64, 1024, 64 * 1024, 1024 * 1024];
+
+struct Cfg {
+    rounds: usize,
+    sample: Duration,
+}
+
+fn cfg() -> Cfg {
+    let rounds = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(7);
+    let ms = std::env::var("BENCH_SAMPLE_MS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(40);
+    Cfg {
+        rounds,
+        sample: Duration::from_millis(ms),
+    }
+}
+
+/// Iterations so that one batch takes about `target`.
+fn calibrate(f: &mut dyn FnMut(), target: Duration) -> u64 {
+    let mut n = 1u64;
+    loop {
+        let t = Instant::now();
+        for _ in 0..n {
+            f();
+        }
+        let el = t.elapsed();
+        if el >= target / 4 || n >= 1 << 30 {
+            let per = el.as_secs_f64() / n as f64;
+            return ((target.as_secs_f64() / per) as u64).max(1);
+        }
+        n *= 4;
+    }
+}
+
+fn emit(case: &str, size: usize, imp: &str, samples: &[f64], unit: &str) {
+    let s: Vec<String> = samples.iter().map(|x| format!("{x:.3}")).collect();
+    println!(
+        "{{\"lang\":\"rust\",\"case\":\"{case}\",\"size\":{size},\"impl\":\"{imp}\",\"unit\":\"{unit}\",\"samples\":[{}]}}",
+        s.join(",")
+    );
+}
+
+/// Runs the implementations interleaved and prints ns per call for each.
+fn run(c: &Cfg, case: &str, size: usize, imps: &mut [(&str, &mut dyn FnMut())]) {
+    let iters: Vec<u64> = imps
+        .iter_mut()
+        .map(|(_, f)| calibrate(&mut **f, c.sample))
+        .collect();
+    let mut samples = vec![Vec::new(); imps.len()];
+    for _ in 0..c.rounds {
+        for (i, (_, f)) in imps.iter_mut().enumerate() {
+            let t = Instant::now();
+            for _ in 0..iters[i] {
+                f();
+            }
+            samples[i].push(t.elapsed().as_nanos() as f64 / iters[i] as f64);
+        }
+    }
+    for (i, (name, _)) in imps.iter().enumerate() {
+        emit(case, size, name, &samples[i], "ns");
+    }
+}
+
+fn raw_seal(key: &LessSafeKey, pt: &[u8], aad: &[u8]) -> Vec<u8> {
+    let mut nonce = [0u8; 12];
+    getrandom::fill(&mut nonce).expect("rng");
+    let mut out = Vec::with_capacity(12 + pt.len() + 16);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(pt);
+    let tag = key
+        .seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad),
+            &mut out[12..],
+        )
+        .expect("seal");
+    out.extend_from_slice(tag.as_ref());
+    out
+}
+
+fn raw_open(key: &LessSafeKey, ct: &[u8], aad: &[u8]) -> Vec<u8> {
+    let mut nonce = [0u8; 12];
+    nonce.copy_from_slice(&ct[..12]);
+    let mut buf = ct[12..].to_vec();
+    let n = key
+        .open_in_place(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad),
+            &mut buf,
+        )
+        .expect("open")
+        .len();
+    buf.truncate(n);
+    buf
+}
+
+/// A root that counts how often the keychain calls it.
+#[derive(Clone)]
+struct CountingRoot {
+    inner: AgeRoot,
+    calls: Arc<AtomicU64>,
+}
+
+impl Root for CountingRoot {
+    fn provider(&self) -> &str {
+        Root::provider(&self.inner)
+    }
+    fn protect(&self, json: &[u8]) -> keystrata::Result<Vec<u8>> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        Root::protect(&self.inner, json)
+    }
+    fn unprotect(&self, stored: &[u8]) -> keystrata::Result<zeroize::Zeroizing<Vec<u8>>> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        Root::unprotect(&self.inner, stored)
+    }
+}
+
+fn main() {
+    let c = cfg();
+    let only: Option<String> = std::env::args().nth(1);
+    let want = |name: &str| only.as_deref().is_none_or(|o| name.starts_with(o));
+    let kc = Arc::new(Keychain::generate().expect("keychain"));
+    let mut kb = [0u8; 32];
+    getrandom::fill(&mut kb).expect("rng");
+    let raw = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &kb).expect("key"));
+    let aad = b"bench/aad";
+
+    for &size in &SIZES {
+        let pt = vec![0x5au8; size];
+        if want("seal") {
+            run(
+                &c,
+                "seal",
+                size,
+                &mut [
+                    ("keystrata", &mut || {
+                        black_box(kc.seal(black_box(&pt), aad).expect("seal"));
+                    }),
+                    ("aws-lc-rs", &mut || {
+                        black_box(raw_seal(&raw, black_box(&pt), aad));
+                    }),
+                ],
+            );
+        }
+        if want("seal_to") {
+            // Both into a buffer they reuse: the AES-GCM engine's own speed
+            // (the peer seals in place, the most favourable case for it).
+            let mut out = vec![0u8; size + keystrata::seal::SEAL_OVERHEAD];
+            let mut buf = pt.clone();
+            run(
+                &c,
+                "seal_to",
+                size,
+                &mut [
+                    ("keystrata", &mut || {
+                        kc.seal_to(black_box(&pt), aad, &mut out).expect("seal_to");
+                        black_box(&out);
+                    }),
+                    ("aws-lc-rs", &mut || {
+                        let mut nonce = [0u8; 12];
+                        getrandom::fill(&mut nonce).expect("rng");
+                        let tag = raw
+                            .seal_in_place_separate_tag(
+                                Nonce::assume_unique_for_key(nonce),
+                                Aad::from(aad),
+                                black_box(&mut buf[..]),
+                            )
+                            .expect("seal");
+                        let _ = black_box(tag);
+                    }),
+                ],
+            );
+        }
+        if want("unseal") {
+            let ct = kc.seal(&pt, aad).expect("seal");
+            let rct = raw_seal(&raw, &pt, aad);
+            run(
+                &c,
+                "unseal",
+                size,
+                &mut [
+                    ("keystrata", &mut || {
+                        black_box(kc.unseal(black_box(&ct), aad).expect("unseal"));
+                    }),
+                    ("aws-lc-rs", &mut || {
+                        black_box(raw_open(&raw, black_box(&rct), aad));
+                    }),
+                ],
+            );
+        }
+        if want("encrypt") {
+            run(
+                &c,
+                "encrypt",
+                size,
+                &mut [
+                    ("keystrata", &mut || {
+                        black_box(kc.encrypt(black_box(&pt), aad).expect("encrypt"));
+                    }),
+                    ("aws-lc-rs", &mut || {
+                        black_box(raw_seal(&raw, black_box(&pt), aad));
+                    }),
+                ],
+            );
+        }
+        if want("decrypt") {
+            let ct = kc.encrypt(&pt, aad).expect("encrypt");
+            let rct = raw_seal(&raw, &pt, aad);
+            run(
+                &c,
+                "decrypt",
+                size,
+                &mut [
+                    ("keystrata", &mut || {
+                        black_box(kc.decrypt(black_box(&ct), aad).expect("decrypt"));
+                    }),
+                    ("aws-lc-rs", &mut || {
+                        black_box(raw_open(&raw, black_box(&rct), aad));
+                    }),
+                ],
+            );
+        }
+    }
+
+    if want("derive") {
+        let ikm = kb;
+        run(
+            &c,
+            "derive_origin_key",
+            32,
+            &mut [
+                ("keystrata", &mut || {
+                    black_box(
+                        kc.derive_origin_key(black_box("https://app.example"), "web-1", 7)
+                            .expect("derive"),
+                    );
+                }),
+                ("hkdf", &mut || {
+                    let info = keystrata::derive::origin_info(
+                        black_box(b"https://app.example"),
+                        b"web-1",
+                        7,
+                    )
+                    .expect("info");
+                    let mut okm = [0u8; 32];
+                    Hkdf::<Sha256>::new(None, &ikm)
+                        .expand(&info, &mut okm)
+                        .expect("expand");
+                    black_box(okm);
+                }),
+            ],
+        );
+    }
+    if want("wrap") {
+        let dek = [7u8; 32];
+        run(
+            &c,
+            "wrap_key",
+            32,
+            &mut [
+                ("keystrata", &mut || {
+                    black_box(
+                        kc.wrap_key(black_box(&dek), b"bucket/object")
+                            .expect("wrap"),
+                    );
+                }),
+                ("aws-lc-rs", &mut || {
+                    black_box(raw_seal(&raw, black_box(&dek), b"bucket/object"));
+                }),
+            ],
+        );
+    }
+    if want("rng") {
+        // The floor under every seal and encrypt: one getrandom(2) system
+        // call (glibc 2.36 has no vDSO getrandom).
+        run(
+            &c,
+            "rng_12B",
+            12,
+            &mut [
+                ("keystrata", &mut || {
+                    let mut n = [0u8; 12];
+                    getrandom::fill(&mut n).expect("rng");
+                    black_box(n);
+                }),
+                ("aws-lc-rs", &mut || {
+                    let mut n = [0u8; 12];
+                    aws_lc_rs::rand::fill(&mut n).expect("rng");
+                    black_box(n);
+                }),
+            ],
+        );
+    }
+    if want("threads") {
+        threads(&c, &kc);
+    }
+    if want("rootcalls") {
+        root_calls();
+    }
+}
+
+/// Seal 64 B throughput (calls per second, all threads together) with 1 and
+/// 2 threads on one keychain, interleaved.
+fn threads(c: &Cfg, kc: &Arc<Keychain>) {
+    let pt = [0x5au8; 64];
+    let per_thread = |n: usize| -> f64 {
+        let dur = c.sample * 2;
+        let start = Instant::now();
+        let hs: Vec<_> = (0..n)
+            .map(|_| {
+                let kc = Arc::clone(kc);
+                std::thread::spawn(move || {
+                    let mut k = 0u64;
+                    while start.elapsed() < dur {
+                        for _ in 0..64 {
+                            black_box(kc.seal(&pt, b"").expect("seal"));
+                        }
+                        k += 64;
+                    }
+                    k
+                })
+            })
+            .collect();
+        let total: u64 = hs.into_iter().map(|h| h.join().expect("thread")).sum();
+        total as f64 / start.elapsed().as_secs_f64()
+    };
+    // Control: the same loop on raw aws-lc-rs, to show how much of the
+    // second core the machine gave at that moment.
+    let mut kb = [0u8; 32];
+    getrandom::fill(&mut kb).expect("rng");
+    let raw = Arc::new(LessSafeKey::new(
+        UnboundKey::new(&AES_256_GCM, &kb).expect("key"),
+    ));
+    let control = |n: usize| -> f64 {
+        let dur = c.sample * 2;
+        let start = Instant::now();
+        let hs: Vec<_> = (0..n)
+            .map(|_| {
+                let raw = Arc::clone(&raw);
+                std::thread::spawn(move || {
+                    let mut k = 0u64;
+                    while start.elapsed() < dur {
+                        for _ in 0..64 {
+                            black_box(raw_seal(&raw, &pt, b""));
+                        }
+                        k += 64;
+                    }
+                    k
+                })
+            })
+            .collect();
+        let total: u64 = hs.into_iter().map(|h| h.join().expect("thread")).sum();
+        total as f64 / start.elapsed().as_secs_f64()
+    };
+    let (mut one, mut two, mut c1, mut c2) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..c.rounds {
+        one.push(per_thread(1));
+        two.push(per_thread(2));
+        c1.push(control(1));
+        c2.push(control(2));
+    }
+    emit("seal_threads", 64, "keystrata-1", &one, "ops/s");
+    emit("seal_threads", 64, "keystrata-2", &two, "ops/s");
+    emit("seal_threads", 64, "control-1", &c1, "ops/s");
+    emit("seal_threads", 64, "control-2", &c2, "ops/s");
+}
+
+/// Calls to the root per 1,000,000 `encrypt` calls on a keychain bound to a
+/// file (default policy: usage counts reserved 65,536 at a time).
+fn root_calls() {
+    let dir = std::env::temp_dir().join(format!("keystrata-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let root = CountingRoot {
+        inner: AgeRoot::generate(),
+        calls: Arc::new(AtomicU64::new(0)),
+    };
+    let kc = Keychain::open(dir.join("kc.age"), &root).expect("open");
+    let before = root.calls.load(Ordering::Relaxed);
+    for _ in 0..1_000_000 {
+        black_box(kc.encrypt(b"", b"").expect("encrypt"));
+    }
+    let calls = root.calls.load(Ordering::Relaxed) - before;
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("{{\"lang\":\"rust\",\"case\":\"root_calls\",\"size\":0,\"impl\":\"keystrata\",\"unit\":\"calls\",\"samples\":[{calls}]}}");
+}
