@@ -10,6 +10,8 @@
 //! `kmip`) in a KMIP server. Both save keychains in the [`wrapped`] format.
 
 mod age;
+#[cfg(any(feature = "pkcs11", feature = "kmip"))]
+mod device;
 #[cfg(feature = "kmip")]
 #[cfg_attr(docsrs, doc(cfg(feature = "kmip")))]
 pub mod kmip;

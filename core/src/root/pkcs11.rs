@@ -30,9 +30,9 @@ use cryptoki::slot::Slot;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::{wrapped, ExposeSecret, Root, SecretString};
+use super::{device, wrapped, ExposeSecret, Root, SecretString};
 use crate::aead::{fill_random, NONCE_LEN, TAG_LEN};
-use crate::envelope::{wrap_aad, Envelope};
+use crate::envelope::Envelope;
 use crate::error::{Error, ErrorKind, Result};
 use crate::key_manager::{check_wrap_input, KeyManager};
 use crate::secret::SecretBytes;
@@ -41,9 +41,6 @@ use crate::secret::SecretBytes;
 #[cfg_attr(docsrs, doc(cfg(feature = "pkcs11")))]
 pub const PKCS11_PROVIDER: &str = "pkcs11";
 
-/// The key version of every envelope a [`Pkcs11Root`] makes: the token key
-/// is named by its label and never rotates in place.
-const KEY_VERSION: u32 = 1;
 /// The length of the root key generated on the token, in bytes (AES-256).
 const KEY_BYTES: u64 = 32;
 /// Idle sessions a root keeps open for later calls; more are opened under
@@ -790,7 +787,7 @@ impl KeyManager for Pkcs11Root {
     fn wrap_key(&self, plaintext_key: &[u8], context: &[u8]) -> Result<Envelope> {
         self.check_open()?;
         check_wrap_input(plaintext_key)?;
-        let aad = wrap_aad(PKCS11_PROVIDER, &self.0.key_label, KEY_VERSION, context)?;
+        let aad = device::aad(PKCS11_PROVIDER, &self.0.key_label, context)?;
         let mut iv = [0u8; NONCE_LEN];
         fill_random(&mut iv)?;
         let (iv, ct) = self.call(Op::Encrypt, |session, key| {
@@ -813,49 +810,32 @@ impl KeyManager for Pkcs11Root {
                 ),
             ));
         }
-        let mut ciphertext = Vec::with_capacity(NONCE_LEN + ct.len());
-        ciphertext.extend_from_slice(&iv);
-        ciphertext.extend_from_slice(&ct);
-        Ok(Envelope {
-            key_id: self.0.key_label.clone(),
-            key_version: KEY_VERSION,
-            provider: PKCS11_PROVIDER.to_owned(),
-            ciphertext,
-        })
+        Ok(device::envelope(
+            PKCS11_PROVIDER,
+            &self.0.key_label,
+            &[&iv, &ct],
+        ))
     }
 
     fn unwrap_key(&self, envelope: &Envelope, context: &[u8]) -> Result<SecretBytes> {
         self.check_open()?;
-        if envelope.provider != PKCS11_PROVIDER {
-            return Err(Error::invalid(format!(
-                "envelope is from provider {:?}, not {PKCS11_PROVIDER:?}",
-                envelope.provider
-            )));
-        }
-        if envelope.key_id != self.0.key_label {
-            return Err(Error::new(
-                ErrorKind::UnknownKey,
-                format!(
-                    "envelope is wrapped under PKCS#11 key {:?}; this root holds '{}' on token '{}'",
-                    envelope.key_id, self.0.key_label, self.0.token_label
-                ),
-            ));
-        }
-        if envelope.ciphertext.len() <= NONCE_LEN + TAG_LEN {
-            return Err(Error::authentication());
-        }
-        let aad = wrap_aad(
-            PKCS11_PROVIDER,
-            &envelope.key_id,
-            envelope.key_version,
+        let sealed = device::open(
+            envelope,
             context,
+            PKCS11_PROVIDER,
+            &self.0.key_label,
+            || {
+                format!(
+                    "this root holds '{}' on token '{}'",
+                    self.0.key_label, self.0.token_label
+                )
+            },
         )?;
-        let (iv, body) = envelope.ciphertext.split_at(NONCE_LEN);
         let pt = self.call(Op::Decrypt, |session, key| {
-            let mut iv = <[u8; NONCE_LEN]>::try_from(iv)?;
-            let params = GcmParams::new(&mut iv, &aad, (TAG_LEN as u64 * 8).into())?;
+            let mut iv = sealed.iv;
+            let params = GcmParams::new(&mut iv, &sealed.aad, (TAG_LEN as u64 * 8).into())?;
             session
-                .decrypt(&Mechanism::AesGcm(params), key, body)
+                .decrypt(&Mechanism::AesGcm(params), key, sealed.body)
                 .map(Zeroizing::new)
         })?;
         Ok(SecretBytes::from_zeroizing(pt))
@@ -863,7 +843,7 @@ impl KeyManager for Pkcs11Root {
 
     fn active_key_version(&self) -> Result<u32> {
         self.check_open()?;
-        Ok(KEY_VERSION)
+        Ok(device::KEY_VERSION)
     }
 
     fn health_check(&self) -> Result<()> {

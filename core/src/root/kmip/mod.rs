@@ -33,9 +33,9 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 pub use self::client::{Client, KeyState, RevocationReason};
-use super::Root;
+use super::{device, Root};
 use crate::aead::{fill_random, NONCE_LEN, TAG_LEN};
-use crate::envelope::{wrap_aad, Envelope};
+use crate::envelope::Envelope;
 use crate::error::{Error, ErrorKind, Result};
 use crate::key_manager::{check_wrap_input, KeyManager};
 use crate::secret::SecretBytes;
@@ -273,7 +273,7 @@ impl KeyManager for KmipRoot {
         self.check_open()?;
         check_wrap_input(plaintext_key)?;
         let key_id = &self.0.key_id;
-        let aad = wrap_aad(KMIP_PROVIDER, key_id, 1, context)?;
+        let aad = device::aad(KMIP_PROVIDER, key_id, context)?;
         let mut iv = [0u8; NONCE_LEN];
         fill_random(&mut iv)?;
         let (ct, tag) = self
@@ -293,52 +293,19 @@ impl KeyManager for KmipRoot {
                 ),
             ));
         }
-        let mut ciphertext = Vec::with_capacity(NONCE_LEN + ct.len() + TAG_LEN);
-        ciphertext.extend_from_slice(&iv);
-        ciphertext.extend_from_slice(&ct);
-        ciphertext.extend_from_slice(&tag);
-        Ok(Envelope {
-            key_id: key_id.clone(),
-            key_version: 1,
-            provider: KMIP_PROVIDER.to_owned(),
-            ciphertext,
-        })
+        Ok(device::envelope(KMIP_PROVIDER, key_id, &[&iv, &ct, &tag]))
     }
 
     fn unwrap_key(&self, envelope: &Envelope, context: &[u8]) -> Result<SecretBytes> {
         self.check_open()?;
-        if envelope.provider != KMIP_PROVIDER {
-            return Err(Error::invalid(format!(
-                "envelope is from provider {:?}, not {KMIP_PROVIDER:?}",
-                envelope.provider
-            )));
-        }
-        if envelope.key_id != self.0.key_id {
-            return Err(Error::new(
-                ErrorKind::UnknownKey,
-                format!(
-                    "envelope was wrapped by KMIP key {:?}; this root's key is {:?}",
-                    envelope.key_id, self.0.key_id
-                ),
-            ));
-        }
-        let c = &envelope.ciphertext;
-        if c.len() <= NONCE_LEN + TAG_LEN {
-            return Err(Error::authentication());
-        }
-        // The version is bound through the AAD: another one fails the tag.
-        let aad = wrap_aad(
-            KMIP_PROVIDER,
-            &envelope.key_id,
-            envelope.key_version,
-            context,
-        )?;
-        let (iv, rest) = c.split_at(NONCE_LEN);
-        let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
+        let sealed = device::open(envelope, context, KMIP_PROVIDER, &self.0.key_id, || {
+            format!("this root's key is {:?}", self.0.key_id)
+        })?;
+        let (ct, tag) = sealed.body.split_at(sealed.body.len() - TAG_LEN);
         let pt = self
             .0
             .client
-            .decrypt(&self.0.key_id, ct, iv, &aad, tag)
+            .decrypt(&self.0.key_id, ct, &sealed.iv, &sealed.aad, tag)
             .map_err(|e| self.explain(e))?;
         if pt.len() != ct.len() {
             return Err(Error::new(
@@ -351,7 +318,7 @@ impl KeyManager for KmipRoot {
 
     fn active_key_version(&self) -> Result<u32> {
         self.check_open()?;
-        Ok(1)
+        Ok(device::KEY_VERSION)
     }
 
     fn health_check(&self) -> Result<()> {
