@@ -16,13 +16,21 @@ enum Made {
 fn hammer(kc: Arc<Keychain>, threads: usize, per_thread: usize, rotations: usize) -> Vec<Made> {
     let stop = Arc::new(AtomicBool::new(false));
     let rotated = Arc::new(AtomicUsize::new(0));
+    // Workers past their halfway point; the rotator keeps going until every
+    // worker has seen a rotation between its two halves, however slowly the
+    // workers are scheduled (a loaded machine once let all rotations finish
+    // before any worker ran).
+    let halfway = Arc::new(AtomicUsize::new(0));
     let rotator = {
         let kc = Arc::clone(&kc);
         let stop = Arc::clone(&stop);
         let rotated = Arc::clone(&rotated);
+        let halfway = Arc::clone(&halfway);
         thread::spawn(move || {
             let mut n = 0;
-            while n < rotations && !stop.load(Ordering::Relaxed) {
+            while (n < rotations || halfway.load(Ordering::Acquire) < threads)
+                && !stop.load(Ordering::Relaxed)
+            {
                 kc.rotate().expect("rotate");
                 n += 1;
                 rotated.store(n, Ordering::Release);
@@ -35,14 +43,17 @@ fn hammer(kc: Arc<Keychain>, threads: usize, per_thread: usize, rotations: usize
         .map(|t| {
             let kc = Arc::clone(&kc);
             let rotated = Arc::clone(&rotated);
+            let halfway = Arc::clone(&halfway);
             thread::spawn(move || {
                 let mut out = Vec::with_capacity(per_thread);
+                let at_start = rotated.load(Ordering::Acquire);
                 for i in 0..per_thread {
                     if i == per_thread / 2 {
                         // Make sure both halves straddle a rotation.
-                        while rotated.load(Ordering::Acquire) == 0 {
+                        while rotated.load(Ordering::Acquire) == at_start {
                             thread::yield_now();
                         }
+                        halfway.fetch_add(1, Ordering::AcqRel);
                     }
                     let pt = format!("thread {t} message {i}").into_bytes();
                     let aad = (i as u64).to_be_bytes().to_vec();
