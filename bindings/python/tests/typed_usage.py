@@ -92,7 +92,39 @@ def main() -> int:
     env: Envelope = pw.wrap_key(b"k" * 16)
     assert pw.unwrap_key(env) == b"k" * 16
     assert events and all(isinstance(e.kind, str) for e in events)
+    device_roots()
     return 0
+
+
+def device_roots() -> None:
+    """The production roots, when their peers run (make test starts them)."""
+    module = os.environ.get("KS_TEST_PKCS11_MODULE")
+    if module:
+        hsm: keystrata.Root = keystrata.Pkcs11Root(
+            module,
+            os.environ["KS_TEST_PKCS11_TOKEN"],
+            "typed-usage",
+            pin_env="KS_TEST_PKCS11_PIN",
+            create_key=True,
+        )
+        km: KeyManager = hsm
+        assert fetch_key(km, store_object(km, b"d" * 32, "o"), "o") == b"d" * 32
+    host = os.environ.get("KS_TEST_KMIP_HOST")
+    if host:
+        kmip = keystrata.KmipRoot(
+            host,
+            int(os.environ["KS_TEST_KMIP_PORT"]),
+            ca=os.environ["KS_TEST_KMIP_CA"],
+            cert=Path(os.environ["KS_TEST_KMIP_CERT"]),
+            key=os.environ["KS_TEST_KMIP_KEY"],
+            key_name="typed-usage",
+            create_key=True,
+            timeout=3.0,
+        )
+        saved = Keychain.generate().save(kmip)
+        assert Keychain.load(saved, kmip).provider == "keystrata"
+        kmip_id: str = kmip.key_id
+        assert kmip_id
 
 
 if __name__ == "__main__":
