@@ -55,3 +55,38 @@ func BenchmarkEncrypt1MiB(b *testing.B) {
 }
 
 func BenchmarkGoAESGCMEncrypt1MiB(b *testing.B) { benchGo(b, 1<<20) }
+
+func BenchmarkWrapKey32(b *testing.B) {
+	kc, err := Generate(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer kc.Close()
+	dek := make([]byte, 32)
+	ctx := []byte("bucket/object")
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := kc.WrapKey(dek, ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkUnwrapKey32(b *testing.B) {
+	kc, err := Generate(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer kc.Close()
+	ctx := []byte("bucket/object")
+	env, err := kc.WrapKey(make([]byte, 32), ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := kc.UnwrapKey(env, ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -2,6 +2,78 @@ package keystrata
 
 /*
 #include "kgo.h"
+
+// Wrap and read the envelope's fields in one cgo crossing (the envelope is
+// freed by a second one, once Go has copied the fields).
+typedef struct {
+	ks_status st;
+	char *msg;
+	ks_envelope *env;
+	const char *key_id;
+	const char *provider;
+	uint32_t version;
+	const uint8_t *ct;
+	size_t ct_len;
+} kgo_wrapped;
+
+static inline kgo_wrapped kgo_wrap_flat(const ks_keychain *kc, const uint8_t *k, size_t kl, const uint8_t *c,
+		size_t cl) {
+	kgo_wrapped r;
+	memset(&r, 0, sizeof r);
+	r.st = ks_keychain_wrap_key(kc, k, kl, c, cl, &r.env);
+	if (r.st != KS_OK) {
+		r.msg = kgo_strdup(ks_last_error_message());
+		return r;
+	}
+	r.key_id = ks_envelope_key_id(r.env);
+	r.provider = ks_envelope_provider(r.env);
+	r.version = ks_envelope_key_version(r.env);
+	r.ct = ks_envelope_ciphertext(r.env, &r.ct_len);
+	return r;
+}
+
+// Build the envelope from Go's fields (not NUL-terminated), unwrap, copy
+// the key into Go's buffer and wipe every C copy: one cgo crossing.
+typedef struct { ks_status st; char *msg; size_t n; } kgo_unwrapped;
+
+static inline char *kgo_strndup(const char *s, size_t n) {
+	char *d = (char *)malloc(n + 1);
+	if (d != NULL) {
+		if (n > 0) memcpy(d, s, n);
+		d[n] = 0;
+	}
+	return d;
+}
+
+static inline kgo_unwrapped kgo_unwrap_flat(const ks_keychain *kc, const char *kid, size_t kid_len, uint32_t ver,
+		const char *prov, size_t prov_len, const uint8_t *ct, size_t ct_len, const uint8_t *c, size_t cl,
+		uint8_t *out, size_t out_cap) {
+	kgo_unwrapped r = { KS_OK, NULL, 0 };
+	char *k = kgo_strndup(kid, kid_len), *p = kgo_strndup(prov, prov_len);
+	ks_envelope *env = NULL;
+	ks_buffer key = { NULL, 0 };
+	if (k == NULL || p == NULL) {
+		r.st = KS_ERR_INTERNAL;
+		r.msg = kgo_strdup("out of memory");
+	} else {
+		r.st = ks_envelope_new(k, ver, p, ct, ct_len, &env);
+		if (r.st == KS_OK) r.st = ks_keychain_unwrap_key(kc, env, c, cl, &key);
+		if (r.st != KS_OK) {
+			r.msg = kgo_strdup(ks_last_error_message());
+		} else if (key.len > out_cap) {
+			r.st = KS_ERR_INTERNAL;
+			r.msg = kgo_strdup("unwrapped key longer than its ciphertext");
+		} else {
+			if (key.len > 0) memcpy(out, key.data, key.len);
+			r.n = key.len;
+		}
+	}
+	ks_buffer_free(&key);
+	ks_envelope_free(env);
+	free(k);
+	free(p);
+	return r;
+}
 */
 import "C"
 
@@ -145,15 +217,20 @@ func (kc *Keychain) WrapKey(key, context []byte) (*KeyEnvelope, error) {
 	defer kc.release()
 	kp, kl := cbytes(key)
 	cp, cl := cbytes(context)
-	var out *C.ks_envelope
-	var msg *C.char
-	st := C.kgo_wrap_key(p, kp, kl, cp, cl, &out, &msg)
+	r := C.kgo_wrap_flat(p, kp, kl, cp, cl)
 	runtime.KeepAlive(key)
 	runtime.KeepAlive(context)
-	if err := cErr(st, msg); err != nil {
+	if err := cErr(r.st, r.msg); err != nil {
 		return nil, err
 	}
-	return envelopeFromC(out), nil
+	env := &KeyEnvelope{
+		KeyID:      C.GoString(r.key_id),
+		KeyVersion: int(r.version),
+		Provider:   C.GoString(r.provider),
+		Ciphertext: C.GoBytes(unsafe.Pointer(r.ct), C.int(r.ct_len)),
+	}
+	C.ks_envelope_free(r.env)
+	return env, nil
 }
 
 // UnwrapKey returns the key wrapped in env, given the context used by
@@ -167,18 +244,38 @@ func (kc *Keychain) UnwrapKey(env *KeyEnvelope, context []byte) ([]byte, error) 
 		return nil, err
 	}
 	defer kc.release()
-	cenv, err := env.toC()
-	if err != nil {
-		return nil, err
+	if env == nil {
+		return nil, newError(1, "envelope is nil")
 	}
-	defer C.ks_envelope_free(cenv)
+	if env.KeyVersion < 0 || uint64(env.KeyVersion) > 0xffffffff {
+		return nil, newError(1, "envelope key version out of range")
+	}
+	if hasNUL(env.KeyID, env.Provider) {
+		return nil, newError(10, "envelope field contains a NUL byte")
+	}
+	out := make([]byte, len(env.Ciphertext))
+	var outp *C.uint8_t
+	if len(out) > 0 {
+		outp = (*C.uint8_t)(unsafe.Pointer(&out[0]))
+	}
 	cp, cl := cbytes(context)
-	var out C.ks_buffer
-	var msg *C.char
-	st := C.kgo_unwrap_key(p, cenv, cp, cl, &out, &msg)
+	ctp, ctl := cbytes(env.Ciphertext)
+	r := C.kgo_unwrap_flat(p, cstr(env.KeyID), C.size_t(len(env.KeyID)), C.uint32_t(env.KeyVersion),
+		cstr(env.Provider), C.size_t(len(env.Provider)), ctp, ctl, cp, cl, outp, C.size_t(len(out)))
+	runtime.KeepAlive(env)
 	runtime.KeepAlive(context)
-	if err := cErr(st, msg); err != nil {
+	if err := cErr(r.st, r.msg); err != nil {
+		clear(out)
 		return nil, err
 	}
-	return takeBuffer(&out), nil
+	return out[:int(r.n):int(r.n)], nil
+}
+
+// cstr points C at a Go string's bytes for the duration of one call (no
+// copy, no NUL: pass the length beside it).
+func cstr(s string) *C.char {
+	if len(s) == 0 {
+		return nil
+	}
+	return (*C.char)(unsafe.Pointer(unsafe.StringData(s)))
 }

@@ -1,6 +1,7 @@
 //! ks_envelope: a wrapped data key and its object-metadata form.
 
 use std::ffi::{c_char, CString};
+use std::sync::OnceLock;
 
 use keystrata::{Envelope, KeyManager};
 
@@ -17,22 +18,33 @@ pub struct ks_envelope {
     env: Envelope,
     key_id: CString,
     provider: CString,
-    metadata: Vec<(CString, CString)>,
+    /// The metadata form, made on first use: most envelopes are only
+    /// stored and unwrapped (making it eagerly was a third of the cost of
+    /// a wrap from Go).
+    metadata: OnceLock<Vec<(CString, CString)>>,
 }
 
 impl ks_envelope {
     fn new(env: Envelope) -> FfiResult<ks_envelope> {
         let c = |s: String| CString::new(s).map_err(|_| FfiError::invalid("a string contains NUL"));
-        let metadata = env
-            .to_metadata()
-            .into_iter()
-            .map(|(k, v)| Ok((c(k)?, c(v)?)))
-            .collect::<FfiResult<Vec<_>>>()?;
         Ok(ks_envelope {
             key_id: c(env.key_id.clone())?,
             provider: c(env.provider.clone())?,
-            metadata,
+            metadata: OnceLock::new(),
             env,
+        })
+    }
+
+    fn metadata(&self) -> &[(CString, CString)] {
+        self.metadata.get_or_init(|| {
+            // Names are constants; values are base64, decimal, and the key
+            // ID and provider, which `new` checked hold no NUL.
+            let c = |s: String| CString::new(s).unwrap_or_default();
+            self.env
+                .to_metadata()
+                .into_iter()
+                .map(|(k, v)| (c(k), c(v)))
+                .collect()
         })
     }
 }
@@ -189,7 +201,7 @@ pub unsafe extern "C" fn ks_envelope_ciphertext(
 pub unsafe extern "C" fn ks_envelope_metadata_count(env: *const ks_envelope) -> usize {
     guard_value(0, || {
         unsafe { handle(env, "env") }
-            .map(|e| e.metadata.len())
+            .map(|e| e.metadata().len())
             .unwrap_or(0)
     })
 }
@@ -208,10 +220,11 @@ pub unsafe extern "C" fn ks_envelope_metadata_entry(
         let e = unsafe { handle(env, "env")? };
         let name = out_ptr(name, "name")?;
         let value = out_ptr(value, "value")?;
-        let (k, v) = e.metadata.get(index).ok_or_else(|| {
+        let metadata = e.metadata();
+        let (k, v) = metadata.get(index).ok_or_else(|| {
             FfiError::invalid(format!(
                 "metadata index {index} out of range ({})",
-                e.metadata.len()
+                metadata.len()
             ))
         })?;
         unsafe {
