@@ -4,6 +4,7 @@
 //!
 //! Needs the server started by `scripts/peers/pykmip.sh` (through
 //! `scripts/peers.sh` or `make test`) and its KS_TEST_KMIP_* variables.
+//! Built only with the `peer-tests` feature.
 //!
 //! The outage check stops the shared server, so every test holds a ticket
 //! of a process-wide gate while it talks to the server, and the outage

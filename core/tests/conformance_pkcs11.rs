@@ -3,8 +3,9 @@
 //!
 //! Start the token first: `eval "$(bash scripts/peers.sh start)"` (or only
 //! `bash scripts/peers/softhsm.sh start DIR && eval "$(bash
-//! scripts/peers/softhsm.sh env DIR)"`), or run `make test`. Without it
-//! these tests fail; they never skip silently.
+//! scripts/peers/softhsm.sh env DIR)"`), or run `make test`. Built only
+//! with the `peer-tests` feature; without the token they fail, they never
+//! skip silently.
 
 mod conformance;
 
