@@ -30,7 +30,9 @@ flags=(-std=c11 -Wall -Wextra -Wpedantic -Werror)
 # shellcheck disable=SC2046  # word splitting of pkg-config output is intended
 # The binary must resolve libkeystrata.so from the prefix, not from elsewhere.
 if $CC "${flags[@]}" -o "$tmp/demo_dynamic" examples/c/demo.c $(pkg-config --cflags --libs keystrata) &&
-    LD_LIBRARY_PATH="$tmp/lib" ldd "$tmp/demo_dynamic" | grep -q "$tmp/lib/libkeystrata.so"; then
+    # grep reads all of ldd's output (no -q): under pipefail, grep -q exiting
+    # at the first match can kill ldd with SIGPIPE and fail the pipeline.
+    LD_LIBRARY_PATH="$tmp/lib" ldd "$tmp/demo_dynamic" | grep "$tmp/lib/libkeystrata.so" >/dev/null; then
     if LD_LIBRARY_PATH="$tmp/lib" "$tmp/demo_dynamic" >"$tmp/dynamic.out" 2>&1 && tail -1 "$tmp/dynamic.out" | grep -qx done; then
         pass "dynamic (pkg-config --cflags --libs keystrata, libkeystrata.so)"
     else
@@ -45,7 +47,7 @@ fi
 static_libs=$(pkg-config --static --libs keystrata | sed 's/-lkeystrata/-Wl,-Bstatic -lkeystrata -Wl,-Bdynamic/')
 # shellcheck disable=SC2046,SC2086
 if $CC "${flags[@]}" -o "$tmp/demo_static" examples/c/demo.c $(pkg-config --cflags keystrata) $static_libs &&
-    ! ldd "$tmp/demo_static" | grep -q libkeystrata; then
+    ! ldd "$tmp/demo_static" | grep libkeystrata >/dev/null; then
     if "$tmp/demo_static" >"$tmp/static.out" 2>&1 && tail -1 "$tmp/static.out" | grep -qx done; then
         pass "static (pkg-config --static --libs keystrata, libkeystrata.a)"
     else
