@@ -3,18 +3,28 @@ package keystrata
 /*
 #include "kgo.h"
 
-// Wrap and read the envelope's fields in one cgo crossing (the envelope is
-// freed by a second one, once Go has copied the fields).
+// An envelope's fields, read in one cgo crossing; they point into the
+// envelope, so Go copies them before freeing it.
 typedef struct {
-	ks_status st;
-	char *msg;
-	ks_envelope *env;
 	const char *key_id;
 	const char *provider;
 	uint32_t version;
 	const uint8_t *ct;
 	size_t ct_len;
-} kgo_wrapped;
+} kgo_fields;
+
+static inline kgo_fields kgo_envelope_fields(const ks_envelope *env) {
+	kgo_fields f;
+	f.key_id = ks_envelope_key_id(env);
+	f.provider = ks_envelope_provider(env);
+	f.version = ks_envelope_key_version(env);
+	f.ct = ks_envelope_ciphertext(env, &f.ct_len);
+	return f;
+}
+
+// Wrap and read the envelope's fields in one cgo crossing (the envelope is
+// freed by a second one, once Go has copied the fields).
+typedef struct { ks_status st; char *msg; ks_envelope *env; kgo_fields f; } kgo_wrapped;
 
 static inline kgo_wrapped kgo_wrap_flat(const ks_keychain *kc, const uint8_t *k, size_t kl, const uint8_t *c,
 		size_t cl) {
@@ -25,10 +35,7 @@ static inline kgo_wrapped kgo_wrap_flat(const ks_keychain *kc, const uint8_t *k,
 		r.msg = kgo_strdup(ks_last_error_message());
 		return r;
 	}
-	r.key_id = ks_envelope_key_id(r.env);
-	r.provider = ks_envelope_provider(r.env);
-	r.version = ks_envelope_key_version(r.env);
-	r.ct = ks_envelope_ciphertext(r.env, &r.ct_len);
+	r.f = kgo_envelope_fields(r.env);
 	return r;
 }
 
@@ -105,16 +112,24 @@ type KeyEnvelope struct {
 	Ciphertext []byte
 }
 
-// toC builds a C envelope for the duration of one call.
-func (e *KeyEnvelope) toC() (*C.ks_envelope, error) {
+// check refuses what no C envelope can hold, before any C call.
+func (e *KeyEnvelope) check() error {
 	if e == nil {
-		return nil, newError(1, "envelope is nil")
+		return newError(1, "envelope is nil")
 	}
 	if e.KeyVersion < 0 || uint64(e.KeyVersion) > 0xffffffff {
-		return nil, newError(1, "envelope key version out of range")
+		return newError(1, "envelope key version out of range")
 	}
 	if hasNUL(e.KeyID, e.Provider) {
-		return nil, newError(10, "envelope field contains a NUL byte")
+		return newError(10, "envelope field contains a NUL byte")
+	}
+	return nil
+}
+
+// toC builds a C envelope for the duration of one call.
+func (e *KeyEnvelope) toC() (*C.ks_envelope, error) {
+	if err := e.check(); err != nil {
+		return nil, err
 	}
 	kid, prov := C.CString(e.KeyID), C.CString(e.Provider)
 	defer C.free(unsafe.Pointer(kid))
@@ -133,17 +148,16 @@ func (e *KeyEnvelope) toC() (*C.ks_envelope, error) {
 // envelopeFromC copies a C envelope into Go and frees it.
 func envelopeFromC(env *C.ks_envelope) *KeyEnvelope {
 	defer C.ks_envelope_free(env)
-	var n C.size_t
-	ct := C.ks_envelope_ciphertext(env, &n)
-	b := make([]byte, int(n))
-	if n > 0 {
-		copy(b, unsafe.Slice((*byte)(unsafe.Pointer(ct)), int(n)))
-	}
+	return fieldsToGo(C.kgo_envelope_fields(env))
+}
+
+// fieldsToGo copies an envelope's fields (still owned by C) into Go.
+func fieldsToGo(f C.kgo_fields) *KeyEnvelope {
 	return &KeyEnvelope{
-		KeyID:      C.GoString(C.ks_envelope_key_id(env)),
-		KeyVersion: int(C.ks_envelope_key_version(env)),
-		Provider:   C.GoString(C.ks_envelope_provider(env)),
-		Ciphertext: b,
+		KeyID:      C.GoString(f.key_id),
+		KeyVersion: int(f.version),
+		Provider:   C.GoString(f.provider),
+		Ciphertext: C.GoBytes(unsafe.Pointer(f.ct), C.int(f.ct_len)),
 	}
 }
 
@@ -223,12 +237,7 @@ func (kc *Keychain) WrapKey(key, context []byte) (*KeyEnvelope, error) {
 	if err := cErr(r.st, r.msg); err != nil {
 		return nil, err
 	}
-	env := &KeyEnvelope{
-		KeyID:      C.GoString(r.key_id),
-		KeyVersion: int(r.version),
-		Provider:   C.GoString(r.provider),
-		Ciphertext: C.GoBytes(unsafe.Pointer(r.ct), C.int(r.ct_len)),
-	}
+	env := fieldsToGo(r.f)
 	C.ks_envelope_free(r.env)
 	return env, nil
 }
@@ -244,14 +253,8 @@ func (kc *Keychain) UnwrapKey(env *KeyEnvelope, context []byte) ([]byte, error) 
 		return nil, err
 	}
 	defer kc.release()
-	if env == nil {
-		return nil, newError(1, "envelope is nil")
-	}
-	if env.KeyVersion < 0 || uint64(env.KeyVersion) > 0xffffffff {
-		return nil, newError(1, "envelope key version out of range")
-	}
-	if hasNUL(env.KeyID, env.Provider) {
-		return nil, newError(10, "envelope field contains a NUL byte")
+	if err := env.check(); err != nil {
+		return nil, err
 	}
 	out := make([]byte, len(env.Ciphertext))
 	var outp *C.uint8_t

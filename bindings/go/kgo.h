@@ -66,14 +66,6 @@ static inline ks_status kgo_active_key_version(const ks_keychain *kc, uint32_t *
 }
 static inline ks_status kgo_is_bound(const ks_keychain *kc, bool *out, char **msg) { KGO_RET(ks_keychain_is_bound(kc, out)); }
 
-static inline ks_status kgo_wrap_key(const ks_keychain *kc, const uint8_t *k, size_t kl, const uint8_t *c, size_t cl,
-		ks_envelope **out, char **msg) {
-	KGO_RET(ks_keychain_wrap_key(kc, k, kl, c, cl, out));
-}
-static inline ks_status kgo_unwrap_key(const ks_keychain *kc, const ks_envelope *env, const uint8_t *c, size_t cl,
-		ks_buffer *out, char **msg) {
-	KGO_RET(ks_keychain_unwrap_key(kc, env, c, cl, out));
-}
 static inline ks_status kgo_envelope_new(const char *key_id, uint32_t ver, const char *provider, const uint8_t *ct,
 		size_t ct_len, ks_envelope **out, char **msg) {
 	KGO_RET(ks_envelope_new(key_id, ver, provider, ct, ct_len, out));

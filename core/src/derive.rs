@@ -21,14 +21,28 @@ pub const MAX_DERIVE_LEN: usize = 255 * 32;
 /// "keystrata/derive/v1" ‖ u32be(len) ‖ origin ‖ u32be(len) ‖ instance ‖ u64be(epoch)
 /// ```
 pub fn origin_info(origin: &[u8], instance: &[u8], epoch: u64) -> Result<Vec<u8>> {
-    let mut info = Vec::with_capacity(ORIGIN_INFO_LABEL.len() + 16 + origin.len() + instance.len());
-    info.extend_from_slice(ORIGIN_INFO_LABEL);
-    info.extend_from_slice(&len32(origin.len())?.to_be_bytes());
-    info.extend_from_slice(origin);
-    info.extend_from_slice(&len32(instance.len())?.to_be_bytes());
-    info.extend_from_slice(instance);
-    info.extend_from_slice(&epoch.to_be_bytes());
-    Ok(info)
+    with_origin_info(origin, instance, epoch, |parts| Ok(parts.concat()))
+}
+
+/// Calls `f` with the parts of [`origin_info`], in order, without joining
+/// them: the one place that layout is written.
+fn with_origin_info<T>(
+    origin: &[u8],
+    instance: &[u8],
+    epoch: u64,
+    f: impl FnOnce(&[&[u8]]) -> Result<T>,
+) -> Result<T> {
+    let origin_len = len32(origin.len())?.to_be_bytes();
+    let instance_len = len32(instance.len())?.to_be_bytes();
+    let epoch = epoch.to_be_bytes();
+    f(&[
+        ORIGIN_INFO_LABEL,
+        &origin_len,
+        origin,
+        &instance_len,
+        instance,
+        &epoch,
+    ])
 }
 
 /// HKDF-Extract with no salt (HashLen zero bytes): the pseudorandom key a
@@ -60,16 +74,9 @@ pub(crate) fn origin_key(
     instance: &[u8],
     epoch: u64,
 ) -> Result<SecretBytes> {
-    let (ol, il) = (
-        len32(origin.len())?.to_be_bytes(),
-        len32(instance.len())?.to_be_bytes(),
-    );
-    let e = epoch.to_be_bytes();
-    expand(
-        prk,
-        &[ORIGIN_INFO_LABEL, &ol, origin, &il, instance, &e],
-        ORIGIN_KEY_LEN,
-    )
+    with_origin_info(origin, instance, epoch, |info| {
+        expand(prk, info, ORIGIN_KEY_LEN)
+    })
 }
 
 fn check_length(length: usize) -> Result<()> {

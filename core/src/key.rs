@@ -3,12 +3,13 @@
 use std::fmt;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use zeroize::Zeroizing;
 
 use crate::aead::{AeadEngine, Aes256Gcm};
 use crate::secret::KeyMaterial;
+use crate::sync::lock;
 
 /// What a key is for. The keychain keeps one primary key per purpose.
 #[non_exhaustive]
@@ -132,10 +133,6 @@ pub(crate) struct Usage {
     /// For a bound keychain: the count up to which the store has recorded a
     /// reservation. Encryption number `n` may proceed only if `n < reserved`.
     pub(crate) reserved: AtomicU64,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Usage {

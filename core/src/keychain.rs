@@ -472,11 +472,9 @@ impl Keychain {
         instance: &[u8],
         epoch: u64,
     ) -> Result<(SecretBytes, u32, u32)> {
-        let set = self.live()?;
-        let id = key_id.unwrap_or_else(|| set.primary_id(Purpose::Derive));
-        let (key, secret) = set.usable(id, Purpose::Derive)?;
-        let out = derive::origin_key(secret.prk(), origin, instance, epoch)?;
-        Ok((out, key.id, key.version))
+        self.derive_under(key_id, |prk| {
+            derive::origin_key(prk, origin, instance, epoch)
+        })
     }
 
     /// `length` bytes (1 to 8160) of HKDF-SHA256 under the derivation
@@ -498,11 +496,21 @@ impl Keychain {
         info: &[u8],
         length: usize,
     ) -> Result<(SecretBytes, u32, u32)> {
+        self.derive_under(key_id, |prk| derive::expand(prk, &[info], length))
+    }
+
+    /// Runs `f` on the HKDF PRK of derivation key `key_id` (default: the
+    /// derivation primary); returns its output with the key's ID and
+    /// version.
+    fn derive_under(
+        &self,
+        key_id: Option<u32>,
+        f: impl FnOnce(&[u8; 32]) -> Result<SecretBytes>,
+    ) -> Result<(SecretBytes, u32, u32)> {
         let set = self.live()?;
         let id = key_id.unwrap_or_else(|| set.primary_id(Purpose::Derive));
         let (key, secret) = set.usable(id, Purpose::Derive)?;
-        let out = derive::expand(secret.prk(), &[info], length)?;
-        Ok((out, key.id, key.version))
+        Ok((f(secret.prk())?, key.id, key.version))
     }
 
     // ----------------------------------------------------------------
@@ -876,7 +884,7 @@ impl Keychain {
     fn lock_writer(&self) -> MutexGuard<'_, ()> {
         // A panic while holding the lock leaves no half-made state: the
         // snapshot is swapped only after everything succeeded.
-        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.writer)
     }
 
     /// Applies a change to a copy of the current snapshot, persists it if

@@ -69,6 +69,7 @@ pub mod root;
 pub mod seal;
 mod secret;
 mod store;
+mod sync;
 pub mod tink;
 
 pub use crate::at_rest::{FORMAT_NAME, FORMAT_VERSION};

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
@@ -36,6 +36,7 @@ use crate::envelope::Envelope;
 use crate::error::{Error, ErrorKind, Result};
 use crate::key_manager::{check_wrap_input, KeyManager};
 use crate::secret::SecretBytes;
+use crate::sync::lock;
 
 /// Provider name of [`Pkcs11Root`], written into its envelopes.
 #[cfg_attr(docsrs, doc(cfg(feature = "pkcs11")))]
@@ -176,10 +177,6 @@ struct Module {
     /// Serialises finding-or-creating keys, so two roots opened at once
     /// never create two keys with one label.
     keygen: Mutex<()>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The process-wide registry of loaded modules: `C_Initialize` may be

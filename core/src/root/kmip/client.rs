@@ -476,7 +476,7 @@ impl Client {
     }
 
     fn lock_pool(&self) -> MutexGuard<'_, Pool> {
-        self.pool.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.pool)
     }
 
     fn check_open(&self) -> Result<()> {
