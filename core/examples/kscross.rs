@@ -34,7 +34,7 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Res<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return usage("odd-length hex");
     }
     (0..s.len())

@@ -4,6 +4,7 @@
 //! {
 //!   "format": "keystrata.keychain",
 //!   "version": 1,
+//!   "revision": 7,
 //!   "policy": {"max_encryptions_per_key": 4294967296, "max_key_age_secs": null, "usage_block": 65536},
 //!   "primary": {"encrypt": 1734567890, "derive": 912345678},
 //!   "keys": [
@@ -28,7 +29,7 @@ use zeroize::Zeroizing;
 use crate::aead::KEY_LEN;
 use crate::error::{Error, Result};
 use crate::key::{Key, KeyStatus, Purpose, Secret, Usage};
-use crate::keychain::KeySet;
+use crate::keyset::KeySet;
 use crate::policy::Policy;
 use crate::secret::KeyMaterial;
 
@@ -37,9 +38,8 @@ pub const FORMAT_NAME: &str = "keystrata.keychain";
 /// The newest `version` this library reads and the one it writes.
 pub const FORMAT_VERSION: u32 = 1;
 
-/// Serializes `set`. `reservation` overrides one key's recorded usage (a
-/// usage block being reserved before it is used).
-pub(crate) fn to_json(set: &KeySet, reservation: Option<(u32, u64)>) -> Result<Zeroizing<Vec<u8>>> {
+/// Serializes `set`.
+pub(crate) fn to_json(set: &KeySet) -> Result<Zeroizing<Vec<u8>>> {
     let mut s = Zeroizing::new(String::with_capacity(512 + set.keys.len() * 256));
     let p = &set.policy;
     let age = match p.max_key_age_secs {
@@ -49,7 +49,8 @@ pub(crate) fn to_json(set: &KeySet, reservation: Option<(u32, u64)>) -> Result<Z
     let fmt_err = |_| Error::internal("formatting the keychain failed");
     write!(
         s,
-        "{{\n  \"format\": \"{FORMAT_NAME}\",\n  \"version\": {FORMAT_VERSION},\n  \"policy\": {{\"max_encryptions_per_key\": {}, \"max_key_age_secs\": {age}, \"usage_block\": {}}},\n  \"primary\": {{\"encrypt\": {}, \"derive\": {}}},\n  \"keys\": [",
+        "{{\n  \"format\": \"{FORMAT_NAME}\",\n  \"version\": {FORMAT_VERSION},\n  \"revision\": {},\n  \"policy\": {{\"max_encryptions_per_key\": {}, \"max_key_age_secs\": {age}, \"usage_block\": {}}},\n  \"primary\": {{\"encrypt\": {}, \"derive\": {}}},\n  \"keys\": [",
+        set.revision,
         p.max_encryptions_per_key,
         p.usage_block,
         set.primary_id(Purpose::Encrypt),
@@ -58,10 +59,7 @@ pub(crate) fn to_json(set: &KeySet, reservation: Option<(u32, u64)>) -> Result<Z
     .map_err(fmt_err)?;
     let mut b64 = Zeroizing::new([0u8; 48]);
     for (i, k) in set.keys.iter().enumerate() {
-        let usage = match reservation {
-            Some((id, n)) if id == k.id => n.max(k.usage.persisted()),
-            _ => k.usage.persisted(),
-        };
+        let usage = k.persisted_usage();
         write!(
             s,
             "{}\n    {{\"key_id\": {}, \"version\": {}, \"purpose\": \"{}\", \"status\": \"{}\", \"created_at\": {}, \"usage\": {}, \"material\": ",
@@ -98,6 +96,9 @@ pub(crate) fn to_json(set: &KeySet, reservation: Option<(u32, u64)>) -> Result<Z
 struct Doc {
     format: String,
     version: u32,
+    /// Absent in keychains saved before stores had revisions.
+    #[serde(default)]
+    revision: u64,
     #[serde(default)]
     policy: Option<PolicyDoc>,
     primary: PrimaryDoc,
@@ -230,8 +231,11 @@ pub(crate) fn from_json(json: &[u8]) -> Result<KeySet> {
             status,
             created_at: k.created_at,
             secret,
-            usage: Arc::new(Usage::new(k.usage)),
+            usage: Arc::new(Usage::unbound(k.usage)),
+            stored_usage: k.usage,
         });
     }
-    KeySet::new(keys, doc.primary.encrypt, doc.primary.derive, policy)
+    let mut set = KeySet::new(keys, doc.primary.encrypt, doc.primary.derive, policy)?;
+    set.revision = doc.revision;
+    Ok(set)
 }

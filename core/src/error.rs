@@ -183,6 +183,15 @@ impl Error {
     }
 }
 
+/// `text` cut to at most `max` characters (with `…` when cut), for echoing
+/// caller input in a message without echoing unbounded input.
+pub(crate) fn truncate_for_message(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_owned(),
+    }
+}
+
 /// `Result<T, keystrata::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use zeroize::Zeroizing;
@@ -110,77 +109,151 @@ const MAX_LEASE: u64 = 64;
 /// Stripes of a key's usage (as many as the keychain's counter stripes).
 const USAGE_STRIPES: usize = crate::events::COUNTER_SHARDS;
 
-/// A stripe's lease: counts `start..end` it may hand out without touching
-/// the shared counter. Alone on its cache lines.
+/// A stripe's lease: counts it may hand out without touching the shared
+/// block, and the fork generation they belong to. Alone on its cache lines.
 #[derive(Debug, Default)]
 #[repr(align(128))]
-struct Lease(Mutex<Range<u64>>);
+struct Lease(Mutex<LeaseState>);
 
-/// Usage counters of one key, shared by every snapshot of the keychain.
-///
-/// Each encryption takes a distinct count `n`, below the policy's maximum.
-/// Threads take counts from their stripe's lease and go to the shared
-/// counter only to renew it (a lease of up to 64 counts, fewer as the
-/// maximum nears: one when fewer than 512 remain), so threads encrypting on
-/// two cores do not fight over one cache line for every message (measured:
-/// one shared counter cost 2-thread seal about a fifth of its throughput).
-/// Counts still leased when a key is retired are skipped, never reused.
 #[derive(Debug, Default)]
+struct LeaseState {
+    counts: Range<u64>,
+    generation: u64,
+}
+
+/// The counts this process owns for one key and has not leased yet.
+#[derive(Debug)]
+struct Block {
+    next: u64,
+    end: u64,
+    /// For a bound keychain, the fork generation that reserved the block:
+    /// a forked child sees another generation and owns nothing until it
+    /// reserves a block of its own. `None` for an unbound keychain, whose
+    /// counts are its own wherever it runs.
+    generation: Option<u64>,
+}
+
+/// What [`Usage::take`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Taken {
+    /// This encryption's count.
+    Count(u64),
+    /// Every owned count is used: reserve a new block in the store first.
+    NeedBlock,
+    /// The policy's maximum is reached.
+    Exhausted,
+}
+
+/// Usage counts of one key in this process, shared by every snapshot of
+/// the keychain.
+///
+/// Each encryption takes a distinct count `n` from a **block** of counts
+/// this process owns: for an unbound keychain, everything from the loaded
+/// usage up; for a bound keychain, a block reserved in the store by
+/// compare-and-swap, so that no two processes (or handles, or a parent and
+/// its forked child) ever own the same count and the policy's maximum holds
+/// for all of them together.
+///
+/// Threads take counts from their stripe's lease and go to the block only
+/// to renew it (a lease of up to 64 counts, fewer as the block's end nears:
+/// one when fewer than 512 remain), so threads encrypting on two cores do
+/// not fight over one cache line for every message (measured: one shared
+/// counter cost 2-thread seal about a fifth of its throughput). Counts
+/// still leased when a key is retired are skipped, never reused.
+#[derive(Debug)]
 pub(crate) struct Usage {
-    /// Counts handed to leases (or given out one by one).
-    granted: AtomicU64,
+    block: Mutex<Block>,
     leases: [Lease; USAGE_STRIPES],
-    /// For a bound keychain: the count up to which the store has recorded a
-    /// reservation. Encryption number `n` may proceed only if `n < reserved`.
-    pub(crate) reserved: AtomicU64,
 }
 
 impl Usage {
-    pub(crate) fn new(used: u64) -> Usage {
+    /// Usage of a key in an unbound keychain that recorded `used` counts.
+    pub(crate) fn unbound(used: u64) -> Usage {
         Usage {
-            granted: AtomicU64::new(used),
+            block: Mutex::new(Block {
+                next: used,
+                end: u64::MAX,
+                generation: None,
+            }),
             leases: Default::default(),
-            reserved: AtomicU64::new(used),
         }
     }
 
-    /// The count of one new encryption, below `max`; `None` when every
-    /// count below `max` was taken (a refused attempt takes none).
+    /// Usage of a key in a bound keychain: no counts owned yet.
+    pub(crate) fn bound() -> Usage {
+        Usage {
+            block: Mutex::new(Block {
+                next: 0,
+                end: 0,
+                generation: Some(keystrata_sys::fork_generation()),
+            }),
+            leases: Default::default(),
+        }
+    }
+
+    /// The count of one new encryption, below `max`. A refused attempt
+    /// takes no count.
     #[inline]
-    pub(crate) fn take(&self, max: u64) -> Option<u64> {
+    pub(crate) fn take(&self, max: u64) -> Taken {
+        let generation = keystrata_sys::fork_generation();
         let mut lease = lock(&self.leases[crate::events::counter_shard()].0);
-        if let Some(n) = lease.next() {
-            return Some(n);
+        if lease.generation != generation {
+            // Inherited through fork(): the parent may use these counts.
+            lease.counts = 0..0;
+            lease.generation = generation;
         }
-        let remaining = max.saturating_sub(self.granted.load(Ordering::Relaxed));
-        let size = (remaining / (USAGE_STRIPES as u64 * 8)).clamp(1, MAX_LEASE);
-        let n = self.granted.fetch_add(size, Ordering::Relaxed);
-        if n >= max {
-            // Safe under concurrency: once the counter reaches `max`, every
-            // later add is matched by this subtract.
-            self.granted.fetch_sub(size, Ordering::Relaxed);
-            return None;
+        if let Some(n) = lease.counts.next() {
+            if n < max {
+                return Taken::Count(n);
+            }
+            lease.counts = 0..0;
         }
-        let end = n.saturating_add(size).min(max);
-        if n + size > end {
-            // Give back what lies beyond `max`.
-            self.granted.fetch_sub(n + size - end, Ordering::Relaxed);
+        let mut b = lock(&self.block);
+        if b.generation.is_some_and(|g| g != generation) {
+            b.next = b.end;
         }
-        *lease = (n + 1)..end;
-        Some(n)
+        if b.next >= max {
+            return Taken::Exhausted;
+        }
+        if b.next >= b.end {
+            return Taken::NeedBlock;
+        }
+        let limit = b.end.min(max);
+        let size = ((limit - b.next) / (USAGE_STRIPES as u64 * 8)).clamp(1, MAX_LEASE);
+        let n = b.next;
+        b.next += size;
+        lease.counts = (n + 1)..(n + size);
+        Taken::Count(n)
     }
 
-    /// Encryptions started with this key: counts granted, less what the
-    /// leases still hold. Exact: every lease is held while it is read.
+    /// Whether this process owns a count it has not leased yet.
+    pub(crate) fn has_block(&self) -> bool {
+        let b = lock(&self.block);
+        b.next < b.end
+            && b.generation
+                .is_none_or(|g| g == keystrata_sys::fork_generation())
+    }
+
+    /// Makes `start..end`, just reserved in the store, this process's block.
+    pub(crate) fn install_block(&self, start: u64, end: u64) {
+        let mut b = lock(&self.block);
+        b.next = start;
+        b.end = end;
+        b.generation = Some(keystrata_sys::fork_generation());
+    }
+
+    /// Encryptions started with this key from its owned counts: counts
+    /// taken from the block, less what the leases still hold. Exact: every
+    /// lease is held while it is read. For an unbound key this is the
+    /// key's usage; a bound key's usage is what the store records.
     pub(crate) fn used(&self) -> u64 {
         let leases: Vec<_> = self.leases.iter().map(|l| lock(&l.0)).collect();
-        let spare: u64 = leases.iter().map(|r| r.end.saturating_sub(r.start)).sum();
-        self.granted.load(Ordering::Acquire).saturating_sub(spare)
-    }
-
-    /// The count to record when saving: never below anything handed out.
-    pub(crate) fn persisted(&self) -> u64 {
-        self.used().max(self.reserved.load(Ordering::Acquire))
+        let spare: u64 = leases
+            .iter()
+            .map(|l| l.counts.end.saturating_sub(l.counts.start))
+            .sum();
+        let b = lock(&self.block);
+        b.next.saturating_sub(spare)
     }
 }
 
@@ -223,7 +296,11 @@ pub(crate) struct Key {
     pub(crate) created_at: u64,
     /// `None` exactly when the key is destroyed.
     pub(crate) secret: Option<Arc<Secret>>,
+    /// This process's usage counts (shared by every snapshot).
     pub(crate) usage: Arc<Usage>,
+    /// The usage the store records (or the saved keychain recorded): for a
+    /// bound keychain, every count any process reserved.
+    pub(crate) stored_usage: u64,
 }
 
 impl fmt::Debug for Key {
@@ -238,6 +315,11 @@ impl fmt::Debug for Key {
 }
 
 impl Key {
+    /// The usage to record when saving: never below anything handed out.
+    pub(crate) fn persisted_usage(&self) -> u64 {
+        self.stored_usage.max(self.usage.used())
+    }
+
     pub(crate) fn info(&self, primary: bool) -> KeyInfo {
         KeyInfo {
             key_id: self.id,
@@ -245,7 +327,7 @@ impl Key {
             purpose: self.purpose,
             status: self.status,
             created_at: self.created_at,
-            usage: self.usage.persisted(),
+            usage: self.persisted_usage(),
             primary,
         }
     }
@@ -263,15 +345,24 @@ pub(crate) fn now_unix() -> u64 {
 mod tests {
     use super::*;
 
+    fn count(t: Taken) -> Option<u64> {
+        match t {
+            Taken::Count(n) => Some(n),
+            _ => None,
+        }
+    }
+
     #[test]
     fn leases_hand_out_every_count_once_and_never_past_the_maximum() {
         for max in [1u64, 3, 97, 513, 10_000] {
-            let usage = Arc::new(Usage::new(0));
+            let usage = Arc::new(Usage::unbound(0));
             let taken: Vec<Vec<u64>> = std::thread::scope(|s| {
                 let hs: Vec<_> = (0..6)
                     .map(|_| {
                         let u = Arc::clone(&usage);
-                        s.spawn(move || std::iter::from_fn(|| u.take(max)).collect::<Vec<u64>>())
+                        s.spawn(move || {
+                            std::iter::from_fn(|| count(u.take(max))).collect::<Vec<u64>>()
+                        })
                     })
                     .collect();
                 hs.into_iter().map(|h| h.join().unwrap()).collect()
@@ -281,21 +372,38 @@ mod tests {
             // Every thread ran until refused: each count below max exactly once.
             assert_eq!(all, (0..max).collect::<Vec<_>>(), "max {max}");
             assert_eq!(usage.used(), max);
-            assert_eq!(usage.take(max), None);
+            assert_eq!(usage.take(max), Taken::Exhausted);
             assert_eq!(usage.used(), max, "a refused attempt takes no count");
         }
     }
 
     #[test]
     fn used_counts_only_what_was_taken() {
-        let usage = Usage::new(5);
+        let usage = Usage::unbound(5);
         assert_eq!(usage.used(), 5);
-        assert_eq!(usage.take(1 << 32), Some(5));
-        assert_eq!(usage.take(1 << 32), Some(6));
+        assert_eq!(usage.take(1 << 32), Taken::Count(5));
+        assert_eq!(usage.take(1 << 32), Taken::Count(6));
         // The rest of the lease is not counted as used.
         assert_eq!(usage.used(), 7);
-        assert_eq!(usage.persisted(), 7);
-        usage.reserved.store(100, Ordering::Release);
-        assert_eq!(usage.persisted(), 100);
+    }
+
+    #[test]
+    fn a_bound_key_uses_only_the_blocks_it_reserved() {
+        let usage = Usage::bound();
+        assert_eq!(usage.take(1 << 32), Taken::NeedBlock);
+        assert!(!usage.has_block());
+        usage.install_block(100, 103);
+        assert!(usage.has_block());
+        let got: Vec<u64> = std::iter::from_fn(|| count(usage.take(1 << 32))).collect();
+        assert_eq!(got, vec![100, 101, 102]);
+        assert_eq!(usage.take(1 << 32), Taken::NeedBlock);
+        // Blocks of other processes lie between ours.
+        usage.install_block(200, 202);
+        let got: Vec<u64> = std::iter::from_fn(|| count(usage.take(1 << 32))).collect();
+        assert_eq!(got, vec![200, 201]);
+        // The policy's maximum wins over the block's end.
+        usage.install_block(300, 400);
+        assert_eq!(usage.take(301), Taken::Count(300));
+        assert_eq!(usage.take(301), Taken::Exhausted);
     }
 }

@@ -1,7 +1,6 @@
 //! The keychain: keys with one primary per purpose, and every operation.
 
 use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
@@ -13,183 +12,23 @@ use crate::encrypt::ENCRYPT_OVERHEAD;
 use crate::envelope::{wrap_aad, Envelope};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{Counter, Counters, Event, EventKind, SubscriptionId, Telemetry};
-use crate::key::{now_unix, Key, KeyInfo, KeyStatus, Purpose, Secret, Usage};
+use crate::key::{now_unix, Key, KeyInfo, KeyStatus, Purpose, Secret, Taken, Usage};
 use crate::key_manager::{check_wrap_input, KeyManager};
+use crate::keyset::KeySet;
 use crate::policy::Policy;
 use crate::root::Root;
 use crate::seal::{self, SEAL_OVERHEAD};
 use crate::secret::{KeyMaterial, SecretBytes};
-use crate::store::FileStore;
 use crate::tink;
 
+mod bound;
 mod into_buf;
+
+use self::bound::Bound;
+pub use self::bound::{OpenOptions, DEFAULT_REFRESH};
 
 /// Provider name of a keychain acting as a [`KeyManager`].
 pub const KEYCHAIN_PROVIDER: &str = "keystrata";
-
-/// An immutable snapshot of the keychain's keys. Readers load it without a
-/// lock; writers build a new one and swap it in.
-#[derive(Clone, Debug)]
-pub(crate) struct KeySet {
-    /// Keys in order of creation.
-    pub(crate) keys: Vec<Key>,
-    /// `(key_id, position in keys)`, sorted by key_id.
-    index: Vec<(u32, usize)>,
-    pub(crate) primary_encrypt: usize,
-    pub(crate) primary_derive: usize,
-    pub(crate) policy: Policy,
-}
-
-impl KeySet {
-    pub(crate) fn new(
-        keys: Vec<Key>,
-        primary_encrypt: u32,
-        primary_derive: u32,
-        policy: Policy,
-    ) -> Result<KeySet> {
-        let mut set = KeySet {
-            keys,
-            index: Vec::new(),
-            primary_encrypt: 0,
-            primary_derive: 0,
-            policy,
-        };
-        set.rebuild_index()?;
-        set.primary_encrypt = set.primary_position(primary_encrypt, Purpose::Encrypt)?;
-        set.primary_derive = set.primary_position(primary_derive, Purpose::Derive)?;
-        Ok(set)
-    }
-
-    fn rebuild_index(&mut self) -> Result<()> {
-        let mut index: Vec<(u32, usize)> = self
-            .keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| (k.id, i))
-            .collect();
-        index.sort_unstable();
-        if index.windows(2).any(|w| w[0].0 == w[1].0) {
-            return Err(Error::format("two keys share one key_id"));
-        }
-        self.index = index;
-        Ok(())
-    }
-
-    fn primary_position(&self, id: u32, purpose: Purpose) -> Result<usize> {
-        let pos = self.position(id).ok_or_else(|| {
-            Error::format(format!("the {purpose} primary {id} is not in the keychain"))
-        })?;
-        let k = &self.keys[pos];
-        if k.purpose != purpose || k.status != KeyStatus::Enabled {
-            return Err(Error::format(format!(
-                "the {purpose} primary {id} is not an enabled {purpose} key"
-            )));
-        }
-        Ok(pos)
-    }
-
-    #[inline]
-    pub(crate) fn position(&self, key_id: u32) -> Option<usize> {
-        self.index
-            .binary_search_by_key(&key_id, |e| e.0)
-            .ok()
-            .map(|i| self.index[i].1)
-    }
-
-    pub(crate) fn primary_id(&self, purpose: Purpose) -> u32 {
-        match purpose {
-            Purpose::Encrypt => self.keys[self.primary_encrypt].id,
-            Purpose::Derive => self.keys[self.primary_derive].id,
-        }
-    }
-
-    fn is_primary(&self, pos: usize) -> bool {
-        pos == self.primary_encrypt || pos == self.primary_derive
-    }
-
-    /// The key `key_id`, usable for `purpose`, with its material.
-    #[inline]
-    fn usable(&self, key_id: u32, purpose: Purpose) -> Result<(&Key, &Secret)> {
-        let key = self
-            .position(key_id)
-            .map(|p| &self.keys[p])
-            .filter(|k| k.purpose == purpose)
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::UnknownKey,
-                    format!("no {purpose} key with key_id {key_id} in this keychain"),
-                )
-            })?;
-        match (key.status, &key.secret) {
-            (KeyStatus::Enabled, Some(s)) => Ok((key, s)),
-            (KeyStatus::Disabled, _) => Err(Error::new(
-                ErrorKind::KeyDisabled,
-                format!("key {key_id} (version {}) is disabled", key.version),
-            )),
-            _ => Err(Error::new(
-                ErrorKind::KeyDestroyed,
-                format!("key {key_id} (version {}) was destroyed", key.version),
-            )),
-        }
-    }
-
-    fn next_version(&self, purpose: Purpose) -> u32 {
-        self.keys
-            .iter()
-            .filter(|k| k.purpose == purpose)
-            .map(|k| k.version)
-            .max()
-            .unwrap_or(0)
-            + 1
-    }
-
-    /// A fresh key ID in [1, 2^31-1] not used in this set.
-    fn fresh_id(&self) -> Result<u32> {
-        loop {
-            let mut b = [0u8; 4];
-            crate::aead::fill_random(&mut b)?;
-            let id = u32::from_be_bytes(b) & 0x7fff_ffff;
-            if id != 0 && self.position(id).is_none() {
-                return Ok(id);
-            }
-        }
-    }
-
-    /// Adds a new enabled key and returns its position.
-    fn push_new(&mut self, purpose: Purpose, reserved: u64) -> Result<usize> {
-        let id = self.fresh_id()?;
-        let version = self.next_version(purpose);
-        let usage = Usage::new(0);
-        usage.reserved.store(reserved, Ordering::Release);
-        self.keys.push(Key {
-            id,
-            version,
-            purpose,
-            status: KeyStatus::Enabled,
-            created_at: now_unix(),
-            secret: Some(Arc::new(Secret::new(KeyMaterial::random()?))),
-            usage: Arc::new(usage),
-        });
-        let pos = self.keys.len() - 1;
-        let at = self.index.partition_point(|e| e.0 < id);
-        self.index.insert(at, (id, pos));
-        Ok(pos)
-    }
-
-    fn info(&self, pos: usize) -> KeyInfo {
-        self.keys[pos].info(self.is_primary(pos))
-    }
-
-    fn empty() -> KeySet {
-        KeySet {
-            keys: Vec::new(),
-            index: Vec::new(),
-            primary_encrypt: usize::MAX,
-            primary_derive: usize::MAX,
-            policy: Policy::default(),
-        }
-    }
-}
 
 /// A set of AES-256 keys with one primary key per purpose, and every
 /// operation keystrata offers on them.
@@ -227,7 +66,7 @@ impl KeySet {
 pub struct Keychain {
     state: ArcSwap<KeySet>,
     writer: Mutex<()>,
-    store: Option<FileStore>,
+    bound: Option<Bound>,
     telemetry: Telemetry,
 }
 
@@ -236,7 +75,7 @@ impl std::fmt::Debug for Keychain {
         let set = self.state.load();
         f.debug_struct("Keychain")
             .field("keys", &set.keys.len())
-            .field("bound", &self.store.is_some())
+            .field("bound", &self.bound.as_ref().map(|b| b.store.location()))
             .finish_non_exhaustive()
     }
 }
@@ -244,9 +83,13 @@ impl std::fmt::Debug for Keychain {
 /// Outcome of taking one usage count from the encryption primary.
 enum Take {
     Ok,
-    NeedsReservation(u64),
+    NeedsReservation,
     Exhausted(&'static str),
 }
+
+/// Attempts at finding a usable encryption primary (each after a
+/// reservation, a rotation or adopting another writer's primary).
+const MAX_KEY_ATTEMPTS: u32 = 16;
 
 impl Keychain {
     // ----------------------------------------------------------------
@@ -265,16 +108,16 @@ impl Keychain {
         policy.validate()?;
         let mut set = KeySet::empty();
         set.policy = policy;
-        set.primary_encrypt = set.push_new(Purpose::Encrypt, 0)?;
-        set.primary_derive = set.push_new(Purpose::Derive, 0)?;
+        set.primary_encrypt = set.push_new(Purpose::Encrypt, Usage::unbound(0), 0)?;
+        set.primary_derive = set.push_new(Purpose::Derive, Usage::unbound(0), 0)?;
         Ok(Keychain::from_set(set, None))
     }
 
-    pub(crate) fn from_set(set: KeySet, store: Option<FileStore>) -> Keychain {
+    pub(crate) fn from_set(set: KeySet, bound: Option<Bound>) -> Keychain {
         Keychain {
             state: ArcSwap::from_pointee(set),
             writer: Mutex::new(()),
-            store,
+            bound,
             telemetry: Telemetry::default(),
         }
     }
@@ -296,7 +139,7 @@ impl Keychain {
     /// protected by `root`. Under an age root the result is an age file.
     pub fn save(&self, root: &dyn Root) -> Result<Vec<u8>> {
         let set = self.live()?;
-        let json = at_rest::to_json(&set, None)?;
+        let json = at_rest::to_json(&set)?;
         self.track(root.protect(&json))
     }
 
@@ -317,69 +160,74 @@ impl Keychain {
         Keychain::load(&bytes, root)
     }
 
-    /// Opens the keychain stored at `path`, creating it (with
-    /// [`generate`](Keychain::generate)) if the file does not exist, and
-    /// binds it to that file.
+    /// Opens the keychain stored at `location`, creating it (as
+    /// [`generate`](Keychain::generate) would) if the store is empty, and
+    /// binds it to that store. `location` is a file path (or `file://`
+    /// URL), or `etcd://[user@]host:port[,host:port…]/key/path` (`etcds://`
+    /// for TLS) with the `etcd` feature; see `docs/STORES.md`.
     ///
-    /// A bound keychain writes every change of state (rotate, automatic
-    /// rotation, a new block of usage counts) to the file, atomically,
-    /// before the first ciphertext under the new state is returned; when
-    /// the rotation policy's limit is reached it rotates by itself and
-    /// emits a `KeyRotated` event with `automatic` set. One process at a
-    /// time may hold a given file open.
+    /// A bound keychain is safe to share: any number of handles, processes
+    /// (and, with etcd, machines) may open one location at once, and none
+    /// ever loses what another wrote. Every change of state (rotate, an
+    /// automatic rotation, a block of usage counts) is applied to the
+    /// latest stored state and written by compare-and-swap before the first
+    /// ciphertext under it is returned. Usage counts are reserved in the
+    /// store in blocks, so the policy's limit holds for all writers
+    /// together; when it is reached, exactly one writer rotates (emitting
+    /// `KeyRotated` with `automatic` set) and the others adopt its key. A
+    /// ciphertext under a key another writer made decrypts at once; a new
+    /// primary is adopted within [`DEFAULT_REFRESH`]
+    /// ([`OpenOptions::refresh`] to change it).
     ///
-    /// A file that exists but cannot be opened with `root` is an error and
-    /// is left untouched.
-    pub fn open<R: Root + Clone + 'static>(path: impl AsRef<Path>, root: &R) -> Result<Keychain> {
-        Keychain::open_with_policy(path, root, None)
+    /// After `fork()` the child may keep using the handle: it never uses
+    /// the parent's reserved counts (it reserves its own block first). Fork
+    /// only while no other thread is inside a keystrata call.
+    ///
+    /// A store whose contents do not open with `root` is an error and is
+    /// left untouched.
+    pub fn open<R: Root + Clone + 'static>(
+        location: impl AsRef<Path>,
+        root: &R,
+    ) -> Result<Keychain> {
+        OpenOptions::new().open(location, root)
     }
 
-    /// Like [`open`](Keychain::open); when the file is created, the new
-    /// keychain gets `policy` (or the default); an existing file keeps the
-    /// policy it holds unless `policy` is given, in which case it is
+    /// Like [`open`](Keychain::open); when the store is empty, the new
+    /// keychain gets `policy` (or the default); an existing keychain keeps
+    /// the policy it holds unless `policy` is given, in which case it is
     /// replaced and written back.
     pub fn open_with_policy<R: Root + Clone + 'static>(
-        path: impl AsRef<Path>,
+        location: impl AsRef<Path>,
         root: &R,
         policy: Option<Policy>,
     ) -> Result<Keychain> {
-        if let Some(p) = &policy {
-            p.validate()?;
-        }
-        let store = FileStore::new(path.as_ref().to_path_buf(), Arc::new(root.clone()));
-        match std::fs::read(path.as_ref()) {
-            Ok(bytes) => {
-                let json = root.unprotect(&bytes)?;
-                let mut set = at_rest::from_json(&json)?;
-                let changed = policy.is_some_and(|p| p != set.policy);
-                if let Some(p) = policy {
-                    set.policy = p;
-                }
-                if changed {
-                    store.persist(&set, None)?;
-                }
-                Ok(Keychain::from_set(set, Some(store)))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut set = KeySet::empty();
-                set.policy = policy.unwrap_or_default();
-                let block = set
-                    .policy
-                    .usage_block
-                    .min(set.policy.max_encryptions_per_key);
-                set.primary_encrypt = set.push_new(Purpose::Encrypt, block)?;
-                set.primary_derive = set.push_new(Purpose::Derive, 0)?;
-                store.persist(&set, None)?;
-                Ok(Keychain::from_set(set, Some(store)))
-            }
-            Err(e) => Err(Error::io(format!("reading {}", path.as_ref().display()), e)),
-        }
+        OpenOptions::new().policy_opt(policy).open(location, root)
     }
 
     /// Whether this keychain is bound to a store (made by
     /// [`open`](Keychain::open)).
     pub fn is_bound(&self) -> bool {
-        self.store.is_some()
+        self.bound.is_some()
+    }
+
+    /// The location of the store this keychain is bound to (never with a
+    /// password), or `None` if unbound.
+    pub fn location(&self) -> Option<&str> {
+        self.bound.as_ref().map(|b| b.store.location())
+    }
+
+    /// Adopts the latest stored state now, rather than within the refresh
+    /// interval. Does nothing for an unbound keychain. Errors: the store is
+    /// unreachable (`Unavailable`, `Io`) or its contents do not open.
+    pub fn refresh(&self) -> Result<()> {
+        let r = match &self.bound {
+            None => Ok(()),
+            Some(b) => {
+                let _w = self.lock_writer();
+                self.reload_latest(b)
+            }
+        };
+        self.track(r)
     }
 
     // ----------------------------------------------------------------
@@ -507,7 +355,10 @@ impl Keychain {
         key_id: Option<u32>,
         f: impl FnOnce(&[u8; 32]) -> Result<SecretBytes>,
     ) -> Result<(SecretBytes, u32, u32)> {
-        let set = self.live()?;
+        let set = match key_id {
+            Some(id) => self.set_with_key(id)?,
+            None => self.live()?,
+        };
         let id = key_id.unwrap_or_else(|| set.primary_id(Purpose::Derive));
         let (key, secret) = set.usable(id, Purpose::Derive)?;
         Ok((f(secret.prk())?, key.id, key.version))
@@ -520,7 +371,7 @@ impl Keychain {
     /// Adds a new encryption key and makes it the primary. The derivation
     /// primary is left alone, so derived keys do not change.
     pub fn rotate(&self) -> Result<KeyInfo> {
-        let r = self.rotate_purpose(Purpose::Encrypt, None);
+        let r = self.rotate_purpose(Purpose::Encrypt);
         self.track(r)
     }
 
@@ -528,49 +379,44 @@ impl Keychain {
     /// changes every derived key: do it on compromise. Older derivation keys
     /// stay reachable through [`derive_with`](Keychain::derive_with).
     pub fn rotate_derivation(&self) -> Result<KeyInfo> {
-        let r = self.rotate_purpose(Purpose::Derive, None);
+        let r = self.rotate_purpose(Purpose::Derive);
         self.track(r)
     }
 
-    fn rotate_purpose(&self, purpose: Purpose, only_if_primary: Option<u32>) -> Result<KeyInfo> {
-        let automatic = only_if_primary.is_some();
-        self.mutate(|set, bound| {
-            if let Some(id) = only_if_primary {
-                if set.primary_id(purpose) != id {
-                    // Another thread rotated already.
-                    return Ok((None, Vec::new()));
+    fn rotate_purpose(&self, purpose: Purpose) -> Result<KeyInfo> {
+        let (info, rotated) = self.mutate(|set, bound| {
+            // A bound keychain's new encryption primary comes with the
+            // first block of its usage counts reserved for this process.
+            let (usage, stored) = match (bound, purpose) {
+                (true, Purpose::Encrypt) => {
+                    let end = set
+                        .policy
+                        .usage_block
+                        .min(set.policy.max_encryptions_per_key);
+                    // Only reachable once the new state is stored.
+                    let usage = Usage::bound();
+                    usage.install_block(0, end);
+                    (usage, end)
                 }
-            }
-            let reserved = if bound && purpose == Purpose::Encrypt {
-                set.policy
-                    .usage_block
-                    .min(set.policy.max_encryptions_per_key)
-            } else {
-                0
+                (true, _) => (Usage::bound(), 0),
+                (false, _) => (Usage::unbound(0), 0),
             };
-            let pos = set.push_new(purpose, reserved)?;
+            let pos = set.push_new(purpose, usage, stored)?;
             match purpose {
                 Purpose::Encrypt => set.primary_encrypt = pos,
                 Purpose::Derive => set.primary_derive = pos,
             }
             let k = &set.keys[pos];
-            let mut rotated = Event::key(EventKind::KeyRotated, k.id, k.version, purpose);
-            rotated.automatic = automatic;
             let events = vec![
                 Event::key(EventKind::KeyCreated, k.id, k.version, purpose),
-                rotated,
+                Event::key(EventKind::KeyRotated, k.id, k.version, purpose),
             ];
             Ok((Some(set.info(pos)), events))
-        })
-        .and_then(|(info, rotated)| {
-            if rotated {
-                self.telemetry.count(Counter::Rotations);
-            }
-            match info {
-                Some(i) => Ok(i),
-                None => self.primary_for(purpose),
-            }
-        })
+        })?;
+        if rotated {
+            self.telemetry.count(Counter::Rotations);
+        }
+        info.ok_or_else(|| Error::internal("rotate produced no key"))
     }
 
     /// Adds an enabled key that is not primary: the first phase of a
@@ -578,8 +424,13 @@ impl Keychain {
     /// [`promote`](Keychain::promote) the key.
     pub fn add_key(&self, purpose: Purpose) -> Result<KeyInfo> {
         let r = self
-            .mutate(|set, _| {
-                let pos = set.push_new(purpose, 0)?;
+            .mutate(|set, bound| {
+                let usage = if bound {
+                    Usage::bound()
+                } else {
+                    Usage::unbound(0)
+                };
+                let pos = set.push_new(purpose, usage, 0)?;
                 let k = &set.keys[pos];
                 let ev = Event::key(EventKind::KeyCreated, k.id, k.version, purpose);
                 Ok((Some(set.info(pos)), vec![ev]))
@@ -736,12 +587,13 @@ impl Keychain {
                 status: k.status,
                 created_at: now,
                 secret,
-                usage: Arc::new(Usage::new(0)),
+                usage: Arc::new(Usage::unbound(0)),
+                stored_usage: 0,
             });
         }
         set.rebuild_index()?;
         set.primary_encrypt = set.primary_position(ks.primary_key_id, Purpose::Encrypt)?;
-        set.primary_derive = set.push_new(Purpose::Derive, 0)?;
+        set.primary_derive = set.push_new(Purpose::Derive, Usage::unbound(0), 0)?;
         Ok(Keychain::from_set(set, None))
     }
 
@@ -806,6 +658,19 @@ impl Keychain {
             return Err(Error::unavailable("this keychain was closed"));
         }
         Ok(set)
+    }
+
+    /// The current snapshot, reloaded once from the store first if it does
+    /// not have `key_id` (a key another writer just made).
+    #[inline]
+    pub(crate) fn set_with_key(&self, key_id: u32) -> Result<arc_swap::Guard<Arc<KeySet>>> {
+        let set = self.live()?;
+        if self.bound.is_none() || set.position(key_id).is_some() {
+            return Ok(set);
+        }
+        drop(set);
+        self.reload_for_unknown_key();
+        self.live()
     }
 
     #[inline]
@@ -887,30 +752,47 @@ impl Keychain {
         crate::sync::lock(&self.writer)
     }
 
-    /// Applies a change to a copy of the current snapshot, persists it if
-    /// bound, publishes it, then emits events with no lock held. Returns
-    /// `f`'s value and whether anything changed.
+    fn try_lock_writer(&self) -> Option<MutexGuard<'_, ()>> {
+        match self.writer.try_lock() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// Applies a change to a copy of the current snapshot (for a bound
+    /// keychain: of the latest stored state, by compare-and-swap, applying
+    /// it again after a conflict), publishes it, then emits events with no
+    /// lock held. Returns `f`'s value and whether anything changed.
     fn mutate<T>(
         &self,
-        f: impl FnOnce(&mut KeySet, bool) -> Result<(Option<T>, Vec<Event>)>,
+        mut f: impl FnMut(&mut KeySet, bool) -> Result<(Option<T>, Vec<Event>)>,
     ) -> Result<(Option<T>, bool)> {
-        let events;
-        let out;
-        {
+        let (out, events) = {
             let _w = self.lock_writer();
-            let cur = self.live()?;
-            let mut next = KeySet::clone(&cur);
-            let (o, ev) = f(&mut next, self.store.is_some())?;
-            if ev.is_empty() && o.is_none() && next.policy == cur.policy {
-                return Ok((None, false));
+            match &self.bound {
+                None => {
+                    let cur = self.live()?;
+                    let mut next = KeySet::clone(&cur);
+                    let (o, ev) = f(&mut next, false)?;
+                    if ev.is_empty() && o.is_none() && next.policy == cur.policy {
+                        return Ok((None, false));
+                    }
+                    self.state.store(Arc::new(next));
+                    (o, ev)
+                }
+                Some(b) => self
+                    .commit(b, |set| {
+                        let before = set.policy;
+                        let (o, ev) = f(set, true)?;
+                        if ev.is_empty() && o.is_none() && set.policy == before {
+                            return Ok(None);
+                        }
+                        Ok(Some((o, ev)))
+                    })?
+                    .unwrap_or((None, Vec::new())),
             }
-            if let Some(store) = &self.store {
-                store.persist(&next, None)?;
-            }
-            self.state.store(Arc::new(next));
-            events = ev;
-            out = o;
-        }
+        };
         let changed = !events.is_empty();
         self.telemetry.emit(&events);
         Ok((out, changed))
@@ -921,70 +803,57 @@ impl Keychain {
     /// requires.
     #[inline]
     fn with_encryption_key<T>(&self, f: impl FnOnce(&Key, &Secret) -> Result<T>) -> Result<T> {
-        loop {
+        if let Some(b) = &self.bound {
+            if Keychain::refresh_is_due(b) {
+                self.refresh_due(b);
+            }
+        }
+        for _ in 0..MAX_KEY_ATTEMPTS {
             let set = self.live()?;
             let key = &set.keys[set.primary_encrypt];
             let secret = key
                 .secret
                 .as_ref()
                 .ok_or_else(|| Error::internal("the encryption primary has no material"))?;
-            match self.take(&set, key) {
-                Take::Ok => return f(key, secret),
-                Take::NeedsReservation(n) => {
-                    self.reserve(key, n)?;
-                    return f(key, secret);
-                }
-                Take::Exhausted(why) => {
-                    if self.store.is_none() {
-                        return Err(Error::policy(format!(
-                            "the encryption primary (key {}, version {}) {why}; \
-                             rotate the keychain and save it",
-                            key.id, key.version
-                        )));
-                    }
+            match (self.take(&set, key), &self.bound) {
+                (Take::Ok, _) => return f(key, secret),
+                (Take::NeedsReservation | Take::Exhausted(_), Some(b)) => {
                     let id = key.id;
                     drop(set);
-                    self.rotate_purpose(Purpose::Encrypt, Some(id))?;
+                    self.reserve(b, id)?;
+                }
+                (Take::Exhausted(why), None) => {
+                    return Err(Error::policy(format!(
+                        "the encryption primary (key {}, version {}) {why}; \
+                         rotate the keychain and save it",
+                        key.id, key.version
+                    )))
+                }
+                (Take::NeedsReservation, None) => {
+                    return Err(Error::internal("an unbound key asked for a reservation"))
                 }
             }
         }
+        Err(Error::unavailable(
+            "no usable encryption primary after repeated reservations; the store keeps changing",
+        ))
     }
 
     #[inline]
     fn take(&self, set: &KeySet, key: &Key) -> Take {
-        let Some(n) = key.usage.take(set.policy.max_encryptions_per_key) else {
-            return Take::Exhausted("reached the policy's maximum number of encryptions");
-        };
+        match key.usage.take(set.policy.max_encryptions_per_key) {
+            Taken::Count(_) => {}
+            Taken::NeedBlock => return Take::NeedsReservation,
+            Taken::Exhausted => {
+                return Take::Exhausted("reached the policy's maximum number of encryptions")
+            }
+        }
         if let Some(max_age) = set.policy.max_key_age_secs {
             if now_unix().saturating_sub(key.created_at) >= max_age {
                 return Take::Exhausted("is older than the policy's maximum key age");
             }
         }
-        if self.store.is_some() && n >= key.usage.reserved.load(Ordering::Acquire) {
-            return Take::NeedsReservation(n);
-        }
         Take::Ok
-    }
-
-    /// Writes a new block of usage counts for `key` to the store, so that
-    /// count `n` is covered, before it is used.
-    #[cold]
-    fn reserve(&self, key: &Key, n: u64) -> Result<()> {
-        let _w = self.lock_writer();
-        if n < key.usage.reserved.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let set = self.live()?;
-        let policy = set.policy;
-        let new = n
-            .saturating_add(policy.usage_block)
-            .min(policy.max_encryptions_per_key)
-            .max(n + 1);
-        if let Some(store) = &self.store {
-            store.persist(&set, Some((key.id, new)))?;
-        }
-        key.usage.reserved.fetch_max(new, Ordering::AcqRel);
-        Ok(())
     }
 
     fn wrap_inner(&self, plaintext_key: &[u8], context: &[u8]) -> Result<Envelope> {
@@ -1002,7 +871,7 @@ impl Keychain {
     }
 
     fn unwrap_inner(&self, env: &Envelope, context: &[u8]) -> Result<SecretBytes> {
-        let set = self.live()?;
+        self.check_open()?;
         if env.provider != KEYCHAIN_PROVIDER {
             return Err(Error::invalid(format!(
                 "envelope is from provider {:?}, not {KEYCHAIN_PROVIDER:?}",
@@ -1014,6 +883,7 @@ impl Keychain {
         if seal::key_id(&env.ciphertext)? != id {
             return Err(Error::authentication());
         }
+        let set = self.set_with_key(id)?;
         let (_, secret) = set.usable(id, Purpose::Encrypt)?;
         let aad = wrap_aad(KEYCHAIN_PROVIDER, &env.key_id, env.key_version, context)?;
         Ok(SecretBytes::new(seal::open(
@@ -1061,6 +931,9 @@ impl KeyManager for Keychain {
     /// the key material is wiped once calls in flight finish.
     fn close(&self) -> Result<()> {
         let _w = self.lock_writer();
+        if let Some(b) = &self.bound {
+            b.store.close();
+        }
         // An empty snapshot is what "closed" means: no keychain is ever
         // empty otherwise, and every call loads through `live()`.
         self.state.store(Arc::new(KeySet::empty()));

@@ -64,11 +64,12 @@ pub mod events;
 mod key;
 mod key_manager;
 mod keychain;
+mod keyset;
 pub mod policy;
 pub mod root;
 pub mod seal;
 mod secret;
-mod store;
+pub mod store;
 mod sync;
 pub mod tink;
 
@@ -78,7 +79,7 @@ pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::events::{Counters, Event, EventKind, SubscriptionId};
 pub use crate::key::{KeyInfo, KeyStatus, Purpose};
 pub use crate::key_manager::{KeyManager, MAX_WRAPPED_KEY_LEN};
-pub use crate::keychain::{Keychain, KEYCHAIN_PROVIDER};
+pub use crate::keychain::{Keychain, OpenOptions, DEFAULT_REFRESH, KEYCHAIN_PROVIDER};
 pub use crate::policy::Policy;
 pub use crate::root::{AgeRoot, PassphraseRoot, Root};
 #[cfg(feature = "kmip")]
@@ -88,7 +89,7 @@ pub use crate::root::{KmipConfig, KmipKeyRef, KmipRoot, KmipVersion};
 #[cfg_attr(docsrs, doc(cfg(feature = "pkcs11")))]
 pub use crate::root::{Pkcs11Config, Pkcs11Pin, Pkcs11Root, PKCS11_PROVIDER};
 pub use crate::secret::SecretBytes;
-pub use crate::store::write_atomic;
+pub use crate::store::{write_atomic, Store};
 
 /// The repository README's Rust examples, compiled and run as doctests so
 /// the quick start stays true.

@@ -104,7 +104,7 @@ impl Keychain {
         }
         let named = key_id.as_ref().ok().copied();
         let r = key_id.and_then(|id| {
-            let set = self.live()?;
+            let set = self.set_with_key(id)?;
             let (_, secret) = set.usable(id, Purpose::Encrypt)?;
             seal::open_to_slice(&secret.cipher, &ciphertext[PREFIX_LEN..], aad, out)
         });
@@ -129,7 +129,7 @@ impl Keychain {
             .and_then(|p| seal::key_id(p.enc_dek).ok());
         let r = parts.and_then(|p| {
             let id = seal::key_id(p.enc_dek)?;
-            let set = self.live()?;
+            let set = self.set_with_key(id)?;
             let (_, secret) = set.usable(id, Purpose::Encrypt)?;
             let proto = Zeroizing::new(seal::open(&secret.cipher, p.enc_dek, b"")?);
             let dek = tink::aes_gcm_key_from_proto(&proto)?;

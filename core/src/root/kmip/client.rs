@@ -681,7 +681,11 @@ fn exchange(
     read_exact_by(conn, &mut header, deadline)?;
     let (tag, ty, len) = decode_header(&header);
     let len = len as usize;
-    if tag != tags::RESPONSE_MESSAGE || ty != 0x01 || len > MAX_RESPONSE_LEN || len % 8 != 0 {
+    if tag != tags::RESPONSE_MESSAGE
+        || ty != 0x01
+        || len > MAX_RESPONSE_LEN
+        || !len.is_multiple_of(8)
+    {
         return Err(IoFailure::from(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("not a KMIP response message (tag {tag}, type {ty}, length {len})"),

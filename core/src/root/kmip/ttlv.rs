@@ -380,7 +380,7 @@ fn decode_item(buf: &[u8], depth: usize) -> Result<(Item, usize)> {
             Value::LongInteger(i64::from_be_bytes(b8(body)))
         }
         0x04 => {
-            if len == 0 || len % 8 != 0 {
+            if len == 0 || !len.is_multiple_of(8) {
                 return Err(Error::format(format!(
                     "TTLV big integer {tag} has length {len}, not a multiple of 8"
                 )));
