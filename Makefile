@@ -3,7 +3,7 @@
 #   make test   install what is missing, then run every test suite
 #
 # Other targets: setup, build, lib, header, header-check, c-test,
-# c-valgrind, install PREFIX=..., doc, clean, bench (writes docs/PERFORMANCE.md;
+# c-valgrind, c-shared, install PREFIX=..., doc, clean, bench (writes docs/PERFORMANCE.md;
 # not part of test).
 
 SHELL := /bin/bash
@@ -21,7 +21,7 @@ CFLAGS_STRICT := -std=c11 -Wall -Wextra -Wpedantic -Werror -g -Iinclude
 SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 BUILD := build
 
-.PHONY: all build lib demo test setup doc clean bench header header-check c-test c-valgrind c-device-roots install c-demo python python-demo go-demo relay-demo rust-demo peers-start peers-stop
+.PHONY: all build lib demo test setup doc clean bench header header-check c-test c-valgrind c-device-roots c-shared install c-demo python python-demo go-demo relay-demo rust-demo peers-start peers-stop
 
 all: build
 
@@ -68,6 +68,14 @@ $(BUILD)/test_device_roots: tests/c/test_device_roots.c $(HEADER) lib | $(BUILD)
 # Leak checking is off: SoftHSM2 keeps process-wide state until exit.
 c-device-roots: $(BUILD)/test_device_roots
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 ./$(BUILD)/test_device_roots
+
+$(BUILD)/test_shared: tests/c/test_shared.c $(HEADER) lib | $(BUILD)
+	$(CC) $(CFLAGS_STRICT) $(SANITIZE) -pthread -o $@ tests/c/test_shared.c $(STATIC_LIB) $(NATIVE_LIBS)
+
+# Shared keychains under ASan + UBSan: two handles on one file, a parent and
+# its forked children, an encrypt-only process beside a rotating one.
+c-shared: $(BUILD)/test_shared
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 ./$(BUILD)/test_shared
 
 $(BUILD)/demo_c: examples/c/demo.c $(HEADER) lib | $(BUILD)
 	$(CC) $(CFLAGS_STRICT) -o $@ examples/c/demo.c $(STATIC_LIB) $(NATIVE_LIBS)

@@ -88,6 +88,7 @@ suite c-asan cprint make --no-print-directory c-test
 suite c-valgrind cprint make --no-print-directory c-valgrind
 suite c-install cprint bash tests/c/install_test.sh
 suite c-device-roots cprint make --no-print-directory c-device-roots
+suite c-shared cprint make --no-print-directory c-shared
 
 echo
 echo "== summary"
