@@ -130,7 +130,8 @@ def tables(rows):
     md = []
     order = ["seal", "seal_to", "unseal", "encrypt", "encrypt_to", "decrypt", "derive_origin_key", "wrap_key", "rng_12B"]
     for lang, title in [("rust", "Rust"), ("python", "Python"), ("go", "Go"), ("c", "C")]:
-        lrows = [r for r in rows if r["lang"] == lang and r["unit"] == "ns"]
+        lrows = [r for r in rows if r["lang"] == lang and r["unit"] == "ns"
+                 and not r["case"].endswith("_shared")]
         if not lrows:
             continue
         md += [f"### {title}", "",
@@ -213,6 +214,24 @@ def targets(rows):
     return md
 
 
+def shared_table(rows):
+    """Markdown: seal/encrypt on a keychain shared through a store, and the
+    root and store calls per million encryptions (issue 12)."""
+    md = ["| case | unbound keychain | shared through | shared | shared / unbound |", "|---|---|---|---|---|"]
+    for case in ["seal_shared", "encrypt_shared"]:
+        u = med(rows, "rust", case, 64, "unbound")
+        for store in ["file", "etcd"]:
+            v = med(rows, "rust", case, 64, store)
+            if u is None or v is None:
+                continue
+            md.append(f"| {case.replace('_shared', '')} 64 B | {fmt_time(u)} | {store} | {fmt_time(v)} | {v / u:.2f}× |")
+    md += ["", "| store | store calls / 1,000,000 encrypt | root calls / 1,000,000 encrypt | time for the million |", "|---|---|---|---|"]
+    for r in rows:
+        if r["lang"] == "rust" and r["case"] == "store_calls":
+            md.append(f"| {r['impl']} | {r['samples'][0]:.0f} | {r.get('root_calls', '—')} | {r.get('seconds', 0):.2f} s |")
+    return md
+
+
 def write_doc(rows, m, vers, elapsed):
     head = open(os.path.join(REPO, "bench", "PERFORMANCE.head.md")).read()
     tail = open(os.path.join(REPO, "bench", "PERFORMANCE.tail.md")).read()
@@ -239,6 +258,13 @@ def write_doc(rows, m, vers, elapsed):
            f"| keystrata (keychain bound to a file, default policy: usage counts reserved 65,536 at a time) | {rc_k:.0f} |" if rc_k is not None else "| keystrata | — |",
            f"| Tink KmsEnvelopeAead (one remote call per message) | {rc_t:,.0f} |" if rc_t is not None else "| Tink KmsEnvelopeAead | — |",
            ""]
+    md += ["## Shared keychains: a file and etcd (Rust, 64 B)", "",
+           "The same calls on a keychain opened from a store that a second handle also has open, "
+           "beside an unbound keychain; then the calls a shared keychain makes to its store and its root "
+           "over a million encryptions (default policy: usage blocks of 65,536; refresh every second). "
+           "The etcd row appears when `KS_TEST_ETCD_ENDPOINTS` names a running cluster "
+           "(`make bench` starts one with scripts/peers.sh).", ""]
+    md += shared_table(rows) + [""]
     md += [tail.rstrip(), ""]
     with open(os.path.join(REPO, "docs", "PERFORMANCE.md"), "w") as f:
         f.write("\n".join(md))

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use hkdf::Hkdf;
-use keystrata::{AgeRoot, KeyManager, Keychain, Root};
+use keystrata::{AgeRoot, KeyManager, Keychain, OpenOptions, Root, Store};
 use sha2::Sha256;
 
 const SIZES: [usize; 4] = [64, 1024, 64 * 1024, 1024 * 1024];
@@ -321,6 +321,108 @@ fn main() {
     if want("rootcalls") {
         root_calls();
     }
+    if want("shared") {
+        shared(&c, &kc);
+    }
+}
+
+/// A store that counts the calls a keychain makes to it.
+struct CountingStore {
+    inner: Arc<dyn Store>,
+    calls: Arc<AtomicU64>,
+}
+
+impl Store for CountingStore {
+    fn location(&self) -> &str {
+        self.inner.location()
+    }
+    fn load(&self) -> keystrata::Result<Option<keystrata::store::Versioned>> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.inner.load()
+    }
+    fn compare_and_swap(
+        &self,
+        expected: Option<keystrata::store::Revision>,
+        bytes: &[u8],
+    ) -> keystrata::Result<keystrata::store::Swap> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.inner.compare_and_swap(expected, bytes)
+    }
+    fn changed(&self, since: keystrata::store::Revision) -> keystrata::Result<bool> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.inner.changed(since)
+    }
+}
+
+/// Seal and encrypt of 64 B on a keychain shared through a store (a file,
+/// and etcd when `KS_TEST_ETCD_ENDPOINTS` names a running cluster), beside
+/// the same calls on an unbound keychain; then root and store calls per
+/// 1,000,000 encryptions on each shared keychain, with a second handle
+/// open on the same location.
+fn shared(c: &Cfg, unbound: &Arc<Keychain>) {
+    let dir = std::env::temp_dir().join(format!("keystrata-bench-shared-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let mut locations = vec![("file", dir.join("kc.age").display().to_string())];
+    if let Ok(eps) = std::env::var("KS_TEST_ETCD_ENDPOINTS") {
+        locations.push((
+            "etcd",
+            format!("etcd://{eps}/keystrata-bench/{}", std::process::id()),
+        ));
+    }
+    let pt = [0x5au8; 64];
+    for (name, location) in &locations {
+        let root = CountingRoot {
+            inner: AgeRoot::generate(),
+            calls: Arc::new(AtomicU64::new(0)),
+        };
+        let store_calls = Arc::new(AtomicU64::new(0));
+        let open = || {
+            let store = keystrata::store::open_location(std::path::Path::new(location))
+                .expect("store");
+            let counted: Arc<dyn Store> = Arc::new(CountingStore {
+                inner: store,
+                calls: Arc::clone(&store_calls),
+            });
+            OpenOptions::new()
+                .open_store(counted, Arc::new(root.clone()))
+                .expect("open")
+        };
+        let kc = open();
+        let other = open();
+        black_box(other.seal(b"", b"").expect("seal"));
+        for case in ["seal", "encrypt"] {
+            run(
+                c,
+                &format!("{case}_shared"),
+                64,
+                &mut [
+                    ("unbound", &mut || match case {
+                        "seal" => drop(black_box(unbound.seal(&pt, b"").expect("seal"))),
+                        _ => drop(black_box(unbound.encrypt(&pt, b"").expect("encrypt"))),
+                    }),
+                    (name, &mut || match case {
+                        "seal" => drop(black_box(kc.seal(&pt, b"").expect("seal"))),
+                        _ => drop(black_box(kc.encrypt(&pt, b"").expect("encrypt"))),
+                    }),
+                ],
+            );
+        }
+        let (r0, s0) = (
+            root.calls.load(Ordering::Relaxed),
+            store_calls.load(Ordering::Relaxed),
+        );
+        let t = Instant::now();
+        for _ in 0..1_000_000 {
+            black_box(kc.encrypt(b"", b"").expect("encrypt"));
+        }
+        let secs = t.elapsed().as_secs_f64();
+        let root_calls = root.calls.load(Ordering::Relaxed) - r0;
+        let calls = store_calls.load(Ordering::Relaxed) - s0;
+        println!("{{\"lang\":\"rust\",\"case\":\"store_calls\",\"size\":0,\"impl\":\"{name}\",\"unit\":\"calls\",\"samples\":[{calls}],\"root_calls\":{root_calls},\"seconds\":{secs:.3}}}");
+        drop(other);
+        let _ = kc.close();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Seal 64 B throughput (calls per second, all threads together) with 1 and
