@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Starts and stops the real peers the tests of the PKCS#11 and KMIP roots
-# talk to: a SoftHSM2 token in a temporary directory and a PyKMIP server on
-# loopback (mutual TLS, freshly generated EC P-256 certificates).
+# Starts and stops the real peers the tests talk to: a SoftHSM2 token in a
+# temporary directory and a PyKMIP server on loopback (mutual TLS, freshly
+# generated EC P-256 certificates) for the PKCS#11 and KMIP roots; a
+# 3-member etcd cluster and a TLS + auth etcd member for the etcd store.
 #
-#   eval "$(bash scripts/peers.sh start)"   # start both, export their settings
+#   eval "$(bash scripts/peers.sh start)"   # start them all, export their settings
 #   bash scripts/peers.sh env               # print the export lines again
-#   bash scripts/peers.sh stop              # stop the server, remove the state
+#   bash scripts/peers.sh stop              # stop the servers, remove the state
+#   bash scripts/peers.sh etcd-member stop N   # stop etcd cluster member N (1..3)
+#   bash scripts/peers.sh etcd-member start N  # start it again
 #
 # Idempotent: `start` on running peers only prints the settings. State lives
 # in DIR (default target/peers; override with KS_PEERS_DIR). Installing the
@@ -21,19 +24,26 @@ case "$cmd" in
     mkdir -p "$DIR"
     bash "$REPO/scripts/peers/softhsm.sh" start "$DIR/softhsm" >&2
     bash "$REPO/scripts/peers/pykmip.sh" start "$DIR/pykmip" >&2
+    bash "$REPO/scripts/peers/etcd.sh" start "$DIR/etcd" >&2
     bash "$REPO/scripts/peers/softhsm.sh" env "$DIR/softhsm"
     bash "$REPO/scripts/peers/pykmip.sh" env "$DIR/pykmip"
+    bash "$REPO/scripts/peers/etcd.sh" env "$DIR/etcd"
     ;;
   env)
     bash "$REPO/scripts/peers/softhsm.sh" env "$DIR/softhsm"
     bash "$REPO/scripts/peers/pykmip.sh" env "$DIR/pykmip"
+    bash "$REPO/scripts/peers/etcd.sh" env "$DIR/etcd"
+    ;;
+  etcd-member)
+    bash "$REPO/scripts/peers/etcd.sh" member "${2:-}" "${3:-}" "$DIR/etcd"
     ;;
   stop)
+    bash "$REPO/scripts/peers/etcd.sh" stop "$DIR/etcd" >&2 || true
     bash "$REPO/scripts/peers/pykmip.sh" stop "$DIR/pykmip" >&2 || true
     bash "$REPO/scripts/peers/softhsm.sh" stop "$DIR/softhsm" >&2 || true
     ;;
   *)
-    echo "usage: $0 start|env|stop   (state in \$KS_PEERS_DIR, default target/peers)" >&2
+    echo "usage: $0 start|env|stop|etcd-member stop|start N   (state in \$KS_PEERS_DIR, default target/peers)" >&2
     exit 2
     ;;
 esac

@@ -18,7 +18,11 @@ PYTHON="${PYTHON:-python3}"
 
 # softhsm2 + opensc: the PKCS#11 peer (tests start a token in a temp dir).
 # libssl-dev: OpenSSL EVP, the C peer of `make bench`.
-APT_PACKAGES=(age minisign libjansson-dev valgrind pkg-config softhsm2 opensc openssl libssl-dev)
+# etcd-server + etcd-client: the etcd store's peer (a 3-member cluster on
+# loopback); protobuf-compiler: `protoc`, which the etcd-client crate's
+# build needs.
+APT_PACKAGES=(age minisign libjansson-dev valgrind pkg-config softhsm2 opensc openssl libssl-dev
+  etcd-server etcd-client protobuf-compiler)
 
 # Pinned Python tools (all install as wheels on CPython 3.11 / x86_64 Linux).
 PIP_PINS=(
