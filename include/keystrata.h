@@ -562,16 +562,29 @@ enum ks_status ks_keychain_save_file(const struct ks_keychain *kc, const char *p
 enum ks_status ks_keychain_load_file(const char *path, const struct ks_root *root, struct ks_keychain **out);
 
 /**
- * Opens the keychain in the file `path`, creating it if absent, and binds
- * it to the file: every change of state (rotation, a new block of usage
- * counts) is written to the file atomically before the first ciphertext
- * under it is returned, and the keychain rotates by itself at the policy
- * limit. `policy` (NULL: keep the file's, or the default for a new file)
+ * Opens the keychain at `location`, creating it if the store is empty,
+ * and binds it to that store. `location` is a file path (or `file://`
+ * URL), or `etcd://[user@]host:port[,host:port...]/key/path` (`etcds://`
+ * for TLS; see docs/STORES.md and docs/ETCD.md).
+ *
+ * Any number of handles, processes and machines may open one location at
+ * once; none ever loses what another wrote. Every change of state
+ * (rotation, a block of usage counts) is applied to the latest stored
+ * state and written by compare-and-swap before the first ciphertext under
+ * it is returned; usage limits hold for all writers together, and at the
+ * limit exactly one of them rotates. A ciphertext under a key another
+ * writer made decrypts at once; a new primary is adopted within a second.
+ * After fork() the child may keep using the handle (it reserves its own
+ * usage block); fork only while no other thread is inside a ks_ call.
+ *
+ * `policy` (NULL: keep the stored one, or the default for a new keychain)
  * replaces the stored policy. The keychain keeps its own reference to
- * `root`. A file that exists but does not open with `root` is an error
- * and is left untouched. One process at a time may hold a file open.
+ * `root`. A store whose contents do not open with `root` is an error and
+ * is left untouched. Errors: KS_ERR_INVALID_INPUT (unknown scheme, bad
+ * URL), KS_ERR_UNAVAILABLE (store unreachable), KS_ERR_IO, and those of
+ * loading.
  */
-enum ks_status ks_keychain_open(const char *path, const struct ks_root *root, const struct ks_policy *policy, struct ks_keychain **out);
+enum ks_status ks_keychain_open(const char *location, const struct ks_root *root, const struct ks_policy *policy, struct ks_keychain **out);
 
 /**
  * Releases a keychain; its key material is wiped. NULL is a no-op. Must
@@ -599,7 +612,15 @@ enum ks_status ks_keychain_health_check(const struct ks_keychain *kc);
 enum ks_status ks_keychain_active_key_version(const struct ks_keychain *kc, uint32_t *out);
 
 /**
- * Writes 1 to `*out` if the keychain is bound to a file (ks_keychain_open), else 0.
+ * Adopts the latest state of the store the keychain is bound to now,
+ * rather than within its refresh interval (a second). Does nothing for an
+ * unbound keychain. Errors: KS_ERR_UNAVAILABLE (store unreachable, or the
+ * handle is closed), KS_ERR_IO, and those of loading.
+ */
+enum ks_status ks_keychain_refresh(const struct ks_keychain *kc);
+
+/**
+ * Writes 1 to `*out` if the keychain is bound to a store (ks_keychain_open), else 0.
  */
 enum ks_status ks_keychain_is_bound(const struct ks_keychain *kc, bool *out);
 

@@ -144,17 +144,28 @@ func LoadFile(path string, root *Root) (*Keychain, error) {
 	return newKeychain(out), nil
 }
 
-// Open opens the keychain in the file path, creating it if absent, and
-// binds it to the file: every change of state (rotation, a new block of
-// usage counts) is written to the file atomically before the first
-// ciphertext under it is returned, and the keychain rotates by itself at the
-// policy limit. policy (nil: keep the file's, or the default for a new file)
+// Open opens the keychain at location, creating it if the store is empty,
+// and binds it to that store. location is a file path (or file:// URL), or
+// etcd://[user@]host:port[,host:port...]/key/path (etcds:// for TLS; see
+// docs/STORES.md and docs/ETCD.md).
+//
+// Any number of handles, processes and machines may open one location at
+// once; none ever loses what another wrote. Every change of state (rotation,
+// a block of usage counts) is applied to the latest stored state and written
+// by compare-and-swap before the first ciphertext under it is returned;
+// usage limits hold for all writers together, and at the limit exactly one
+// of them rotates. A ciphertext under a key another writer made decrypts at
+// once; a new primary is adopted within a second.
+//
+// policy (nil: keep the stored one, or the default for a new keychain)
 // replaces the stored policy. The keychain keeps its own reference to root.
-// A file that exists but does not open with root is an error and is left
-// untouched. One process at a time may hold a file open.
-func Open(path string, root *Root, policy *Policy) (*Keychain, error) {
+// A store whose contents do not open with root is an error and is left
+// untouched. Errors: ErrInvalidInput (unknown scheme, bad URL),
+// ErrUnavailable (store unreachable), ErrIo, and those of Load.
+func Open(location string, root *Root, policy *Policy) (*Keychain, error) {
+	path := location
 	if hasNUL(path) {
-		return nil, newError(1, "path contains a NUL byte")
+		return nil, newError(1, "location contains a NUL byte")
 	}
 	cp, err := policy.toC()
 	if err != nil {
@@ -540,7 +551,21 @@ func (kc *Keychain) ActiveKeyVersion() (int, error) {
 	return int(v), nil
 }
 
-// IsBound reports whether the keychain is bound to a file (Open).
+// Refresh adopts the latest state of the store the keychain is bound to
+// now, rather than within its refresh interval (a second). It does nothing
+// for an unbound keychain. Errors: ErrUnavailable (store unreachable),
+// ErrIo, and those of Load.
+func (kc *Keychain) Refresh() error {
+	p, err := kc.acquire()
+	if err != nil {
+		return err
+	}
+	defer kc.release()
+	var msg *C.char
+	return cErr(C.kgo_refresh(p, &msg), msg)
+}
+
+// IsBound reports whether the keychain is bound to a store (Open).
 func (kc *Keychain) IsBound() (bool, error) {
 	p, err := kc.acquire()
 	if err != nil {

@@ -65,6 +65,7 @@ static inline ks_status kgo_active_key_version(const ks_keychain *kc, uint32_t *
 	KGO_RET(ks_keychain_active_key_version(kc, out));
 }
 static inline ks_status kgo_is_bound(const ks_keychain *kc, bool *out, char **msg) { KGO_RET(ks_keychain_is_bound(kc, out)); }
+static inline ks_status kgo_refresh(const ks_keychain *kc, char **msg) { KGO_RET(ks_keychain_refresh(kc)); }
 
 static inline ks_status kgo_envelope_new(const char *key_id, uint32_t ver, const char *provider, const uint8_t *ct,
 		size_t ct_len, ks_envelope **out, char **msg) {

@@ -238,31 +238,44 @@ pub unsafe extern "C" fn ks_keychain_load_file(
     })
 }
 
-/// Opens the keychain in the file `path`, creating it if absent, and binds
-/// it to the file: every change of state (rotation, a new block of usage
-/// counts) is written to the file atomically before the first ciphertext
-/// under it is returned, and the keychain rotates by itself at the policy
-/// limit. `policy` (NULL: keep the file's, or the default for a new file)
+/// Opens the keychain at `location`, creating it if the store is empty,
+/// and binds it to that store. `location` is a file path (or `file://`
+/// URL), or `etcd://[user@]host:port[,host:port...]/key/path` (`etcds://`
+/// for TLS; see docs/STORES.md and docs/ETCD.md).
+///
+/// Any number of handles, processes and machines may open one location at
+/// once; none ever loses what another wrote. Every change of state
+/// (rotation, a block of usage counts) is applied to the latest stored
+/// state and written by compare-and-swap before the first ciphertext under
+/// it is returned; usage limits hold for all writers together, and at the
+/// limit exactly one of them rotates. A ciphertext under a key another
+/// writer made decrypts at once; a new primary is adopted within a second.
+/// After fork() the child may keep using the handle (it reserves its own
+/// usage block); fork only while no other thread is inside a ks_ call.
+///
+/// `policy` (NULL: keep the stored one, or the default for a new keychain)
 /// replaces the stored policy. The keychain keeps its own reference to
-/// `root`. A file that exists but does not open with `root` is an error
-/// and is left untouched. One process at a time may hold a file open.
+/// `root`. A store whose contents do not open with `root` is an error and
+/// is left untouched. Errors: KS_ERR_INVALID_INPUT (unknown scheme, bad
+/// URL), KS_ERR_UNAVAILABLE (store unreachable), KS_ERR_IO, and those of
+/// loading.
 #[no_mangle]
 pub unsafe extern "C" fn ks_keychain_open(
-    path: *const c_char,
+    location: *const c_char,
     root: *const ks_root,
     policy: *const ks_policy,
     out: *mut *mut ks_keychain,
 ) -> ks_status {
     guard(|| {
         let out = out_ptr(out, "out")?;
-        let path = unsafe { c_str(path, "path")? };
+        let location = unsafe { c_str(location, "location")? };
         let root = unsafe { handle(root, "root")? };
         let policy = if policy.is_null() {
             None
         } else {
             Some(policy_from_c(unsafe { &*policy }))
         };
-        let kc = Keychain::open_with_policy(path, &root.kind, policy)?;
+        let kc = Keychain::open_with_policy(location, &root.kind, policy)?;
         unsafe { put_keychain(out, kc) };
         Ok(())
     })
@@ -319,7 +332,21 @@ pub unsafe extern "C" fn ks_keychain_active_key_version(
     })
 }
 
-/// Writes 1 to `*out` if the keychain is bound to a file (ks_keychain_open), else 0.
+/// Adopts the latest state of the store the keychain is bound to now,
+/// rather than within its refresh interval (a second). Does nothing for an
+/// unbound keychain. Errors: KS_ERR_UNAVAILABLE (store unreachable, or the
+/// handle is closed), KS_ERR_IO, and those of loading.
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_refresh(kc: *const ks_keychain) -> ks_status {
+    guard(|| {
+        let kc = unsafe { handle(kc, "kc")? };
+        kc.inner.health_check()?;
+        kc.inner.refresh()?;
+        Ok(())
+    })
+}
+
+/// Writes 1 to `*out` if the keychain is bound to a store (ks_keychain_open), else 0.
 #[no_mangle]
 pub unsafe extern "C" fn ks_keychain_is_bound(kc: *const ks_keychain, out: *mut bool) -> ks_status {
     guard(|| {

@@ -154,39 +154,60 @@ impl PyKeychain {
         .map(Self::wrap)
     }
 
-    /// Opens the keychain stored at ``path``, creating it if the file does
-    /// not exist, and binds it to that file.
+    /// Opens the keychain at ``location``, creating it if the store is
+    /// empty, and binds it to that store. ``location`` is a file path (or
+    /// ``file://`` URL), or ``etcd://[user@]host:port[,host:port...]/key/path``
+    /// (``etcds://`` for TLS; see docs/STORES.md and docs/ETCD.md).
     ///
-    /// A bound keychain writes every change of state (rotate, automatic
-    /// rotation, a new block of usage counts) to the file, atomically,
-    /// before the first ciphertext under the new state is returned; when
-    /// the policy's limit is reached it rotates by itself and emits a
-    /// ``key_rotated`` event with ``automatic`` set. One process at a time
-    /// may hold a given file open.
+    /// Any number of handles, processes (worker pools, forked children) and
+    /// machines may open one location at once; none ever loses what another
+    /// wrote. Every change of state (rotate, a block of usage counts) is
+    /// applied to the latest stored state and written by compare-and-swap
+    /// before the first ciphertext under it is returned; usage limits hold
+    /// for all writers together, and at the limit exactly one of them
+    /// rotates (a ``key_rotated`` event with ``automatic`` set). A
+    /// ciphertext under a key another writer made decrypts at once; a new
+    /// primary is adopted within a second. After ``os.fork()`` the child may
+    /// keep using the handle (it reserves its own usage block).
     ///
-    /// ``policy``: for a new file, the keychain's policy (default
-    /// ``Policy()``); for an existing file, replaces the stored policy
-    /// (written back) if given. A file that exists but cannot be opened
-    /// with ``root`` raises and is left untouched.
+    /// ``policy``: for a new keychain, its policy (default ``Policy()``); for
+    /// an existing one, replaces the stored policy (written back) if given.
+    /// A store whose contents cannot be opened with ``root`` raises and is
+    /// left untouched. Raises ``InvalidInputError`` for an unknown scheme or
+    /// a bad URL, ``UnavailableError`` when the store is unreachable.
     #[staticmethod]
-    #[pyo3(signature = (path, root, policy = None))]
+    #[pyo3(signature = (location, root, policy = None))]
     fn open(
         py: Python<'_>,
-        path: PathBuf,
+        location: PathBuf,
         root: RootArg,
         policy: Option<PyPolicy>,
     ) -> PyResult<PyKeychain> {
         let policy = policy.map(PyPolicy::to_core);
         call(py, true, || {
-            keystrata::Keychain::open_with_policy(&path, &root, policy)
+            keystrata::Keychain::open_with_policy(&location, &root, policy)
         })
         .map(Self::wrap)
     }
 
-    /// Whether this keychain is bound to a file (made by ``open``).
+    /// Whether this keychain is bound to a store (made by ``open``).
     #[getter]
     fn is_bound(&self) -> bool {
         self.inner.is_bound()
+    }
+
+    /// The location of the store this keychain is bound to (never with a
+    /// password), or ``None`` if it is unbound.
+    #[getter]
+    fn location(&self) -> Option<String> {
+        self.inner.location().map(str::to_owned)
+    }
+
+    /// Adopts the latest state of the store now, rather than within the
+    /// refresh interval (a second). Does nothing for an unbound keychain.
+    /// Raises ``UnavailableError`` when the store is unreachable.
+    fn refresh(&self, py: Python<'_>) -> PyResult<()> {
+        call(py, true, || self.inner.refresh())
     }
 
     // ------------------------------------------------------------------
