@@ -140,7 +140,9 @@ fn many_handles_and_threads_rotating_at_once_lose_nothing() {
         .map(|_| Arc::new(Keychain::open(&path, &root).unwrap()))
         .collect();
     let rotations_per_thread = 6;
-    let results: Vec<(Vec<u32>, Vec<(Vec<u8>, Vec<u8>)>)> = thread::scope(|s| {
+    /// Keys a thread rotated in, and (ciphertext, plaintext) it made.
+    type Made = (Vec<u32>, Vec<(Vec<u8>, Vec<u8>)>);
+    let results: Vec<Made> = thread::scope(|s| {
         let hs: Vec<_> = handles
             .iter()
             .flat_map(|h| (0..2).map(move |t| (Arc::clone(h), t)))
