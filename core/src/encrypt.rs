@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 use crate::aead::{fill_random, AeadEngine, Aes256Gcm, KEY_LEN, NONCE_LEN, TAG_LEN};
 use crate::error::{Error, Result};
 use crate::seal::{self, SEAL_OVERHEAD};
+use crate::tink;
 
 /// Length of the serialized DEK (`0x1a 0x20 ‖ 32 bytes`).
 pub(crate) const DEK_PROTO_LEN: usize = 2 + KEY_LEN;
@@ -92,4 +93,18 @@ pub(crate) fn parse(blob: &[u8]) -> Result<Parsed<'_>> {
         return Err(Error::format("envelope ciphertext payload is truncated"));
     }
     Ok(Parsed { enc_dek, payload })
+}
+
+/// Opens a parsed envelope ciphertext with `kek`, the key its `enc_dek`
+/// names, into `out` (exactly [`Parsed::plaintext_len`] bytes): the DEK
+/// (aad ""), then the payload with the caller's `aad`.
+pub(crate) fn open_to_slice(
+    kek: &Aes256Gcm,
+    parsed: &Parsed<'_>,
+    aad: &[u8],
+    out: &mut [u8],
+) -> Result<()> {
+    let proto = Zeroizing::new(seal::open(kek, parsed.enc_dek, b"")?);
+    let dek = tink::aes_gcm_key_from_proto(&proto)?;
+    seal::open_to_slice(&Aes256Gcm::new(&dek), parsed.payload, aad, out)
 }

@@ -66,7 +66,7 @@ pub const KEYCHAIN_PROVIDER: &str = "keystrata";
 pub struct Keychain {
     state: ArcSwap<KeySet>,
     writer: Mutex<()>,
-    bound: Option<Bound>,
+    pub(crate) bound: Option<Bound>,
     telemetry: Telemetry,
 }
 
@@ -687,7 +687,7 @@ impl Keychain {
     }
 
     #[inline]
-    fn done<T>(&self, r: Result<T>, ok: Counter) -> Result<T> {
+    pub(crate) fn done<T>(&self, r: Result<T>, ok: Counter) -> Result<T> {
         match &r {
             Ok(_) => self.telemetry.count(ok),
             Err(e) => self.telemetry.error(e.kind()),
@@ -802,7 +802,10 @@ impl Keychain {
     /// from it, reserving counts in the store or rotating as the policy
     /// requires.
     #[inline]
-    fn with_encryption_key<T>(&self, f: impl FnOnce(&Key, &Secret) -> Result<T>) -> Result<T> {
+    pub(crate) fn with_encryption_key<T>(
+        &self,
+        f: impl FnOnce(&Key, &Secret) -> Result<T>,
+    ) -> Result<T> {
         if let Some(b) = &self.bound {
             if Keychain::refresh_is_due(b) {
                 self.refresh_due(b);

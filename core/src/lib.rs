@@ -66,6 +66,7 @@ mod key_manager;
 mod keychain;
 mod keyset;
 pub mod policy;
+pub mod portable;
 pub mod root;
 pub mod seal;
 mod secret;
@@ -81,6 +82,7 @@ pub use crate::key::{KeyInfo, KeyStatus, Purpose};
 pub use crate::key_manager::{KeyManager, MAX_WRAPPED_KEY_LEN};
 pub use crate::keychain::{Keychain, OpenOptions, DEFAULT_REFRESH, KEYCHAIN_PROVIDER};
 pub use crate::policy::Policy;
+pub use crate::portable::{decrypt_portable, PortableCounters, PortableDecryptor};
 pub use crate::root::{AgeRoot, PassphraseRoot, Root};
 #[cfg(feature = "kmip")]
 #[cfg_attr(docsrs, doc(cfg(feature = "kmip")))]

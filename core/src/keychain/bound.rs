@@ -119,6 +119,7 @@ impl OpenOptions {
                 refresh_ticks: ticker::ticks(self.refresh),
                 next_check: AtomicU64::new(0),
                 last_forced: AtomicU64::new(0),
+                portable: Default::default(),
             },
             self.policy,
         )
@@ -134,6 +135,8 @@ pub(crate) struct Bound {
     next_check: AtomicU64,
     /// The tick of the last reload forced by an unknown key_id.
     last_forced: AtomicU64,
+    /// The root's wrapping of recent primaries, for portable ciphertexts.
+    pub(crate) portable: crate::portable::WrappedKeks,
 }
 
 /// What a usage reservation did.

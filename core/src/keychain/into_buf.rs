@@ -13,16 +13,15 @@
 //! other length is an `InvalidInput` error that uses no key. On any error
 //! the buffer is left zeroed.
 
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroize;
 
 use super::Keychain;
-use crate::aead::{fill_random, AeadEngine, Aes256Gcm, NONCE_LEN};
+use crate::aead::{fill_random, NONCE_LEN};
 use crate::encrypt::{self, ENCRYPT_OVERHEAD};
 use crate::error::{Error, Result};
 use crate::events::Counter;
 use crate::key::Purpose;
 use crate::seal::{self, PREFIX_LEN, SEAL_OVERHEAD};
-use crate::tink;
 
 fn check_len(what: &str, got: usize, want: Option<usize>) -> Result<()> {
     match want {
@@ -131,9 +130,7 @@ impl Keychain {
             let id = seal::key_id(p.enc_dek)?;
             let set = self.set_with_key(id)?;
             let (_, secret) = set.usable(id, Purpose::Encrypt)?;
-            let proto = Zeroizing::new(seal::open(&secret.cipher, p.enc_dek, b"")?);
-            let dek = tink::aes_gcm_key_from_proto(&proto)?;
-            seal::open_to_slice(&Aes256Gcm::new(&dek), p.payload, aad, out)
+            encrypt::open_to_slice(&secret.cipher, &p, aad, out)
         });
         let r = zero_on_error(r, out);
         self.done_decrypt(r, Counter::DecryptOk, Counter::DecryptFailed, key_id)
