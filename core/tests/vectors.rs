@@ -1098,3 +1098,79 @@ fn tink_destroyed_key_without_key_data_imports_as_destroyed() {
         ErrorKind::KeyDestroyed
     );
 }
+
+/// The root a case of portable.json names.
+fn portable_root(doc: &Value, name: &str) -> std::sync::Arc<dyn Root> {
+    let r = &doc["roots"][name];
+    match r["age_identity"].as_str() {
+        Some(id) => std::sync::Arc::new(AgeRoot::new([id], [] as [&str; 0]).expect("age root")),
+        None => std::sync::Arc::new(
+            PassphraseRoot::with_work_factor(
+                s(r, "passphrase"),
+                u8::try_from(u(r, "work_factor")).expect("u8"),
+            )
+            .expect("passphrase root"),
+        ),
+    }
+}
+
+#[test]
+fn portable_json() {
+    use keystrata::portable::KEK_RECORD_LABEL;
+    use keystrata::{decrypt_portable, PortableDecryptor};
+    let doc = load("portable.json");
+    assert_eq!(u(&doc, "format_version"), 1);
+    // One decryptor per root, kept across cases: the cache must not change
+    // any answer.
+    let decryptors: std::collections::HashMap<&str, PortableDecryptor> =
+        ["age", "wrong_age", "passphrase", "wrong_passphrase"]
+            .into_iter()
+            .map(|name| (name, PortableDecryptor::new(portable_root(&doc, name))))
+            .collect();
+    let (mut ok, mut bad) = (0, 0);
+    for c in arr(&doc, "decrypt") {
+        let (blob, aad) = (h(c, "blob_hex"), h(c, "aad_hex"));
+        let want = h(c, "plaintext_hex");
+        let root = portable_root(&doc, s(c, "root"));
+        assert_eq!(
+            decrypt_portable(&blob, &aad, &*root)
+                .unwrap_or_else(|e| panic!("{}: {e}", c["comment"])),
+            want
+        );
+        let d = &decryptors[s(c, "root")];
+        for _ in 0..2 {
+            assert_eq!(d.decrypt(&blob, &aad).expect("cached decrypt"), want);
+        }
+        // The record: label, key_id (the envelope's), 32 bytes.
+        let record = h(c, "record_hex");
+        assert_eq!(&record[..KEK_RECORD_LABEL.len()], KEK_RECORD_LABEL);
+        let l = KEK_RECORD_LABEL.len();
+        let id = u32::from_be_bytes(record[l..l + 4].try_into().expect("4 bytes"));
+        assert_eq!(u64::from(id), u(c, "key_id"), "{}", c["comment"]);
+        assert_eq!(record.len(), l + 4 + 32);
+        ok += 1;
+    }
+    for c in arr(&doc, "invalid") {
+        let (blob, aad) = (h(c, "blob_hex"), h(c, "aad_hex"));
+        let want = kind_named(s(c, "error"));
+        assert_eq!(u64::from(want.code()), u(c, "error_code"));
+        let root = portable_root(&doc, s(c, "root"));
+        let e = decrypt_portable(&blob, &aad, &*root).expect_err(s(c, "comment"));
+        assert_eq!(e.kind(), want, "{}: {e}", c["comment"]);
+        let e = decryptors[s(c, "root")]
+            .decrypt(&blob, &aad)
+            .expect_err(s(c, "comment"));
+        assert_eq!(e.kind(), want, "{} (cached): {e}", c["comment"]);
+        bad += 1;
+    }
+    assert_eq!((ok, bad), (7, 28), "portable.json holds 7 + 28 cases");
+    // Under the age root: three wrappings of two KEKs, and the forged
+    // record (it unwraps; its envelope does not open), each once.
+    let c = decryptors["age"].counters();
+    assert_eq!(c.cached_keks, 4);
+    // 2 × 6 valid decryptions and 26 invalid ones under "age": only the
+    // four first uses and the 6 cases that fail at or after the root (not
+    // cached) reached it; the framing cases never do.
+    assert_eq!(c.decrypt_ok, 12);
+    assert_eq!(c.root_calls, 4 + 6, "{c:?}");
+}
