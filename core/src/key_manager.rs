@@ -39,6 +39,18 @@ pub trait KeyManager: Send + Sync {
 /// The largest key `wrap_key` accepts, in bytes.
 pub const MAX_WRAPPED_KEY_LEN: usize = 4096;
 
+/// Refuses an envelope made by another provider. The message echoes at
+/// most 64 characters of the envelope's provider (it is caller input).
+pub(crate) fn check_provider(env: &crate::envelope::Envelope, provider: &str) -> Result<()> {
+    if env.provider == provider {
+        return Ok(());
+    }
+    Err(crate::error::Error::invalid(format!(
+        "envelope is from provider {:?}, not {provider:?}",
+        crate::error::truncate_for_message(&env.provider, 64)
+    )))
+}
+
 pub(crate) fn check_wrap_input(key: &[u8]) -> Result<()> {
     if key.is_empty() || key.len() > MAX_WRAPPED_KEY_LEN {
         return Err(crate::Error::invalid(format!(

@@ -875,12 +875,7 @@ impl Keychain {
 
     fn unwrap_inner(&self, env: &Envelope, context: &[u8]) -> Result<SecretBytes> {
         self.check_open()?;
-        if env.provider != KEYCHAIN_PROVIDER {
-            return Err(Error::invalid(format!(
-                "envelope is from provider {:?}, not {KEYCHAIN_PROVIDER:?}",
-                env.provider
-            )));
-        }
+        crate::key_manager::check_provider(env, KEYCHAIN_PROVIDER)?;
         let id = crate::envelope::parse_decimal_u32(&env.key_id)
             .ok_or_else(|| Error::format("envelope key_id is not a decimal key ID"))?;
         if seal::key_id(&env.ciphertext)? != id {

@@ -25,8 +25,19 @@ pub const SCRYPT_PROVIDER: &str = "age-scrypt";
 /// default: 18, as the age CLI picks on typical hardware (about 1 s).
 pub const DEFAULT_SCRYPT_WORK_FACTOR: u8 = 18;
 /// The largest work factor a [`PassphraseRoot`] accepts when decrypting,
-/// by default.
-pub const DEFAULT_MAX_SCRYPT_WORK_FACTOR: u8 = 22;
+/// by default: 20, which makes scrypt use 1 GiB of memory (each step up
+/// doubles time and memory). A hostile file asking for more is refused
+/// with `Policy` before any scrypt work; raise the limit with
+/// [`PassphraseRoot::with_limits`].
+pub const DEFAULT_MAX_SCRYPT_WORK_FACTOR: u8 = 20;
+
+/// The largest age header keystrata parses (from the version line through
+/// the MAC line). The age crate's header parser takes time quadratic in the
+/// header's size, so a hostile file is refused before it gets there. A
+/// keychain header with a few dozen recipients is under 8 KiB.
+pub const MAX_AGE_HEADER_LEN: usize = 16 * 1024;
+/// The most recipient stanzas an age header may have.
+pub const MAX_AGE_STANZAS: usize = 64;
 
 struct AgeInner {
     identities: Vec<age::x25519::Identity>,
@@ -87,7 +98,16 @@ fn parse_recipients<S: AsRef<str>>(
         .map(|s| {
             let s = s.as_ref().trim();
             age::x25519::Recipient::from_str(s).map_err(|_| {
-                Error::invalid(format!("{s:?} is not an age X25519 recipient (age1…)"))
+                // Never echo the input: a secret key passed in the wrong
+                // place would end up in a log.
+                if s.to_ascii_uppercase().starts_with("AGE-SECRET-KEY-") {
+                    Error::invalid(
+                        "an age identity (AGE-SECRET-KEY-1…) was given as a recipient; \
+                         pass it as an identity (its recipient is derived from it)",
+                    )
+                } else {
+                    Error::invalid("a recipient is not an age X25519 recipient (age1…)")
+                }
             })
         })
         .collect()
@@ -186,7 +206,57 @@ fn age_write(enc: age::Encryptor, plaintext: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// What the header check learned: the scrypt work factor, if the file is
+/// passphrase-encrypted.
+struct HeaderFacts {
+    scrypt_log_n: Option<u8>,
+}
+
+/// Refuses, in time linear in [`MAX_AGE_HEADER_LEN`], an age file whose
+/// header is larger than that, has more than [`MAX_AGE_STANZAS`] stanzas,
+/// or lacks its MAC line; reads the scrypt work factor if there is one.
+fn check_age_header(data: &[u8]) -> Result<HeaderFacts> {
+    const VERSION_LINE: &[u8] = b"age-encryption.org/v1\n";
+    if !data.starts_with(VERSION_LINE) {
+        return Err(Error::format("not an age file, or its header is damaged"));
+    }
+    let window = &data[..data.len().min(MAX_AGE_HEADER_LEN)];
+    let mut stanzas = 0usize;
+    let mut scrypt_log_n = None;
+    let mut at = VERSION_LINE.len();
+    loop {
+        let Some(nl) = window[at..].iter().position(|&b| b == b'\n') else {
+            return Err(Error::format(format!(
+                "the age header is longer than {MAX_AGE_HEADER_LEN} bytes or cut short"
+            )));
+        };
+        let line = &window[at..at + nl];
+        if line.starts_with(b"--- ") {
+            return Ok(HeaderFacts { scrypt_log_n });
+        }
+        if let Some(args) = line.strip_prefix(b"-> ") {
+            stanzas += 1;
+            if stanzas > MAX_AGE_STANZAS {
+                return Err(Error::format(format!(
+                    "the age header has more than {MAX_AGE_STANZAS} recipient stanzas"
+                )));
+            }
+            let mut words = args.split(|&b| b == b' ');
+            if words.next() == Some(&b"scrypt"[..]) {
+                let log_n = words
+                    .nth(1)
+                    .and_then(|w| std::str::from_utf8(w).ok())
+                    .and_then(|w| w.parse::<u8>().ok())
+                    .ok_or_else(|| Error::format("the age scrypt stanza is malformed"))?;
+                scrypt_log_n = Some(log_n);
+            }
+        }
+        at += nl + 1;
+    }
+}
+
 fn age_decryptor(data: &[u8]) -> Result<age::Decryptor<&[u8]>> {
+    check_age_header(data)?;
     age::Decryptor::new(data).map_err(map_decrypt_error)
 }
 
@@ -258,12 +328,7 @@ fn age_unwrap(
     context: &[u8],
     decrypt: impl FnOnce(&[u8]) -> Result<Zeroizing<Vec<u8>>>,
 ) -> Result<SecretBytes> {
-    if env.provider != provider {
-        return Err(Error::invalid(format!(
-            "envelope is from provider {:?}, not {provider:?}",
-            env.provider
-        )));
-    }
+    crate::key_manager::check_provider(env, provider)?;
     let aad = wrap_aad(provider, &env.key_id, env.key_version, context)?;
     let pt = decrypt(&env.ciphertext)?;
     if pt.len() <= aad.len() || pt[..aad.len()] != aad[..] {
@@ -307,19 +372,34 @@ impl PassphraseRoot {
     /// 1..=30). Loading accepts files up to
     /// `max(log_n, DEFAULT_MAX_SCRYPT_WORK_FACTOR)`.
     pub fn with_work_factor(passphrase: impl Into<String>, log_n: u8) -> Result<PassphraseRoot> {
+        PassphraseRoot::with_limits(
+            passphrase,
+            log_n,
+            log_n.max(DEFAULT_MAX_SCRYPT_WORK_FACTOR),
+        )
+    }
+
+    /// A root whose saves use work factor `log_n` and whose loads refuse
+    /// files asking for more than `max_log_n` (both 1..=30, `log_n ≤
+    /// max_log_n`). scrypt needs `2^max_log_n` KiB of memory at the limit.
+    pub fn with_limits(
+        passphrase: impl Into<String>,
+        log_n: u8,
+        max_log_n: u8,
+    ) -> Result<PassphraseRoot> {
         let p: String = passphrase.into();
         if p.is_empty() {
             return Err(Error::invalid("the passphrase is empty"));
         }
-        if log_n == 0 || log_n > 30 {
+        if log_n == 0 || log_n > 30 || max_log_n > 30 || max_log_n < log_n {
             return Err(Error::invalid(
-                "scrypt work factor must be between 1 and 30",
+                "scrypt work factors must be between 1 and 30, the limit no lower than the work factor",
             ));
         }
         Ok(PassphraseRoot(Arc::new(PassInner {
             passphrase: SecretString::from(p),
             work_factor: log_n,
-            max_work_factor: log_n.max(DEFAULT_MAX_SCRYPT_WORK_FACTOR),
+            max_work_factor: max_log_n,
             closed: AtomicBool::new(false),
         })))
     }
@@ -333,6 +413,25 @@ impl PassphraseRoot {
     }
 
     fn decrypt(&self, data: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        if let Some(log_n) = check_age_header(data)?.scrypt_log_n {
+            if log_n > self.0.max_work_factor {
+                return Err(Error::policy(format!(
+                    "the age file asks for scrypt work factor {log_n}; the limit is {}",
+                    self.0.max_work_factor
+                )));
+            }
+            // scrypt (r = 8) needs 2^log_n KiB. Ask for it first, so a
+            // process short of memory gets an error instead of an abort.
+            let bytes = 1024usize.checked_shl(u32::from(log_n)).unwrap_or(usize::MAX);
+            let mut probe: Vec<u8> = Vec::new();
+            if probe.try_reserve_exact(bytes).is_err() {
+                return Err(Error::unavailable(format!(
+                    "not enough memory for scrypt work factor {log_n} ({} MiB)",
+                    bytes >> 20
+                )));
+            }
+            drop(probe);
+        }
         let dec = age_decryptor(data)?;
         if !dec.is_scrypt() {
             return Err(Error::new(

@@ -46,12 +46,7 @@ pub(crate) fn open<'e>(
     key_id: &str,
     whose_key: impl FnOnce() -> String,
 ) -> Result<Sealed<'e>> {
-    if env.provider != provider {
-        return Err(Error::invalid(format!(
-            "envelope is from provider {:?}, not {provider:?}",
-            env.provider
-        )));
-    }
+    crate::key_manager::check_provider(env, provider)?;
     if env.key_id != key_id {
         return Err(Error::new(
             ErrorKind::UnknownKey,
