@@ -212,8 +212,11 @@ typedef struct ks_keychain ks_keychain;
  * passphrase, a key in a PKCS#11 token, a key in a KMIP server). Create
  * with ks_root_age_new, ks_root_age_generate, ks_root_passphrase_new,
  * ks_root_pkcs11_new or ks_root_kmip_new; release with ks_root_free.
+ * A root also decrypts portable ciphertexts (ks_root_decrypt_portable)
+ * and keeps the KEKs it unwrapped for them.
  *
- * Thread safety: immutable and shareable between threads.
+ * Thread safety: shareable between threads (the KEK cache is internally
+ * synchronized).
  */
 typedef struct ks_root ks_root;
 
@@ -375,6 +378,28 @@ typedef struct ks_key_info {
    */
   bool primary;
 } ks_key_info;
+
+/**
+ * Counters of a root's portable decryptions.
+ */
+typedef struct ks_portable_counters {
+  /**
+   * Successful ks_root_decrypt_portable calls.
+   */
+  uint64_t decrypt_ok;
+  /**
+   * Failed ks_root_decrypt_portable calls.
+   */
+  uint64_t decrypt_failed;
+  /**
+   * Calls to the root to unwrap a KEK (one per wrapped KEK not cached).
+   */
+  uint64_t root_calls;
+  /**
+   * Unwrapped KEKs cached in the root handle now.
+   */
+  uint64_t cached_keks;
+} ks_portable_counters;
 
 #ifdef __cplusplus
 extern "C" {
@@ -815,6 +840,58 @@ enum ks_status ks_keychain_import_tink_cleartext(const uint8_t *json, size_t jso
  * NUL) to `*out`. It holds key material: release with ks_buffer_free.
  */
 enum ks_status ks_keychain_export_tink_cleartext(const struct ks_keychain *kc, struct ks_buffer *out);
+
+/**
+ * Envelope-encrypts `input` into a portable ciphertext: the encryption
+ * primary, wrapped by the keychain's root, travels in front of the
+ * envelope (ks_keychain_encrypt's bytes), so ks_root_decrypt_portable
+ * decrypts it with the root alone: no keychain, no store. Layout:
+ * "KSP" | 0x01 | BE32(len(wrapped_kek)) | wrapped_kek | envelope
+ * (docs/FORMAT.md section 10). The root wraps each primary once; the
+ * keychain keeps the wrapped form. Output (release with ks_buffer_free):
+ * input_len + 107 + len(wrapped_kek) bytes (a few hundred under an age
+ * root). Counts as an encrypt.
+ *
+ * Anyone holding the root can unwrap the KEK and decrypt everything under
+ * it; destroying the key does not revoke portable ciphertexts.
+ * Errors: KS_ERR_POLICY for a keychain not opened with ks_keychain_open
+ * (an unbound keychain has no root; also the usage limit), KS_ERR_UNSUPPORTED
+ * (the root's wrapping exceeds 64 KiB), the root's own errors (e.g.
+ * KS_ERR_UNAVAILABLE), KS_ERR_IO, KS_ERR_UNAVAILABLE (closed).
+ * Thread safety: as ks_keychain_encrypt.
+ */
+enum ks_status ks_keychain_encrypt_portable(const struct ks_keychain *kc, const uint8_t *input, size_t input_len, const uint8_t *aad, size_t aad_len, struct ks_buffer *out);
+
+/**
+ * Decrypts a portable ciphertext (ks_keychain_encrypt_portable) with the
+ * root alone, with the same `aad`. Unwrapped KEKs are cached in the
+ * `root` handle (up to 1024, keyed by the hash of the wrapped bytes, least
+ * recently used leave first, wiped when they leave and by ks_root_free),
+ * so the root is called once per wrapped KEK, not per message. Output:
+ * the plaintext (release with ks_buffer_free, which wipes it).
+ * Errors: KS_ERR_FORMAT (framing, including a wrapped KEK over 64 KiB, or
+ * a wrapped part that is not a portable KEK record), KS_ERR_UNSUPPORTED
+ * (version byte other than 1), the root's own errors when unwrapping
+ * (age: KS_ERR_AUTHENTICATION for a wrong identity or tampering;
+ * device roots: KS_ERR_UNAVAILABLE, KS_ERR_BACKEND, ...),
+ * KS_ERR_AUTHENTICATION (a wrapped KEK of another key, any tag mismatch,
+ * wrong aad). Never KS_ERR_UNKNOWN_KEY: the KEK travels with the data.
+ * Thread safety: safe to call concurrently on one root.
+ */
+enum ks_status ks_root_decrypt_portable(const struct ks_root *root, const uint8_t *blob, size_t blob_len, const uint8_t *aad, size_t aad_len, struct ks_buffer *out);
+
+/**
+ * Writes a snapshot of the root's portable-decryption counters to `*out`
+ * (all zero before the first ks_root_decrypt_portable).
+ */
+enum ks_status ks_root_portable_counters(const struct ks_root *root, struct ks_portable_counters *out);
+
+/**
+ * Forgets (and wipes) the KEKs cached in `root` by
+ * ks_root_decrypt_portable: the next ciphertext under each calls the root
+ * again. Counters are kept.
+ */
+enum ks_status ks_root_portable_clear(const struct ks_root *root);
 
 /**
  * Creates an age root from `n_identities` identities (each an

@@ -267,8 +267,8 @@ impl Keychain {
         let Some(bound) = &self.bound else {
             return Err(Error::policy(
                 "encrypt_portable needs the keychain's root, and an unbound keychain \
-                 (generated or loaded from bytes) has none: open it with \
-                 Keychain::open(location, root)",
+                 (generated or loaded from bytes) has none: open the keychain from a \
+                 store with open(location, root)",
             ));
         };
         for _ in 0..MAX_PRIMARY_ATTEMPTS {

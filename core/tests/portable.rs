@@ -201,7 +201,7 @@ fn an_unbound_keychain_refuses_with_policy() {
     let kc = Keychain::generate().unwrap();
     let e = kc.encrypt_portable(b"x", b"").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Policy);
-    assert!(e.message().contains("Keychain::open"), "{e}");
+    assert!(e.message().contains("open(location, root)"), "{e}");
     assert_eq!(kc.primary().unwrap().usage, 0, "no usage count taken");
     assert_eq!(kc.counters().errors_of(ErrorKind::Policy), 1);
     kc.close().unwrap();

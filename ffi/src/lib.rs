@@ -17,12 +17,14 @@ mod envelope;
 mod events;
 mod hazmat;
 mod keychain;
+mod portable;
 mod root;
 
 pub use envelope::*;
 pub use events::*;
 pub use hazmat::*;
 pub use keychain::*;
+pub use portable::*;
 pub use root::*;
 
 /// The result of every fallible ks_ function. Numbers are stable and never

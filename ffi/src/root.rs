@@ -55,15 +55,24 @@ impl Root for RootKind {
 /// passphrase, a key in a PKCS#11 token, a key in a KMIP server). Create
 /// with ks_root_age_new, ks_root_age_generate, ks_root_passphrase_new,
 /// ks_root_pkcs11_new or ks_root_kmip_new; release with ks_root_free.
+/// A root also decrypts portable ciphertexts (ks_root_decrypt_portable)
+/// and keeps the KEKs it unwrapped for them.
 ///
-/// Thread safety: immutable and shareable between threads.
+/// Thread safety: shareable between threads (the KEK cache is internally
+/// synchronized).
 pub struct ks_root {
     pub(crate) kind: RootKind,
+    /// Decrypts portable ciphertexts with this root, keeping the KEKs it
+    /// unwrapped (made on first use; wiped by ks_root_free).
+    pub(crate) portable: std::sync::OnceLock<keystrata::PortableDecryptor>,
 }
 
 impl ks_root {
     fn new(kind: RootKind) -> ks_root {
-        ks_root { kind }
+        ks_root {
+            kind,
+            portable: std::sync::OnceLock::new(),
+        }
     }
 }
 
