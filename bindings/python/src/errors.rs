@@ -2,52 +2,77 @@
 //! exception, and the guard every call into the core goes through.
 //!
 //! The exception classes are plain Python classes in
-//! `keystrata/exceptions.py`; Rust imports them lazily by name.
+//! `keystrata/exceptions.py`; Rust imports them once, at module init.
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use keystrata::ErrorKind;
+use pyo3::exceptions::{PyImportError, PyRuntimeError};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyType;
 
-mod py {
-    pyo3::import_exception!(keystrata.exceptions, Error);
-    pyo3::import_exception!(keystrata.exceptions, InvalidInputError);
-    pyo3::import_exception!(keystrata.exceptions, AuthenticationError);
-    pyo3::import_exception!(keystrata.exceptions, UnknownKeyError);
-    pyo3::import_exception!(keystrata.exceptions, KeyDisabledError);
-    pyo3::import_exception!(keystrata.exceptions, KeyDestroyedError);
-    pyo3::import_exception!(keystrata.exceptions, PolicyError);
-    pyo3::import_exception!(keystrata.exceptions, UnsupportedError);
-    pyo3::import_exception!(keystrata.exceptions, BackendError);
-    pyo3::import_exception!(keystrata.exceptions, UnavailableError);
-    pyo3::import_exception!(keystrata.exceptions, FormatError);
-    pyo3::import_exception!(keystrata.exceptions, IoError);
-    pyo3::import_exception!(keystrata.exceptions, InternalError);
+/// The exception classes, imported once when the module is initialised.
+/// Importing them lazily at the first raise failed near the recursion
+/// limit (or re-entrantly from a callback), and PyO3's lazy import panics
+/// then, which aborted the interpreter.
+static CLASSES: PyOnceLock<Classes> = PyOnceLock::new();
+
+struct Classes {
+    /// `keystrata.Error`.
+    base: Py<PyType>,
+    /// `<Kind>Error` for each kind of `ErrorKind::ALL`, in that order.
+    by_kind: Vec<Py<PyType>>,
+}
+
+/// Imports `keystrata.exceptions` and keeps its classes: `<Name>Error` for
+/// every kind the core defines (`ErrorKind::ALL`, the one table), checking
+/// that each class's `code` is the core's. Called from the module's init,
+/// where the recursion depth is that of an import.
+pub(crate) fn init(py: Python<'_>) -> PyResult<()> {
+    let module = py.import("keystrata.exceptions")?;
+    let base = module.getattr("Error")?.cast_into::<PyType>()?.unbind();
+    let mut by_kind = Vec::with_capacity(ErrorKind::ALL.len());
+    for kind in ErrorKind::ALL {
+        let class = module
+            .getattr(format!("{}Error", kind.name()))?
+            .cast_into::<PyType>()?;
+        let code: u32 = class.getattr("code")?.extract()?;
+        if code != kind.code() {
+            return Err(PyImportError::new_err(format!(
+                "keystrata.exceptions.{}Error has code {code}; the core's is {}",
+                kind.name(),
+                kind.code()
+            )));
+        }
+        by_kind.push(class.unbind());
+    }
+    let _ = CLASSES.set(py, Classes { base, by_kind });
+    Ok(())
 }
 
 /// Turns a keystrata error into the Python exception of its kind
 /// (`keystrata.AuthenticationError`, …). Its `str()` is the core's message;
-/// `kind` and `code` come from the class.
+/// `kind` and `code` come from the class. Never panics: should the classes
+/// be missing, the error becomes a `RuntimeError` with the same message.
 pub(crate) fn raise(e: keystrata::Error) -> PyErr {
     let msg = e.message().to_owned();
-    match e.kind() {
-        ErrorKind::InvalidInput => py::InvalidInputError::new_err(msg),
-        ErrorKind::Authentication => py::AuthenticationError::new_err(msg),
-        ErrorKind::UnknownKey => py::UnknownKeyError::new_err(msg),
-        ErrorKind::KeyDisabled => py::KeyDisabledError::new_err(msg),
-        ErrorKind::KeyDestroyed => py::KeyDestroyedError::new_err(msg),
-        ErrorKind::Policy => py::PolicyError::new_err(msg),
-        ErrorKind::Unsupported => py::UnsupportedError::new_err(msg),
-        ErrorKind::Backend => py::BackendError::new_err(msg),
-        ErrorKind::Unavailable => py::UnavailableError::new_err(msg),
-        ErrorKind::Format => py::FormatError::new_err(msg),
-        ErrorKind::Io => py::IoError::new_err(msg),
-        ErrorKind::Internal => py::InternalError::new_err(msg),
-        // A kind added to the core after this binding was written: the base
-        // class, carrying the kind's name and number.
-        other => py::Error::new_err((msg, other.name(), other.code())),
-    }
+    let kind = e.kind();
+    Python::attach(|py| {
+        let Some(classes) = CLASSES.get(py) else {
+            return PyRuntimeError::new_err(format!("keystrata {}: {msg}", kind.name()));
+        };
+        match ErrorKind::ALL.iter().position(|k| *k == kind) {
+            Some(i) => PyErr::from_type(classes.by_kind[i].bind(py).clone(), msg),
+            // A kind added to the core after this binding was built: the
+            // base class, carrying the kind's name and number.
+            None => PyErr::from_type(
+                classes.base.bind(py).clone(),
+                (msg, kind.name(), kind.code()),
+            ),
+        }
+    })
 }
 
 /// An `InvalidInput` error raised from the binding itself (for values the

@@ -85,6 +85,7 @@ fn panic(py: Python<'_>, detach: bool) -> PyResult<()> {
 /// this module: it re-exports everything here with the exception classes.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    errors::init(m.py())?;
     m.add_class::<keychain::PyKeychain>()?;
     m.add_class::<roots::PyAgeRoot>()?;
     m.add_class::<roots::PyPassphraseRoot>()?;

@@ -149,3 +149,65 @@ def test_base_error_for_an_unknown_kind() -> None:
     e = keystrata.Error("future", "SomethingNew", 13)
     assert (e.kind, e.code, str(e)) == ("SomethingNew", 13, "future")
     assert keystrata.Error().kind == "Error"
+
+
+FIRST_RAISE_NEAR_THE_RECURSION_LIMIT = r"""
+import sys
+import keystrata
+
+kc = keystrata.Keychain.generate()
+outcomes = []
+
+
+def deep(n):
+    try:
+        return deep(n + 1)
+    except RecursionError:
+        # The first keystrata exception of the process, raised with almost
+        # no stack left: it must be a Python exception, never an abort.
+        try:
+            kc.unseal(b"\x01\x00\x00\x00\x07" + bytes(28), b"")
+        except keystrata.Error as e:
+            outcomes.append(type(e).__name__)
+        except RecursionError:
+            outcomes.append("RecursionError")
+        return n
+
+
+deep(0)
+
+
+def on_event(ev):
+    # Re-entrant: a failing call from inside the decrypt_failed callback.
+    try:
+        kc.unseal(b"junk", b"")
+    except keystrata.Error as e:
+        outcomes.append("reentrant " + type(e).__name__)
+
+
+kc.subscribe(on_event)
+try:
+    kc.unseal(b"\x01\x00\x00\x00\x09" + bytes(28), b"")
+except keystrata.UnknownKeyError:
+    outcomes.append("outer UnknownKeyError")
+print(outcomes)
+"""
+
+
+def test_the_first_error_near_the_recursion_limit_does_not_abort() -> None:
+    import subprocess
+    import sys
+
+    # A fresh interpreter: the first raise of its life is the one that
+    # used to import the class lazily, fail, panic and abort (exit 134).
+    r = subprocess.run(
+        [sys.executable, "-c", FIRST_RAISE_NEAR_THE_RECURSION_LIMIT],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, f"exit {r.returncode}: {r.stderr[-2000:]}"
+    out = r.stdout.strip()
+    assert "outer UnknownKeyError" in out, out
+    assert "reentrant FormatError" in out, out
+    assert out.startswith("['UnknownKeyError'") or out.startswith("['RecursionError'"), out

@@ -372,11 +372,7 @@ impl PassphraseRoot {
     /// 1..=30). Loading accepts files up to
     /// `max(log_n, DEFAULT_MAX_SCRYPT_WORK_FACTOR)`.
     pub fn with_work_factor(passphrase: impl Into<String>, log_n: u8) -> Result<PassphraseRoot> {
-        PassphraseRoot::with_limits(
-            passphrase,
-            log_n,
-            log_n.max(DEFAULT_MAX_SCRYPT_WORK_FACTOR),
-        )
+        PassphraseRoot::with_limits(passphrase, log_n, log_n.max(DEFAULT_MAX_SCRYPT_WORK_FACTOR))
     }
 
     /// A root whose saves use work factor `log_n` and whose loads refuse
@@ -422,7 +418,9 @@ impl PassphraseRoot {
             }
             // scrypt (r = 8) needs 2^log_n KiB. Ask for it first, so a
             // process short of memory gets an error instead of an abort.
-            let bytes = 1024usize.checked_shl(u32::from(log_n)).unwrap_or(usize::MAX);
+            let bytes = 1024usize
+                .checked_shl(u32::from(log_n))
+                .unwrap_or(usize::MAX);
             let mut probe: Vec<u8> = Vec::new();
             if probe.try_reserve_exact(bytes).is_err() {
                 return Err(Error::unavailable(format!(
