@@ -79,6 +79,7 @@ suite tink-interop tink bash tests/tink/interop.sh
 suite python pytest bash bindings/python/test.sh
 suite go gotest env GO_TEST_FLAGS=-v bash bindings/go/test.sh
 suite cross-language cprint bash tests/cross/run.sh
+suite fleet cprint bash tests/fleet/run.sh
 suite error-parity cprint python3 tests/cross/check_parity.py
 suite error-parity-selftest cprint python3 tests/cross/check_parity.py --self-test
 suite readme-quickstarts cprint bash tests/readme/run.sh
