@@ -257,3 +257,63 @@ fn root_as_key_manager() {
         ErrorKind::Unavailable
     );
 }
+
+#[test]
+fn leftovers_of_killed_writers_are_removed_and_live_ones_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kc.age");
+    let root = AgeRoot::generate();
+    drop(Keychain::open(&path, &root).unwrap());
+    // PID 999999999 is above any Linux pid_max: that writer is gone. Our
+    // own PID stands for a writer still at work.
+    let dead = dir.path().join(".kc.age.tmp-999999999-00000000000000ab");
+    let live = dir.path().join(format!(
+        ".kc.age.tmp-{}-00000000000000cd",
+        std::process::id()
+    ));
+    let other = dir.path().join(".other.age.tmp-999999999-00000000000000ef");
+    for f in [&dead, &live, &other] {
+        std::fs::write(f, b"half a keychain").unwrap();
+    }
+    let kc = Keychain::open(&path, &root).unwrap();
+    kc.seal(b"x", b"").unwrap();
+    assert!(!dead.exists(), "a dead writer's temporary file was left");
+    assert!(live.exists(), "a live writer's temporary file was removed");
+    assert!(other.exists(), "another keychain's file was touched");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlinked_keychain_is_followed_and_the_link_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let real_dir = dir.path().join("real");
+    std::fs::create_dir(&real_dir).unwrap();
+    let target = real_dir.join("kc.age");
+    let link = dir.path().join("link.age");
+    let root = AgeRoot::generate();
+    drop(Keychain::open(&target, &root).unwrap());
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let kc = Keychain::open(&link, &root).unwrap();
+    let r = kc.rotate().unwrap();
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the first save replaced the link with a file"
+    );
+    let via_target = Keychain::load_file(&target, &root).unwrap();
+    assert!(via_target.keys().iter().any(|k| k.key_id == r.key_id));
+    // Handles through the link and through the target share one lock and
+    // one file: neither loses the other's keys.
+    let direct = Keychain::open(&target, &root).unwrap();
+    let r2 = direct.rotate().unwrap();
+    let r3 = kc.rotate().unwrap();
+    let ids: Vec<u32> = Keychain::load_file(&target, &root)
+        .unwrap()
+        .keys()
+        .iter()
+        .map(|k| k.key_id)
+        .collect();
+    assert!(ids.contains(&r2.key_id) && ids.contains(&r3.key_id));
+}

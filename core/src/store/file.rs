@@ -21,6 +21,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -39,9 +40,14 @@ pub const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 /// fsync it, rename it over `path`, fsync the directory. On error the
 /// temporary file is removed and `path` is untouched.
 ///
+/// A `path` that is a symbolic link is followed: the file it points to is
+/// replaced and the link is kept.
+///
 /// This alone does not stop two writers from overwriting each other; a
 /// keychain shared by several writers goes through [`FileStore`].
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let resolved = follow_link(path);
+    let path = resolved.as_path();
     let dir = parent_dir(path);
     let name = file_name(path)?;
     let mut rnd = [0u8; 8];
@@ -71,6 +77,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// `path`, or where it points if it is a symbolic link (a dangling link
+/// stays as it is).
+fn follow_link(path: &Path) -> PathBuf {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+        }
+        _ => path.to_path_buf(),
+    }
 }
 
 fn parent_dir(path: &Path) -> PathBuf {
@@ -145,6 +162,8 @@ pub struct FileStore {
     /// The stamp of the file when it was last read or written, with its
     /// revision.
     seen: Mutex<Option<(Stamp, Revision)>>,
+    /// Whether leftovers of killed writers were looked for.
+    swept: AtomicBool,
 }
 
 impl std::fmt::Debug for FileStore {
@@ -156,8 +175,14 @@ impl std::fmt::Debug for FileStore {
 }
 
 impl FileStore {
-    /// The store at `path`. Nothing is touched until the first call.
+    /// The store at `path`. Nothing is written until the first change.
+    ///
+    /// A `path` that is a symbolic link is followed, once, here: the
+    /// keychain is read and replaced where the link points (and the lock
+    /// file lives beside it), and the link itself is left alone. Without
+    /// this, the first save would replace the link with a regular file.
     pub fn new(path: PathBuf) -> FileStore {
+        let path = follow_link(&path);
         let dir = parent_dir(&path);
         let name = path
             .file_name()
@@ -168,6 +193,39 @@ impl FileStore {
             location: path.display().to_string(),
             path,
             seen: Mutex::new(None),
+            swept: AtomicBool::new(false),
+        }
+    }
+
+    /// Removes temporary files that writers killed mid-save left behind
+    /// (`.NAME.tmp-PID-RAND` whose PID no longer runs). Best effort, once
+    /// per store; a live writer's file is never touched.
+    fn sweep_leftovers(&self) {
+        if self.swept.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let Some(name) = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+        else {
+            return;
+        };
+        let prefix = format!(".{name}.tmp-");
+        let Ok(entries) = fs::read_dir(parent_dir(&self.path)) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let file = entry.file_name();
+            let Some(rest) = file.to_str().and_then(|f| f.strip_prefix(&prefix)) else {
+                continue;
+            };
+            let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+                continue;
+            };
+            if pid != std::process::id() && !process_runs(pid) {
+                let _ = fs::remove_file(entry.path());
+            }
         }
     }
 
@@ -226,12 +284,22 @@ impl FileStore {
     }
 }
 
+/// Whether process `pid` exists. Where that cannot be known (no `/proc`),
+/// it is assumed to run, so nothing is removed.
+fn process_runs(pid: u32) -> bool {
+    if !Path::new("/proc/self").exists() {
+        return true;
+    }
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
 impl Store for FileStore {
     fn location(&self) -> &str {
         &self.location
     }
 
     fn load(&self) -> Result<Option<Versioned>> {
+        self.sweep_leftovers();
         self.read()
     }
 
