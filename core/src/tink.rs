@@ -41,17 +41,26 @@ fn unsupported_key(id: u64, what: &str) -> Error {
 pub(crate) fn aes_gcm_key_from_proto(proto: &[u8]) -> Result<Zeroizing<[u8; KEY_LEN]>> {
     let mut i = 0;
     let mut key: Option<Zeroizing<[u8; KEY_LEN]>> = None;
+    let mut version_seen = false;
     let bad = |m: &str| Error::unsupported(format!("AesGcmKey protobuf: {m}"));
     while i < proto.len() {
         match proto[i] {
             0x08 => {
-                // field 1, varint: the key version; only 0 exists.
+                // field 1, varint: the key version; only 0 exists. Each
+                // field at most once (docs/FORMAT.md §3): a repeated field
+                // would let two encodings of one key disagree.
+                if std::mem::replace(&mut version_seen, true) {
+                    return Err(bad("the version field is repeated"));
+                }
                 if proto.get(i + 1) != Some(&0) {
                     return Err(bad("unsupported key version"));
                 }
                 i += 2;
             }
             0x1a => {
+                if key.is_some() {
+                    return Err(bad("the key_value field is repeated"));
+                }
                 if proto.get(i + 1) != Some(&(KEY_LEN as u8)) {
                     return Err(bad("key_value is not 32 bytes"));
                 }
@@ -227,5 +236,23 @@ mod tests {
         assert!(aes_gcm_key_from_proto(&p[..20]).is_err());
         assert!(aes_gcm_key_from_proto(&[0x08, 0x01]).is_err());
         assert!(aes_gcm_key_from_proto(&[]).is_err());
+    }
+
+    #[test]
+    fn repeated_fields_are_refused_as_the_format_says() {
+        let mut key = vec![0x1a, 0x20];
+        key.extend_from_slice(&[5u8; 32]);
+        let mut other = vec![0x1a, 0x20];
+        other.extend_from_slice(&[6u8; 32]);
+        for proto in [
+            [key.clone(), other].concat(),
+            [key.clone(), key.clone()].concat(),
+            [vec![0x08, 0x00, 0x08, 0x00], key.clone()].concat(),
+            [vec![0x08, 0x00], key.clone(), vec![0x08, 0x00]].concat(),
+        ] {
+            let e = aes_gcm_key_from_proto(&proto).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::Unsupported, "{proto:02x?}");
+            assert!(e.message().contains("repeated"), "{}", e.message());
+        }
     }
 }
