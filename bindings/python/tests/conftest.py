@@ -61,3 +61,26 @@ def need_module(name: str) -> Any:
     if require_peers():
         return importlib.import_module(name)
     return pytest.importorskip(name)
+
+
+# --- Every error message the suite provokes, scanned for secrets ----------
+#
+# Messages never contain secret material (issue 13): each keystrata
+# exception made during the session is recorded here, and
+# test_zz_error_messages.py (collected last) scans them all.
+ERROR_MESSAGES: list = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _record_error_messages() -> Iterator[None]:
+    original = keystrata.exceptions.Error.__init__
+
+    def recording(self: Any, message: str = "", kind: Any = None, code: Any = None) -> None:
+        ERROR_MESSAGES.append(str(message))
+        original(self, message, kind, code)
+
+    keystrata.exceptions.Error.__init__ = recording  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        keystrata.exceptions.Error.__init__ = original  # type: ignore[method-assign]

@@ -43,7 +43,7 @@ def test_every_public_member_is_documented() -> None:
 
 def test_signatures_are_visible() -> None:
     assert str(inspect.signature(keystrata.Keychain.seal)) == "(self, /, plaintext, aad=b'')"
-    assert str(inspect.signature(keystrata.Keychain.open)) == "(path, root, policy=None)"
+    assert str(inspect.signature(keystrata.Keychain.open)) == "(location, root, policy=None)"
     assert str(inspect.signature(keystrata.hkdf_sha256)) == "(salt, ikm, info, length)"
 
 
