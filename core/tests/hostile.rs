@@ -21,7 +21,11 @@ fn a_long_header_line_is_refused_before_the_age_parser_sees_it() {
     body.push(b'\n');
     let e = Keychain::load(&age_header(&body), &root).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Format);
-    assert!(e.message().contains(&MAX_AGE_HEADER_LEN.to_string()), "{}", e.message());
+    assert!(
+        e.message().contains(&MAX_AGE_HEADER_LEN.to_string()),
+        "{}",
+        e.message()
+    );
 }
 
 #[test]
@@ -38,7 +42,9 @@ fn too_many_stanzas_are_refused() {
     // Many stanzas without a MAC line within the limit: the size check.
     let mut body = Vec::new();
     while body.len() < 1 << 20 {
-        body.extend_from_slice(b"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n");
+        body.extend_from_slice(
+            b"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n",
+        );
     }
     let e = Keychain::load(&age_header(&body), &root).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Format);
@@ -49,9 +55,14 @@ fn a_hostile_scrypt_work_factor_is_refused_before_any_work() {
     let cheap = PassphraseRoot::with_limits("pw", 2, 30).unwrap();
     let saved = Keychain::generate().unwrap().save(&cheap).unwrap();
     let text = String::from_utf8_lossy(&saved).into_owned();
-    assert!(text.contains(" 2\n"), "the scrypt stanza ends in its work factor");
+    assert!(
+        text.contains(" 2\n"),
+        "the scrypt stanza ends in its work factor"
+    );
     for hostile in [21u8, 22, 30] {
-        let forged = text.replacen(" 2\n", &format!(" {hostile}\n"), 1).into_bytes();
+        let forged = text
+            .replacen(" 2\n", &format!(" {hostile}\n"), 1)
+            .into_bytes();
         let e = Keychain::load(&forged, &PassphraseRoot::new("pw").unwrap()).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Policy, "work factor {hostile}: {e}");
         assert!(e.message().contains("limit is 20"), "{}", e.message());
@@ -105,7 +116,11 @@ fn a_huge_provider_is_not_echoed_whole() {
     let mut env = kc.wrap_key(&[1u8; 32], b"").unwrap();
     env.provider = "p".repeat(1 << 20);
     let e = kc.unwrap_key(&env, b"").unwrap_err();
-    assert!(e.message().len() < 512, "message of {} bytes", e.message().len());
+    assert!(
+        e.message().len() < 512,
+        "message of {} bytes",
+        e.message().len()
+    );
 }
 
 /// Test helpers: the root's raw protect/unprotect as strings.

@@ -20,9 +20,8 @@ mod pkcs11;
 pub mod wrapped;
 
 pub use self::age::{
-    AgeRoot, PassphraseRoot, AGE_PROVIDER, DEFAULT_MAX_SCRYPT_WORK_FACTOR, MAX_AGE_HEADER_LEN,
-    MAX_AGE_STANZAS,
-    DEFAULT_SCRYPT_WORK_FACTOR, SCRYPT_PROVIDER,
+    AgeRoot, PassphraseRoot, AGE_PROVIDER, DEFAULT_MAX_SCRYPT_WORK_FACTOR,
+    DEFAULT_SCRYPT_WORK_FACTOR, MAX_AGE_HEADER_LEN, MAX_AGE_STANZAS, SCRYPT_PROVIDER,
 };
 #[cfg(feature = "kmip")]
 #[cfg_attr(docsrs, doc(cfg(feature = "kmip")))]
