@@ -290,6 +290,30 @@ impl PyKeychain {
         payload_out(py, len, detach, |out| self.inner.decrypt_to(ct, aad, out))
     }
 
+    /// A portable ciphertext: ``encrypt``'s envelope with the encryption
+    /// primary, wrapped by this keychain's root, in front, so
+    /// ``keystrata.decrypt_portable(blob, root, aad)`` (or
+    /// ``root.decrypt_portable``) decrypts it with the root alone: no
+    /// keychain, no file. The root wraps each primary once. Layout:
+    /// ``"KSP" ‖ 0x01 ‖ BE32(len) ‖ wrapped_kek ‖ envelope`` (docs/FORMAT.md
+    /// §10). Counts as an ``encrypt``; runs with the interpreter released.
+    ///
+    /// Only a keychain from ``Keychain.open`` has a root: an unbound one
+    /// raises ``PolicyError``. Anyone holding the root can unwrap the KEK
+    /// and decrypt everything under it; destroying the key does not revoke
+    /// portable ciphertexts.
+    #[pyo3(signature = (plaintext, aad = b"".as_slice().into()), text_signature = "($self, plaintext, aad=b'')")]
+    fn encrypt_portable<'py>(
+        &self,
+        py: Python<'py>,
+        plaintext: BytesIn<'_, '_>,
+        aad: BytesIn<'_, '_>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let (pt, aad) = (plaintext.as_slice(), aad.as_slice());
+        let blob = call(py, true, || self.inner.encrypt_portable(pt, aad))?;
+        Ok(bytes_out(py, &blob))
+    }
+
     /// Wraps a data key (1 to 4096 bytes) under the encryption primary,
     /// bound to this provider, the key's ID and version, and ``context``.
     #[pyo3(signature = (key, context = b"".as_slice().into()), text_signature = "($self, key, context=b'')")]

@@ -3,6 +3,7 @@
 //! of that contract are written once, in `key_manager_pymethods!`.
 
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use keystrata::root::kmip::{KmipConfig, KmipKeyRef, KmipVersion};
@@ -10,9 +11,9 @@ use keystrata::root::{ExposeSecret, Pkcs11Config, Pkcs11Pin, SecretString};
 use keystrata::{KeyManager, Root};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyDict};
 
-use crate::buf::{secret_out, type_name, BytesIn};
+use crate::buf::{payload_out, secret_out, type_name, BytesIn};
 use crate::errors::call;
 use crate::types::{py_repr, PyEnvelope};
 
@@ -75,8 +76,56 @@ macro_rules! key_manager_pymethods {
 
             /// Closes the root (idempotent): later calls raise
             /// ``UnavailableError``. Clones passed to keychains share it.
+            /// The KEKs ``decrypt_portable`` cached are wiped.
             fn close(&self, py: Python<'_>) -> PyResult<()> {
+                if let Some(d) = self.portable.get() {
+                    d.clear();
+                }
                 call(py, true, || self.inner.close())
+            }
+
+            /// Decrypts a portable ciphertext (``Keychain.encrypt_portable``)
+            /// with this root alone, with the same ``aad``. The KEKs it
+            /// unwraps are cached in this root object (up to 1024, keyed by
+            /// the hash of the wrapped bytes, wiped when they leave), so the
+            /// root is called once per wrapped KEK, not once per message.
+            /// Runs with the interpreter released.
+            ///
+            /// Raises ``FormatError`` for bad framing (or a wrapped part that
+            /// is not a portable KEK record), ``UnsupportedError`` for
+            /// another format version, the root's own errors when
+            /// unwrapping (``AuthenticationError`` for a wrong age identity
+            /// or passphrase; ``UnavailableError`` from a device), and
+            /// ``AuthenticationError`` for tampering or a wrong ``aad``.
+            /// Never ``UnknownKeyError``: the KEK travels with the data.
+            #[pyo3(signature = (blob, aad = b"".as_slice().into()), text_signature = "($self, blob, aad=b'')")]
+            fn decrypt_portable<'py>(
+                &self,
+                py: Python<'py>,
+                blob: BytesIn<'_, '_>,
+                aad: BytesIn<'_, '_>,
+            ) -> PyResult<Bound<'py, PyBytes>> {
+                let (b, a) = (blob.as_slice(), aad.as_slice());
+                let dec = self.portable.get_or_init(|| {
+                    keystrata::PortableDecryptor::new(Arc::new(self.inner.clone()))
+                });
+                // Bad framing leaves the buffer empty; decrypt_to reports it.
+                let len = keystrata::PortableDecryptor::decrypted_len(b).unwrap_or(0);
+                payload_out(py, len, true, |out| dec.decrypt_to(b, a, out))
+            }
+
+            /// Counters of this root's ``decrypt_portable`` calls: a dict
+            /// with ``decrypt_ok``, ``decrypt_failed``, ``root_calls`` (KEKs
+            /// unwrapped by the root, one per wrapped KEK not cached) and
+            /// ``cached_keks`` (KEKs cached now).
+            fn portable_counters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+                let c = self.portable.get().map(|d| d.counters()).unwrap_or_default();
+                let d = PyDict::new(py);
+                d.set_item("decrypt_ok", c.decrypt_ok)?;
+                d.set_item("decrypt_failed", c.decrypt_failed)?;
+                d.set_item("root_calls", c.root_calls)?;
+                d.set_item("cached_keks", c.cached_keks)?;
+                Ok(d)
             }
         }
     };
@@ -105,6 +154,8 @@ pub(crate) struct PyAgeRoot {
     pub(crate) inner: keystrata::AgeRoot,
     /// How many identities it holds (for `repr`, without touching them).
     identities: usize,
+    /// Decrypts portable ciphertexts, caching KEKs (made on first use).
+    portable: OnceLock<keystrata::PortableDecryptor>,
 }
 
 key_manager_pymethods! {
@@ -122,7 +173,11 @@ impl PyAgeRoot {
         // The core accepts several keys in one string (an age-keygen file):
         // count what it parsed, not the strings.
         let identities = inner.insecure_identity_strings().len();
-        Ok(PyAgeRoot { inner, identities })
+        Ok(PyAgeRoot {
+            inner,
+            identities,
+            portable: OnceLock::new(),
+        })
     }
 
     /// A root with one freshly generated X25519 identity.
@@ -131,6 +186,7 @@ impl PyAgeRoot {
         PyAgeRoot {
             inner: keystrata::AgeRoot::generate(),
             identities: 1,
+            portable: OnceLock::new(),
         }
     }
 
@@ -178,6 +234,8 @@ impl PyAgeRoot {
 pub(crate) struct PyPassphraseRoot {
     pub(crate) inner: keystrata::PassphraseRoot,
     work_factor: u8,
+    /// Decrypts portable ciphertexts, caching KEKs (made on first use).
+    portable: OnceLock<keystrata::PortableDecryptor>,
 }
 
 key_manager_pymethods! {
@@ -194,6 +252,7 @@ impl PyPassphraseRoot {
         Ok(PyPassphraseRoot {
             inner,
             work_factor: wf,
+            portable: OnceLock::new(),
         })
     }
 
@@ -229,6 +288,8 @@ impl PyPassphraseRoot {
 #[pyclass(frozen, name = "Pkcs11Root", module = "keystrata")]
 pub(crate) struct PyPkcs11Root {
     pub(crate) inner: keystrata::root::Pkcs11Root,
+    /// Decrypts portable ciphertexts, caching KEKs (made on first use).
+    portable: OnceLock<keystrata::PortableDecryptor>,
 }
 
 key_manager_pymethods! {
@@ -252,7 +313,10 @@ impl PyPkcs11Root {
         let mut config = Pkcs11Config::new(module, token_label, pin, key_label);
         config.create_key = create_key;
         let inner = call(py, true, || keystrata::root::Pkcs11Root::open(&config))?;
-        Ok(PyPkcs11Root { inner })
+        Ok(PyPkcs11Root {
+            inner,
+            portable: OnceLock::new(),
+        })
     }
 
     /// The label of the token key.
@@ -300,6 +364,8 @@ const _: () = assert!(keystrata::root::kmip::DEFAULT_KMIP_PORT == 5696);
 #[pyclass(frozen, name = "KmipRoot", module = "keystrata")]
 pub(crate) struct PyKmipRoot {
     pub(crate) inner: keystrata::root::kmip::KmipRoot,
+    /// Decrypts portable ciphertexts, caching KEKs (made on first use).
+    portable: OnceLock<keystrata::PortableDecryptor>,
 }
 
 key_manager_pymethods! {
@@ -342,7 +408,10 @@ impl PyKmipRoot {
             config.create_key = create_key;
             keystrata::root::kmip::KmipRoot::connect(config)
         })?;
-        Ok(PyKmipRoot { inner })
+        Ok(PyKmipRoot {
+            inner,
+            portable: OnceLock::new(),
+        })
     }
 
     /// The unique identifier of the root key in the server.

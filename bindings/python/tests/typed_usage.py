@@ -75,6 +75,11 @@ def main() -> int:
             kc.save_file(path, root)
             bound = Keychain.open(str(path), root, policy=None)
             assert bound.is_bound
+            portable: bytes = bound.encrypt_portable(b"travels", aad=b"ctx")
+            assert keystrata.decrypt_portable(portable, root, b"ctx") == b"travels"
+            assert root.decrypt_portable(memoryview(portable), aad=b"ctx") == b"travels"
+            pc: keystrata.PortableCounters = root.portable_counters()
+            assert pc["root_calls"] == 1 and pc["cached_keks"] == 1
             bound.close()
 
         try:

@@ -38,12 +38,18 @@ Quick start::
     # and the rotation policy rotates by itself.
     kc = keystrata.Keychain.open("keychain.age", root, keystrata.Policy(max_encryptions_per_key=2**20))
 
+    # Portable ciphertexts: the KEK, wrapped by the root, travels with the
+    # data, so the root alone decrypts (the root is called once per KEK).
+    blob = kc.encrypt_portable(b"for elsewhere", b"doc-18")
+    assert keystrata.decrypt_portable(blob, root, b"doc-18") == b"for elsewhere"
+
 Classes: ``Keychain``, ``AgeRoot``, ``PassphraseRoot``, ``Pkcs11Root``,
 ``KmipRoot``, ``Envelope``,
-``KeyInfo``, ``Policy``, ``Event``; the function ``hkdf_sha256``; the
+``KeyInfo``, ``Policy``, ``Event``; the functions ``hkdf_sha256`` and
+``decrypt_portable``; the
 exceptions ``Error`` and one subclass per error kind (see
 ``keystrata.exceptions``). Typing helpers: ``Root``, ``KeyManager``,
-``Counters``.
+``Counters``, ``PortableCounters``.
 
 Bytes in: every bytes argument accepts ``bytes``, ``bytearray``,
 ``memoryview`` or any other buffer. Bytes out: new ``bytes`` objects.
@@ -57,7 +63,7 @@ between threads. Payloads above 4 KiB, and every call touching a file, age
 or scrypt, release the GIL.
 """
 
-from typing import Dict, Protocol, TypedDict, Union
+from typing import TYPE_CHECKING, Dict, Protocol, TypedDict, Union
 
 from keystrata._native import (
     CORE_VERSION,
@@ -143,6 +149,37 @@ class Counters(TypedDict):
     errors: Dict[str, int]
 
 
+class PortableCounters(TypedDict):
+    """What a root's ``portable_counters()`` returns."""
+
+    decrypt_ok: int
+    decrypt_failed: int
+    root_calls: int
+    cached_keks: int
+
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+
+def decrypt_portable(blob: "Buffer", root: Root, aad: "Buffer" = b"") -> bytes:
+    """Decrypts a portable ciphertext (``Keychain.encrypt_portable``) with
+    ``root`` alone, with the same ``aad``: no keychain, no file.
+
+    The same as ``root.decrypt_portable(blob, aad)``: the KEKs unwrapped are
+    cached in the ``root`` object, so the root is called once per wrapped
+    KEK, not once per message; keep the root object to keep the cache.
+    Errors as for ``AgeRoot.decrypt_portable``; a ``root`` of another type
+    raises ``TypeError``.
+    """
+    if not isinstance(root, (AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot)):
+        raise TypeError(
+            "root must be an AgeRoot, PassphraseRoot, Pkcs11Root or KmipRoot, not "
+            + type(root).__name__
+        )
+    return root.decrypt_portable(blob, aad)
+
+
 __all__ = [
     "Keychain",
     "AgeRoot",
@@ -154,9 +191,11 @@ __all__ = [
     "Policy",
     "Event",
     "hkdf_sha256",
+    "decrypt_portable",
     "Root",
     "KeyManager",
     "Counters",
+    "PortableCounters",
     "Error",
     "InvalidInputError",
     "AuthenticationError",

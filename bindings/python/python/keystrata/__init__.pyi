@@ -3,7 +3,7 @@
 
 from typing import Dict, Protocol, TypedDict, Union
 
-from typing_extensions import TypeAlias
+from typing_extensions import Buffer, TypeAlias
 
 from keystrata._native import CORE_VERSION as CORE_VERSION
 from keystrata._native import AgeRoot as AgeRoot
@@ -56,6 +56,14 @@ class Counters(TypedDict):
     rotations: int
     errors: Dict[str, int]
 
+class PortableCounters(TypedDict):
+    decrypt_ok: int
+    decrypt_failed: int
+    root_calls: int
+    cached_keks: int
+
+def decrypt_portable(blob: Buffer, root: Root, aad: Buffer = b"") -> bytes: ...
+
 __all__ = [
     "Keychain",
     "AgeRoot",
@@ -67,9 +75,11 @@ __all__ = [
     "Policy",
     "Event",
     "hkdf_sha256",
+    "decrypt_portable",
     "Root",
     "KeyManager",
     "Counters",
+    "PortableCounters",
     "Error",
     "InvalidInputError",
     "AuthenticationError",
