@@ -66,6 +66,23 @@ fn root(spec: &str) -> Res<Box<dyn Root>> {
     }
 }
 
+/// KC opened bound to its file (a bound keychain has a root: portable
+/// ciphertexts need it).
+fn open_bound(spec: &str, kc: &str) -> Res<Keychain> {
+    if let Some(path) = spec.strip_prefix("age:") {
+        let text = String::from_utf8(read(path)?)
+            .map_err(|_| Failure::Usage("identity not UTF-8".into()))?;
+        Ok(Keychain::open(kc, &AgeRoot::new([text], [] as [&str; 0])?)?)
+    } else if let Some(pass) = spec.strip_prefix("pass:") {
+        Ok(Keychain::open(
+            kc,
+            &PassphraseRoot::with_work_factor(pass, 10)?,
+        )?)
+    } else {
+        usage(format!("bad root spec {spec:?}"))
+    }
+}
+
 fn load(spec: &str, kc: &str) -> Res<Keychain> {
     let r = root(spec)?;
     Ok(Keychain::load_file(kc, r.as_ref())?)
@@ -179,6 +196,15 @@ fn run(args: &[String]) -> Res<()> {
             };
             write(out, &res)
         }
+        ["encrypt-portable", spec, kc, input, aad, out] => {
+            let kc = open_bound(spec, kc)?;
+            write(out, &kc.encrypt_portable(&read(input)?, aad.as_bytes())?)
+        }
+        ["decrypt-portable", spec, input, aad, out] => {
+            let r = root(spec)?;
+            let pt = keystrata::decrypt_portable(&read(input)?, aad.as_bytes(), r.as_ref())?;
+            write(out, &pt)
+        }
         ["wrap", spec, kc, keyfile, context, out_env, out_meta] => {
             let kc = load(spec, kc)?;
             let env = kc.wrap_key(&read(keyfile)?, context.as_bytes())?;
@@ -211,7 +237,7 @@ fn run(args: &[String]) -> Res<()> {
             }
             Ok(())
         }
-        _ => usage("usage: kscross gen-age DIR | gen-pass DIR PASS | seal|unseal|encrypt|decrypt ROOT KC IN AAD OUT | wrap ROOT KC KEYFILE CONTEXT OUT_ENV OUT_META | unwrap ROOT KC ENVFILE CONTEXT OUT | derive ROOT KC ORIGIN INSTANCE EPOCH OUT | destroy ROOT KC KEY_ID OUT_KC | keys ROOT KC"),
+        _ => usage("usage: kscross gen-age DIR | gen-pass DIR PASS | seal|unseal|encrypt|decrypt ROOT KC IN AAD OUT | wrap ROOT KC KEYFILE CONTEXT OUT_ENV OUT_META | unwrap ROOT KC ENVFILE CONTEXT OUT | derive ROOT KC ORIGIN INSTANCE EPOCH OUT | destroy ROOT KC KEY_ID OUT_KC | keys ROOT KC | encrypt-portable ROOT KC IN AAD OUT | decrypt-portable ROOT IN AAD OUT"),
     }
 }
 

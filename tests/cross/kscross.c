@@ -351,6 +351,29 @@ int main(int argc, char **argv) {
         CHECK(ks_keychain_save_file(kc, argv[5], r));
         ks_keychain_free(kc);
         ks_root_free(r);
+    } else if (!strcmp(op, "encrypt-portable") && n == 6) {
+        ks_root *r = make_root(argv[2]);
+        ks_keychain *kc = NULL;
+        CHECK(ks_keychain_open(argv[3], r, NULL, &kc));
+        size_t len;
+        uint8_t *in = read_file(argv[4], &len);
+        ks_buffer out;
+        CHECK(ks_keychain_encrypt_portable(kc, in, len, (const uint8_t *)argv[5], strlen(argv[5]), &out));
+        write_file(argv[6], out.data, out.len);
+        ks_buffer_free(&out);
+        free(in);
+        ks_keychain_free(kc);
+        ks_root_free(r);
+    } else if (!strcmp(op, "decrypt-portable") && n == 5) {
+        ks_root *r = make_root(argv[2]);
+        size_t len;
+        uint8_t *in = read_file(argv[3], &len);
+        ks_buffer out;
+        CHECK(ks_root_decrypt_portable(r, in, len, (const uint8_t *)argv[4], strlen(argv[4]), &out));
+        write_file(argv[5], out.data, out.len);
+        ks_buffer_free(&out);
+        free(in);
+        ks_root_free(r);
     } else if (!strcmp(op, "keys") && n == 3) {
         ks_keychain *kc = load(argv[2], argv[3]);
         size_t count = 0;

@@ -134,6 +134,11 @@ def run(a):
         kc = keystrata.Keychain.load_file(a[2], r)
         kc.destroy(int(a[3], 10))
         kc.save_file(a[4], r)
+    elif op == "encrypt-portable" and n == 6:
+        kc = keystrata.Keychain.open(a[2], root(a[1]))
+        write(a[5], kc.encrypt_portable(read(a[3]), arg_bytes(a[4])))
+    elif op == "decrypt-portable" and n == 5:
+        write(a[4], keystrata.decrypt_portable(read(a[2]), root(a[1]), arg_bytes(a[3])))
     elif op == "keys" and n == 3:
         kc = load(a[1], a[2])
         for k in kc.keys():

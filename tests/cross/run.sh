@@ -129,6 +129,13 @@ for A in "${LANGS[@]}"; do
             ks "$A" derive "$S" "$K" "$org" "$inst" "$ep" "$o/d$i" >/dev/null && [[ $(stat -c %s "$o/d$i") -eq 32 ]] &&
                 pass || fail "$tag derive_origin_key #$i"
         done
+        # Portable ciphertexts need a bound keychain (its root wraps the KEK):
+        # a copy of the keychain, opened bound, so the shared file stays as is.
+        cp "$K" "$d/bound.age"
+        ks "$A" encrypt-portable "$S" "$d/bound.age" "$IN/doc.bin" "port=q3" "$o/p1" >/dev/null &&
+            pass || fail "$tag encrypt_portable"
+        ks "$A" encrypt-portable "$S" "$d/bound.age" "$IN/empty.bin" "" "$o/p2" >/dev/null &&
+            pass || fail "$tag encrypt_portable (empty)"
     done
 done
 echo "cross: keychains generated and used by each language in $((SECONDS - t0))s"
@@ -174,6 +181,8 @@ for A in "${LANGS[@]}"; do
             chk "unseal under the old key v2" "$IN/fixture-v2.txt" unseal "$S" "$K" "$d/v2.sealed" fixture
             chk "decrypt under the old key v2" "$IN/fixture-v2.txt" decrypt "$S" "$K" "$d/v2.encrypted" fixture
             chk "unwrap_key under the old key v2" "$IN/fixture-v2.key" unwrap "$S" "$K" "$d/v2.env.json" fixture
+            chk "encrypt_portable->decrypt_portable (the root alone)" "$IN/doc.bin" decrypt-portable "$S" "$o/p1" "port=q3"
+            chk "encrypt_portable->decrypt_portable (empty)" "$IN/empty.bin" decrypt-portable "$S" "$o/p2" ""
             i=0
             for t in "${DERIVE[@]}"; do
                 IFS='|' read -r org inst ep <<<"$t"
@@ -270,6 +279,22 @@ for ai in "${!LANGS[@]}"; do
     expect "$tag wrong age identity (${other}'s): load" Authentication unseal "age:$W/$other-age/identity.txt" "$K" "$o/s1" "$AAD1"
     expect "$tag wrong passphrase: load" Authentication unseal "pass:not the passphrase" "$W/$A-pass/keychain.age" "$W/$A-pass/out/s1" "$AAD1"
     expect "$tag missing keychain file: load" Io unseal "$S" "$e/no-such-keychain.age" "$o/s1" "$AAD1"
+    if [[ -s "$o/p1" ]]; then
+        flip "$o/p1" "$e/p1-tag" -1
+        setbytes "$o/p1" "$e/p1-v2" 3 02
+        setbytes "$o/p1" "$e/p1-len" 4 00010001
+        head -c 7 "$o/p1" >"$e/p1-short"
+        expect "$tag tampered tag: decrypt_portable" Authentication decrypt-portable "$S" "$e/p1-tag" "port=q3"
+        expect "$tag wrong aad: decrypt_portable" Authentication decrypt-portable "$S" "$o/p1" "port=q4"
+        expect "$tag wrong age identity (${other}'s): decrypt_portable" Authentication decrypt-portable "age:$W/$other-age/identity.txt" "$o/p1" "port=q3"
+        expect "$tag passphrase root for an age-wrapped KEK: decrypt_portable" Authentication decrypt-portable "pass:$PASSPHRASE" "$o/p1" "port=q3"
+        expect "$tag too short: decrypt_portable" Format decrypt-portable "$S" "$e/p1-short" ""
+        expect "$tag wrapped KEK over 64 KiB: decrypt_portable" Format decrypt-portable "$S" "$e/p1-len" "port=q3"
+        expect "$tag a plain envelope: decrypt_portable" Format decrypt-portable "$S" "$o/e1" "doc=q3"
+        expect "$tag version 2: decrypt_portable" Unsupported decrypt-portable "$S" "$e/p1-v2" "port=q3"
+    else
+        fail "$tag portable error cases: no input"
+    fi
 done
 echo "cross: error parity checked in $((SECONDS - t0))s"
 

@@ -293,6 +293,41 @@ func run(a []string) error {
 			return err
 		}
 		return kc.SaveFile(a[4], r)
+	case op == "encrypt-portable" && n == 6:
+		r, err := root(a[1])
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		kc, err := ks.Open(a[2], r, nil)
+		if err != nil {
+			return err
+		}
+		defer kc.Close()
+		data, err := read(a[3])
+		if err != nil {
+			return err
+		}
+		out, err := kc.EncryptPortable(data, []byte(a[4]))
+		if err != nil {
+			return err
+		}
+		return write(a[5], out)
+	case op == "decrypt-portable" && n == 5:
+		r, err := root(a[1])
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		data, err := read(a[2])
+		if err != nil {
+			return err
+		}
+		out, err := ks.DecryptPortable(data, []byte(a[3]), r)
+		if err != nil {
+			return err
+		}
+		return write(a[4], out)
 	case op == "keys" && n == 3:
 		kc, err := load(a[1], a[2])
 		if err != nil {
