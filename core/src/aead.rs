@@ -254,8 +254,12 @@ mod rustcrypto {
 /// The system call is also fork-safe by construction: a forked child can
 /// never replay the parent's nonces, which a buffered user-space generator
 /// would have to take care to prevent.
+/// Random bytes from the kernel: its vDSO `getrandom` where it has one
+/// (Linux 6.11+, fork-safe by the kernel's design), the system call
+/// otherwise (`keystrata_sys::fill_random`).
+#[inline]
 pub(crate) fn fill_random(buf: &mut [u8]) -> Result<()> {
-    getrandom::fill(buf).map_err(|_| Error::internal("random number generator failed"))
+    keystrata_sys::fill_random(buf).map_err(|_| Error::internal("random number generator failed"))
 }
 
 #[cfg(test)]

@@ -9,10 +9,16 @@
 //!   after `fork()`, so state that must not be shared between a parent and
 //!   its child (a reserved block of usage counts, a connection's event
 //!   loop) can tell it was inherited. Reading it is one atomic load.
+//! - [`fill_random`]: random bytes from the kernel's vDSO `getrandom`
+//!   (Linux 6.11 and later; fork-safe by the kernel's design), falling back
+//!   to the system call. About 40 ns for a nonce instead of about 200.
 
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod fork;
+mod random;
+mod vdso;
 
 pub use fork::fork_generation;
+pub use random::{fill_random, vdso_getrandom_available};

@@ -295,14 +295,20 @@ fn main() {
         );
     }
     if want("rng") {
-        // The floor under every seal and encrypt: one getrandom(2) system
-        // call (glibc 2.36 has no vDSO getrandom).
+        // The floor under every seal and encrypt: keystrata's nonce source
+        // (the kernel's vDSO getrandom where it has one, keystrata-sys),
+        // beside the getrandom(2) system call and AWS-LC's generator.
         run(
             &c,
             "rng_12B",
             12,
             &mut [
                 ("keystrata", &mut || {
+                    let mut n = [0u8; 12];
+                    keystrata_sys::fill_random(&mut n).expect("rng");
+                    black_box(n);
+                }),
+                ("getrandom(2)", &mut || {
                     let mut n = [0u8; 12];
                     getrandom::fill(&mut n).expect("rng");
                     black_box(n);
