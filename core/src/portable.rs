@@ -556,9 +556,17 @@ fn check_out_len(got: usize, parts: &Parts<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Unwraps a KEK with the root and checks its record.
+/// Unwraps a KEK with the root and checks its record. The root's own
+/// authentication failures (a wrong identity, tampering) become the one
+/// opaque `Authentication` error, like every other tag failure here.
 fn unwrap(root: &dyn Root, wrapped: &[u8]) -> Result<Kek> {
-    let record = root.unprotect(wrapped)?;
+    let record = root.unprotect(wrapped).map_err(|e| {
+        if e.kind() == crate::ErrorKind::Authentication {
+            Error::authentication()
+        } else {
+            e
+        }
+    })?;
     let (key_id, material) = parse_kek_record(&record)?;
     Ok(Kek {
         key_id,

@@ -266,12 +266,14 @@ fn every_part_is_checked_with_the_documented_kind() {
         ErrorKind::Authentication
     );
 
-    // Another root's identity cannot unwrap: Authentication.
+    // Another root's identity cannot unwrap: Authentication, with the one
+    // opaque message (not age's "no identity opens…").
     let other = PortableDecryptor::new(Arc::new(AgeRoot::generate()));
-    assert_eq!(
-        other.decrypt(&blob, b"aad").unwrap_err().kind(),
-        ErrorKind::Authentication
-    );
+    let e = other.decrypt(&blob, b"aad").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Authentication);
+    assert_eq!(e.message(), dec.decrypt(&blob, b"x").unwrap_err().message());
+    let e2 = dec.decrypt(&tamper(&blob, env - 1), b"aad").unwrap_err();
+    assert_eq!(e2.message(), e.message());
     // A wrapped part that is not an age file: Format (from the root).
     let mut junk = blob[..8].to_vec();
     junk[4..8].copy_from_slice(&4u32.to_be_bytes());
@@ -308,6 +310,11 @@ fn every_part_is_checked_with_the_documented_kind() {
         b.extend_from_slice(&blob[env..]);
         assert_eq!(kind(&b, b"aad"), ErrorKind::Format);
     }
+    // ...and the other way round: a wrapped KEK is not a saved keychain.
+    assert_eq!(
+        Keychain::load(&blob[8..env], &root).unwrap_err().kind(),
+        ErrorKind::Format
+    );
     // A forged record naming the right key_id with another key: the
     // envelope does not open (Authentication), and the forgery is not
     // cached under that key_id: the real blob still decrypts.

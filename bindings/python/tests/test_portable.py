@@ -96,8 +96,9 @@ def test_round_trip_needs_only_the_root_and_calls_it_once_per_kek(tmp_path: Path
     with pytest.raises(keystrata.AuthenticationError) as e:
         reader.decrypt_portable(blobs[0], b"other")
     assert str(e.value) == "ciphertext could not be authenticated"
-    with pytest.raises(keystrata.AuthenticationError):
+    with pytest.raises(keystrata.AuthenticationError) as e:
         keystrata.AgeRoot.generate().decrypt_portable(blobs[0], b"ctx")
+    assert str(e.value) == "ciphertext could not be authenticated"
     with pytest.raises(keystrata.FormatError):
         reader.decrypt_portable(b"KSP")
     with pytest.raises(keystrata.UnsupportedError):
