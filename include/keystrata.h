@@ -873,9 +873,10 @@ enum ks_status ks_keychain_encrypt_portable(const struct ks_keychain *kc, const 
  * a wrapped part that is not a portable KEK record), KS_ERR_UNSUPPORTED
  * (version byte other than 1), the root's own errors when unwrapping
  * (age: KS_ERR_AUTHENTICATION for a wrong identity or tampering;
- * device roots: KS_ERR_UNAVAILABLE, KS_ERR_BACKEND, ...),
- * KS_ERR_AUTHENTICATION (a wrapped KEK of another key, any tag mismatch,
- * wrong aad). Never KS_ERR_UNKNOWN_KEY: the KEK travels with the data.
+ * device roots: KS_ERR_UNAVAILABLE, KS_ERR_BACKEND, KS_ERR_UNKNOWN_KEY
+ * for a KEK wrapped under another device key, ...), KS_ERR_AUTHENTICATION
+ * (a wrapped KEK of another key, any tag mismatch, wrong aad). No keychain
+ * is consulted: the KEK travels with the data.
  * Thread safety: safe to call concurrently on one root.
  */
 enum ks_status ks_root_decrypt_portable(const struct ks_root *root, const uint8_t *blob, size_t blob_len, const uint8_t *aad, size_t aad_len, struct ks_buffer *out);

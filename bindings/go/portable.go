@@ -62,8 +62,9 @@ func (kc *Keychain) EncryptPortable(plaintext, aad []byte) ([]byte, error) {
 // (framing, or a wrapped part that is not a portable KEK record),
 // ErrUnsupported (another format version), the root's own errors when
 // unwrapping (ErrAuthentication for a wrong age identity or passphrase;
-// ErrUnavailable from a device), ErrAuthentication (tampering, wrong aad).
-// Never ErrUnknownKey: the KEK travels with the data.
+// ErrUnavailable from a device, ErrUnknownKey for a KEK wrapped under
+// another device key), ErrAuthentication (tampering, wrong aad). No
+// keychain is consulted: the KEK travels with the data.
 func DecryptPortable(blob, aad []byte, root *Root) ([]byte, error) {
 	return root.DecryptPortable(blob, aad)
 }

@@ -424,11 +424,13 @@ impl PortableDecryptor {
     /// Errors, in the order checked: framing `Format` (version byte other
     /// than 1: `Unsupported`); then unwrapping, as the root reports it
     /// (age: a wrong identity or tampering `Authentication`, not an age
-    /// file `Format`; a device root: `Unavailable`, `Backend`, …); a
+    /// file `Format`; a device root: `Unavailable`, `Backend`, its own
+    /// `UnknownKey` for a KEK wrapped under another device key, …); a
     /// record that is not a portable KEK record `Format`; a record whose
     /// key_id differs from the envelope's, or any tag mismatch (tampering,
-    /// wrong aad) `Authentication`. Never `UnknownKey`: the KEK travels
-    /// with the data.
+    /// wrong aad) `Authentication`. No keychain is consulted, so the
+    /// envelope's key is never `UnknownKey`, `KeyDisabled` or
+    /// `KeyDestroyed`: the KEK travels with the data.
     pub fn decrypt(&self, blob: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
         // Malformed framing leaves the buffer empty; decrypt_to reports it.
         let mut out = vec![0u8; PortableDecryptor::decrypted_len(blob).unwrap_or(0)];

@@ -59,9 +59,10 @@ fn decryptor(root: &ks_root) -> &PortableDecryptor {
 /// a wrapped part that is not a portable KEK record), KS_ERR_UNSUPPORTED
 /// (version byte other than 1), the root's own errors when unwrapping
 /// (age: KS_ERR_AUTHENTICATION for a wrong identity or tampering;
-/// device roots: KS_ERR_UNAVAILABLE, KS_ERR_BACKEND, ...),
-/// KS_ERR_AUTHENTICATION (a wrapped KEK of another key, any tag mismatch,
-/// wrong aad). Never KS_ERR_UNKNOWN_KEY: the KEK travels with the data.
+/// device roots: KS_ERR_UNAVAILABLE, KS_ERR_BACKEND, KS_ERR_UNKNOWN_KEY
+/// for a KEK wrapped under another device key, ...), KS_ERR_AUTHENTICATION
+/// (a wrapped KEK of another key, any tag mismatch, wrong aad). No keychain
+/// is consulted: the KEK travels with the data.
 /// Thread safety: safe to call concurrently on one root.
 #[no_mangle]
 pub unsafe extern "C" fn ks_root_decrypt_portable(

@@ -95,9 +95,11 @@ macro_rules! key_manager_pymethods {
             /// is not a portable KEK record), ``UnsupportedError`` for
             /// another format version, the root's own errors when
             /// unwrapping (``AuthenticationError`` for a wrong age identity
-            /// or passphrase; ``UnavailableError`` from a device), and
-            /// ``AuthenticationError`` for tampering or a wrong ``aad``.
-            /// Never ``UnknownKeyError``: the KEK travels with the data.
+            /// or passphrase; ``UnavailableError`` from a device,
+            /// ``UnknownKeyError`` for a KEK wrapped under another device
+            /// key), and ``AuthenticationError`` for tampering or a wrong
+            /// ``aad``. No keychain is consulted: the KEK travels with the
+            /// data.
             #[pyo3(signature = (blob, aad = b"".as_slice().into()), text_signature = "($self, blob, aad=b'')")]
             fn decrypt_portable<'py>(
                 &self,

@@ -171,3 +171,35 @@ def test_gil_is_released_while_the_root_unwraps(tmp_path: Path) -> None:
     t.join()
     assert spans[0] > 0.02, "scrypt too fast to measure"
     assert last - first > 0.5 * spans[0]
+
+
+@pytest.mark.parametrize("kind", ["pkcs11", "kmip"])
+def test_device_roots(kind: str, tmp_path: Path) -> None:
+    """Under a root whose key stays in a token or a KMIP server, the wrapped
+    KEK is the KSWR form (docs/FORMAT.md §7): a second root object on the
+    same device key decrypts; a root on another key is refused by the
+    device's own rule (UnknownKeyError: the wrapped KEK names its key)."""
+    from test_device_roots import make_kmip, make_pkcs11
+
+    if kind == "pkcs11":
+        root: keystrata.Root = make_pkcs11()
+        same: keystrata.Root = make_pkcs11(label=root.key_label, create_key=False)
+    else:
+        root = make_kmip()
+        same = make_kmip(key_id=root.key_id)
+    other = make_pkcs11() if kind == "pkcs11" else make_kmip()
+    try:
+        kc = keystrata.Keychain.open(tmp_path / "kc.ks", root)
+        blobs = [kc.encrypt_portable(b"on a device %d" % i, b"dev") for i in range(5)]
+        assert blobs[0][8:12] == b"KSWR"
+        for i, b in enumerate(blobs):
+            assert keystrata.decrypt_portable(b, same, b"dev") == b"on a device %d" % i
+        assert same.portable_counters()["root_calls"] == 1
+        with pytest.raises(keystrata.UnknownKeyError):
+            other.decrypt_portable(blobs[0], b"dev")
+        with pytest.raises(keystrata.AuthenticationError):
+            same.decrypt_portable(blobs[0][:-1] + bytes([blobs[0][-1] ^ 1]), b"dev")
+        kc.close()
+    finally:
+        for r in (root, same, other):
+            r.close()
