@@ -20,9 +20,10 @@ PYTHON="${PYTHON:-python3}"
 # libssl-dev: OpenSSL EVP, the C peer of `make bench`.
 # etcd-server + etcd-client: the etcd store's peer (a 3-member cluster on
 # loopback); protobuf-compiler: `protoc`, which the etcd-client crate's
-# build needs.
+# build needs, and libprotobuf-dev for the google/protobuf/*.proto files
+# its protos import (Debian's protoc ships without them).
 APT_PACKAGES=(age minisign libjansson-dev valgrind pkg-config softhsm2 opensc openssl libssl-dev
-  etcd-server etcd-client protobuf-compiler)
+  etcd-server etcd-client protobuf-compiler libprotobuf-dev)
 
 # Pinned Python tools (all install as wheels on CPython 3.11 / x86_64 Linux).
 PIP_PINS=(

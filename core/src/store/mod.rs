@@ -14,9 +14,12 @@
 //! | location | store |
 //! |---|---|
 //! | `path/to/keychain.age`, `file:///abs/path` | [`FileStore`]: a file, an OS lock around each write |
-//! | `etcd://[user@]host:port[,host:port…]/key/path` | `EtcdStore` (feature `etcd`): a key in etcd, written in a transaction on `mod_revision` |
+//! | `etcd://[user@]host:port[,host:port…]/key/path` | [`EtcdStore`](etcd::EtcdStore) (feature `etcd`): a key in etcd, written in a transaction on `mod_revision` |
 //! | `etcds://…?ca=…&cert=…&key=…` | the same over TLS |
 
+#[cfg(feature = "etcd")]
+#[cfg_attr(docsrs, doc(cfg(feature = "etcd")))]
+pub mod etcd;
 mod file;
 pub(crate) mod ticker;
 
@@ -98,6 +101,9 @@ pub fn open_location(location: &Path) -> Result<Arc<dyn Store>> {
             }
             Ok(Arc::new(FileStore::new(rest.into())))
         }
+        #[cfg(feature = "etcd")]
+        "etcd" | "etcds" => Ok(Arc::new(etcd::EtcdStore::open(text)?)),
+        #[cfg(not(feature = "etcd"))]
         "etcd" | "etcds" => Err(Error::unsupported(
             "this build of keystrata has no etcd support (cargo feature `etcd`)",
         )),
