@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -2333,6 +2334,8 @@ typedef struct {
     int id;
     size_t min_iter, max_iter;
     atomic_bool *rotator_done;
+    atomic_int *sealed_once; /* workers that sealed (or gave up) */
+    atomic_int *rotated;     /* rotations done so far */
     pthread_barrier_t *start;
     const uint8_t *origin_key; /* the derived key every thread must see */
     thread_rec *recs;
@@ -2367,7 +2370,20 @@ static void *worker(void *p)
     snprintf(ctx, sizeof ctx, "worker %d", a->id);
     g_ctx = ctx;
     pthread_barrier_wait(a->start);
+    bool counted = false;
     for (size_t i = 0; i < a->max_iter && (i < a->min_iter || !atomic_load(a->rotator_done)); i++) {
+        /* Deterministic whatever the scheduling: the rotator starts once
+         * every worker has sealed under the first key, and each worker
+         * waits at the middle of its minimum for the first rotation, so
+         * ciphertexts under two keys always exist. */
+        if (i == 1 && !counted) {
+            atomic_fetch_add(a->sealed_once, 1);
+            counted = true;
+        }
+        if (i == a->min_iter / 2) {
+            while (atomic_load(a->rotated) == 0)
+                sched_yield();
+        }
         thread_rec *r = &a->recs[a->n];
         memset(r, 0, sizeof *r);
         r->msg_len = (size_t)snprintf((char *)r->msg, sizeof r->msg, "t%d-i%zu", a->id, i);
@@ -2408,6 +2424,8 @@ static void *worker(void *p)
             ks_buffer_free(&o);
         }
     }
+    if (!counted)
+        atomic_fetch_add(a->sealed_once, 1);
     g_ctx = "";
     return NULL;
 }
@@ -2415,7 +2433,10 @@ static void *worker(void *p)
 typedef struct {
     ks_keychain *kc;
     int rotations;
+    int workers;
     atomic_bool *done;
+    atomic_int *sealed_once;
+    atomic_int *rotated;
     pthread_barrier_t *start;
     uint32_t *ids;
 } rotator_arg;
@@ -2425,11 +2446,14 @@ static void *rotator(void *p)
     rotator_arg *a = p;
     g_ctx = "rotator";
     pthread_barrier_wait(a->start);
+    while (atomic_load(a->sealed_once) < a->workers)
+        sched_yield();
     for (int i = 0; i < a->rotations; i++) {
         ks_key_info info;
         if (OK(ks_keychain_rotate(a->kc, &info)))
             a->ids[i] = info.key_id;
-        sleep_ms(1);
+        atomic_fetch_add(a->rotated, 1);
+        sleep_ms(1); /* pacing only: spreads the rotations over the run */
     }
     atomic_store(a->done, true);
     g_ctx = "";
@@ -2460,12 +2484,16 @@ static void group_threads(void)
     pthread_barrier_init(&start, NULL, WORKERS + 1);
     atomic_bool done;
     atomic_init(&done, false);
+    atomic_int sealed_once, rotated;
+    atomic_init(&sealed_once, 0);
+    atomic_init(&rotated, 0);
     worker_arg wa[WORKERS];
     pthread_t wt[WORKERS], rt;
     uint32_t *ids = calloc((size_t)rotations, sizeof *ids);
-    rotator_arg ra = {kc, rotations, &done, &start, ids};
+    rotator_arg ra = {kc, rotations, WORKERS, &done, &sealed_once, &rotated, &start, ids};
     for (int i = 0; i < WORKERS; i++) {
-        wa[i] = (worker_arg){kc, i, min_iter, max_iter, &done, &start, ok0.data, calloc(max_iter, sizeof(thread_rec)), 0, 0};
+        wa[i] = (worker_arg){kc,           i, min_iter, max_iter, &done, &sealed_once, &rotated, &start,
+                             ok0.data,     calloc(max_iter, sizeof(thread_rec)),        0,     0};
         CHECK(pthread_create(&wt[i], NULL, worker, &wa[i]) == 0);
     }
     CHECK(pthread_create(&rt, NULL, rotator, &ra) == 0);
