@@ -117,14 +117,9 @@ def parse(path: Path) -> Parsed:
     return p
 
 
-def count_lines(paths: List[Path]) -> int:
-    n = 0
-    for p in paths:
-        try:
-            n += p.read_bytes().count(b"\n")
-        except OSError:
-            pass
-    return n
+def count_records(paths: List[Path]) -> int:
+    """Ciphertext lines printed so far, in all of paths."""
+    return sum(len(parse(p).records) for p in paths if p.exists())
 
 
 class Fleet:
@@ -175,7 +170,7 @@ class Fleet:
 
         for i in range(args.workers):
             spawn(LANGS[i % len(LANGS)])
-        kills = 0
+        kills = early = 0
         next_kill = t0 + rng.uniform(0.3, 1.5)
         # etcd: one member stops at a third of the run and starts at two thirds.
         member = rng.randrange(1, 4)
@@ -185,61 +180,75 @@ class Fleet:
         member_log = open(outdir / "member.log", "wb")
         lines_at_stop = lines_at_start = 0
         member_failed = ""
-        while True:
-            now = time.monotonic()
-            for w in list(live):
-                if w.proc.poll() is not None:
-                    w.code = w.proc.returncode
-                    live.remove(w)
-                    # A worker that ended early is replaced (and reported below).
-                    if now < end - 1.0:
-                        spawn(w.lang)
-            if now >= end and not live:
-                break
-            if now >= end + args.grace:
-                for w in live:
-                    w.proc.kill()
-                    w.proc.wait()
-                    w.code = w.proc.returncode
-                    res.check(f"{label}: worker {w.name} finished by itself", False, "still running; killed")
-                live.clear()
-                break
-            if now < end - 0.5 and now >= next_kill and live and kills < args.max_kills:
-                victim = rng.choice(live)
-                victim.proc.send_signal(signal.SIGKILL)
-                victim.proc.wait()
-                victim.killed = True
-                victim.code = victim.proc.returncode
-                live.remove(victim)
-                kills += 1
-                spawn(victim.lang)
-                next_kill = now + rng.uniform(0.2, 1.2)
-            if member_restart:
-                if member_state == "up" and now >= stop_at:
-                    member_proc = subprocess.Popen(
-                        ["bash", args.peers, "etcd-member", "stop", str(member)],
-                        stdout=member_log,
-                        stderr=member_log,
-                    )
-                    member_state = "stopping"
-                elif member_state == "stopping" and member_proc and member_proc.poll() is not None:
-                    if member_proc.returncode != 0:
-                        member_failed = f"stop member {member}: exit {member_proc.returncode}"
-                    lines_at_stop = count_lines([w.out for w in workers])
-                    member_state = "down"
-                elif member_state == "down" and now >= start_at:
-                    lines_at_start = count_lines([w.out for w in workers])
-                    member_proc = subprocess.Popen(
-                        ["bash", args.peers, "etcd-member", "start", str(member)],
-                        stdout=member_log,
-                        stderr=member_log,
-                    )
-                    member_state = "starting"
-                elif member_state == "starting" and member_proc and member_proc.poll() is not None:
-                    if member_proc.returncode != 0:
-                        member_failed = f"start member {member}: exit {member_proc.returncode}"
-                    member_state = "restarted"
-            time.sleep(0.05)  # the harness's poll interval, not a synchronisation
+        try:
+            while True:
+                now = time.monotonic()
+                for w in list(live):
+                    if w.proc.poll() is not None:
+                        w.code = w.proc.returncode
+                        live.remove(w)
+                        # A worker that ended early is replaced (and reported
+                        # below), up to 10 times a pass.
+                        if now < end - 1.0 and early < 10:
+                            early += 1
+                            spawn(w.lang)
+                if now >= end and not live:
+                    break
+                if now >= end + args.grace:
+                    for w in live:
+                        w.proc.kill()
+                        w.proc.wait()
+                        w.code = w.proc.returncode
+                        res.check(f"{label}: worker {w.name} finished by itself", False, "still running; killed")
+                    live.clear()
+                    break
+                if now < end - 0.5 and now >= next_kill and live and kills < args.max_kills:
+                    victim = rng.choice(live)
+                    victim.proc.send_signal(signal.SIGKILL)
+                    victim.proc.wait()
+                    victim.killed = True
+                    victim.code = victim.proc.returncode
+                    live.remove(victim)
+                    kills += 1
+                    spawn(victim.lang)
+                    next_kill = now + rng.uniform(0.2, 1.2)
+                if member_restart:
+                    if member_state == "up" and now >= stop_at:
+                        member_proc = subprocess.Popen(
+                            ["bash", args.peers, "etcd-member", "stop", str(member)],
+                            stdout=member_log,
+                            stderr=member_log,
+                        )
+                        member_state = "stopping"
+                    elif member_state == "stopping" and member_proc and member_proc.poll() is not None:
+                        if member_proc.returncode != 0:
+                            member_failed = f"stop member {member}: exit {member_proc.returncode}"
+                        lines_at_stop = count_records([w.out for w in workers])
+                        member_state = "down"
+                    elif member_state == "down" and now >= start_at:
+                        lines_at_start = count_records([w.out for w in workers])
+                        member_proc = subprocess.Popen(
+                            ["bash", args.peers, "etcd-member", "start", str(member)],
+                            stdout=member_log,
+                            stderr=member_log,
+                        )
+                        member_state = "starting"
+                    elif member_state == "starting" and member_proc and member_proc.poll() is not None:
+                        if member_proc.returncode != 0:
+                            member_failed = f"start member {member}: exit {member_proc.returncode}"
+                        member_state = "restarted"
+                time.sleep(0.05)  # the harness's poll interval, not a synchronisation
+        except BaseException:
+            # Interrupted (^C, a bug here): leave no worker running and no
+            # member stopped.
+            for w in live:
+                w.proc.kill()
+                w.proc.wait()
+            if member_state in ("stopping", "down") and member_proc is not None:
+                member_proc.wait()
+                subprocess.run(["bash", args.peers, "etcd-member", "start", str(member)],
+                               stdout=member_log, stderr=member_log, timeout=120)
+            raise
         if member_proc is not None and member_proc.poll() is None:
             try:
                 member_proc.wait(timeout=60)
@@ -370,7 +379,7 @@ class Fleet:
             res.check(f"{label}: etcd member {member} stopped and started again mid-run",
                       member_state == "restarted" and not member_failed, member_failed or member_state)
             res.check(f"{label}: the fleet kept working while the member was down", lines_during_outage > 0,
-                      f"{lines_during_outage} lines printed during the outage")
+                      f"{lines_during_outage} ciphertexts printed during the outage")
         tmp_left = len(list(Path(location).parent.glob(".*.tmp-*"))) if not member_restart else 0
         counts = {
             "processes": len(workers),
@@ -395,7 +404,12 @@ class Fleet:
         return counts
 
 
+def on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt("SIGTERM")
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, on_sigterm)
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--c", required=True, help="the C worker's command")
     ap.add_argument("--go", required=True, help="the Go worker's command")
