@@ -301,8 +301,9 @@ impl Keychain {
     }
 
     /// Looks for other writers' changes when the refresh interval has
-    /// passed. Never fails: during an outage the keychain goes on with the
-    /// state it has, and looks again at the next interval.
+    /// passed. Never fails and never waits on a network
+    /// ([`Store::changed_now`]): during an outage the keychain goes on with
+    /// the state it has, and looks again at the next interval.
     #[cold]
     pub(super) fn refresh_due(&self, b: &Bound) {
         b.next_check
@@ -313,7 +314,7 @@ impl Keychain {
         };
         let Ok(cur) = self.live() else { return };
         let Some(rev) = cur.stored else { return };
-        if let Ok(true) = b.store.changed(rev) {
+        if let Some(true) = b.store.changed_now(rev) {
             if let Ok(Some(latest)) = fetch(b, &cur) {
                 self.state.store(Arc::new(latest));
             }

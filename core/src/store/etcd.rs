@@ -350,6 +350,16 @@ impl Store for EtcdStore {
         }
     }
 
+    /// The watch's newest revision, or `None` while the watch is not
+    /// established: never a request to etcd, so an encryption looking for
+    /// changes is never held up by an outage.
+    fn changed_now(&self, since: Revision) -> Option<bool> {
+        if self.closed.load(Ordering::Acquire) {
+            return None;
+        }
+        self.watched().map(|latest| revision(latest) != since)
+    }
+
     fn close(&self) {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;

@@ -76,6 +76,15 @@ pub trait Store: Send + Sync {
     /// only a reload.
     fn changed(&self, since: Revision) -> Result<bool>;
 
+    /// Like [`changed`](Store::changed), but never waits on a network:
+    /// `None` when the answer is not at hand (a watch not established yet,
+    /// an outage). The hot path asks this once per refresh interval, so an
+    /// unreachable backend never stalls an encryption. The default asks
+    /// `changed` (right for stores whose check is local, like a `stat`).
+    fn changed_now(&self, since: Revision) -> Option<bool> {
+        self.changed(since).ok()
+    }
+
     /// Releases background resources (connections, watch threads). Later
     /// calls may fail with `Unavailable`. Idempotent.
     fn close(&self) {}
