@@ -47,6 +47,11 @@
 //!   (`docs/PKCS11.md`).
 //! - `kmip`: `KmipRoot`, a root key kept in a
 //!   KMIP server (binary TTLV over mutual TLS, `rustls`).
+//! - `etcd`: `etcd://` and `etcds://` locations for [`Keychain::open`]:
+//!   a keychain shared by a fleet through etcd v3
+//!   ([`store::etcd::EtcdStore`], `docs/ETCD.md`). Building it needs
+//!   `protoc` and the protobuf well-known types (Debian:
+//!   `protobuf-compiler libprotobuf-dev`).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]

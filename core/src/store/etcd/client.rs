@@ -375,7 +375,8 @@ fn with_sources(head: &str, e: &(dyn std::error::Error + 'static)) -> String {
     let mut depth = 0;
     while let Some(s) = cur {
         let text = s.to_string();
-        if !text.is_empty() && !out.contains(&text) {
+        // "transport error" wraps the cause without saying anything.
+        if !text.is_empty() && text != "transport error" && !out.contains(&text) {
             out.push_str(": ");
             out.push_str(&text);
         }
