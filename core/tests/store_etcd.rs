@@ -513,6 +513,41 @@ fn a_closed_handle_is_unavailable_and_does_not_stop_the_others() {
     b.seal(b"z", b"").unwrap();
 }
 
+#[test]
+fn a_keychain_works_from_inside_async_code() {
+    let _g = shared();
+    let loc = location("async");
+    let root = AgeRoot::generate();
+    // A runtime cannot block inside another: the store notices and runs
+    // its calls on a scoped thread instead of panicking.
+    let current = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let ct = current.block_on(async {
+        let kc = Keychain::open(&loc, &root).unwrap();
+        kc.rotate().unwrap();
+        kc.seal(b"async", b"").unwrap()
+        // Dropped here, inside the runtime.
+    });
+    let multi = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let (loc2, root2) = (loc.clone(), root.clone());
+    let pt = multi
+        .block_on(async move {
+            tokio::spawn(async move {
+                let kc = Keychain::open(&loc2, &root2).unwrap();
+                kc.refresh().unwrap();
+                kc.unseal(&ct, b"").unwrap()
+            })
+            .await
+        })
+        .unwrap();
+    assert_eq!(pt, b"async");
+    assert_eq!(Keychain::open(&loc, &root).unwrap().keys().len(), 3);
+}
+
 // ---- outage ----
 
 #[test]
