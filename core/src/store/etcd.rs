@@ -82,9 +82,9 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// location sets `timeout=`.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The largest value the store reads or writes (a keychain of many
-/// thousands of keys is well under 1 MiB; etcd's own default request limit
-/// is 1.5 MiB).
+/// The largest value the store reads or writes. A keychain takes about
+/// 200 bytes per key, so etcd's own default request limit (1.5 MiB,
+/// `--max-request-bytes`) is reached first, at about 7,000 keys.
 pub const MAX_VALUE_LEN: usize = 16 << 20;
 
 /// After `changed` failed to reach etcd, how long later calls to `changed`
