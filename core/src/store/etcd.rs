@@ -12,9 +12,8 @@
 //!   expected one (or, for a first write, the key does not exist), put the
 //!   new bytes; otherwise nothing is written and the caller gets
 //!   [`Swap::Conflict`]. The same transaction reads the key back on a
-//!   conflict: the writer's next `load` uses that value rather than asking
-//!   again, and a write whose answer was lost and is retried is recognised
-//!   by its bytes, so it is never reported as a conflict.
+//!   conflict, so a write whose answer was lost and is retried is
+//!   recognised by its bytes and never reported as a conflict.
 //! - **Changes** are pushed: a watch thread keeps the newest `mod_revision`
 //!   in an atomic, so [`Store::changed`] costs an atomic load while the
 //!   watch is established; while it is not (before the first call, after a
@@ -92,10 +91,6 @@ pub const MAX_VALUE_LEN: usize = 16 << 20;
 /// outage does not slow down the encryptions that look for changes.
 pub const CHANGED_RETRY: Duration = Duration::from_secs(1);
 
-/// How long after a conflicting swap the value it read back stands in for
-/// a fresh read (see [`Store::load`] of [`EtcdStore`]).
-const CONFLICT_FRESH: Duration = Duration::from_millis(100);
-
 /// The runtime and member clients requests use, made in one fork
 /// generation.
 struct Conn {
@@ -123,9 +118,6 @@ pub struct EtcdStore {
     closed: AtomicBool,
     /// When `changed` last failed to reach etcd.
     changed_failed: Mutex<Option<Instant>>,
-    /// What the key held when the last swap conflicted, and when: the
-    /// next `load` (the writer reloading) uses it, once.
-    conflicted: Mutex<Option<(Instant, Option<Versioned>)>>,
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -155,7 +147,6 @@ impl EtcdStore {
             pulse: Arc::new(Pulse::default()),
             closed: AtomicBool::new(false),
             changed_failed: Mutex::new(None),
-            conflicted: Mutex::new(None),
         })
     }
 
@@ -242,15 +233,6 @@ impl Store for EtcdStore {
 
     fn load(&self) -> Result<Option<Versioned>> {
         self.check_open()?;
-        // Right after a conflict: what the key held then (read in the same
-        // transaction), which is what the writer reloads to apply its
-        // change again. Saves a round trip, so a writer that lost a race
-        // is not always one round trip behind the writer that won.
-        if let Some((at, current)) = lock(&self.conflicted).take() {
-            if at.elapsed() < CONFLICT_FRESH {
-                return Ok(current);
-            }
-        }
         match self.request(&Op::Get { keys_only: false }, self.cfg.request_timeout)? {
             Reply::Got { kv: None, .. } => Ok(None),
             Reply::Got {
@@ -289,22 +271,12 @@ impl Store for EtcdStore {
         match self.request(&Op::Swap { expected, bytes }, self.cfg.request_timeout)? {
             Reply::Written(rev) => {
                 self.pulse.saw(rev);
-                *lock(&self.conflicted) = None;
                 Ok(Swap::Written(revision(rev)))
             }
             Reply::Conflict { current } => {
-                let current = match current {
-                    None => None,
-                    Some((bytes, rev)) => {
-                        self.pulse.saw(rev);
-                        client::check_len(&self.cfg, bytes.len())?;
-                        Some(Versioned {
-                            bytes,
-                            revision: revision(rev),
-                        })
-                    }
-                };
-                *lock(&self.conflicted) = Some((Instant::now(), current));
+                if let Some(rev) = current {
+                    self.pulse.saw(rev);
+                }
                 Ok(Swap::Conflict)
             }
             Reply::Got { .. } => Err(Error::internal("a write answered as a read")),

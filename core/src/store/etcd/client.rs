@@ -51,9 +51,9 @@ pub(super) enum Reply {
     },
     /// The swap wrote; this is the key's new `mod_revision`.
     Written(i64),
-    /// The key was not at the expected revision; nothing was written. What
-    /// the key held instead (value and `mod_revision`, `None`: absent).
-    Conflict { current: Option<(Vec<u8>, i64)> },
+    /// The key was not at the expected revision; nothing was written. The
+    /// `mod_revision` it is at (`None`: absent).
+    Conflict { current: Option<i64> },
 }
 
 /// How a failed attempt bears on the next one.
@@ -279,7 +279,9 @@ async fn run(cfg: &Config, mut m: Member, op: &Op<'_>) -> std::result::Result<Re
             });
             match current {
                 Some((value, rev)) if value == bytes => Ok(Reply::Written(rev)),
-                current => Ok(Reply::Conflict { current }),
+                current => Ok(Reply::Conflict {
+                    current: current.map(|(_, rev)| rev),
+                }),
             }
         }
     }
