@@ -274,6 +274,57 @@ fn changed_is_answered_by_the_watch_without_asking_etcd() {
     );
 }
 
+/// Runs `f` with a plain etcd-client KV client of the cluster (no limit
+/// on message sizes), for what keystrata itself refuses to do.
+fn etcd_raw<F, Fut>(f: F)
+where
+    F: FnOnce(etcd_client::KvClient) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let eps: Vec<String> = env("KS_TEST_ETCD_ENDPOINTS")
+            .split(',')
+            .map(str::to_owned)
+            .collect();
+        let client = etcd_client::Client::connect(eps, None).await.unwrap();
+        let kv = client
+            .kv_client()
+            .max_encoding_message_size(64 << 20)
+            .max_decoding_message_size(64 << 20);
+        f(kv).await
+    });
+}
+
+#[test]
+fn a_stored_value_over_16_mib_is_refused_as_format() {
+    let _g = shared();
+    // Written by another client (keystrata refuses to write one): one just
+    // over the limit, and one over the gRPC message size keystrata accepts.
+    for len in [(16 << 20) + 1, 18 << 20] {
+        let key = fresh_key("big");
+        etcd_raw(|mut kv| {
+            let key = key.clone();
+            async move {
+                kv.put(key, vec![b'x'; len], None).await.unwrap();
+            }
+        });
+        let loc = format!("etcd://{}{key}", env("KS_TEST_ETCD_ENDPOINTS"));
+        let store = EtcdStore::open(&loc).unwrap();
+        let e = store.load().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Format, "{len} bytes: {e}");
+        assert!(e.message().contains("16 MiB"), "{e}");
+        let e = Keychain::open(&loc, &AgeRoot::generate()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Format, "{e}");
+        etcd_raw(|mut kv| async move {
+            kv.delete(key, None).await.unwrap();
+        });
+    }
+}
+
 #[test]
 fn an_unreachable_cluster_is_unavailable_within_the_timeout() {
     let root = AgeRoot::generate();

@@ -27,6 +27,9 @@ ETCDCTL="${KS_ETCDCTL_BIN:-etcdctl}"
 # read and write only there.
 PREFIX=/keystrata-test/
 TLS_USER=keystrata
+# Above keystrata's 16 MiB limit on a stored value (etcd's default is
+# 1.5 MiB), so a test can store a value keystrata must refuse to load.
+MAX_REQUEST_BYTES=$((24 * 1024 * 1024))
 export ETCDCTL_API=3
 
 usage() {
@@ -166,6 +169,7 @@ start_member() { # N
     --listen-peer-urls "http://127.0.0.1:$p" --initial-advertise-peer-urls "http://127.0.0.1:$p" \
     --initial-cluster "$(cluster_urls)" --initial-cluster-state new \
     --initial-cluster-token "keystrata-test-$(basename "$DIR")" \
+    --max-request-bytes "$MAX_REQUEST_BYTES" \
     --logger zap --log-outputs stderr --log-level warn
 }
 
