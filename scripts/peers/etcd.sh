@@ -27,9 +27,6 @@ ETCDCTL="${KS_ETCDCTL_BIN:-etcdctl}"
 # read and write only there.
 PREFIX=/keystrata-test/
 TLS_USER=keystrata
-# Above keystrata's 16 MiB limit on a stored value (etcd's default is
-# 1.5 MiB), so a test can store a value keystrata must refuse to load.
-MAX_REQUEST_BYTES=$((24 * 1024 * 1024))
 export ETCDCTL_API=3
 
 usage() {
@@ -59,10 +56,13 @@ pid_of() { # NAME
   [ -s "$DIR/$1.pid" ] && cat "$DIR/$1.pid"
 }
 
+# Whether NAME's recorded process is running and is the etcd this script
+# started (a stale pid file may name a reused PID).
 alive() { # NAME
   local pid
   pid="$(pid_of "$1")" || return 1
-  kill -0 "$pid" 2>/dev/null
+  kill -0 "$pid" 2>/dev/null &&
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "--data-dir $DIR/$1.data"
 }
 
 pick_ports() {
@@ -169,7 +169,6 @@ start_member() { # N
     --listen-peer-urls "http://127.0.0.1:$p" --initial-advertise-peer-urls "http://127.0.0.1:$p" \
     --initial-cluster "$(cluster_urls)" --initial-cluster-state new \
     --initial-cluster-token "keystrata-test-$(basename "$DIR")" \
-    --max-request-bytes "$MAX_REQUEST_BYTES" \
     --logger zap --log-outputs stderr --log-level warn
 }
 
@@ -234,7 +233,7 @@ start_tls() {
 stop_pid() { # NAME
   local pid
   pid="$(pid_of "$1")" || return 0
-  if kill -0 "$pid" 2>/dev/null; then
+  if alive "$1"; then
     kill -TERM "$pid" 2>/dev/null || true
     local deadline=$((SECONDS + 10))
     while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do
