@@ -317,3 +317,20 @@ fn a_symlinked_keychain_is_followed_and_the_link_kept() {
         .collect();
     assert!(ids.contains(&r2.key_id) && ids.contains(&r3.key_id));
 }
+
+#[test]
+fn a_location_that_names_no_file_is_refused_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = AgeRoot::generate();
+    for loc in [dir.path().join(".."), dir.path().join("sub/..")] {
+        let e = Keychain::open(&loc, &root).unwrap_err();
+        assert!(
+            matches!(e.kind(), ErrorKind::InvalidInput | ErrorKind::Io),
+            "{loc:?}: {e}"
+        );
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+    let parent_lock = dir.path().parent().unwrap().join("..lock");
+    assert!(!parent_lock.exists());
+}

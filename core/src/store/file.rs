@@ -304,6 +304,9 @@ impl Store for FileStore {
     }
 
     fn compare_and_swap(&self, expected: Option<Revision>, bytes: &[u8]) -> Result<Swap> {
+        // A path that names no file (`""`, `dir/..`) is refused before a
+        // lock file is made for it.
+        file_name(&self.path)?;
         let _lock = self.lock_writers()?;
         let current = self.read()?.map(|v| v.revision);
         if current != expected {
