@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# Fuzzes every parser of keystrata that takes hostile bytes (fuzz/, a
+# cargo-fuzz project outside the main workspace). `make fuzz` and
+# `make fuzz-smoke` call it; docs/SECURITY.md ("Fuzzing") describes it.
+#
+#   scripts/fuzz.sh run   [TARGET...]  each target for FUZZ_SECONDS (300), or
+#                                      FUZZ_RUNS executions if set
+#   scripts/fuzz.sh smoke [TARGET...]  each target for FUZZ_SMOKE_SECONDS (3)
+#                                      on a scratch corpus (make test)
+#   scripts/fuzz.sh build              tools, build and seeds only
+#   scripts/fuzz.sh list               the targets
+#   scripts/fuzz.sh repro TARGET FILE  run one input (a crash artifact)
+#
+# Installs what is missing, once: the nightly toolchain (rustup) and a
+# pinned cargo-fuzz in target/fuzz-tools. Builds into target/fuzz (ASan,
+# debug assertions, overflow checks), so it never contends with the main
+# build's target/ directories. Seeds come from tests/vectors (the `seeds`
+# binary writes them into fuzz/corpus/<target>/, which keeps what the
+# fuzzer finds between runs). Crashes are written to
+# fuzz/artifacts/<target>/. Targets run one after another, one process at
+# a time. Prints one line per target and a last line "<mode>: N passed,
+# M failed"; exits non-zero if any target crashed.
+set -uo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+
+CARGO_FUZZ_VERSION=0.13.2
+TOOLS="$REPO/target/fuzz-tools"
+export CARGO_TARGET_DIR="$REPO/target/fuzz"
+BIN="$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release"
+LOGS="$REPO/target/fuzz-logs"
+CORPUS="$REPO/fuzz/corpus"
+ARTIFACTS="$REPO/fuzz/artifacts"
+export PATH="$TOOLS/bin:$HOME/.cargo/bin:$PATH"
+export CARGO_TERM_COLOR=never
+
+# target  max_len  dictionary (fuzz/dict/, - for none)
+TARGETS=(
+  "unseal            4096  -"
+  "decrypt           4096  -"
+  "unwrap_metadata   4096  unwrap_metadata.dict"
+  "keychain_age      32768 age.dict"
+  "keychain_scrypt   32768 age.dict"
+  "keychain_wrapped  8192  kswr.dict"
+  "keychain_json     8192  keychain_json.dict"
+  "tink_import       8192  tink.dict"
+  "kmip_ttlv         4096  -"
+  "portable          8192  kswr.dict"
+)
+
+# Targets whose error-message cap (fuzz/src/lib.rs, KS_FUZZ_MAX_MESSAGE) is
+# off because of a known, open finding: caller input echoed whole in an
+# error message (fuzz/artifacts/README.md, finding F1). Remove a name once
+# it is fixed: its artifacts then replay as regression tests in every smoke.
+MESSAGE_CAP_OFF=" keychain_json tink_import "
+
+# Every target: 10 s per input at most, no allocation over 512 MiB, no
+# more than 2 GiB resident; -print_final_stats gives the execution count.
+COMMON_FLAGS=(-timeout=10 -malloc_limit_mb=512 -rss_limit_mb=2048 -print_final_stats=1)
+
+die() { echo "fuzz.sh: $*" >&2; exit 2; }
+
+ensure_tools() {
+  if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+    echo "==> installing the nightly toolchain (rustup)"
+    rustup toolchain install nightly --profile minimal || die "cannot install nightly Rust"
+  fi
+  if [ "$("$TOOLS/bin/cargo-fuzz" --version 2>/dev/null)" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]; then
+    echo "==> installing cargo-fuzz $CARGO_FUZZ_VERSION into $TOOLS"
+    cargo install --locked --quiet --version "$CARGO_FUZZ_VERSION" --root "$TOOLS" cargo-fuzz \
+      || die "cannot install cargo-fuzz"
+  fi
+}
+
+build() {
+  ensure_tools
+  local start=$SECONDS
+  mkdir -p "$LOGS"
+  # Release with debug assertions and overflow checks, AddressSanitizer.
+  if ! cargo +nightly fuzz build --debug-assertions >"$LOGS/build.log" 2>&1; then
+    tail -n 40 "$LOGS/build.log"
+    die "building the fuzz targets failed (log: $LOGS/build.log)"
+  fi
+  "$BIN/seeds" "$CORPUS" >"$LOGS/seeds.log" 2>&1 || { cat "$LOGS/seeds.log"; die "writing the seeds failed"; }
+  echo "==> fuzz targets built and seeded ($((SECONDS - start)) s; log $LOGS/build.log)"
+}
+
+# row TARGET N: field N (0 = name) of the target's TARGETS row.
+row() {
+  local r f
+  for r in "${TARGETS[@]}"; do
+    read -r -a f <<<"$r"
+    if [ "${f[0]}" = "$1" ]; then
+      echo "${f[$2]}"
+      return 0
+    fi
+  done
+  return 1
+}
+
+names() { local r; for r in "${TARGETS[@]}"; do echo "${r%% *}"; done; }
+
+# fuzz_one MODE TARGET: runs one target, prints its line, returns its status.
+fuzz_one() {
+  local mode="$1" t="$2"
+  row "$t" 0 >/dev/null || die "no fuzz target '$t' (scripts/fuzz.sh list)"
+  local max_len dict
+  max_len="$(row "$t" 1)"
+  dict="$(row "$t" 2)"
+  local flags=("${COMMON_FLAGS[@]}" -max_len="$max_len" -artifact_prefix="$ARTIFACTS/$t/")
+  [ "$dict" != "-" ] && flags+=(-dict="$REPO/fuzz/dict/$dict")
+  local dirs
+  if [ "$mode" = smoke ]; then
+    # A scratch corpus first (new inputs go there), then, read only, the
+    # kept corpus and the crash artifacts: a smoke run replays everything
+    # found so far, and fails while a crash is not fixed.
+    rm -rf "$REPO/target/fuzz-smoke/$t"
+    mkdir -p "$REPO/target/fuzz-smoke/$t"
+    dirs=("$REPO/target/fuzz-smoke/$t" "$CORPUS/$t" "$ARTIFACTS/$t")
+    flags+=(-max_total_time="${FUZZ_SMOKE_SECONDS:-3}")
+  else
+    dirs=("$CORPUS/$t")
+    if [ -n "${FUZZ_RUNS:-}" ]; then
+      flags+=(-runs="$FUZZ_RUNS")
+    else
+      flags+=(-max_total_time="${FUZZ_SECONDS:-300}")
+    fi
+  fi
+  mkdir -p "$ARTIFACTS/$t" "$CORPUS/$t"
+  local cap=()
+  case "$MESSAGE_CAP_OFF" in *" $t "*) cap=(KS_FUZZ_MAX_MESSAGE=0) ;; esac
+  local log="$LOGS/$mode-$t.log" start=$SECONDS
+  env "${cap[@]}" "$BIN/$t" "${flags[@]}" "${dirs[@]}" >"$log" 2>&1
+  local rc=$? secs=$((SECONDS - start))
+  local execs corpus
+  execs="$(awk '/^stat::number_of_executed_units:/ { n = $NF } END { print n + 0 }' "$log")"
+  corpus="$(find "$CORPUS/$t" -type f | wc -l)"
+  local rate=$(( secs > 0 ? execs / secs : execs ))
+  if [ $rc -eq 0 ]; then
+    printf '%-17s %11d executions in %5d s (%6d/s), corpus %5d, no crash\n' "$t" "$execs" "$secs" "$rate" "$corpus"
+    printf '%s\t%s\t%s\t%d\t%d\t0\t%s\n' "$(date -u +%FT%TZ)" "$mode" "$t" "$execs" "$secs" "-" >>"$LOGS/results.tsv"
+  else
+    local art
+    art="$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -n 1)"
+    printf '%-17s CRASH after %d executions (exit %d): %s\n' "$t" "$execs" "$rc" "${art:-see $log}"
+    { grep -m 1 -A 1 "panicked at" "$log"; grep -m 1 "^SUMMARY" "$log"; } | cut -c 1-300 | sed 's/^/    /'
+    printf '%s\t%s\t%s\t%d\t%d\t1\t%s\n' "$(date -u +%FT%TZ)" "$mode" "$t" "$execs" "$secs" "${art:-$log}" >>"$LOGS/results.tsv"
+  fi
+  return $rc
+}
+
+campaign() {
+  local mode="$1"
+  shift
+  local targets=("$@")
+  [ ${#targets[@]} -eq 0 ] && mapfile -t targets < <(names)
+  build
+  local pass=0 fail=0 t
+  for t in "${targets[@]}"; do
+    if fuzz_one "$mode" "$t"; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
+  done
+  echo "fuzz-$mode: $pass passed, $fail failed"
+  [ $fail -eq 0 ]
+}
+
+case "${1:-}" in
+  run) shift; campaign run "$@" ;;
+  smoke) shift; campaign smoke "$@" ;;
+  build) build ;;
+  list) names ;;
+  repro)
+    [ $# -eq 3 ] || die "usage: scripts/fuzz.sh repro TARGET FILE"
+    build
+    "$BIN/$2" "$3"
+    ;;
+  *)
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac
