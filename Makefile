@@ -4,7 +4,8 @@
 #
 # Other targets: setup, build, lib, header, header-check, c-test,
 # c-valgrind, c-shared, install PREFIX=..., doc, clean, bench (writes docs/PERFORMANCE.md;
-# not part of test).
+# not part of test), fuzz FUZZ_SECONDS=300 (every fuzz target in turn; not part
+# of test), fuzz-smoke (a few seconds each; part of test).
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -21,7 +22,7 @@ CFLAGS_STRICT := -std=c11 -Wall -Wextra -Wpedantic -Werror -g -Iinclude
 SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 BUILD := build
 
-.PHONY: all build lib demo test setup doc clean bench header header-check c-test c-valgrind c-device-roots c-shared install c-demo python python-demo go-demo relay-demo rust-demo peers-start peers-stop
+.PHONY: all build lib demo test setup doc clean bench header header-check c-test c-valgrind c-device-roots c-shared install c-demo python python-demo go-demo relay-demo rust-demo peers-start peers-stop fuzz fuzz-smoke
 
 all: build
 
@@ -145,6 +146,16 @@ peers-stop:
 # writes docs/PERFORMANCE.md (bench/run.py). Not part of `make test`.
 bench: python
 	python3 bench/run.py
+
+# Every fuzz target (fuzz/) for FUZZ_SECONDS each (default 300), one after
+# another; FUZZ_RUNS=N runs N executions each instead. Needs nightly Rust;
+# installs cargo-fuzz into target/fuzz-tools. See docs/SECURITY.md.
+fuzz:
+	@bash scripts/fuzz.sh run
+
+# Every fuzz target for a few seconds (FUZZ_SMOKE_SECONDS, default 3).
+fuzz-smoke:
+	@bash scripts/fuzz.sh smoke
 
 doc:
 	$(CARGO) doc --workspace --no-deps --all-features
