@@ -16,8 +16,13 @@ pub struct Policy {
     /// limit (the default).
     pub max_key_age_secs: Option<u64>,
     /// How many usage counts a bound keychain reserves in its store at a
-    /// time. A crash skips at most this many counts; a smaller block means
-    /// more writes. Default 65536.
+    /// time, at least. A handle that uses up its blocks faster than one a
+    /// second reserves bigger ones (doubling, up to 1024 times this; back
+    /// down when blocks last over ten seconds), so a busy handle writes
+    /// about once a second and cannot starve other writers of the store. A
+    /// crash skips the rest of the handle's block: at most this many counts,
+    /// or about a second's worth of its encryptions if that is more. A
+    /// smaller block means more writes. Default 65536.
     pub usage_block: u64,
 }
 

@@ -39,6 +39,15 @@ pub const DEFAULT_REFRESH: Duration = Duration::from_secs(1);
 /// Compare-and-swap attempts before a change gives up with `Unavailable`.
 const MAX_ATTEMPTS: u32 = 64;
 
+/// A handle that uses up its usage blocks faster than one per
+/// [`BLOCK_GROWTH_WINDOW`] reserves bigger ones, doubling up to
+/// `usage_block << MAX_BLOCK_SHIFT` (and halving again when blocks last
+/// longer than ten windows). Fewer writes for a busy handle; and a writer
+/// that reserves in a tight loop slows its writes down, so it cannot keep
+/// another writer's compare-and-swap from ever succeeding.
+const BLOCK_GROWTH_WINDOW: Duration = Duration::from_secs(1);
+const MAX_BLOCK_SHIFT: u32 = 10;
+
 /// How to open a bound keychain: [`Keychain::open`] with options.
 ///
 /// ```no_run
@@ -119,6 +128,7 @@ impl OpenOptions {
                 refresh_ticks: ticker::ticks(self.refresh),
                 next_check: AtomicU64::new(0),
                 last_forced: AtomicU64::new(0),
+                block_shift: std::sync::Mutex::new((0, None)),
                 portable: Default::default(),
             },
             self.policy,
@@ -135,6 +145,10 @@ pub(crate) struct Bound {
     next_check: AtomicU64,
     /// The tick of the last reload forced by an unknown key_id.
     last_forced: AtomicU64,
+    /// How many times the policy's `usage_block` this handle reserves at
+    /// once, as a shift, and when it last reserved (see
+    /// [`BLOCK_GROWTH_WINDOW`]). Under the writer lock.
+    block_shift: std::sync::Mutex<(u32, Option<std::time::Instant>)>,
     /// The root's wrapping of recent primaries, for portable ciphertexts.
     pub(crate) portable: crate::portable::WrappedKeks,
 }
@@ -193,6 +207,19 @@ impl Keychain {
         mut change: impl FnMut(&mut KeySet) -> Result<Option<T>>,
     ) -> Result<Option<T>> {
         let mut base: Arc<KeySet> = arc_swap::Guard::into_inner(self.live()?);
+        // A store with a writers' lock (a file) is read, changed and written
+        // under it: no other writer can come in between, so there is no
+        // conflict to retry and no writer can be starved by a faster one.
+        let locked = b.store.lock_for_update()?;
+        if locked.is_some() {
+            if let Some(rev) = base.stored {
+                if b.store.changed(rev)? {
+                    if let Some(latest) = fetch(b, &base)? {
+                        base = Arc::new(latest);
+                    }
+                }
+            }
+        }
         for attempt in 0..MAX_ATTEMPTS {
             let mut next = KeySet::clone(&base);
             let Some(out) = change(&mut next)? else {
@@ -242,6 +269,7 @@ impl Keychain {
                 }
             }
             ticker::ensure_running();
+            let shift = b.next_block_shift();
             let reserved = self.commit(b, |set| {
                 let pos = set.primary_encrypt;
                 if set.keys[pos].id != key_id {
@@ -250,8 +278,9 @@ impl Keychain {
                 }
                 let p = set.policy;
                 let k = &set.keys[pos];
+                let block = p.usage_block.saturating_mul(1 << shift);
                 if k.stored_usage >= p.max_encryptions_per_key || too_old(set, k.created_at) {
-                    let end = p.usage_block.min(p.max_encryptions_per_key);
+                    let end = block.min(p.max_encryptions_per_key);
                     // Only reachable once the new state is stored.
                     let usage = Usage::bound();
                     usage.install_block(0, end);
@@ -264,9 +293,7 @@ impl Keychain {
                     }));
                 }
                 let start = k.stored_usage;
-                let end = start
-                    .saturating_add(p.usage_block)
-                    .min(p.max_encryptions_per_key);
+                let end = start.saturating_add(block).min(p.max_encryptions_per_key);
                 set.keys[pos].stored_usage = end;
                 Ok(Some(Reserved::Block { key_id, start, end }))
             })?;
@@ -362,6 +389,23 @@ impl Keychain {
     #[inline]
     pub(super) fn refresh_is_due(b: &Bound) -> bool {
         ticker::now() >= b.next_check.load(Ordering::Relaxed)
+    }
+}
+
+impl Bound {
+    /// The block size for the reservation being made now, as a shift of
+    /// the policy's `usage_block` (see [`BLOCK_GROWTH_WINDOW`]).
+    fn next_block_shift(&self) -> u32 {
+        let now = std::time::Instant::now();
+        let mut g = crate::sync::lock(&self.block_shift);
+        let (shift, last) = *g;
+        let shift = match last.map(|t| now.saturating_duration_since(t)) {
+            Some(d) if d < BLOCK_GROWTH_WINDOW => (shift + 1).min(MAX_BLOCK_SHIFT),
+            Some(d) if d > BLOCK_GROWTH_WINDOW * 10 => shift.saturating_sub(1),
+            _ => shift,
+        };
+        *g = (shift, Some(now));
+        shift
     }
 }
 

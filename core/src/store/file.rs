@@ -164,6 +164,21 @@ pub struct FileStore {
     seen: Mutex<Option<(Stamp, Revision)>>,
     /// Whether leftovers of killed writers were looked for.
     swept: AtomicBool,
+    /// The locked lock file while a [`Store::lock_for_update`] guard of
+    /// this store lives (a second lock on another descriptor of the same
+    /// file would wait for the first: `flock` locks belong to open files,
+    /// not processes).
+    held: Mutex<Option<File>>,
+}
+
+/// Releases the writers' lock of a [`FileStore`] when dropped.
+struct Held<'a>(&'a FileStore);
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        // Closing the file releases the flock.
+        drop(lock(&self.0.held).take());
+    }
 }
 
 impl std::fmt::Debug for FileStore {
@@ -194,6 +209,7 @@ impl FileStore {
             path,
             seen: Mutex::new(None),
             swept: AtomicBool::new(false),
+            held: Mutex::new(None),
         }
     }
 
@@ -307,7 +323,13 @@ impl Store for FileStore {
         // A path that names no file (`""`, `dir/..`) is refused before a
         // lock file is made for it.
         file_name(&self.path)?;
-        let _lock = self.lock_writers()?;
+        // Under a `lock_for_update` guard of this store the lock is held
+        // already.
+        let _lock = if lock(&self.held).is_some() {
+            None
+        } else {
+            Some(self.lock_writers()?)
+        };
         let current = self.read()?.map(|v| v.revision);
         if current != expected {
             return Ok(Swap::Conflict);
@@ -320,6 +342,13 @@ impl Store for FileStore {
         Ok(Swap::Written(revision))
         // The lock is released when `_lock` closes, after the rename is
         // durable.
+    }
+
+    fn lock_for_update(&self) -> Result<Option<super::UpdateGuard<'_>>> {
+        file_name(&self.path)?;
+        let f = self.lock_writers()?;
+        *lock(&self.held) = Some(f);
+        Ok(Some(super::UpdateGuard::new(Held(self))))
     }
 
     fn changed(&self, since: Revision) -> Result<bool> {

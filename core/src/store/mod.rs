@@ -85,9 +85,40 @@ pub trait Store: Send + Sync {
         self.changed(since).ok()
     }
 
+    /// Takes the store's writers' lock, if it has one, for a whole
+    /// read-modify-write: while the returned guard lives, no other writer
+    /// can change the store, so a `load`, a change and a
+    /// `compare_and_swap` made under it cannot conflict. `None` for stores
+    /// that have no such lock (etcd: compare-and-swap alone). The default
+    /// has none.
+    fn lock_for_update(&self) -> Result<Option<UpdateGuard<'_>>> {
+        Ok(None)
+    }
+
     /// Releases background resources (connections, watch threads). Later
     /// calls may fail with `Unavailable`. Idempotent.
     fn close(&self) {}
+}
+
+/// Holds a store's writers' lock (see [`Store::lock_for_update`]); the
+/// lock is released when this is dropped.
+pub struct UpdateGuard<'a>(#[allow(dead_code)] Box<dyn HeldLock + 'a>);
+
+/// Anything whose drop releases a lock.
+trait HeldLock {}
+impl<T> HeldLock for T {}
+
+impl<'a> UpdateGuard<'a> {
+    /// A guard that releases the lock when `held` is dropped.
+    pub fn new<T: 'a>(held: T) -> UpdateGuard<'a> {
+        UpdateGuard(Box::new(held))
+    }
+}
+
+impl std::fmt::Debug for UpdateGuard<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UpdateGuard")
+    }
 }
 
 /// Opens the store a location names (see the module docs).
