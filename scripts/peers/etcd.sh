@@ -169,6 +169,7 @@ start_member() { # N
     --listen-peer-urls "http://127.0.0.1:$p" --initial-advertise-peer-urls "http://127.0.0.1:$p" \
     --initial-cluster "$(cluster_urls)" --initial-cluster-state new \
     --initial-cluster-token "keystrata-test-$(basename "$DIR")" \
+    --auto-compaction-mode periodic --auto-compaction-retention 1m \
     --logger zap --log-outputs stderr --log-level warn
 }
 
