@@ -123,12 +123,16 @@ def count_records(paths: List[Path]) -> int:
 
 
 class Outage:
-    """One etcd member stopped at `stop_at` and started again at `start_at`
-    (scripts/peers.sh etcd-member), driven by step() from the harness loop
-    without blocking it."""
+    """One etcd member stopped at `stop_at` (or later) and started again
+    `down_for` seconds after it stopped (scripts/peers.sh etcd-member),
+    driven by step() from the harness loop without blocking it."""
 
-    def __init__(self, peers: str, endpoints: str, member: int, stop_at: float, start_at: float, log) -> None:
-        self.peers, self.member, self.stop_at, self.start_at, self.log = peers, member, stop_at, start_at, log
+    def over(self) -> bool:
+        return self.state in ("restarted", "unhealthy") or bool(self.failed)
+
+    def __init__(self, peers: str, endpoints: str, member: int, stop_at: float, down_for: float, log) -> None:
+        self.peers, self.member, self.stop_at, self.down_for, self.log = peers, member, stop_at, down_for, log
+        self.start_at = 0.0
         self.endpoints = endpoints
         self.proc: Optional[subprocess.Popen] = None
         self.health_deadline = 0.0
@@ -152,7 +156,7 @@ class Outage:
             self.proc, self.state = self._run("stop"), "stopping"
         elif self.state == "stopping" and self._done("stop"):
             self.records_at_stop = count_records(outs)
-            self.state = "down"
+            self.state, self.start_at = "down", now + self.down_for
         elif self.state == "down" and now >= self.start_at:
             self.records_at_start = count_records(outs)
             self.proc, self.state = self._run("start"), "starting"
@@ -207,10 +211,9 @@ class Fleet:
         self.rng = random.Random(args.seed)
         self.work = Path(args.work)
 
-    def start(self, lang: str, location: str, n: int, outdir: Path, until: float) -> Worker:
+    def start(self, lang: str, location: str, n: int, outdir: Path, seconds: float, stop_file: Path) -> Worker:
         name = f"{lang}{n}"
         out = outdir / f"{name}.out"
-        seconds = max(0.5, until - time.monotonic())
         argv = self.cmd[lang] + [
             "run",
             location,
@@ -224,7 +227,9 @@ class Fleet:
             str(self.args.block),
         ]
         with open(out, "wb") as f, open(outdir / f"{name}.err", "wb") as err:
-            proc = subprocess.Popen(argv, stdout=f, stderr=err, stdin=subprocess.DEVNULL)
+            proc = subprocess.Popen(argv, stdout=f, stderr=err, stdin=subprocess.DEVNULL,
+                                    env=dict(os.environ, KS_FLEET_STOP_FILE=str(stop_file),
+                                             KS_FLEET_RATE=str(self.args.rate)))
         return Worker(lang, name, out, proc, time.monotonic())
 
     def run_pass(self, label: str, location: str, member_restart: bool) -> Dict[str, int]:
@@ -235,12 +240,15 @@ class Fleet:
         print(f"== {label}: {location}, {args.workers} workers, {args.seconds:.0f} s", flush=True)
         t0 = time.monotonic()
         end = t0 + args.seconds
+        stop_file = outdir / "stop"
         workers: List[Worker] = []
         serial = collections.Counter()
         live: List[Worker] = []
 
         def spawn(lang: str) -> None:
-            w = self.start(lang, location, serial[lang], outdir, end)
+            # Workers end when the harness creates stop_file; SECONDS is only
+            # their own upper bound, should the harness die.
+            w = self.start(lang, location, serial[lang], outdir, args.seconds + 300, stop_file)
             serial[lang] += 1
             workers.append(w)
             live.append(w)
@@ -249,16 +257,18 @@ class Fleet:
             spawn(LANGS[i % len(LANGS)])
         kills = early = 0
         next_kill = t0 + rng.uniform(0.3, 1.5)
-        # etcd: two outages, of two different members, in the second and
-        # fourth fifths of the run.
+        # etcd: two outages of two different members, one after the other:
+        # the first stops at a fifth of the run, the second at three fifths
+        # or once the first is over; each lasts a fifth of the run.
         member_log = open(outdir / "member.log", "wb")
         outages: List[Outage] = []
         if member_restart:
             a, b = rng.sample([1, 2, 3], 2)
             outages = [
-                Outage(args.peers, args.etcd, a, t0 + args.seconds * 0.2, t0 + args.seconds * 0.4, member_log),
-                Outage(args.peers, args.etcd, b, t0 + args.seconds * 0.6, t0 + args.seconds * 0.8, member_log),
+                Outage(args.peers, args.etcd, a, t0 + args.seconds * 0.2, args.seconds * 0.2, member_log),
+                Outage(args.peers, args.etcd, b, t0 + args.seconds * 0.6, args.seconds * 0.2, member_log),
             ]
+        stopped_at: Optional[float] = None
         try:
             while True:
                 now = time.monotonic()
@@ -268,20 +278,28 @@ class Fleet:
                         live.remove(w)
                         # A worker that ended early is replaced (and reported
                         # below), up to 10 times a pass.
-                        if now < end - 1.0 and early < 10:
+                        if stopped_at is None and early < 10:
                             early += 1
                             spawn(w.lang)
-                if now >= end and not live:
+                # The work ends at `end`, or later when an outage is not
+                # over yet (at most 180 s later): the workers are told to
+                # stop, and may take `grace` seconds to do so.
+                if stopped_at is None and now >= end and (
+                    all(o.over() for o in outages) or now >= end + 180
+                ):
+                    stop_file.touch()
+                    stopped_at = now
+                if stopped_at is not None and not live:
                     break
-                if now >= end + args.grace:
+                if stopped_at is not None and now >= stopped_at + args.grace:
                     for w in live:
                         w.proc.kill()
                         w.proc.wait()
                         w.code = w.proc.returncode
-                        res.check(f"{label}: worker {w.name} finished by itself", False, "still running; killed")
+                        res.check(f"{label}: worker {w.name} stopped when told", False, "still running; killed")
                     live.clear()
                     break
-                if now < end - 0.5 and now >= next_kill and live and kills < args.max_kills:
+                if stopped_at is None and now >= next_kill and live and kills < args.max_kills:
                     victim = rng.choice(live)
                     victim.proc.send_signal(signal.SIGKILL)
                     victim.proc.wait()
@@ -291,11 +309,12 @@ class Fleet:
                     kills += 1
                     spawn(victim.lang)
                     next_kill = now + rng.uniform(0.2, 1.2)
-                for o in outages:
-                    # One outage at a time: the next waits for the last to end.
-                    o.step(now, [w.out for w in workers])
-                    if o.state != "restarted":
-                        break
+                if stopped_at is None:
+                    for o in outages:
+                        # One outage at a time: the next waits for the last.
+                        o.step(now, [w.out for w in workers])
+                        if not o.over():
+                            break
                 time.sleep(0.05)  # the harness's poll interval, not a synchronisation
         except BaseException:
             # Interrupted (^C, a bug here): leave no worker running and no
@@ -481,6 +500,10 @@ def main() -> int:
     ap.add_argument("--block", type=int, default=4)
     ap.add_argument("--rotate-permille", type=int, default=3)
     ap.add_argument("--max-ops", type=int, default=1_000_000)
+    ap.add_argument("--rate", type=float, default=150.0,
+                    help="operations per second per worker, at most (0: unlimited). The keychain grows by a key "
+                         "every 64 encryptions and etcd keeps every revision of it, so its history grows with "
+                         "the square of the work: this keeps one pass to a few hundred keys")
     ap.add_argument("--max-kills", type=int, default=60)
     ap.add_argument("--allow-errors", default="Unavailable",
                     help="comma-separated error kinds a worker may meet (counted, not failed)")
@@ -503,6 +526,11 @@ def main() -> int:
         key = f"{prefix.rstrip('/')}/fleet-{args.seed}-{os.getpid()}"
         counts = fleet.run_pass("etcd", f"etcd://{args.etcd}{key}", member_restart=True)
         total.update(counts)
+        # The keychain's history (one revision per write, thousands per run)
+        # stays in etcd until it compacts; the key itself goes now.
+        subprocess.run(["etcdctl", f"--endpoints={args.etcd}", "--command-timeout=10s", "del", key],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
+                       env=dict(os.environ, ETCDCTL_API="3"))
     print("fleet totals: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in total.items()), flush=True)
     print(f"fleet: {res.passed} passed, {res.failed} failed", flush=True)
     return 0 if res.failed == 0 else 1

@@ -5,6 +5,10 @@
  *   fleet-c run LOCATION IDENTITY_FILE NAME SEED SECONDS MAX_OPS ROTATE_PERMILLE MAX_PER_KEY BLOCK
  *   fleet-c check LOCATION IDENTITY_FILE RECORDS_FILE
  *
+ * It stops at SECONDS, at MAX_OPS, or as soon as the file named by the
+ * environment variable KS_FLEET_STOP_FILE exists (checked every 16 ops);
+ * KS_FLEET_RATE, if set, caps its operations per second.
+ *
  * Every output line is written whole with one write and flushed, so a
  * worker killed at any moment leaves only complete lines (and at most one
  * cut short, without its newline).
@@ -160,9 +164,22 @@ static int run(char **a)
     ks_keychain_subscribe(kc, on_event, NULL, &sub);
     emit("READY\n");
     double end = now_s() + seconds;
+    const char *stop_file = getenv("KS_FLEET_STOP_FILE");
+    const char *rate_env = getenv("KS_FLEET_RATE");
+    double rate = rate_env ? atof(rate_env) : 0, next = now_s();
     long ops = 0, errors = 0;
     char line[1024], h1[256], h2[256], h3[512];
     for (long i = 0; i < max_ops && now_s() < end; i++) {
+        if (stop_file && i % 16 == 0 && access(stop_file, F_OK) == 0)
+            break; /* the harness ends the run */
+        if (rate > 0) { /* pacing: at most `rate` operations a second */
+            double t = now_s();
+            if (t < next) {
+                struct timespec ts = {(time_t)(next - t), (long)((next - t - (double)(time_t)(next - t)) * 1e9)};
+                nanosleep(&ts, NULL);
+            }
+            next = (t > next ? t : next) + 1.0 / rate;
+        }
         if ((long)(rnd() % 1000) < rotate_permille) {
             st = ks_keychain_rotate(kc, NULL);
             if (st != KS_OK) {

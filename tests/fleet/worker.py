@@ -5,6 +5,10 @@ interface, shared with worker.c and go/main.go).
     worker.py run LOCATION IDENTITY_FILE NAME SEED SECONDS MAX_OPS ROTATE_PERMILLE MAX_PER_KEY BLOCK
     worker.py check LOCATION IDENTITY_FILE RECORDS_FILE
 
+It stops at SECONDS, at MAX_OPS, or as soon as the file named by the
+environment variable KS_FLEET_STOP_FILE exists (checked every 16 ops);
+KS_FLEET_RATE, if set, caps its operations per second.
+
 Every output line goes out whole with one write (os.write on fd 1), so a
 worker killed at any moment leaves only complete lines (and at most one cut
 short, without its newline).
@@ -48,9 +52,19 @@ def run(location, identity, name, seed, seconds, max_ops, rotate_permille, max_p
     kc.subscribe(on_event)
     emit("READY\n")
     end = time.monotonic() + float(seconds)
+    stop_file = os.environ.get("KS_FLEET_STOP_FILE")
+    rate = float(os.environ.get("KS_FLEET_RATE", "0"))
+    nxt = time.monotonic()
     ops = errors = 0
     i = 0
     while i < int(max_ops) and time.monotonic() < end:
+        if stop_file and i % 16 == 0 and os.path.exists(stop_file):
+            break  # the harness ends the run
+        if rate > 0:  # pacing: at most `rate` operations a second
+            t = time.monotonic()
+            if t < nxt:
+                time.sleep(nxt - t)
+            nxt = max(t, nxt) + 1 / rate
         if rng.randrange(1000) < int(rotate_permille):
             try:
                 kc.rotate()

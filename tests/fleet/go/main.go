@@ -4,6 +4,10 @@
 //	fleet-go run LOCATION IDENTITY_FILE NAME SEED SECONDS MAX_OPS ROTATE_PERMILLE MAX_PER_KEY BLOCK
 //	fleet-go check LOCATION IDENTITY_FILE RECORDS_FILE
 //
+// It stops at SECONDS, at MAX_OPS, or as soon as the file named by the
+// environment variable KS_FLEET_STOP_FILE exists (checked every 16 ops);
+// KS_FLEET_RATE, if set, caps its operations per second.
+//
 // Every output line goes out whole with one write to the unbuffered
 // os.Stdout, so a worker killed at any moment leaves only complete lines
 // (and at most one cut short, without its newline).
@@ -90,8 +94,25 @@ func run(a []string) int {
 	})
 	emit("READY\n")
 	end := time.Now().Add(time.Duration(seconds * float64(time.Second)))
+	stopFile := os.Getenv("KS_FLEET_STOP_FILE")
+	rate, _ := strconv.ParseFloat(os.Getenv("KS_FLEET_RATE"), 64)
+	next := time.Now()
 	ops, errs := 0, 0
 	for i := 0; i < maxOps && time.Now().Before(end); i++ {
+		if stopFile != "" && i%16 == 0 {
+			if _, err := os.Stat(stopFile); err == nil {
+				break // the harness ends the run
+			}
+		}
+		if rate > 0 { // pacing: at most `rate` operations a second
+			t := time.Now()
+			if t.Before(next) {
+				time.Sleep(next.Sub(t))
+			} else {
+				next = t
+			}
+			next = next.Add(time.Duration(float64(time.Second) / rate))
+		}
 		if rng.Intn(1000) < permille {
 			if _, err := kc.Rotate(); err != nil {
 				fmt.Fprintf(os.Stderr, "fleet-go %s: rotate: %s: %v\n", name, kind(err), err)
