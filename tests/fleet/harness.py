@@ -492,6 +492,7 @@ def main() -> int:
     ap.add_argument("--peers", required=True, help="scripts/peers.sh")
     ap.add_argument("--etcd", default="", help="etcd endpoints (host:port,...); empty: no etcd pass")
     ap.add_argument("--etcd-prefix", default="/keystrata-test/")
+    ap.add_argument("--require-etcd", action="store_true", help="fail (not skip) the etcd pass without --etcd")
     ap.add_argument("--passes", default="file,etcd", help="which passes to run (file, etcd)")
     ap.add_argument("--seconds", type=float, default=20.0, help="length of each pass")
     ap.add_argument("--workers", type=int, default=6)
@@ -521,6 +522,10 @@ def main() -> int:
     if "file" in passes:
         counts = fleet.run_pass("file", str(work / "file" / "keychain.age"), member_restart=False)
         total.update(counts)
+    if not args.etcd and args.require_etcd and "etcd" in passes:
+        res.check("etcd: the pass ran", False,
+                  "KS_TEST_ETCD_ENDPOINTS is not set and KEYSTRATA_REQUIRE_PEERS=1 "
+                  "(start the cluster: eval \"$(bash scripts/peers.sh start)\")")
     if args.etcd and "etcd" in passes:
         prefix = args.etcd_prefix if args.etcd_prefix.startswith("/") else "/" + args.etcd_prefix
         key = f"{prefix.rstrip('/')}/fleet-{args.seed}-{os.getpid()}"
