@@ -27,7 +27,7 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use crate::aead::KEY_LEN;
-use crate::error::{Error, Result};
+use crate::error::{truncate_for_message, Error, Result};
 use crate::key::{Key, KeyStatus, Purpose, Secret, Usage};
 use crate::keyset::KeySet;
 use crate::policy::Policy;
@@ -171,7 +171,7 @@ pub(crate) fn from_json(json: &[u8]) -> Result<KeySet> {
     if h.format.as_deref() != Some(FORMAT_NAME) {
         return Err(Error::format(format!(
             "the saved keychain's format is {:?}, expected {FORMAT_NAME:?}",
-            h.format.unwrap_or_default()
+            truncate_for_message(&h.format.unwrap_or_default(), 64)
         )));
     }
     match h.version {
@@ -186,7 +186,13 @@ pub(crate) fn from_json(json: &[u8]) -> Result<KeySet> {
     let doc: Doc = serde_json::from_slice(json)
         // serde_json's message names the field and position, never values
         // of key material (the Material visitor's errors are fixed text).
-        .map_err(|e| Error::format(format!("the saved keychain is malformed: {e}")))?;
+        // serde_json's message may quote a field's value: cut it short.
+        .map_err(|e| {
+            Error::format(format!(
+                "the saved keychain is malformed: {}",
+                truncate_for_message(&e.to_string(), 160)
+            ))
+        })?;
     debug_assert_eq!(doc.format, FORMAT_NAME);
     debug_assert_eq!(doc.version, FORMAT_VERSION);
     let policy = match doc.policy {
@@ -206,10 +212,18 @@ pub(crate) fn from_json(json: &[u8]) -> Result<KeySet> {
     let mut keys = Vec::with_capacity(doc.keys.len());
     for k in doc.keys {
         let purpose = Purpose::parse(&k.purpose).ok_or_else(|| {
-            Error::format(format!("key {}: unknown purpose {:?}", k.key_id, k.purpose))
+            Error::format(format!(
+                "key {}: unknown purpose {:?}",
+                k.key_id,
+                truncate_for_message(&k.purpose, 64)
+            ))
         })?;
         let status = KeyStatus::parse(&k.status).ok_or_else(|| {
-            Error::format(format!("key {}: unknown status {:?}", k.key_id, k.status))
+            Error::format(format!(
+                "key {}: unknown status {:?}",
+                k.key_id,
+                truncate_for_message(&k.status, 64)
+            ))
         })?;
         if k.key_id == 0 || k.version == 0 {
             return Err(Error::format("a key has key_id or version 0"));

@@ -10,7 +10,7 @@ use serde_json::Value;
 use zeroize::Zeroizing;
 
 use crate::aead::KEY_LEN;
-use crate::error::{Error, Result};
+use crate::error::{truncate_for_message, Error, Result};
 use crate::key::KeyStatus;
 
 /// Tink's type URL for AES-GCM keys.
@@ -90,8 +90,12 @@ fn u32_field(v: &Value, name: &str) -> Result<u32> {
 
 /// Parses a Tink cleartext JSON keyset.
 pub(crate) fn parse_keyset(json: &str) -> Result<TinkKeyset> {
-    let v: Value = serde_json::from_str(json)
-        .map_err(|e| Error::format(format!("Tink keyset is not valid JSON: {e}")))?;
+    let v: Value = serde_json::from_str(json).map_err(|e| {
+        Error::format(format!(
+            "Tink keyset is not valid JSON: {}",
+            truncate_for_message(&e.to_string(), 160)
+        ))
+    })?;
     let primary_key_id = u32_field(&v, "primaryKeyId")?;
     let list = v
         .get("key")
@@ -113,13 +117,19 @@ pub(crate) fn parse_keyset(json: &str) -> Result<TinkKeyset> {
             Some("DESTROYED") => KeyStatus::Destroyed,
             other => {
                 return Err(Error::format(format!(
-                    "Tink key {id}: unknown status {other:?}"
+                    "Tink key {id}: unknown status {:?}",
+                    other.map(|o| truncate_for_message(o, 64))
                 )))
             }
         };
         match k.get("outputPrefixType").and_then(Value::as_str) {
             Some("TINK") => {}
-            Some(other) => return Err(unsupported_key(id, &format!("output prefix {other}"))),
+            Some(other) => {
+                return Err(unsupported_key(
+                    id,
+                    &format!("output prefix {}", truncate_for_message(other, 64)),
+                ))
+            }
             None => return Err(Error::format(format!("Tink key {id}: no outputPrefixType"))),
         }
         let data = k.get("keyData");
@@ -141,7 +151,10 @@ pub(crate) fn parse_keyset(json: &str) -> Result<TinkKeyset> {
         let data = data.ok_or_else(|| Error::format(format!("Tink key {id}: no keyData")))?;
         let type_url = data.get("typeUrl").and_then(Value::as_str).unwrap_or("");
         if type_url != AES_GCM_TYPE_URL {
-            return Err(unsupported_key(id, &format!("key type {type_url}")));
+            return Err(unsupported_key(
+                id,
+                &format!("key type {}", truncate_for_message(type_url, 128)),
+            ));
         }
         let value = data
             .get("value")

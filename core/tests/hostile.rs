@@ -138,3 +138,51 @@ impl RawRoot for AgeRoot {
         keystrata::Root::protect(self, json.as_bytes()).unwrap()
     }
 }
+
+/// The fuzzer's F1 reproducers (fuzz/artifacts): a field of a keychain's
+/// JSON or of a Tink keyset, echoed whole in the error message.
+#[test]
+fn long_fields_in_keychain_json_and_tink_keysets_are_not_echoed_whole() {
+    let long = "x".repeat(100_000);
+    let material = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    let key = |purpose: &str, status: &str| {
+        format!(
+            r#"{{"format":"keystrata.keychain","version":1,"primary":{{"encrypt":1,"derive":1}},"keys":[{{"key_id":1,"version":1,"purpose":"{purpose}","status":"{status}","created_at":0,"usage":0,"material":"{material}"}}]}}"#
+        )
+    };
+    let jsons = [
+        format!(r#"{{"format":"{long}","version":1}}"#),
+        key(&long, "enabled"),
+        key("encrypt", &long),
+        format!(
+            r#"{{"format":"keystrata.keychain","version":1,"primary":{{"encrypt":"{long}","derive":1}},"keys":[]}}"#
+        ),
+    ];
+    let root = AgeRoot::generate();
+    for json in &jsons {
+        let saved = root.protect_for_test(json);
+        let e = Keychain::load(&saved, &root).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Format);
+        assert!(
+            e.message().len() < 512,
+            "{} bytes: {}",
+            e.message().len(),
+            &e.message()[..80]
+        );
+    }
+    let value = "GiAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==";
+    let tink = |status: &str, prefix: &str, url: &str| {
+        format!(
+            r#"{{"primaryKeyId":1,"key":[{{"keyId":1,"status":"{status}","outputPrefixType":"{prefix}","keyData":{{"typeUrl":"{url}","value":"{value}","keyMaterialType":"SYMMETRIC"}}}}]}}"#
+        )
+    };
+    let url = "type.googleapis.com/google.crypto.tink.AesGcmKey";
+    for json in [
+        tink(&long, "TINK", url),
+        tink("ENABLED", &long, url),
+        tink("ENABLED", "TINK", &long),
+    ] {
+        let e = Keychain::import_tink_cleartext(&json).unwrap_err();
+        assert!(e.message().len() < 512, "{} bytes", e.message().len());
+    }
+}
