@@ -354,7 +354,7 @@ class Fleet:
 
         # Workers: every one not killed ended by itself, cleanly (or could
         # not open the keychain with an allowed error, counted below).
-        allowed = set(args.allow_errors.split(",")) - {""}
+        allowed = set((args.allow_errors if outages else args.allow_errors_file).split(",")) - {""}
 
         def clean(w: Worker) -> bool:
             p = parsed[w.name]
@@ -370,9 +370,10 @@ class Fleet:
         res.check(f"{label}: every worker not killed finished cleanly", not bad, ", ".join(bad[:8]))
         res.check(f"{label}: every output line well formed, key_id = the ciphertext's", malformed == 0,
                   f"{malformed} malformed")
-        # Unavailable is allowed (and counted): a writer that loses the
-        # race for the store too often gives up rather than hand out
-        # anything under unstored state. Every other error fails the pass.
+        # etcd pass: Unavailable is allowed (and counted): while members go
+        # away a call may run out of time, and the keychain gives up rather
+        # than hand out anything under unstored state. Every other error,
+        # and any error at all in the file pass, fails the pass.
         unexpected = {k: n for k, n in errors.items() if k[0] not in allowed}
         messages = []
         for w in workers:
@@ -507,7 +508,9 @@ def main() -> int:
                          "the square of the work: this keeps one pass to a few hundred keys")
     ap.add_argument("--max-kills", type=int, default=60)
     ap.add_argument("--allow-errors", default="Unavailable",
-                    help="comma-separated error kinds a worker may meet (counted, not failed)")
+                    help="comma-separated error kinds a worker may meet in the etcd pass (counted, not failed)")
+    ap.add_argument("--allow-errors-file", default="",
+                    help="the same for the file pass (default: none)")
     ap.add_argument("--grace", type=float, default=60.0, help="how long workers may overrun a pass")
     ap.add_argument("--check-timeout", type=float, default=300.0)
     args = ap.parse_args()

@@ -11,7 +11,7 @@
 #   KS_FLEET_PASSES=etcd bash tests/fleet/run.sh # one pass only (file or etcd)
 #   KS_FLEET_RATE=0 bash tests/fleet/run.sh      # unpaced workers (default: 150 ops/s each)
 #   KS_FLEET_KEEP=1 bash tests/fleet/run.sh      # keep the work dir (outputs, records)
-#   KS_FLEET_ALLOW_ERRORS= bash tests/fleet/run.sh   # fail on any worker error, even Unavailable
+#   KS_FLEET_ALLOW_ERRORS= bash tests/fleet/run.sh   # etcd pass: fail on any worker error, even Unavailable
 #
 # The etcd pass runs when KS_TEST_ETCD_ENDPOINTS is set (eval "$(bash
 # scripts/peers.sh start)" starts the cluster); without it the pass is
@@ -66,6 +66,7 @@ fi
 args=(--c "$BIN/fleet-c" --go "$BIN/fleet-go" --python "$PY $ROOT/tests/fleet/worker.py"
     --identity "$W/identity.txt" --work "$W" --peers "$ROOT/scripts/peers.sh"
     --etcd "$ETCD" --etcd-prefix "${KS_TEST_ETCD_PREFIX:-/keystrata-test/}"
-    --seconds "${KS_FLEET_SECONDS:-20}" --passes "${KS_FLEET_PASSES:-file,etcd}" --rate "${KS_FLEET_RATE:-150}" --allow-errors "${KS_FLEET_ALLOW_ERRORS-Unavailable}")
+    --seconds "${KS_FLEET_SECONDS:-20}" --passes "${KS_FLEET_PASSES:-file,etcd}" --rate "${KS_FLEET_RATE:-150}" --allow-errors "${KS_FLEET_ALLOW_ERRORS-Unavailable}"
+    --allow-errors-file "${KS_FLEET_ALLOW_ERRORS_FILE-}")
 if [[ -n "${KS_FLEET_SEED:-}" ]]; then args+=(--seed "$KS_FLEET_SEED"); fi
 python3 tests/fleet/harness.py "${args[@]}" "${REQUIRE[@]}"
