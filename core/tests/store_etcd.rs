@@ -917,3 +917,43 @@ fn tls_and_auth_probe() {
     }
     println!("probe {case}: ok");
 }
+
+/// Continues a stopped member when dropped, however the test ends.
+struct Stopped(String);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-CONT", &self.0]).status();
+    }
+}
+
+#[test]
+fn a_member_that_accepts_connections_but_never_answers_is_passed_over() {
+    // The first listed member is stopped (SIGSTOP): its socket accepts
+    // connections and never answers, as a member catching up or
+    // partitioned away may. The other two have quorum; a call must move on
+    // after the member's share of the budget, not fail at the limit.
+    let _x = exclusive();
+    let pid = std::fs::read_to_string(format!("{}/m1.pid", env("KS_TEST_ETCD_DIR")))
+        .expect("m1.pid")
+        .trim()
+        .to_owned();
+    let loc = location("hung");
+    let root = AgeRoot::generate();
+    assert!(Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let stopped = Stopped(pid);
+    let kc = OpenOptions::new()
+        .policy(policy(1 << 32, 2))
+        .open(&loc, &root)
+        .expect("open with the first member hung");
+    let r = kc.rotate().expect("rotate with the first member hung");
+    let ct = kc.seal(b"still here", b"").unwrap();
+    drop(stopped);
+    let again = Keychain::open(&loc, &root).unwrap();
+    assert_eq!(again.primary().unwrap().key_id, r.key_id);
+    assert_eq!(again.unseal(&ct, b"").unwrap(), b"still here");
+}

@@ -113,6 +113,11 @@ impl Members {
         let began = Instant::now();
         let deadline = began + budget;
         let n = self.members.len();
+        // One member's attempt gets at most its share of the budget (at
+        // least a second), so a member that accepts connections but does
+        // not answer (stopped, partitioned) cannot use up the whole call
+        // while the others have quorum.
+        let per_member = (budget / n.max(1) as u32).max(Duration::from_secs(1));
         let mut last = String::from("no member was tried");
         let mut pause = Duration::from_millis(50);
         let mut round = 0u32;
@@ -128,7 +133,7 @@ impl Members {
                     let m = self.member(cfg, i).await?;
                     run(cfg, m, op).await
                 };
-                let failure = match timeout(left, attempt).await {
+                let failure = match timeout(left.min(per_member), attempt).await {
                     Ok(Ok(reply)) => {
                         self.next = i;
                         return Ok((reply, i));
@@ -398,13 +403,19 @@ where
     F: Future + Send,
     F::Output: Send,
 {
+    // A member that goes away mid-write raises SIGPIPE, which kills a C
+    // program that did not ignore it: block it around the I/O (the failed
+    // write is then an error). keystrata_sys::without_sigpipe says how.
     if tokio::runtime::Handle::try_current().is_err() {
-        return Ok(rt.block_on(fut));
+        return Ok(keystrata_sys::without_sigpipe(|| rt.block_on(fut)));
     }
     std::thread::scope(|s| {
         let handle = std::thread::Builder::new()
             .name("ks-etcd-call".into())
-            .spawn_scoped(s, || rt.block_on(fut))
+            .spawn_scoped(s, || {
+                keystrata_sys::block_sigpipe_on_this_thread();
+                rt.block_on(fut)
+            })
             .map_err(|e| {
                 Error::unavailable(format!("cannot start a thread for an etcd call: {e}"))
             })?;

@@ -95,6 +95,9 @@ impl Watch {
             .name("ks-etcd-watch".into())
             .spawn(move || {
                 let _done = done_tx;
+                // This thread's writes to a member that went away must be
+                // errors, not a SIGPIPE that kills a C program.
+                keystrata_sys::block_sigpipe_on_this_thread();
                 run(&cfg, &pulse, &s, generation);
             })
             .map_err(|e| Error::unavailable(format!("cannot start the etcd watch thread: {e}")))?;
