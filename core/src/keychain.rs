@@ -385,23 +385,15 @@ impl Keychain {
 
     fn rotate_purpose(&self, purpose: Purpose) -> Result<KeyInfo> {
         let (info, rotated) = self.mutate(|set, bound| {
-            // A bound keychain's new encryption primary comes with the
-            // first block of its usage counts reserved for this process.
-            let (usage, stored) = match (bound, purpose) {
+            let pos = match (bound, purpose) {
+                // A bound keychain's new encryption primary comes with the
+                // first block of its usage counts reserved for this process.
                 (true, Purpose::Encrypt) => {
-                    let end = set
-                        .policy
-                        .usage_block
-                        .min(set.policy.max_encryptions_per_key);
-                    // Only reachable once the new state is stored.
-                    let usage = Usage::bound();
-                    usage.install_block(0, end);
-                    (usage, end)
+                    set.push_bound_encrypt_primary(set.policy.usage_block)?
                 }
-                (true, _) => (Usage::bound(), 0),
-                (false, _) => (Usage::unbound(0), 0),
+                (true, _) => set.push_new(purpose, Usage::bound(), 0)?,
+                (false, _) => set.push_new(purpose, Usage::unbound(0), 0)?,
             };
-            let pos = set.push_new(purpose, usage, stored)?;
             match purpose {
                 Purpose::Encrypt => set.primary_encrypt = pos,
                 Purpose::Derive => set.primary_derive = pos,

@@ -174,6 +174,20 @@ impl KeySet {
         Ok(pos)
     }
 
+    /// Adds a new encryption key to a bound keychain's set and makes it the
+    /// primary, with its first `block` usage counts (at most the policy's
+    /// limit) reserved for this process: they are usable only once this set
+    /// is stored, since nothing else can reach the new key. Returns its
+    /// position.
+    pub(crate) fn push_bound_encrypt_primary(&mut self, block: u64) -> Result<usize> {
+        let end = block.min(self.policy.max_encryptions_per_key);
+        let usage = Usage::bound();
+        usage.install_block(0, end);
+        let pos = self.push_new(Purpose::Encrypt, usage, end)?;
+        self.primary_encrypt = pos;
+        Ok(pos)
+    }
+
     /// This set, as read from a store, with what this process keeps for
     /// keys it already knows: their usage counters (the blocks it owns)
     /// and their expanded ciphers. Keys new to this process own no counts.

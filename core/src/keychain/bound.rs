@@ -178,13 +178,7 @@ impl Keychain {
             // first (then load theirs).
             let mut set = KeySet::empty();
             set.policy = policy.unwrap_or_default();
-            let block = set
-                .policy
-                .usage_block
-                .min(set.policy.max_encryptions_per_key);
-            let usage = Usage::bound();
-            usage.install_block(0, block);
-            set.primary_encrypt = set.push_new(Purpose::Encrypt, usage, block)?;
+            set.push_bound_encrypt_primary(set.policy.usage_block)?;
             set.primary_derive = set.push_new(Purpose::Derive, Usage::bound(), 0)?;
             set.revision = 1;
             let bytes = bound.root.protect(&at_rest::to_json(&set)?)?;
@@ -280,12 +274,7 @@ impl Keychain {
                 let k = &set.keys[pos];
                 let block = p.usage_block.saturating_mul(1 << shift);
                 if k.stored_usage >= p.max_encryptions_per_key || too_old(set, k.created_at) {
-                    let end = block.min(p.max_encryptions_per_key);
-                    // Only reachable once the new state is stored.
-                    let usage = Usage::bound();
-                    usage.install_block(0, end);
-                    let np = set.push_new(Purpose::Encrypt, usage, end)?;
-                    set.primary_encrypt = np;
+                    let np = set.push_bound_encrypt_primary(block)?;
                     let k = &set.keys[np];
                     return Ok(Some(Reserved::Rotated {
                         key_id: k.id,
