@@ -41,7 +41,7 @@ fn in_child_with_default_sigpipe(f: fn() -> i32) -> i32 {
 
 #[test]
 fn without_the_guard_sigpipe_kills_a_c_like_process() {
-    let status = in_child_with_default_sigpipe(|| write_to_a_closed_pipe());
+    let status = in_child_with_default_sigpipe(write_to_a_closed_pipe);
     assert!(libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGPIPE);
 }
 
