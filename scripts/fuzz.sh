@@ -26,8 +26,12 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 
 CARGO_FUZZ_VERSION=0.13.2
-TOOLS="$REPO/target/fuzz-tools"
-export CARGO_TARGET_DIR="$REPO/target/fuzz"
+# cargo-fuzz and the ASan builds are slow to make (minutes) and the same
+# for every checkout: they live in a per-user cache, so a fresh clone (CI)
+# reuses them and rebuilds only keystrata itself.
+CACHE="${KEYSTRATA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/keystrata}"
+TOOLS="$CACHE/fuzz-tools"
+export CARGO_TARGET_DIR="$CACHE/fuzz-target"
 BIN="$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release"
 LOGS="$REPO/target/fuzz-logs"
 CORPUS="$REPO/fuzz/corpus"
