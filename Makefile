@@ -149,7 +149,7 @@ bench: python
 
 # Every fuzz target (fuzz/) for FUZZ_SECONDS each (default 300), one after
 # another; FUZZ_RUNS=N runs N executions each instead. Needs nightly Rust;
-# installs cargo-fuzz into target/fuzz-tools. See docs/SECURITY.md.
+# installs cargo-fuzz into ~/.cache/keystrata/fuzz-tools (KEYSTRATA_CACHE_DIR). See docs/SECURITY.md.
 fuzz:
 	@bash scripts/fuzz.sh run
 

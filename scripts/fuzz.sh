@@ -12,7 +12,7 @@
 #   scripts/fuzz.sh repro TARGET FILE  run one input (a crash artifact)
 #
 # Installs what is missing, once: the nightly toolchain (rustup) and a
-# pinned cargo-fuzz in target/fuzz-tools. Builds into target/fuzz (ASan,
+# pinned cargo-fuzz in ~/.cache/keystrata/fuzz-tools. Builds into ~/.cache/keystrata/fuzz-target (ASan,
 # debug assertions, overflow checks), so it never contends with the main
 # build's target/ directories. Seeds come from tests/vectors (the `seeds`
 # binary writes them into fuzz/corpus/<target>/, which keeps what the
