@@ -11,7 +11,7 @@
 #   scripts/fuzz.sh list               the targets
 #   scripts/fuzz.sh repro TARGET FILE  run one input (a crash artifact)
 #   scripts/fuzz.sh native TARGET FILE...  time inputs in a build without
-#                                      sanitizer or coverage (target/fuzz-native)
+#                                      sanitizer or coverage (cache/fuzz-native)
 #
 # FUZZ_MAX_LEN overrides every target's longest input (TARGETS below), e.g.
 # 32768 to try age headers past the 16 KiB cap (slowly: a hostile header
@@ -191,9 +191,9 @@ case "${1:-}" in
     row "$t" 0 >/dev/null || die "no fuzz target '$t' (scripts/fuzz.sh list)"
     # Optimized, no sanitizer, no coverage: what the input costs a real
     # process (libFuzzer prints "Executed FILE in N ms").
-    CARGO_TARGET_DIR="$REPO/target/fuzz-native" cargo build --quiet --release \
+    CARGO_TARGET_DIR="$CACHE/fuzz-native" cargo build --quiet --release \
       --manifest-path fuzz/Cargo.toml --bin "$t" || die "native build failed"
-    "$REPO/target/fuzz-native/release/$t" "$@" 2>&1 | grep -E "^Executed|panicked|ERROR"
+    "$CACHE/fuzz-native/release/$t" "$@" 2>&1 | grep -E "^Executed|panicked|ERROR"
     ;;
   *)
     sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
