@@ -38,6 +38,12 @@ pub const DEFAULT_MAX_SCRYPT_WORK_FACTOR: u8 = 20;
 pub const MAX_AGE_HEADER_LEN: usize = 16 * 1024;
 /// The most recipient stanzas an age header may have.
 pub const MAX_AGE_STANZAS: usize = 64;
+/// The most arguments one stanza may have (X25519 has 1, scrypt 2, the
+/// age crate's grease stanzas a few).
+pub const MAX_AGE_STANZA_ARGS: usize = 8;
+/// The most body lines one stanza may have (X25519 and scrypt have 1, a
+/// grease stanza up to 5).
+pub const MAX_AGE_STANZA_LINES: usize = 16;
 
 struct AgeInner {
     identities: Vec<age::x25519::Identity>,
@@ -222,6 +228,7 @@ fn check_age_header(data: &[u8]) -> Result<HeaderFacts> {
     }
     let window = &data[..data.len().min(MAX_AGE_HEADER_LEN)];
     let mut stanzas = 0usize;
+    let mut body_lines = 0usize;
     let mut scrypt_log_n = None;
     let mut at = VERSION_LINE.len();
     loop {
@@ -236,6 +243,15 @@ fn check_age_header(data: &[u8]) -> Result<HeaderFacts> {
         }
         if let Some(args) = line.strip_prefix(b"-> ") {
             stanzas += 1;
+            body_lines = 0;
+            // The age crate's parser is quadratic in these too (fuzz
+            // finding F2): a stanza of thousands of one-character
+            // arguments or body lines took 0.3-0.6 s within the size cap.
+            if args.split(|&b| b == b' ').count() > MAX_AGE_STANZA_ARGS + 1 {
+                return Err(Error::format(format!(
+                    "an age stanza has more than {MAX_AGE_STANZA_ARGS} arguments"
+                )));
+            }
             if stanzas > MAX_AGE_STANZAS {
                 return Err(Error::format(format!(
                     "the age header has more than {MAX_AGE_STANZAS} recipient stanzas"
@@ -249,6 +265,13 @@ fn check_age_header(data: &[u8]) -> Result<HeaderFacts> {
                     .and_then(|w| w.parse::<u8>().ok())
                     .ok_or_else(|| Error::format("the age scrypt stanza is malformed"))?;
                 scrypt_log_n = Some(log_n);
+            }
+        } else {
+            body_lines += 1;
+            if body_lines > MAX_AGE_STANZA_LINES {
+                return Err(Error::format(format!(
+                    "an age stanza has more than {MAX_AGE_STANZA_LINES} body lines"
+                )));
             }
         }
         at += nl + 1;
