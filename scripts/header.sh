@@ -11,14 +11,21 @@ if ! command -v cbindgen >/dev/null 2>&1 || [ "$(cbindgen --version 2>/dev/null)
   echo "header: cargo install cbindgen $VERSION"
   cargo install --quiet --locked cbindgen --version "=$VERSION"
 fi
+# The version macros come from the workspace version (scripts/version.sh):
+# cbindgen reads a copy of ffi/cbindgen.toml with its @VERSION...@ filled in.
+version="$(bash scripts/version.sh)"
+IFS=. read -r major minor patch <<<"${version%%[-+]*}"
+config="$(mktemp)"
+tmp="$(mktemp)"
+trap 'rm -f "$config" "$tmp"' EXIT
+sed -e "s/@VERSION_MAJOR@/$major/" -e "s/@VERSION_MINOR@/$minor/" -e "s/@VERSION_PATCH@/$patch/" \
+  -e "s/@VERSION@/$version/" ffi/cbindgen.toml >"$config"
 case "${1:-check}" in
   write)
-    cbindgen --quiet --config ffi/cbindgen.toml --crate keystrata-ffi --output include/keystrata.h ffi
+    cbindgen --quiet --config "$config" --crate keystrata-ffi --output include/keystrata.h ffi
     ;;
   check)
-    tmp="$(mktemp)"
-    trap 'rm -f "$tmp"' EXIT
-    cbindgen --quiet --config ffi/cbindgen.toml --crate keystrata-ffi --output "$tmp" ffi
+    cbindgen --quiet --config "$config" --crate keystrata-ffi --output "$tmp" ffi
     if ! diff -u include/keystrata.h "$tmp"; then
       echo "header: include/keystrata.h is out of date: run 'make header'" >&2
       exit 1
