@@ -3,7 +3,7 @@
 #   make test   install what is missing, then run every test suite
 #
 # Other targets: setup, build, lib, header, header-check, c-test,
-# c-valgrind, c-shared, install PREFIX=..., doc, clean, bench (writes docs/PERFORMANCE.md;
+# c-valgrind, c-shared, install PREFIX=..., uninstall PREFIX=..., doc, clean, bench (writes docs/PERFORMANCE.md;
 # not part of test), fuzz FUZZ_SECONDS=300 (every fuzz target in turn; not part
 # of test), fuzz-smoke (a few seconds each; part of test).
 
@@ -17,12 +17,26 @@ LIBDIR := target/release
 STATIC_LIB := $(LIBDIR)/libkeystrata.a
 SHARED_LIB := $(LIBDIR)/libkeystrata.so
 HEADER := include/keystrata.h
+# The one version: [workspace.package] in Cargo.toml.
+VERSION := $(shell bash scripts/version.sh)
+MAJOR := $(firstword $(subst ., ,$(VERSION)))
+# ffi/build.rs gives the shared library this SONAME.
+SONAME := libkeystrata.so.$(MAJOR)
+# The system libraries a program linking the static library also needs: the
+# one list. It reaches every C and Go build through the pkg-config files
+# written from ffi/keystrata{,-static}.pc.in (Libs.private, Libs).
 NATIVE_LIBS := -lpthread -ldl -lm -lrt -lutil
+# In-repo builds find the library through uninstalled pkg-config files
+# (written by `make lib`): C rules here use keystrata-static, Go's cgo.go
+# does too, and so do the scripts (scripts/test.sh exports the same path).
+PCDIR := $(CURDIR)/$(LIBDIR)/pkgconfig
+export PKG_CONFIG_PATH := $(PCDIR)$(if $(PKG_CONFIG_PATH),:$(PKG_CONFIG_PATH))
+KS_LIBS = $$(pkg-config --libs keystrata-static)
 CFLAGS_STRICT := -std=c11 -Wall -Wextra -Wpedantic -Werror -g -Iinclude
 SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 BUILD := build
 
-.PHONY: all build lib demo test setup doc clean bench header header-check c-test c-valgrind c-device-roots c-shared install c-demo python python-demo go-demo relay-demo rust-demo peers-start peers-stop fuzz fuzz-smoke
+.PHONY: all build lib demo test setup doc clean bench header header-check c-test c-valgrind c-device-roots c-shared install uninstall c-demo python python-demo go-demo relay-demo rust-demo peers-start peers-stop fuzz fuzz-smoke
 
 all: build
 
@@ -31,8 +45,22 @@ setup:
 
 build: lib
 
+# The static and shared library, the uninstalled pkg-config files
+# (target/release/pkgconfig) and a libkeystrata.so.$(MAJOR) link beside the
+# shared library, which carries that SONAME.
 lib:
 	$(CARGO) build --release -p keystrata-ffi
+	@$(call write_pc,$(CURDIR),$(CURDIR)/$(LIBDIR),$(CURDIR)/include,$(PCDIR))
+	@ln -sf libkeystrata.so $(LIBDIR)/$(SONAME)
+
+# write_pc PREFIX,LIBDIR,INCLUDEDIR,DIR: keystrata.pc and keystrata-static.pc
+# from their templates in ffi/.
+define write_pc
+mkdir -p $(4) && for pc in keystrata keystrata-static; do \
+  sed -e 's|@PREFIX@|$(1)|' -e 's|@LIBDIR@|$(2)|' -e 's|@INCLUDEDIR@|$(3)|' \
+    -e 's|@VERSION@|$(VERSION)|' -e 's|@NATIVE_LIBS@|$(NATIVE_LIBS)|' \
+    ffi/$$pc.pc.in >$(4)/$$pc.pc; done
+endef
 
 # Regenerate the C header with the pinned cbindgen.
 header:
@@ -46,10 +74,10 @@ $(BUILD):
 	mkdir -p $(BUILD)
 
 $(BUILD)/test_keystrata: tests/c/test_keystrata.c $(HEADER) lib | $(BUILD)
-	$(CC) $(CFLAGS_STRICT) $(SANITIZE) -pthread -o $@ tests/c/test_keystrata.c $(STATIC_LIB) -ljansson $(NATIVE_LIBS)
+	$(CC) $(CFLAGS_STRICT) $(SANITIZE) -pthread -o $@ tests/c/test_keystrata.c $(KS_LIBS) -ljansson
 
 $(BUILD)/test_keystrata_plain: tests/c/test_keystrata.c $(HEADER) lib | $(BUILD)
-	$(CC) $(CFLAGS_STRICT) -O1 -pthread -o $@ tests/c/test_keystrata.c $(STATIC_LIB) -ljansson $(NATIVE_LIBS)
+	$(CC) $(CFLAGS_STRICT) -O1 -pthread -o $@ tests/c/test_keystrata.c $(KS_LIBS) -ljansson
 
 # The C suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 c-test: $(BUILD)/test_keystrata
@@ -62,7 +90,7 @@ c-valgrind: $(BUILD)/test_keystrata_plain
 	  --quiet ./$(BUILD)/test_keystrata_plain tests/vectors
 
 $(BUILD)/test_device_roots: tests/c/test_device_roots.c $(HEADER) lib | $(BUILD)
-	$(CC) $(CFLAGS_STRICT) $(SANITIZE) -o $@ tests/c/test_device_roots.c $(STATIC_LIB) $(NATIVE_LIBS)
+	$(CC) $(CFLAGS_STRICT) $(SANITIZE) -o $@ tests/c/test_device_roots.c $(KS_LIBS)
 
 # ks_root_pkcs11_new / ks_root_kmip_new against SoftHSM2 and PyKMIP (start
 # them first: eval "$$(bash scripts/peers.sh start)"), under ASan + UBSan.
@@ -71,7 +99,7 @@ c-device-roots: $(BUILD)/test_device_roots
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 ./$(BUILD)/test_device_roots
 
 $(BUILD)/test_shared: tests/c/test_shared.c $(HEADER) lib | $(BUILD)
-	$(CC) $(CFLAGS_STRICT) $(SANITIZE) -pthread -o $@ tests/c/test_shared.c $(STATIC_LIB) $(NATIVE_LIBS)
+	$(CC) $(CFLAGS_STRICT) $(SANITIZE) -pthread -o $@ tests/c/test_shared.c $(KS_LIBS)
 
 # Shared keychains under ASan + UBSan: two handles on one file, a parent and
 # its forked children, an encrypt-only process beside a rotating one.
@@ -79,7 +107,7 @@ c-shared: $(BUILD)/test_shared
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 ./$(BUILD)/test_shared
 
 $(BUILD)/demo_c: examples/c/demo.c $(HEADER) lib | $(BUILD)
-	$(CC) $(CFLAGS_STRICT) -o $@ examples/c/demo.c $(STATIC_LIB) $(NATIVE_LIBS)
+	$(CC) $(CFLAGS_STRICT) -o $@ examples/c/demo.c $(KS_LIBS)
 
 c-demo: $(BUILD)/demo_c
 	@echo '== the story in C (examples/c/demo.c)'
@@ -98,7 +126,7 @@ go-demo: lib
 	cd examples/go && go run .
 
 $(BUILD)/relay_c: examples/c/relay.c $(HEADER) lib | $(BUILD)
-	$(CC) $(CFLAGS_STRICT) -o $@ examples/c/relay.c $(STATIC_LIB) $(NATIVE_LIBS)
+	$(CC) $(CFLAGS_STRICT) -o $@ examples/c/relay.c $(KS_LIBS)
 
 # One story across languages, bytes passed through files: C generates a
 # keychain under an age identity, Python seals and encrypts with it, Go
@@ -123,13 +151,33 @@ demo: setup
 	@$(MAKE) --no-print-directory c-demo python-demo go-demo rust-demo
 	@$(MAKE) --no-print-directory relay-demo
 
+# make install PREFIX=/usr/local [libdir=...] [DESTDIR=...] [KEEP_DEBUG=1]
+# installs libkeystrata.so.$(VERSION) with the $(SONAME) and .so links,
+# libkeystrata.a, keystrata.h and pkgconfig/keystrata{,-static}.pc. The
+# release profile keeps debug info for profiling (Cargo.toml); the installed
+# libraries are stripped of it (the .a by about 70%) unless KEEP_DEBUG=1.
+libdir ?= $(PREFIX)/lib
+includedir ?= $(PREFIX)/include
+STRIP ?= strip
 install: lib
-	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
-	install -m 0644 $(STATIC_LIB) $(DESTDIR)$(PREFIX)/lib/libkeystrata.a
-	install -m 0755 $(SHARED_LIB) $(DESTDIR)$(PREFIX)/lib/libkeystrata.so
-	install -m 0644 $(HEADER) $(DESTDIR)$(PREFIX)/include/keystrata.h
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|0.1.0|' -e 's|@NATIVE_LIBS@|$(NATIVE_LIBS)|' \
-	  ffi/keystrata.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/keystrata.pc
+	install -d $(DESTDIR)$(libdir)/pkgconfig $(DESTDIR)$(includedir)
+	install -m 0644 $(STATIC_LIB) $(DESTDIR)$(libdir)/libkeystrata.a
+	install -m 0755 $(SHARED_LIB) $(DESTDIR)$(libdir)/libkeystrata.so.$(VERSION)
+ifneq ($(KEEP_DEBUG),1)
+	$(STRIP) --strip-debug $(DESTDIR)$(libdir)/libkeystrata.a
+	$(STRIP) --strip-unneeded $(DESTDIR)$(libdir)/libkeystrata.so.$(VERSION)
+endif
+	ln -sf libkeystrata.so.$(VERSION) $(DESTDIR)$(libdir)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(libdir)/libkeystrata.so
+	install -m 0644 $(HEADER) $(DESTDIR)$(includedir)/keystrata.h
+	@$(call write_pc,$(PREFIX),$(libdir),$(includedir),$(DESTDIR)$(libdir)/pkgconfig)
+	@echo "installed keystrata $(VERSION) in $(DESTDIR)$(PREFIX); run ldconfig if $(libdir) is a system library directory"
+
+uninstall:
+	rm -f $(DESTDIR)$(libdir)/libkeystrata.a $(DESTDIR)$(libdir)/libkeystrata.so \
+	  $(DESTDIR)$(libdir)/$(SONAME) $(DESTDIR)$(libdir)/libkeystrata.so.$(VERSION) \
+	  $(DESTDIR)$(includedir)/keystrata.h \
+	  $(DESTDIR)$(libdir)/pkgconfig/keystrata.pc $(DESTDIR)$(libdir)/pkgconfig/keystrata-static.pc
 
 test: setup
 	@bash scripts/test.sh

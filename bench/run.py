@@ -22,7 +22,11 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(REPO, "target", "bench")
 PY = os.path.join(REPO, ".venv", "bin", "python")
-ENV = dict(os.environ, GOTOOLCHAIN="local")
+# C and Go link keystrata-static through the uninstalled pkg-config files
+# that `make lib` writes.
+ENV = dict(os.environ, GOTOOLCHAIN="local",
+           PKG_CONFIG_PATH=os.pathsep.join(filter(None, [
+               os.path.join(REPO, "target", "release", "pkgconfig"), os.environ.get("PKG_CONFIG_PATH")])))
 
 
 def sh(cmd, **kw):
@@ -41,11 +45,11 @@ def build():
     os.makedirs(OUT, exist_ok=True)
     if os.environ.get("BENCH_NO_BUILD"):  # reuse the binaries of an earlier build
         return
-    sh("cargo build --quiet --release -p keystrata-ffi")
+    sh("make --no-print-directory -s lib")
     sh("CARGO_TARGET_DIR=target/bench cargo build --quiet --release --manifest-path bench/rust/Cargo.toml")
     sh("cd bench/go && go build -o ../../target/bench/go-bench .")
     sh("cc -O2 -std=c11 -Wall -Wextra -Iinclude -o target/bench/c-bench bench/c/bench.c "
-       "target/release/libkeystrata.a -lssl -lcrypto -lpthread -ldl -lm -lrt -lutil")
+       "$(pkg-config --cflags --libs keystrata-static) -lssl -lcrypto")
     sh("bash bench/python/setup.sh")
 
 

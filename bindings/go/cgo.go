@@ -1,11 +1,18 @@
 package keystrata
 
-// This is the one file that holds the cgo flags. The package links the
-// static library target/release/libkeystrata.a (built by `make lib` at the
-// repository root), so a Go binary using keystrata is self-contained.
+// This is the one file that holds the cgo flags. The package finds the C
+// library through pkg-config, as keystrata-static (libkeystrata.a and the
+// system libraries it needs), so a Go binary using keystrata is
+// self-contained and works from a module cache or a vendor directory.
+//
+// Installed: `make install PREFIX=/usr/local` at the repository root, then
+// PKG_CONFIG_PATH=/usr/local/lib/pkgconfig if pkg-config does not search
+// there already. In this repository: `make lib` writes uninstalled
+// pkg-config files to target/release/pkgconfig; the Makefile and
+// scripts/test.sh put that directory on PKG_CONFIG_PATH (by hand:
+// export PKG_CONFIG_PATH=$PWD/target/release/pkgconfig at the root).
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../include
-#cgo LDFLAGS: ${SRCDIR}/../../target/release/libkeystrata.a -lpthread -ldl -lm -lrt -lutil
+#cgo pkg-config: keystrata-static
 */
 import "C"

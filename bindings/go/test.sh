@@ -5,7 +5,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 export GOTOOLCHAIN=local
 LIB=../../target/release/libkeystrata.a
-if [ ! -f "$LIB" ] || [ -n "$(find ../../ffi ../../core/src ../../Cargo.toml ../../Cargo.lock -newer "$LIB" -type f -print -quit)" ]; then
+# cgo.go links keystrata-static through pkg-config: the uninstalled
+# pkg-config files that `make lib` writes.
+export PKG_CONFIG_PATH="$(cd ../.. && pwd)/target/release/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+if [ ! -f "$LIB" ] || [ ! -f ../../target/release/pkgconfig/keystrata-static.pc ] || [ -n "$(find ../../ffi ../../core/src ../../Cargo.toml ../../Cargo.lock -newer "$LIB" -type f -print -quit)" ]; then
   make -C ../.. lib
 fi
 go vet ./...

@@ -4,8 +4,9 @@
  * Same interface as core/examples/kscross.rs. A keystrata error prints the
  * kind's name on stdout (message on stderr) and exits with 10 + its code;
  * usage errors exit 2. Built by tests/cross/run.sh:
- *   cc -std=c11 -Iinclude tests/cross/kscross.c target/release/libkeystrata.a \
- *      -ljansson -lpthread -ldl -lm -lrt -lutil
+ *   cc -std=c11 tests/cross/kscross.c \
+ *      $(pkg-config --cflags --libs keystrata-static) -ljansson
+ * with PKG_CONFIG_PATH=target/release/pkgconfig (written by make lib).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <ctype.h>

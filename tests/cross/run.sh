@@ -17,6 +17,9 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 export GOTOOLCHAIN=local
+# The C library and its uninstalled pkg-config files (make lib); C and Go
+# link keystrata-static through them.
+export PKG_CONFIG_PATH="$ROOT/target/release/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 LANGS=(c go python rust)
 PY="$ROOT/.venv/bin/python"
 
@@ -39,10 +42,11 @@ build_fail() { echo "cannot build the $1 tool"; FAILED=$((FAILED + 1)); finish; 
 
 # --- build the four tools, once ---------------------------------------------
 t0=$SECONDS
-cargo build --release --quiet -p keystrata-ffi || build_fail "C library"
+make --no-print-directory -s lib || build_fail "C library"
 cargo build --release --quiet -p keystrata --example kscross || build_fail rust
-cc -std=c11 -Wall -Wextra -Wpedantic -Werror -O1 -Iinclude -o "$BIN/kscross-c" \
-    tests/cross/kscross.c target/release/libkeystrata.a -ljansson -lpthread -ldl -lm -lrt -lutil ||
+# shellcheck disable=SC2046  # pkg-config's output is meant to be split
+cc -std=c11 -Wall -Wextra -Wpedantic -Werror -O1 -o "$BIN/kscross-c" \
+    tests/cross/kscross.c $(pkg-config --cflags --libs keystrata-static) -ljansson ||
     build_fail c
 (cd tests/cross/go && go build -o "$BIN/kscross-go" .) || build_fail go
 if ! "$PY" -c 'import keystrata' 2>/dev/null; then

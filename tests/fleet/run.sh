@@ -22,6 +22,9 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 export GOTOOLCHAIN=local
+# The C library and its uninstalled pkg-config files (make lib); C and Go
+# link keystrata-static through them.
+export PKG_CONFIG_PATH="$ROOT/target/release/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 PY="$ROOT/.venv/bin/python"
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/ks-fleet.XXXXXX")
@@ -37,9 +40,10 @@ fail_early() {
 }
 
 t0=$SECONDS
-cargo build --release --quiet -p keystrata-ffi || fail_early "cannot build the C library"
-cc -std=c11 -Wall -Wextra -Wpedantic -Werror -O1 -Iinclude -o "$BIN/fleet-c" \
-    tests/fleet/worker.c target/release/libkeystrata.a -lpthread -ldl -lm -lrt -lutil ||
+make --no-print-directory -s lib || fail_early "cannot build the C library"
+# shellcheck disable=SC2046  # pkg-config's output is meant to be split
+cc -std=c11 -Wall -Wextra -Wpedantic -Werror -O1 -o "$BIN/fleet-c" \
+    tests/fleet/worker.c $(pkg-config --cflags --libs keystrata-static) ||
     fail_early "cannot build the C worker"
 (cd tests/fleet/go && go build -o "$BIN/fleet-go" .) || fail_early "cannot build the Go worker"
 if ! "$PY" -c 'import keystrata' 2>/dev/null; then
