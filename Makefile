@@ -3,7 +3,7 @@
 #   make test   install what is missing, then run every test suite
 #
 # Other targets: setup, build, lib, header, header-check, c-test,
-# c-valgrind, c-shared, install PREFIX=..., uninstall PREFIX=..., doc, clean, bench (writes docs/PERFORMANCE.md;
+# c-valgrind, c-shared, install PREFIX=..., doc, clean, bench (writes docs/PERFORMANCE.md;
 # not part of test), fuzz FUZZ_SECONDS=300 (every fuzz target in turn; not part
 # of test), fuzz-smoke (a few seconds each; part of test).
 
@@ -36,7 +36,7 @@ CFLAGS_STRICT := -std=c11 -Wall -Wextra -Wpedantic -Werror -g -Iinclude
 SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 BUILD := build
 
-.PHONY: all build lib demo test setup doc clean bench header header-check c-test c-valgrind c-device-roots c-shared install uninstall c-demo python python-demo go-demo relay-demo rust-demo peers-start peers-stop fuzz fuzz-smoke
+.PHONY: all build lib demo test setup doc clean bench header header-check c-test c-valgrind c-device-roots c-shared install c-demo python python-demo go-demo relay-demo rust-demo peers-start peers-stop fuzz fuzz-smoke
 
 all: build
 
@@ -113,9 +113,12 @@ c-demo: $(BUILD)/demo_c
 	@echo '== the story in C (examples/c/demo.c)'
 	./$(BUILD)/demo_c
 
-# Installs the Python module into the project venv (.venv).
+# Installs the Python module into the project venv (.venv). maturin builds
+# in the workspace's target/ (the crate is a workspace member), so it reuses
+# what `make lib` built; -v shows cargo's progress instead of minutes of
+# silence.
 python: setup
-	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/pip install --quiet --no-build-isolation ./bindings/python
+	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/pip install -v --disable-pip-version-check --no-build-isolation ./bindings/python
 
 python-demo: python
 	@echo '== the story in Python (examples/python/demo.py)'
@@ -173,6 +176,8 @@ endif
 	@$(call write_pc,$(PREFIX),$(libdir),$(includedir),$(DESTDIR)$(libdir)/pkgconfig)
 	@echo "installed keystrata $(VERSION) in $(DESTDIR)$(PREFIX); run ldconfig if $(libdir) is a system library directory"
 
+# make uninstall PREFIX=... [libdir=...] [DESTDIR=...]: what install put there.
+.PHONY: uninstall
 uninstall:
 	rm -f $(DESTDIR)$(libdir)/libkeystrata.a $(DESTDIR)$(libdir)/libkeystrata.so \
 	  $(DESTDIR)$(libdir)/$(SONAME) $(DESTDIR)$(libdir)/libkeystrata.so.$(VERSION) \

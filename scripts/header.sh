@@ -9,7 +9,7 @@ cd "$REPO"
 VERSION=0.29.4
 if ! command -v cbindgen >/dev/null 2>&1 || [ "$(cbindgen --version 2>/dev/null)" != "cbindgen $VERSION" ]; then
   echo "header: cargo install cbindgen $VERSION"
-  cargo install --quiet --locked cbindgen --version "=$VERSION"
+  cargo install --locked cbindgen --version "=$VERSION"   # minutes: show its progress
 fi
 # The version macros come from the workspace version (scripts/version.sh):
 # cbindgen reads a copy of ffi/cbindgen.toml with its @VERSION...@ filled in.

@@ -6,9 +6,9 @@
 # Steps (each one runs even if an earlier one failed; the exit status is
 # non-zero if any failed):
 #   1. cargo fmt --check and clippy -D warnings on the binding crate
-#   2. pip install ./bindings/python into the venv (a release build by
-#      maturin; cargo reuses bindings/python/target, so a rebuild after a
-#      small change takes seconds)
+#   2. pip install -v ./bindings/python into the venv (a release build by
+#      maturin in the workspace's target/, which already holds the core and
+#      aws-lc from `make lib`; -v shows cargo's progress)
 #   3. pytest bindings/python/tests (missing interop peers fail, not skip)
 #   4. mypy --strict on bindings/python/tests/typed_usage.py
 #   5. python -m mypy.stubtest keystrata (the .pyi stubs match the module)
@@ -58,7 +58,7 @@ install() {
   if [ "${KEYSTRATA_PY_ISOLATED:-0}" = "1" ]; then
     isolation=()
   fi
-  "$PY" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps \
+  "$PY" -m pip install -v --disable-pip-version-check --force-reinstall --no-deps \
     "${isolation[@]}" "$HERE"
 }
 

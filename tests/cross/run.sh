@@ -50,7 +50,7 @@ cc -std=c11 -Wall -Wextra -Wpedantic -Werror -O1 -o "$BIN/kscross-c" \
     build_fail c
 (cd tests/cross/go && go build -o "$BIN/kscross-go" .) || build_fail go
 if ! "$PY" -c 'import keystrata' 2>/dev/null; then
-    make --no-print-directory python >/dev/null || build_fail python
+    make --no-print-directory python || build_fail python
 fi
 echo "cross: tools built in $((SECONDS - t0))s"
 

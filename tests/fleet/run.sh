@@ -47,7 +47,7 @@ cc -std=c11 -Wall -Wextra -Wpedantic -Werror -O1 -o "$BIN/fleet-c" \
     fail_early "cannot build the C worker"
 (cd tests/fleet/go && go build -o "$BIN/fleet-go" .) || fail_early "cannot build the Go worker"
 if ! "$PY" -c 'import keystrata' 2>/dev/null; then
-    make --no-print-directory python >/dev/null || fail_early "cannot install the Python module"
+    make --no-print-directory python || fail_early "cannot install the Python module"
 fi
 echo "fleet: workers built in $((SECONDS - t0))s"
 
