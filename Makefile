@@ -28,10 +28,12 @@ SONAME := libkeystrata.so.$(MAJOR)
 NATIVE_LIBS := -lpthread -ldl -lm -lrt -lutil
 # In-repo builds find the library through uninstalled pkg-config files
 # (written by `make lib`): C rules here use keystrata-static, Go's cgo.go
-# does too, and so do the scripts (scripts/test.sh exports the same path).
+# does too, and so do the scripts. Only pkg-config and go get
+# PKG_CONFIG_PATH, never cargo: aws-lc-sys's build script watches that
+# variable, and a new value rebuilds aws-lc and everything above it.
 PCDIR := $(CURDIR)/$(LIBDIR)/pkgconfig
-export PKG_CONFIG_PATH := $(PCDIR)$(if $(PKG_CONFIG_PATH),:$(PKG_CONFIG_PATH))
-KS_LIBS = $$(pkg-config --libs keystrata-static)
+PC_ENV := PKG_CONFIG_PATH=$(PCDIR)
+KS_LIBS = $$($(PC_ENV) pkg-config --libs keystrata-static)
 CFLAGS_STRICT := -std=c11 -Wall -Wextra -Wpedantic -Werror -g -Iinclude
 SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 BUILD := build
@@ -126,7 +128,7 @@ python-demo: python
 
 go-demo: lib
 	@echo '== the story in Go (examples/go)'
-	cd examples/go && go run .
+	cd examples/go && $(PC_ENV) go run .
 
 $(BUILD)/relay_c: examples/c/relay.c $(HEADER) lib | $(BUILD)
 	$(CC) $(CFLAGS_STRICT) -o $@ examples/c/relay.c $(KS_LIBS)
@@ -140,7 +142,7 @@ relay-demo: $(BUILD)/relay_c python
 	@d=$$(mktemp -d /tmp/keystrata-relay-XXXXXX) && \
 	  ./$(BUILD)/relay_c gen $$d && \
 	  .venv/bin/python examples/python/relay.py seal $$d && \
-	  (cd examples/go && go run ./relay $$d) && \
+	  (cd examples/go && $(PC_ENV) go run ./relay $$d) && \
 	  ./$(BUILD)/relay_c derive $$d && \
 	  .venv/bin/python examples/python/relay.py derive $$d
 

@@ -22,11 +22,11 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(REPO, "target", "bench")
 PY = os.path.join(REPO, ".venv", "bin", "python")
+ENV = dict(os.environ, GOTOOLCHAIN="local")
 # C and Go link keystrata-static through the uninstalled pkg-config files
-# that `make lib` writes.
-ENV = dict(os.environ, GOTOOLCHAIN="local",
-           PKG_CONFIG_PATH=os.pathsep.join(filter(None, [
-               os.path.join(REPO, "target", "release", "pkgconfig"), os.environ.get("PKG_CONFIG_PATH")])))
+# that `make lib` writes. Only their commands get PKG_CONFIG_PATH: cargo
+# must not see a new value (aws-lc-sys's build script watches it).
+PC_ENV = "PKG_CONFIG_PATH=" + os.path.join(REPO, "target", "release", "pkgconfig")
 
 
 def sh(cmd, **kw):
@@ -47,9 +47,9 @@ def build():
         return
     sh("make --no-print-directory -s lib")
     sh("CARGO_TARGET_DIR=target/bench cargo build --quiet --release --manifest-path bench/rust/Cargo.toml")
-    sh("cd bench/go && go build -o ../../target/bench/go-bench .")
+    sh(f"cd bench/go && {PC_ENV} go build -o ../../target/bench/go-bench .")
     sh("cc -O2 -std=c11 -Wall -Wextra -Iinclude -o target/bench/c-bench bench/c/bench.c "
-       "$(pkg-config --cflags --libs keystrata-static) -lssl -lcrypto")
+       f"$({PC_ENV} pkg-config --cflags --libs keystrata-static) -lssl -lcrypto")
     sh("bash bench/python/setup.sh")
 
 

@@ -9,8 +9,9 @@ cd "$REPO"
 export CARGO_TERM_COLOR=never
 # In-repo C and Go builds find the library through the uninstalled
 # pkg-config files that `make lib` writes (bindings/go/cgo.go links
-# keystrata-static); the install and go-module suites use their own prefix.
-export PKG_CONFIG_PATH="$REPO/target/release/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+# keystrata-static); each suite sets PKG_CONFIG_PATH for its pkg-config and
+# go commands only. Not here: cargo would see it, and aws-lc-sys's build
+# script reruns (rebuilding aws-lc) whenever that variable changes.
 LOGDIR="${KEYSTRATA_TEST_LOGS:-$REPO/target/test-logs}"
 mkdir -p "$LOGDIR"
 

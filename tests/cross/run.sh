@@ -17,9 +17,10 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 export GOTOOLCHAIN=local
-# The C library and its uninstalled pkg-config files (make lib); C and Go
-# link keystrata-static through them.
-export PKG_CONFIG_PATH="$ROOT/target/release/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+# The C library's uninstalled pkg-config files (make lib); C and Go link
+# keystrata-static through them. Only pkg-config and go get the variable:
+# aws-lc-sys's build script watches it, so cargo must not see a new value.
+KS_PC=(env PKG_CONFIG_PATH="$ROOT/target/release/pkgconfig")
 LANGS=(c go python rust)
 PY="$ROOT/.venv/bin/python"
 
@@ -46,9 +47,9 @@ make --no-print-directory -s lib || build_fail "C library"
 cargo build --release --quiet -p keystrata --example kscross || build_fail rust
 # shellcheck disable=SC2046  # pkg-config's output is meant to be split
 cc -std=c11 -Wall -Wextra -Wpedantic -Werror -O1 -o "$BIN/kscross-c" \
-    tests/cross/kscross.c $(pkg-config --cflags --libs keystrata-static) -ljansson ||
+    tests/cross/kscross.c $("${KS_PC[@]}" pkg-config --cflags --libs keystrata-static) -ljansson ||
     build_fail c
-(cd tests/cross/go && go build -o "$BIN/kscross-go" .) || build_fail go
+(cd tests/cross/go && "${KS_PC[@]}" go build -o "$BIN/kscross-go" .) || build_fail go
 if ! "$PY" -c 'import keystrata' 2>/dev/null; then
     make --no-print-directory python || build_fail python
 fi

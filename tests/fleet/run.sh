@@ -22,9 +22,10 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 export GOTOOLCHAIN=local
-# The C library and its uninstalled pkg-config files (make lib); C and Go
-# link keystrata-static through them.
-export PKG_CONFIG_PATH="$ROOT/target/release/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+# The C library's uninstalled pkg-config files (make lib); C and Go link
+# keystrata-static through them. Only pkg-config and go get the variable:
+# aws-lc-sys's build script watches it, so cargo must not see a new value.
+KS_PC=(env PKG_CONFIG_PATH="$ROOT/target/release/pkgconfig")
 PY="$ROOT/.venv/bin/python"
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/ks-fleet.XXXXXX")
@@ -43,9 +44,9 @@ t0=$SECONDS
 make --no-print-directory -s lib || fail_early "cannot build the C library"
 # shellcheck disable=SC2046  # pkg-config's output is meant to be split
 cc -std=c11 -Wall -Wextra -Wpedantic -Werror -O1 -o "$BIN/fleet-c" \
-    tests/fleet/worker.c $(pkg-config --cflags --libs keystrata-static) ||
+    tests/fleet/worker.c $("${KS_PC[@]}" pkg-config --cflags --libs keystrata-static) ||
     fail_early "cannot build the C worker"
-(cd tests/fleet/go && go build -o "$BIN/fleet-go" .) || fail_early "cannot build the Go worker"
+(cd tests/fleet/go && "${KS_PC[@]}" go build -o "$BIN/fleet-go" .) || fail_early "cannot build the Go worker"
 if ! "$PY" -c 'import keystrata' 2>/dev/null; then
     make --no-print-directory python || fail_early "cannot install the Python module"
 fi

@@ -39,14 +39,14 @@ mkdir -p "$home/src"
 ln -s "$REPO" "$home/src/keystrata"
 toolenv=(HOME="$home" CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}" RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}"
   GOCACHE="$(go env GOCACHE)" GOMODCACHE="$home/go/pkg/mod" GOPROXY=off GOFLAGS=
-  PATH="$PATH" PKG_CONFIG_PATH=)
+  PATH="$PATH")
 
 # --- C: app.c is the section's program; the sh block builds and runs it -----
 mkdir -p "$tmp/c"
 { printf '#include <stdio.h>\n#include "keystrata.h"\nint main(void) {\n'; section_block "Quick start (C)" c; printf 'return 0;\n}\n'; } >"$tmp/c/app.c"
 section_block "Quick start (C)" sh >"$tmp/c.sh"
 grep -q . "$tmp/c.sh" || { echo "readme: no sh block in the C quick start"; exit 1; }
-run c env "${toolenv[@]}" bash -euxo pipefail "$tmp/c.sh"
+run c env -u PKG_CONFIG_PATH "${toolenv[@]}" bash -euxo pipefail "$tmp/c.sh"
 # The block builds the static variant too; it runs as well, in a directory
 # of its own (the first run's keychain.age is under another age root).
 mkdir -p "$tmp/c-static"
@@ -67,7 +67,7 @@ gover="$(awk '$1 == "go" { print $2; exit }' bindings/go/go.mod)"
 printf 'module example.com/quick\n\ngo %s\n' "$gover" >"$tmp/go/go.mod"
 section_block "Quick start (Go)" sh >"$tmp/go.sh"
 grep -q . "$tmp/go.sh" || { echo "readme: no sh block in the Go quick start"; exit 1; }
-run go env "${toolenv[@]}" bash -euxo pipefail "$tmp/go.sh"
+run go env -u PKG_CONFIG_PATH "${toolenv[@]}" bash -euxo pipefail "$tmp/go.sh"
 
 echo "readme: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
