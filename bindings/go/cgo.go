@@ -8,9 +8,11 @@ package keystrata
 // Installed: `make install PREFIX=/usr/local` at the repository root, then
 // PKG_CONFIG_PATH=/usr/local/lib/pkgconfig if pkg-config does not search
 // there already. In this repository: `make lib` writes uninstalled
-// pkg-config files to target/release/pkgconfig; the Makefile and
-// scripts/test.sh put that directory on PKG_CONFIG_PATH (by hand:
-// export PKG_CONFIG_PATH=$PWD/target/release/pkgconfig at the root).
+// pkg-config files to target/release/pkgconfig; the Makefile and the test
+// scripts give that directory to go as PKG_CONFIG_PATH. By hand, at the
+// root: PKG_CONFIG_PATH=$PWD/target/release/pkgconfig go test ./bindings/go/...
+// (for go only: aws-lc-sys's build script reruns when cargo sees the
+// variable change).
 
 /*
 #cgo pkg-config: keystrata-static
