@@ -9,7 +9,7 @@
 //! `emit OUT.json` generates a keychain, seals and envelope-encrypts several
 //! messages (empty, short, 100 KiB; empty, text and binary aad) under the
 //! first key, rotates once, does the same under the new primary, and writes
-//! `{"keyset_json": <export_tink_cleartext>, "aead": [...], "envelope": [...]}`
+//! `{"keyset_json": <insecure_export_tink_cleartext>, "aead": [...], "envelope": [...]}`
 //! with entries `{plaintext_hex, aad_hex, ciphertext_hex}`.
 //!
 //! `verify IN.json` imports the file's `keyset_json`, unseals every `aead`
@@ -71,7 +71,7 @@ fn emit(path: &str) -> Result<(), Box<dyn std::error::Error>> {
     run(&kc, "key 1")?;
     kc.rotate()?;
     run(&kc, "key 2")?;
-    let keyset = kc.export_tink_cleartext()?;
+    let keyset = kc.insecure_export_tink_cleartext()?;
     let doc = json!({
         "keyset_json": keyset.as_str(),
         "aead": aead,

@@ -4,9 +4,9 @@ use hkdf::Hkdf;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use crate::envelope::len32;
 use crate::error::{Error, Result};
 use crate::secret::SecretBytes;
+use crate::wrapped_key::len32;
 
 /// Domain label of `derive_origin_key`'s info.
 pub const ORIGIN_INFO_LABEL: &[u8] = b"keystrata/derive/v1";

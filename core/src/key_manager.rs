@@ -1,13 +1,12 @@
 //! The backend contract every key-wrapping backend implements.
 
-use crate::envelope::Envelope;
 use crate::error::Result;
 use crate::secret::SecretBytes;
+use crate::wrapped_key::Envelope;
 
 /// Wraps and unwraps data keys: the contract shared by the keychain itself
-/// (provider `"keystrata"`) and by every root (`"age"`, `"age-scrypt"`, and
-/// later HSM and KMIP roots). One conformance suite runs against all of
-/// them.
+/// (provider `"keystrata"`) and by every root (`"age"`, `"age-scrypt"`,
+/// `"pkcs11"`, `"kmip"`). One conformance suite runs against all of them.
 ///
 /// After [`close`](KeyManager::close), every call fails with
 /// [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable).
@@ -41,7 +40,7 @@ pub const MAX_WRAPPED_KEY_LEN: usize = 4096;
 
 /// Refuses an envelope made by another provider. The message echoes at
 /// most 64 characters of the envelope's provider (it is caller input).
-pub(crate) fn check_provider(env: &crate::envelope::Envelope, provider: &str) -> Result<()> {
+pub(crate) fn check_provider(env: &crate::wrapped_key::Envelope, provider: &str) -> Result<()> {
     if env.provider == provider {
         return Ok(());
     }

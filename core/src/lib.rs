@@ -2,7 +2,8 @@
 //!
 //! In-process key management: a **keychain** of AES-256 keys with one
 //! primary per purpose, protected at rest by a **root** (an age identity or
-//! passphrase today; an HSM or KMIP server later), with which a program can
+//! passphrase in development; a key in a PKCS#11 HSM or a KMIP server in
+//! production), with which a program can
 //! **seal** small secrets, **envelope-encrypt** data, **wrap** data keys and
 //! **derive** stable per-origin keys, producing the same bytes as keystrata's
 //! C, Go and Python bindings and as Tink.
@@ -62,14 +63,14 @@
 pub mod aead;
 mod at_rest;
 pub mod derive;
-pub mod encrypt;
-pub mod envelope;
+pub mod envelope_encryption;
 mod error;
 pub mod events;
 mod key;
 mod key_manager;
 mod keychain;
 mod keyset;
+pub mod metadata;
 pub mod policy;
 pub mod portable;
 pub mod root;
@@ -78,14 +79,22 @@ mod secret;
 pub mod store;
 mod sync;
 pub mod tink;
+pub mod wrapped_key;
+
+/// The old name of [`envelope_encryption`], kept so paths keep working.
+#[doc(hidden)]
+pub use crate::envelope_encryption as encrypt;
+/// The old name of [`wrapped_key`], kept so paths keep working.
+#[doc(hidden)]
+pub use crate::wrapped_key as envelope;
 
 pub use crate::at_rest::{FORMAT_NAME, FORMAT_VERSION};
-pub use crate::envelope::Envelope;
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::events::{Counters, Event, EventKind, SubscriptionId};
 pub use crate::key::{KeyInfo, KeyStatus, Purpose};
 pub use crate::key_manager::{KeyManager, MAX_WRAPPED_KEY_LEN};
 pub use crate::keychain::{Keychain, OpenOptions, DEFAULT_REFRESH, KEYCHAIN_PROVIDER};
+pub use crate::metadata::{metadata_context, MetadataBinding};
 pub use crate::policy::Policy;
 pub use crate::portable::{decrypt_portable, PortableCounters, PortableDecryptor};
 pub use crate::root::{AgeRoot, PassphraseRoot, Root};
@@ -97,6 +106,7 @@ pub use crate::root::{KmipConfig, KmipKeyRef, KmipRoot, KmipVersion};
 pub use crate::root::{Pkcs11Config, Pkcs11Pin, Pkcs11Root, PKCS11_PROVIDER};
 pub use crate::secret::SecretBytes;
 pub use crate::store::{write_atomic, Store};
+pub use crate::wrapped_key::Envelope;
 
 /// The repository README's Rust examples, compiled and run as doctests so
 /// the quick start stays true.

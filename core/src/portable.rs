@@ -29,7 +29,7 @@ use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::aead::KEY_LEN;
-use crate::encrypt::{self, Parsed, ENCRYPT_OVERHEAD};
+use crate::envelope_encryption::{self, Parsed, ENCRYPT_OVERHEAD};
 use crate::error::{Error, Result};
 use crate::events::Counter;
 use crate::key::Secret;
@@ -134,7 +134,7 @@ fn parse(blob: &[u8]) -> Result<Parts<'_>> {
         )));
     }
     let (wrapped, envelope) = rest.split_at(n);
-    let envelope = encrypt::parse(envelope)?;
+    let envelope = envelope_encryption::parse(envelope)?;
     let key_id = seal::key_id(envelope.enc_dek)?;
     Ok(Parts {
         wrapped,
@@ -166,7 +166,7 @@ fn write(
     out[4..HEADER_LEN].copy_from_slice(&n.to_be_bytes());
     let (head, envelope) = out.split_at_mut(HEADER_LEN + wrapped.len());
     head[HEADER_LEN..].copy_from_slice(wrapped);
-    encrypt::encrypt_to_slice(cipher, key_id, plaintext, aad, envelope)?;
+    envelope_encryption::encrypt_to_slice(cipher, key_id, plaintext, aad, envelope)?;
     Ok(out)
 }
 
@@ -582,7 +582,7 @@ fn open(kek_id: u32, kek: &Secret, parts: &Parts<'_>, aad: &[u8], out: &mut [u8]
         // A wrapped KEK taken from a ciphertext under another key.
         return Err(Error::authentication());
     }
-    encrypt::open_to_slice(&kek.cipher, &parts.envelope, aad, out)
+    envelope_encryption::open_to_slice(&kek.cipher, &parts.envelope, aad, out)
 }
 
 /// Decrypts one portable ciphertext with `root`, with no cache: one root

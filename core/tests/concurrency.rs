@@ -183,7 +183,7 @@ fn close_racing_with_calls_gives_unavailable_never_a_panic() {
                             kc.seal(b"x", b"").map(|_| ()),
                             kc.derive(b"i", 32).map(|_| ()),
                             kc.primary().map(|_| ()),
-                            kc.export_tink_cleartext().map(|_| ()),
+                            kc.insecure_export_tink_cleartext().map(|_| ()),
                             kc.save(&AgeRoot::generate()).map(|_| ()),
                         ] {
                             if let Err(e) = r {

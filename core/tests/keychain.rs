@@ -26,7 +26,10 @@ fn seal_unseal_encrypt_decrypt_round_trip() {
         );
         assert_eq!(kc.unseal(&ct, b"aad").unwrap(), pt);
         let blob = kc.encrypt(&pt, b"aad").unwrap();
-        assert_eq!(blob.len(), pt.len() + keystrata::encrypt::ENCRYPT_OVERHEAD);
+        assert_eq!(
+            blob.len(),
+            pt.len() + keystrata::envelope_encryption::ENCRYPT_OVERHEAD
+        );
         assert_eq!(&blob[..4], &67u32.to_be_bytes());
         assert_eq!(kc.decrypt(&blob, b"aad").unwrap(), pt);
     }
@@ -636,7 +639,7 @@ fn tink_export_import_round_trip() {
     let blob = kc.encrypt(b"doc", b"a").unwrap();
     kc.rotate().unwrap();
     kc.disable(p1).unwrap();
-    let json = kc.export_tink_cleartext().unwrap();
+    let json = kc.insecure_export_tink_cleartext().unwrap();
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["primaryKeyId"], kc.primary().unwrap().key_id);
     assert_eq!(v["key"].as_array().unwrap().len(), 3);
@@ -648,14 +651,15 @@ fn tink_export_import_round_trip() {
     assert_eq!(back.keys().len(), 4); // three encryption keys and a fresh derivation key
                                       // Destroyed keys are left out of the export.
     kc.destroy(p1).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&kc.export_tink_cleartext().unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&kc.insecure_export_tink_cleartext().unwrap()).unwrap();
     assert_eq!(v["key"].as_array().unwrap().len(), 2);
 }
 
 #[test]
 fn tink_import_refuses_what_it_cannot_keep() {
     let kc = Keychain::generate().unwrap();
-    let json = kc.export_tink_cleartext().unwrap().to_string();
+    let json = kc.insecure_export_tink_cleartext().unwrap().to_string();
     for (bad, want) in [
         (json.replace("\"TINK\"", "\"RAW\""), ErrorKind::Unsupported),
         (

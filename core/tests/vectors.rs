@@ -442,8 +442,9 @@ fn tink_json() {
             must_fail += 1;
         }
         // Export and re-import keeps every key (none are destroyed here).
-        let back = Keychain::import_tink_cleartext(&kc.export_tink_cleartext().expect("export"))
-            .expect("re-import");
+        let back =
+            Keychain::import_tink_cleartext(&kc.insecure_export_tink_cleartext().expect("export"))
+                .expect("re-import");
         for c in arr(ks, "aead") {
             assert_eq!(
                 back.unseal(&h(c, "ciphertext_hex"), &h(c, "aad_hex"))
@@ -1085,7 +1086,7 @@ fn tink_destroyed_key_without_key_data_imports_as_destroyed() {
     let ct = kc.seal(b"x", b"").expect("seal");
     kc.rotate().expect("rotate");
     let mut v: serde_json::Value =
-        serde_json::from_str(&kc.export_tink_cleartext().expect("export")).expect("json");
+        serde_json::from_str(&kc.insecure_export_tink_cleartext().expect("export")).expect("json");
     for k in v["key"].as_array_mut().expect("keys") {
         if k["keyId"] == old {
             k["status"] = "DESTROYED".into();

@@ -270,7 +270,7 @@ impl PyKeychain {
     ) -> PyResult<Bound<'py, PyBytes>> {
         let (pt, aad) = (plaintext.as_slice(), aad.as_slice());
         let detach = self.detach_encrypt(pt.len() + aad.len());
-        let len = out_len(pt.len(), keystrata::encrypt::ENCRYPT_OVERHEAD)?;
+        let len = out_len(pt.len(), keystrata::envelope_encryption::ENCRYPT_OVERHEAD)?;
         payload_out(py, len, detach, |out| self.inner.encrypt_to(pt, aad, out))
     }
 
@@ -533,10 +533,26 @@ impl PyKeychain {
     /// out.
     ///
     /// The result holds key material in the clear, in a ``str`` keystrata
-    /// cannot wipe: treat it as a secret.
-    fn export_tink_cleartext<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyString>> {
-        let json = call(py, false, || self.inner.export_tink_cleartext())?;
+    /// cannot wipe: treat it as a secret. The name says so, as tink-go's
+    /// ``insecurecleartextkeyset`` does.
+    fn insecure_export_tink_cleartext<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<Bound<'py, PyString>> {
+        let json = call(py, false, || self.inner.insecure_export_tink_cleartext())?;
         Ok(PyString::new(py, &json))
+    }
+
+    /// The old name of ``insecure_export_tink_cleartext``; warns with
+    /// ``DeprecationWarning``.
+    fn export_tink_cleartext<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyString>> {
+        PyErr::warn(
+            py,
+            &py.get_type::<pyo3::exceptions::PyDeprecationWarning>(),
+            c"export_tink_cleartext is renamed insecure_export_tink_cleartext",
+            1,
+        )?;
+        self.insecure_export_tink_cleartext(py)
     }
 
     // ------------------------------------------------------------------

@@ -410,7 +410,7 @@ def test_close_and_context_manager(age_root: keystrata.AgeRoot) -> None:
         lambda: kc.health_check(),
         lambda: kc.active_key_version(),
         lambda: kc.primary,
-        lambda: kc.export_tink_cleartext(),
+        lambda: kc.insecure_export_tink_cleartext(),
     ):
         with pytest.raises(keystrata.UnavailableError):
             call()
@@ -454,7 +454,7 @@ def test_counters(kc: keystrata.Keychain) -> None:
 
 
 def test_reprs_hold_no_secrets(kc: keystrata.Keychain) -> None:
-    export = kc.export_tink_cleartext()
+    export = kc.insecure_export_tink_cleartext()
     material = [
         k["keyData"]["value"] for k in __import__("json").loads(export)["key"]
     ]
@@ -470,3 +470,12 @@ def test_no_public_constructor() -> None:
         keystrata.Keychain()  # type: ignore[call-arg]
     with pytest.raises(TypeError):
         keystrata.KeyInfo()  # type: ignore[call-arg]
+
+
+def test_export_tink_cleartext_is_the_deprecated_name_of_the_insecure_export(
+    kc: keystrata.Keychain,
+) -> None:
+    with pytest.warns(DeprecationWarning, match="insecure_export_tink_cleartext"):
+        old = kc.export_tink_cleartext()  # type: ignore[deprecated]
+    assert old == kc.insecure_export_tink_cleartext()
+    assert __import__("json").loads(old)["primaryKeyId"] == kc.primary.key_id

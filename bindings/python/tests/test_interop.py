@@ -30,7 +30,7 @@ def test_tink_decrypts_keystrata_seal() -> None:
     kc.rotate()
     new = kc.seal(b"under v2", b"aad-2")
     empty = kc.seal(b"", b"")
-    primitive = tink_handle(kc.export_tink_cleartext()).primitive(aead.Aead)
+    primitive = tink_handle(kc.insecure_export_tink_cleartext()).primitive(aead.Aead)
     assert primitive.decrypt(old, b"aad-1") == b"under v1"
     assert primitive.decrypt(new, b"aad-2") == b"under v2"
     assert primitive.decrypt(empty, b"") == b""
@@ -49,7 +49,7 @@ def test_keystrata_unseals_tink_output() -> None:
     # and back: keystrata's own output under the imported key, read by Tink
     assert primitive.decrypt(kc.seal(b"round trip", b"x"), b"x") == b"round trip"
     # the exported keyset names the same key
-    assert json.loads(kc.export_tink_cleartext())["primaryKeyId"] == json.loads(keyset_json)["primaryKeyId"]
+    assert json.loads(kc.insecure_export_tink_cleartext())["primaryKeyId"] == json.loads(keyset_json)["primaryKeyId"]
 
 
 def test_tink_kms_envelope_with_exported_keyset_as_remote() -> None:
@@ -57,7 +57,7 @@ def test_tink_kms_envelope_with_exported_keyset_as_remote() -> None:
     blobs = [(kc.encrypt(pt, aad), pt, aad) for pt, aad in [(b"doc", b"doc-17"), (b"", b""), (os.urandom(70000), b"big")]]
     kc.rotate()
     blobs.append((kc.encrypt(b"after rotation", b"r"), b"after rotation", b"r"))
-    remote = tink_handle(kc.export_tink_cleartext()).primitive(aead.Aead)
+    remote = tink_handle(kc.insecure_export_tink_cleartext()).primitive(aead.Aead)
     envelope = aead.KmsEnvelopeAead(aead.aead_key_templates.AES256_GCM, remote)
     for blob, pt, aad in blobs:
         assert envelope.decrypt(blob, aad) == pt

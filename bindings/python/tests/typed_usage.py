@@ -62,7 +62,7 @@ def main() -> int:
         n_auth: int = counters["errors"]["Authentication"]
         assert counters["seal"] == 1 and n_auth == 0
 
-        tink_json: str = kc.export_tink_cleartext()
+        tink_json: str = kc.insecure_export_tink_cleartext()
         again = Keychain.import_tink_cleartext(tink_json)
         assert again.unseal(sealed, b"ctx") == b"secret"
 

@@ -11,10 +11,10 @@ use age::secrecy::SecretString;
 use zeroize::Zeroizing;
 
 use super::Root;
-use crate::envelope::{wrap_aad, Envelope};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key_manager::{check_wrap_input, KeyManager};
 use crate::secret::SecretBytes;
+use crate::wrapped_key::{wrap_aad, Envelope};
 
 /// Provider name of [`AgeRoot`].
 pub const AGE_PROVIDER: &str = "age";

@@ -4,8 +4,8 @@
 //! data, and the checks made before a device is asked to unwrap.
 
 use crate::aead::{NONCE_LEN, TAG_LEN};
-use crate::envelope::{wrap_aad, Envelope};
 use crate::error::{Error, ErrorKind, Result};
+use crate::wrapped_key::{wrap_aad, Envelope};
 
 /// Device keys have no versions: every envelope carries version 1.
 pub(crate) const KEY_VERSION: u32 = 1;

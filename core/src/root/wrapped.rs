@@ -18,9 +18,9 @@
 use zeroize::Zeroizing;
 
 use crate::aead::{fill_random, AeadEngine, Aes256Gcm, KEY_LEN, NONCE_LEN, TAG_LEN};
-use crate::envelope::Envelope;
 use crate::error::{Error, Result};
 use crate::key_manager::KeyManager;
+use crate::wrapped_key::Envelope;
 
 /// The first bytes of a keychain saved under a device root.
 pub const MAGIC: &[u8; 4] = b"KSWR";

@@ -55,7 +55,7 @@ Bytes in: every bytes argument accepts ``bytes``, ``bytearray``,
 ``memoryview`` or any other buffer. Bytes out: new ``bytes`` objects.
 Derived and unwrapped key material returned to Python (``derive``,
 ``derive_origin_key``, ``unwrap_key``, ``hkdf_sha256``,
-``export_tink_cleartext``) leaves keystrata's zeroization: Python cannot
+``insecure_export_tink_cleartext``) leaves keystrata's zeroization: Python cannot
 wipe a ``bytes`` or ``str`` object, so keep such values short-lived.
 
 Threads: every object is immutable from Python's side and safe to share

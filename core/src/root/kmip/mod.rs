@@ -35,10 +35,10 @@ use zeroize::Zeroizing;
 pub use self::client::{Client, KeyState, RevocationReason};
 use super::{device, Root};
 use crate::aead::{fill_random, NONCE_LEN, TAG_LEN};
-use crate::envelope::Envelope;
 use crate::error::{Error, ErrorKind, Result};
 use crate::key_manager::{check_wrap_input, KeyManager};
 use crate::secret::SecretBytes;
+use crate::wrapped_key::Envelope;
 
 /// Provider name of [`KmipRoot`], written into envelopes.
 pub const KMIP_PROVIDER: &str = "kmip";

@@ -1,4 +1,6 @@
-//! Envelope encryption in Tink's KmsEnvelopeAead layout.
+//! Envelope encryption (`Keychain::encrypt`) in Tink's KmsEnvelopeAead
+//! layout. (The [`Envelope`](crate::Envelope) that `wrap_key` returns is
+//! another thing, in [`wrapped_key`](crate::wrapped_key).)
 //!
 //! ```text
 //! BE32(len(enc_dek)) ‖ enc_dek ‖ nonce(12) ‖ ciphertext ‖ tag(16)

@@ -1,4 +1,7 @@
-//! The wrapped-key `Envelope` and its object-metadata form.
+//! The wrapped-key [`Envelope`] that [`KeyManager::wrap_key`](crate::KeyManager::wrap_key)
+//! returns, its object-metadata form, and the additional data every
+//! wrapper binds. (Envelope *encryption*, `Keychain::encrypt`, is in
+//! [`envelope_encryption`](crate::envelope_encryption).)
 
 use std::collections::BTreeMap;
 use std::fmt;

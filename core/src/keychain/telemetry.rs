@@ -1,0 +1,99 @@
+//! Events and counters: subscriptions, and the bookkeeping every call's
+//! outcome goes through (counters, error kinds, `DecryptFailed` and
+//! `KeyDerived` events).
+
+use std::sync::Arc;
+
+use super::Keychain;
+use crate::error::Result;
+use crate::events::{Counter, Counters, Event, EventKind, SubscriptionId};
+use crate::key::Purpose;
+use crate::secret::SecretBytes;
+
+impl Keychain {
+    /// Registers `callback` for lifecycle events. It runs on the thread that
+    /// caused the event, after the change is visible and with no keychain
+    /// lock held, so it may call the keychain. A panic in the callback is
+    /// contained and does not affect the keychain.
+    pub fn subscribe(&self, callback: impl Fn(&Event) + Send + Sync + 'static) -> SubscriptionId {
+        self.telemetry.subscribe(Arc::new(callback))
+    }
+
+    /// Removes a subscription. Returns whether it existed.
+    pub fn unsubscribe(&self, id: SubscriptionId) -> bool {
+        self.telemetry.unsubscribe(id)
+    }
+
+    /// A snapshot of the operation counters.
+    pub fn counters(&self) -> Counters {
+        self.telemetry.snapshot()
+    }
+
+    #[inline]
+    pub(super) fn track<T>(&self, r: Result<T>) -> Result<T> {
+        if let Err(e) = &r {
+            self.telemetry.error(e.kind());
+        }
+        r
+    }
+
+    #[inline]
+    pub(crate) fn done<T>(&self, r: Result<T>, ok: Counter) -> Result<T> {
+        match &r {
+            Ok(_) => self.telemetry.count(ok),
+            Err(e) => self.telemetry.error(e.kind()),
+        }
+        r
+    }
+
+    pub(super) fn done_decrypt<T>(
+        &self,
+        r: Result<T>,
+        ok: Counter,
+        failed: Counter,
+        key_id: Option<u32>,
+    ) -> Result<T> {
+        match &r {
+            Ok(_) => self.telemetry.count(ok),
+            Err(e) => {
+                self.telemetry.count(failed);
+                self.telemetry.error(e.kind());
+                if self.telemetry.wants_events() {
+                    let set = self.state.load();
+                    let key = key_id.and_then(|id| set.position(id)).map(|p| &set.keys[p]);
+                    let ev = Event {
+                        kind: EventKind::DecryptFailed,
+                        key_id,
+                        key_version: key.map(|k| k.version),
+                        purpose: key.map(|k| k.purpose),
+                        automatic: false,
+                        error: Some(e.kind()),
+                    };
+                    self.telemetry.emit(&[ev]);
+                }
+            }
+        }
+        r
+    }
+
+    pub(super) fn done_derive(&self, r: Result<(SecretBytes, u32, u32)>) -> Result<SecretBytes> {
+        match r {
+            Ok((out, id, version)) => {
+                self.telemetry.count(Counter::Derive);
+                if self.telemetry.wants_events() {
+                    self.telemetry.emit(&[Event::key(
+                        EventKind::KeyDerived,
+                        id,
+                        version,
+                        Purpose::Derive,
+                    )]);
+                }
+                Ok(out)
+            }
+            Err(e) => {
+                self.telemetry.error(e.kind());
+                Err(e)
+            }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! The keychain as a [`KeyManager`]: wrapping data keys under the
+//! encryption primary (provider [`KEYCHAIN_PROVIDER`]), and closing.
+
+use std::sync::Arc;
+
+use super::{Keychain, KEYCHAIN_PROVIDER};
+use crate::error::{Error, Result};
+use crate::events::Counter;
+use crate::key::Purpose;
+use crate::key_manager::{check_wrap_input, KeyManager};
+use crate::keyset::KeySet;
+use crate::seal;
+use crate::secret::SecretBytes;
+use crate::wrapped_key::{wrap_aad, Envelope};
+
+impl Keychain {
+    fn wrap_inner(&self, plaintext_key: &[u8], context: &[u8]) -> Result<Envelope> {
+        check_wrap_input(plaintext_key)?;
+        self.with_encryption_key(|key, secret| {
+            let key_id = key.id.to_string();
+            let aad = wrap_aad(KEYCHAIN_PROVIDER, &key_id, key.version, context)?;
+            Ok(Envelope {
+                ciphertext: seal::seal(&secret.cipher, key.id, plaintext_key, &aad)?,
+                key_id,
+                key_version: key.version,
+                provider: KEYCHAIN_PROVIDER.to_owned(),
+            })
+        })
+    }
+
+    fn unwrap_inner(&self, env: &Envelope, context: &[u8]) -> Result<SecretBytes> {
+        self.check_open()?;
+        crate::key_manager::check_provider(env, KEYCHAIN_PROVIDER)?;
+        let id = crate::wrapped_key::parse_decimal_u32(&env.key_id)
+            .ok_or_else(|| Error::format("envelope key_id is not a decimal key ID"))?;
+        if seal::key_id(&env.ciphertext)? != id {
+            return Err(Error::authentication());
+        }
+        let set = self.set_with_key(id)?;
+        let (_, secret) = set.usable(id, Purpose::Encrypt)?;
+        let aad = wrap_aad(KEYCHAIN_PROVIDER, &env.key_id, env.key_version, context)?;
+        Ok(SecretBytes::new(seal::open(
+            &secret.cipher,
+            &env.ciphertext,
+            &aad,
+        )?))
+    }
+}
+
+impl KeyManager for Keychain {
+    fn provider(&self) -> &str {
+        KEYCHAIN_PROVIDER
+    }
+
+    fn wrap_key(&self, plaintext_key: &[u8], context: &[u8]) -> Result<Envelope> {
+        let r = self.wrap_inner(plaintext_key, context);
+        self.done(r, Counter::Wrap)
+    }
+
+    fn unwrap_key(&self, envelope: &Envelope, context: &[u8]) -> Result<SecretBytes> {
+        let r = self.unwrap_inner(envelope, context);
+        let id = crate::wrapped_key::parse_decimal_u32(&envelope.key_id);
+        self.done_decrypt(r, Counter::UnwrapOk, Counter::UnwrapFailed, id)
+    }
+
+    fn active_key_version(&self) -> Result<u32> {
+        Ok(self.primary()?.version)
+    }
+
+    fn health_check(&self) -> Result<()> {
+        self.check_open()
+    }
+
+    /// Closes the keychain: every later call fails with `Unavailable`, and
+    /// the key material is wiped once calls in flight finish.
+    fn close(&self) -> Result<()> {
+        let _w = self.lock_writer();
+        if let Some(b) = &self.bound {
+            b.store.close();
+        }
+        // An empty snapshot is what "closed" means: no keychain is ever
+        // empty otherwise, and every call loads through `live()`.
+        self.state.store(Arc::new(KeySet::empty()));
+        Ok(())
+    }
+}
