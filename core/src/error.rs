@@ -6,7 +6,12 @@ use std::fmt;
 ///
 /// The same kinds exist, with the same numbers, in every language keystrata
 /// is bound to: the C `ks_status` enum (`KS_ERR_<KIND>`), the Go sentinel
-/// errors and the Python exception classes. A number is never reused.
+/// errors and the Python exception classes. A number is never reused: a
+/// retired kind stays below as a comment with its number. [`code`](ErrorKind::code),
+/// [`from_code`](ErrorKind::from_code) and [`name`](ErrorKind::name) are
+/// the one table every binding reads. Numbers from 100 up are left to the
+/// bindings' own statuses (C: `KS_ERR_NULL_ARGUMENT = 100`,
+/// `KS_ERR_BUFFER_TOO_SMALL = 101`).
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u32)]
@@ -39,6 +44,7 @@ pub enum ErrorKind {
     Io = 11,
     /// A bug in keystrata. Please report it.
     Internal = 12,
+    // Retired numbers: none yet. Next free number: 13.
 }
 
 impl ErrorKind {
@@ -64,8 +70,27 @@ impl ErrorKind {
     }
 
     /// The kind with the given stable number, if there is one.
-    pub fn from_code(code: u32) -> Option<ErrorKind> {
-        ErrorKind::ALL.iter().copied().find(|k| k.code() == code)
+    pub const fn from_code(code: u32) -> Option<ErrorKind> {
+        Some(match code {
+            1 => ErrorKind::InvalidInput,
+            2 => ErrorKind::Authentication,
+            3 => ErrorKind::UnknownKey,
+            4 => ErrorKind::KeyDisabled,
+            5 => ErrorKind::KeyDestroyed,
+            6 => ErrorKind::Policy,
+            7 => ErrorKind::Unsupported,
+            8 => ErrorKind::Backend,
+            9 => ErrorKind::Unavailable,
+            10 => ErrorKind::Format,
+            11 => ErrorKind::Io,
+            12 => ErrorKind::Internal,
+            _ => return None,
+        })
+    }
+
+    /// The kind named `name` (as [`name`](ErrorKind::name) spells it).
+    pub fn from_name(name: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL.iter().copied().find(|k| k.name() == name)
     }
 
     /// The kind's name in CamelCase, as used in every binding

@@ -29,10 +29,56 @@ pub enum EventKind {
     KeyDerived = 7,
     /// A decryption (unseal, decrypt or unwrap_key) failed.
     DecryptFailed = 8,
+    // Retired numbers: none yet. Next free number: 9.
 }
 
 impl EventKind {
+    /// Every kind, in numeric order.
+    pub const ALL: [EventKind; 8] = [
+        EventKind::KeyCreated,
+        EventKind::KeyRotated,
+        EventKind::KeyPromoted,
+        EventKind::KeyDisabled,
+        EventKind::KeyEnabled,
+        EventKind::KeyDestroyed,
+        EventKind::KeyDerived,
+        EventKind::DecryptFailed,
+    ];
+
+    /// The stable number of this kind (1..=8), shared by every binding (the
+    /// C `KS_EVENT_*` values). A number is never reused.
+    pub const fn code(self) -> u32 {
+        self as u32
+    }
+
+    /// The kind with the given stable number, if there is one. An unknown
+    /// number is `None`, never another kind.
+    pub const fn from_code(code: u32) -> Option<EventKind> {
+        Some(match code {
+            1 => EventKind::KeyCreated,
+            2 => EventKind::KeyRotated,
+            3 => EventKind::KeyPromoted,
+            4 => EventKind::KeyDisabled,
+            5 => EventKind::KeyEnabled,
+            6 => EventKind::KeyDestroyed,
+            7 => EventKind::KeyDerived,
+            8 => EventKind::DecryptFailed,
+            _ => return None,
+        })
+    }
+
+    /// The kind named `name` (as [`name`](EventKind::name) spells it).
+    pub fn from_name(name: &str) -> Option<EventKind> {
+        EventKind::ALL.iter().copied().find(|k| k.name() == name)
+    }
+
     /// The snake_case name used in every binding (`"key_rotated"`, …).
+    pub const fn name(self) -> &'static str {
+        self.as_str()
+    }
+
+    /// The snake_case name used in every binding (`"key_rotated"`, …); the
+    /// same as [`name`](EventKind::name).
     pub const fn as_str(self) -> &'static str {
         match self {
             EventKind::KeyCreated => "key_created",

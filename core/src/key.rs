@@ -21,7 +21,41 @@ pub enum Purpose {
 }
 
 impl Purpose {
-    /// The lower-case name used in the keychain JSON and in every binding.
+    /// Every purpose, in numeric order.
+    pub const ALL: [Purpose; 2] = [Purpose::Encrypt, Purpose::Derive];
+
+    /// The stable number of this purpose, shared by every binding (the C
+    /// `KS_PURPOSE_*` values; 0 is left for "no purpose"). A number is
+    /// never reused; retired ones: none yet. Next free number: 3.
+    pub const fn code(self) -> u32 {
+        match self {
+            Purpose::Encrypt => 1,
+            Purpose::Derive => 2,
+        }
+    }
+
+    /// The purpose with the given stable number, if there is one.
+    pub const fn from_code(code: u32) -> Option<Purpose> {
+        Some(match code {
+            1 => Purpose::Encrypt,
+            2 => Purpose::Derive,
+            _ => return None,
+        })
+    }
+
+    /// The lower-case name used in the keychain JSON and in every binding
+    /// (`"encrypt"`, `"derive"`).
+    pub const fn name(self) -> &'static str {
+        self.as_str()
+    }
+
+    /// The purpose named `name` (as [`name`](Purpose::name) spells it).
+    pub fn from_name(name: &str) -> Option<Purpose> {
+        Purpose::parse(name)
+    }
+
+    /// The lower-case name used in the keychain JSON and in every binding;
+    /// the same as [`name`](Purpose::name).
     pub const fn as_str(self) -> &'static str {
         match self {
             Purpose::Encrypt => "encrypt",
@@ -57,7 +91,47 @@ pub enum KeyStatus {
 }
 
 impl KeyStatus {
-    /// The lower-case name used in the keychain JSON and in every binding.
+    /// Every status, in numeric order.
+    pub const ALL: [KeyStatus; 3] = [
+        KeyStatus::Enabled,
+        KeyStatus::Disabled,
+        KeyStatus::Destroyed,
+    ];
+
+    /// The stable number of this status, shared by every binding (the C
+    /// `KS_KEY_*` values). A number is never reused; retired ones: none
+    /// yet. Next free number: 4.
+    pub const fn code(self) -> u32 {
+        match self {
+            KeyStatus::Enabled => 1,
+            KeyStatus::Disabled => 2,
+            KeyStatus::Destroyed => 3,
+        }
+    }
+
+    /// The status with the given stable number, if there is one.
+    pub const fn from_code(code: u32) -> Option<KeyStatus> {
+        Some(match code {
+            1 => KeyStatus::Enabled,
+            2 => KeyStatus::Disabled,
+            3 => KeyStatus::Destroyed,
+            _ => return None,
+        })
+    }
+
+    /// The lower-case name used in the keychain JSON and in every binding
+    /// (`"enabled"`, `"disabled"`, `"destroyed"`).
+    pub const fn name(self) -> &'static str {
+        self.as_str()
+    }
+
+    /// The status named `name` (as [`name`](KeyStatus::name) spells it).
+    pub fn from_name(name: &str) -> Option<KeyStatus> {
+        KeyStatus::parse(name)
+    }
+
+    /// The lower-case name used in the keychain JSON and in every binding;
+    /// the same as [`name`](KeyStatus::name).
     pub const fn as_str(self) -> &'static str {
         match self {
             KeyStatus::Enabled => "enabled",

@@ -65,14 +65,19 @@ fn out_len(input: usize, overhead: usize) -> PyResult<usize> {
         .ok_or_else(|| invalid("plaintext too long"))
 }
 
+/// A purpose from its name, as the core spells it (`Purpose::from_name`,
+/// the one table).
 fn purpose_from(name: &str) -> PyResult<Purpose> {
-    match name {
-        "encrypt" => Ok(Purpose::Encrypt),
-        "derive" => Ok(Purpose::Derive),
-        other => Err(invalid(format!(
-            "purpose must be \"encrypt\" or \"derive\", not {other:?}"
-        ))),
-    }
+    Purpose::from_name(name).ok_or_else(|| {
+        let names: Vec<String> = Purpose::ALL
+            .iter()
+            .map(|p| format!("{:?}", p.name()))
+            .collect();
+        invalid(format!(
+            "purpose must be {}, not {name:?}",
+            names.join(" or ")
+        ))
+    })
 }
 
 impl PyKeychain {
