@@ -528,3 +528,57 @@ fn the_first_call_after_a_server_restart_succeeds() {
             .expect("first call after restart");
     assert_eq!(back.expose_secret(), &[8u8; 32]);
 }
+
+/// `kmip://` URIs (docs/ROOTS.md) reach the same server and key as a
+/// `KmipConfig`: what one saves the other loads, in both versions.
+#[test]
+fn a_kmip_uri_opens_the_same_key() {
+    let _ticket = Ticket::acquire();
+    let host = env("KS_TEST_KMIP_HOST");
+    let port = env("KS_TEST_KMIP_PORT");
+    let files = format!(
+        "ca={}&cert={}&client-key={}&timeout=2",
+        env("KS_TEST_KMIP_CA"),
+        env("KS_TEST_KMIP_CERT"),
+        env("KS_TEST_KMIP_KEY")
+    );
+    for (version, v) in [(KmipVersion::V1_4, "1.4"), (KmipVersion::V2_0, "2.0")] {
+        let name = fresh_name("uri");
+        let base = format!("kmip://{host}:{port}?key-name={name}&{files}&version={v}");
+        let e = keystrata::root::from_uri(&base).map(|_| ()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::UnknownKey, "{e}");
+        let made = keystrata::root::from_uri(&format!("{base}&x-create=true")).expect("x-create");
+        assert_eq!(made.provider(), "kmip");
+        let kc = Keychain::generate().expect("generate");
+        let saved = kc.save(&*made).expect("save through the URI root");
+        let mut c = config(KmipKeyRef::Name(name.clone()), version);
+        c.create_key = false;
+        let direct = KmipRoot::connect(c).expect("connect by config");
+        assert_eq!(
+            Keychain::load(&saved, &direct).expect("load").keys(),
+            kc.keys()
+        );
+        // By unique identifier, with a trailing slash after the authority.
+        let by_id = format!(
+            "kmip://{host}:{port}/?key-id={}&{files}&version={v}",
+            direct.key_id()
+        );
+        let by_id = keystrata::root::from_uri(&by_id).expect("open by key-id");
+        assert_eq!(
+            Keychain::load(&saved, &*by_id).expect("load").keys(),
+            kc.keys()
+        );
+    }
+    // A certificate file that does not exist: Io, before any connection.
+    let e = keystrata::root::from_uri(&format!(
+        "kmip://{host}:{port}?key-name=k&ca=/nonexistent/ca.pem&cert=/nonexistent/c.pem&client-key=/nonexistent/k.pem"
+    ))
+    .map(|_| ())
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Io, "{e}");
+    // Nothing listening on the port: Unavailable.
+    let e = keystrata::root::from_uri(&format!("kmip://127.0.0.1:1?key-name=k&{files}"))
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+}

@@ -452,3 +452,92 @@ fn a_key_made_by_pkcs11_tool_is_used_as_is() {
         &[3u8; 32]
     );
 }
+
+/// `pkcs11:` URIs (RFC 7512 subset, docs/ROOTS.md) open the same token and
+/// key as a `Pkcs11Config`: what one saves the other loads.
+#[test]
+fn a_pkcs11_uri_opens_the_same_key() {
+    let p = peer();
+    let label = unique_label("uri");
+    let direct = new_root_with_label(&label);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pin_file = dir.path().join("pin");
+    std::fs::write(&pin_file, format!("{}\n", p.pin)).expect("write pin");
+    // Percent-encoding in a value is decoded (a '-' spelled %2D).
+    let encoded_label = label.replacen('-', "%2D", 1);
+    let by_file = format!(
+        "pkcs11:token={};object={encoded_label};type=secret-key?module-path={}&pin-source=file:{}",
+        p.token,
+        p.module.display(),
+        pin_file.display()
+    );
+    let from_file = {
+        let _g = TOKEN_WRITES.read().unwrap_or_else(PoisonError::into_inner);
+        keystrata::root::from_uri(&by_file).expect("open by pkcs11: URI, PIN from a file")
+    };
+    assert_eq!(from_file.provider(), PKCS11_PROVIDER);
+    let kc = Keychain::generate().expect("generate");
+    let saved = kc.save(&*from_file).expect("save through the URI root");
+    assert_eq!(
+        Keychain::load(&saved, &direct).expect("load").keys(),
+        kc.keys()
+    );
+
+    // The PIN from an environment variable (the one the peer script sets);
+    // a new label with x-create.
+    let var = "KS_TEST_PKCS11_PIN";
+    let created = unique_label("uri-create");
+    let base = format!(
+        "pkcs11:token={};object={created}?module-path={}&pin-source=env:{var}",
+        p.token,
+        p.module.display()
+    );
+    let missing = {
+        let _g = TOKEN_WRITES.read().unwrap_or_else(PoisonError::into_inner);
+        keystrata::root::from_uri(&base).map(|_| ())
+    };
+    assert_eq!(missing.unwrap_err().kind(), ErrorKind::UnknownKey);
+    let made = {
+        let _g = TOKEN_WRITES.read().unwrap_or_else(PoisonError::into_inner);
+        keystrata::root::from_uri(&format!("{base}&x-create=true")).expect("x-create")
+    };
+    let saved = kc.save(&*made).expect("save");
+    let again = {
+        let _g = TOKEN_WRITES.read().unwrap_or_else(PoisonError::into_inner);
+        keystrata::root::from_uri(&base).expect("the created key is found by label")
+    };
+    assert_eq!(
+        Keychain::load(&saved, &*again).expect("load").keys(),
+        kc.keys()
+    );
+
+    // A wrong PIN is the token's error, never echoing the PIN.
+    let wrong = dir.path().join("wrong");
+    std::fs::write(&wrong, "999999").expect("write");
+    let e = {
+        let _g = TOKEN_WRITES.read().unwrap_or_else(PoisonError::into_inner);
+        keystrata::root::from_uri(&by_file.replace(
+            &pin_file.display().to_string(),
+            &wrong.display().to_string(),
+        ))
+        .map(|_| ())
+        .unwrap_err()
+    };
+    assert_eq!(e.kind(), ErrorKind::Backend, "{e}");
+    assert!(!e.message().contains("999999") && !e.message().contains(&p.pin));
+    // An unknown token: Unavailable, as with a config.
+    let e = keystrata::root::from_uri(&base.replace(&p.token, "no-such-token"))
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    // A PIN written inline is refused before anything is opened.
+    let e = keystrata::root::from_uri(&format!("{base}&pin-value={}", p.pin))
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert!(!e.message().contains(&p.pin));
+}
+
+fn new_root_with_label(label: &str) -> Pkcs11Root {
+    open(&config(&peer(), label)).expect("open Pkcs11Root")
+}

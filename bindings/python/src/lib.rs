@@ -91,11 +91,13 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<roots::PyPassphraseRoot>()?;
     m.add_class::<roots::PyPkcs11Root>()?;
     m.add_class::<roots::PyKmipRoot>()?;
+    m.add_class::<roots::PyUriRoot>()?;
     m.add_class::<types::PyEnvelope>()?;
     m.add_class::<types::PyKeyInfo>()?;
     m.add_class::<types::PyPolicy>()?;
     m.add_class::<types::PyEvent>()?;
     m.add_function(wrap_pyfunction!(hkdf_sha256, m)?)?;
+    m.add_function(wrap_pyfunction!(roots::root_from_uri, m)?)?;
     // Test hooks live in a private submodule, outside `__all__`.
     let testing = PyModule::new(m.py(), "_testing")?;
     testing.add_function(wrap_pyfunction!(raise_kind, &testing)?)?;

@@ -428,6 +428,45 @@ impl PyKmipRoot {
 }
 }
 
+/// A root named by a URI string (``keystrata.root_from_uri``): any root
+/// the core's ``root::from_uri`` opens, with no per-root code here.
+/// Usable wherever a root is (``Keychain.save``/``load``/``open`` and
+/// their file forms).
+#[pyclass(frozen, name = "UriRoot", module = "keystrata")]
+pub(crate) struct PyUriRoot {
+    pub(crate) inner: Arc<dyn Root>,
+}
+
+#[pymethods]
+impl PyUriRoot {
+    /// The kind of root (``"age"``, ``"age-scrypt"``, ``"pkcs11"``,
+    /// ``"kmip"``).
+    #[getter]
+    fn provider(&self) -> String {
+        self.inner.provider().to_owned()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("UriRoot(provider={})", py_repr(self.inner.provider()))
+    }
+}
+
+/// Opens the root a URI names (``docs/ROOTS.md``): ``age:FILE``,
+/// ``age-recipient:age1…``, ``passphrase:VAR``, ``passphrase:env:VAR``,
+/// ``passphrase:file:PATH``, ``pkcs11:…`` (RFC 7512) or ``kmip://…``.
+/// Secrets come from the environment or files, never from the URI.
+/// Raises ``InvalidInputError`` for a malformed URI, ``UnsupportedError``
+/// for a scheme this build does not serve, ``IoError`` for an unreadable
+/// file, or what opening the root raises. Runs with the interpreter
+/// released (it may reach a device or a server).
+#[pyfunction]
+pub(crate) fn root_from_uri(py: Python<'_>, uri: &str) -> PyResult<PyUriRoot> {
+    let root = call(py, true, || keystrata::root::from_uri(uri))?;
+    Ok(PyUriRoot {
+        inner: Arc::from(root),
+    })
+}
+
 /// A `root` argument: any root class. Cloning a core root is cheap (an
 /// `Arc`), and clones share the handle.
 #[derive(Clone)]
@@ -436,6 +475,7 @@ pub(crate) enum RootArg {
     Passphrase(keystrata::PassphraseRoot),
     Pkcs11(keystrata::root::Pkcs11Root),
     Kmip(keystrata::root::kmip::KmipRoot),
+    Uri(Arc<dyn Root>),
 }
 
 impl RootArg {
@@ -445,6 +485,7 @@ impl RootArg {
             RootArg::Passphrase(r) => r,
             RootArg::Pkcs11(r) => r,
             RootArg::Kmip(r) => r,
+            RootArg::Uri(r) => &**r,
         }
     }
 }
@@ -477,8 +518,11 @@ impl<'a, 'py> FromPyObject<'a, 'py> for RootArg {
         if let Ok(r) = obj.cast::<PyKmipRoot>() {
             return Ok(RootArg::Kmip(r.get().inner.clone()));
         }
+        if let Ok(r) = obj.cast::<PyUriRoot>() {
+            return Ok(RootArg::Uri(r.get().inner.clone()));
+        }
         Err(PyTypeError::new_err(format!(
-            "root must be an AgeRoot, PassphraseRoot, Pkcs11Root or KmipRoot, not {}",
+            "root must be an AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot or UriRoot, not {}",
             type_name(&obj)
         )))
     }

@@ -17,6 +17,7 @@ mod device;
 pub mod kmip;
 #[cfg(feature = "pkcs11")]
 mod pkcs11;
+mod uri;
 pub mod wrapped;
 
 pub use self::age::{
@@ -31,6 +32,7 @@ pub use self::kmip::{
 };
 #[cfg(feature = "pkcs11")]
 pub use self::pkcs11::{Pkcs11Config, Pkcs11Pin, Pkcs11Root, PKCS11_PROVIDER};
+pub use self::uri::from_uri;
 /// The secret-string type [`AgeRoot::insecure_identity_strings`] returns,
 /// and the trait to read it (re-exported from the `age` crate).
 pub use ::age::secrecy::{ExposeSecret, SecretString};

@@ -44,7 +44,7 @@ Quick start::
     assert keystrata.decrypt_portable(blob, root, b"doc-18") == b"for elsewhere"
 
 Classes: ``Keychain``, ``AgeRoot``, ``PassphraseRoot``, ``Pkcs11Root``,
-``KmipRoot``, ``Envelope``,
+``KmipRoot``, ``UriRoot`` (from ``root_from_uri``, docs/ROOTS.md), ``Envelope``,
 ``KeyInfo``, ``Policy``, ``Event``; the functions ``hkdf_sha256`` and
 ``decrypt_portable``; the
 exceptions ``Error`` and one subclass per error kind (see
@@ -76,8 +76,10 @@ from keystrata._native import (
     PassphraseRoot,
     Pkcs11Root,
     Policy,
+    UriRoot,
     __version__,
     hkdf_sha256,
+    root_from_uri,
 )
 from keystrata.exceptions import (
     AuthenticationError,
@@ -97,7 +99,9 @@ from keystrata.exceptions import (
 
 Root = Union[AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot]
 """What protects a keychain at rest: an ``AgeRoot`` or a ``PassphraseRoot``
-(development), a ``Pkcs11Root`` or a ``KmipRoot`` (production)."""
+(development), a ``Pkcs11Root`` or a ``KmipRoot`` (production). Each is also
+a ``KeyManager``. A ``UriRoot`` (from ``root_from_uri``) is accepted by
+``Keychain.save``/``load``/``open`` too."""
 
 
 class KeyManager(Protocol):
@@ -186,6 +190,8 @@ __all__ = [
     "PassphraseRoot",
     "Pkcs11Root",
     "KmipRoot",
+    "UriRoot",
+    "root_from_uri",
     "Envelope",
     "KeyInfo",
     "Policy",

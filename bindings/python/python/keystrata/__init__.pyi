@@ -15,8 +15,10 @@ from keystrata._native import KmipRoot as KmipRoot
 from keystrata._native import PassphraseRoot as PassphraseRoot
 from keystrata._native import Pkcs11Root as Pkcs11Root
 from keystrata._native import Policy as Policy
+from keystrata._native import UriRoot as UriRoot
 from keystrata._native import __version__ as __version__
 from keystrata._native import hkdf_sha256 as hkdf_sha256
+from keystrata._native import root_from_uri as root_from_uri
 from keystrata.exceptions import AuthenticationError as AuthenticationError
 from keystrata.exceptions import BackendError as BackendError
 from keystrata.exceptions import Error as Error
@@ -70,6 +72,8 @@ __all__ = [
     "PassphraseRoot",
     "Pkcs11Root",
     "KmipRoot",
+    "UriRoot",
+    "root_from_uri",
     "Envelope",
     "KeyInfo",
     "Policy",

@@ -8,7 +8,7 @@ from typing_extensions import Buffer, Self, deprecated
 
 from keystrata import Counters, PortableCounters
 
-_Root = Union[AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot]
+_Root = Union[AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot, UriRoot]
 _Path = Union[str, os.PathLike[str]]
 
 __all__ = [
@@ -17,6 +17,8 @@ __all__ = [
     "PassphraseRoot",
     "Pkcs11Root",
     "KmipRoot",
+    "UriRoot",
+    "root_from_uri",
     "Envelope",
     "KeyInfo",
     "Policy",
@@ -191,6 +193,13 @@ class KmipRoot:
     def close(self) -> None: ...
     def decrypt_portable(self, blob: Buffer, aad: Buffer = b"") -> bytes: ...
     def portable_counters(self) -> PortableCounters: ...
+
+@final
+class UriRoot:
+    @property
+    def provider(self) -> str: ...
+
+def root_from_uri(uri: str) -> UriRoot: ...
 
 @final
 class Keychain:
