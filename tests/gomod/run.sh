@@ -102,10 +102,17 @@ check() {
   fi
 }
 
+# Go's build cache does not key a cgo package on pkg-config's output, only
+# on its directory, flags and sources: a package built here against the
+# temporary prefix would be reused by later builds in the checkout (and
+# link a deleted libkeystrata.a). So the replace goes through a path of its
+# own, a link to the checkout.
+ln -s "$REPO" "$tmp/checkout"
+
 # 2. replace: go get with a replace to this checkout.
 new_module "$tmp/replace"
 (cd "$tmp/replace" &&
-  go mod edit -replace "$mod=$REPO/bindings/go" &&
+  go mod edit -replace "$mod=$tmp/checkout/bindings/go" &&
   go get "$mod@v0.0.0" && go mod tidy) >"$tmp/replace-get.log" 2>&1 ||
   { cat "$tmp/replace-get.log"; bad "replace: go get"; }
 check replace "$tmp/replace"
