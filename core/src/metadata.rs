@@ -32,8 +32,8 @@
 
 use std::collections::BTreeSet;
 
-use crate::wrapped_key::{META_KEY_VERSION, META_KMS_ID, META_PROVIDER, META_WRAPPED_KEY};
 use crate::error::{truncate_for_message, Error, Result};
+use crate::wrapped_key::{META_KEY_VERSION, META_KMS_ID, META_PROVIDER, META_WRAPPED_KEY};
 
 /// Which metadata entries a wrapped key is bound to.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
