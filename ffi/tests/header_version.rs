@@ -21,16 +21,17 @@ fn header_version_matches_crate_version() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../include/keystrata.h");
     let header = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let quoted = format!("\"{}\"", env!("CARGO_PKG_VERSION"));
     let want = [
-        ("KEYSTRATA_VERSION_MAJOR", env!("CARGO_PKG_VERSION_MAJOR").to_string()),
-        ("KEYSTRATA_VERSION_MINOR", env!("CARGO_PKG_VERSION_MINOR").to_string()),
-        ("KEYSTRATA_VERSION_PATCH", env!("CARGO_PKG_VERSION_PATCH").to_string()),
-        ("KEYSTRATA_VERSION", format!("\"{}\"", env!("CARGO_PKG_VERSION"))),
+        ("KEYSTRATA_VERSION_MAJOR", env!("CARGO_PKG_VERSION_MAJOR")),
+        ("KEYSTRATA_VERSION_MINOR", env!("CARGO_PKG_VERSION_MINOR")),
+        ("KEYSTRATA_VERSION_PATCH", env!("CARGO_PKG_VERSION_PATCH")),
+        ("KEYSTRATA_VERSION", quoted.as_str()),
     ];
     for (name, value) in want {
         assert_eq!(
             define(&header, name),
-            Some(value.as_str()),
+            Some(value),
             "{name} in include/keystrata.h differs from the crate version {}: run `make header`",
             env!("CARGO_PKG_VERSION"),
         );
