@@ -31,7 +31,7 @@ suite() {
   local name="$1" kind="$2"
   shift 2
   local log="$LOGDIR/$name.log"
-  echo "==> $name: $*"
+  echo "==> $name: $*  (progress: tail -f ${log#$REPO/})"
   local start=$SECONDS
   "$@" >"$log" 2>&1
   local rc=$?
