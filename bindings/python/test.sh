@@ -49,8 +49,11 @@ step() {
   fi
 }
 
+# clippy in the dev profile: it shares the dependencies' check results with
+# the workspace's rust-clippy suite instead of checking the whole tree again
+# in release.
 cargo_checks() {
-  (cd "$HERE" && cargo fmt --check && cargo clippy --quiet --release --all-targets -- -D warnings)
+  (cd "$HERE" && cargo fmt --check && cargo clippy --quiet --all-targets -- -D warnings)
 }
 
 install() {
