@@ -156,15 +156,20 @@ demo: setup
 	@$(MAKE) --no-print-directory c-demo python-demo go-demo rust-demo
 	@$(MAKE) --no-print-directory relay-demo
 
-# make install PREFIX=/usr/local [libdir=...] [DESTDIR=...] [KEEP_DEBUG=1]
+# make lib install PREFIX=/usr/local [libdir=...] [DESTDIR=...] [KEEP_DEBUG=1]
 # installs libkeystrata.so.$(VERSION) with the $(SONAME) and .so links,
 # libkeystrata.a, keystrata.h and pkgconfig/keystrata{,-static}.pc. The
 # release profile keeps debug info for profiling (Cargo.toml); the installed
 # libraries are stripped of it (the .a by about 70%) unless KEEP_DEBUG=1.
+# install builds the libraries only if they are missing, so
+# `make lib && sudo make install` needs no Rust toolchain as root; name
+# `lib` first to install what the sources say now.
 libdir ?= $(PREFIX)/lib
 includedir ?= $(PREFIX)/include
 STRIP ?= strip
-install: lib
+$(STATIC_LIB) $(SHARED_LIB):
+	$(MAKE) --no-print-directory lib
+install: $(STATIC_LIB) $(SHARED_LIB)
 	install -d $(DESTDIR)$(libdir)/pkgconfig $(DESTDIR)$(includedir)
 	install -m 0644 $(STATIC_LIB) $(DESTDIR)$(libdir)/libkeystrata.a
 	install -m 0755 $(SHARED_LIB) $(DESTDIR)$(libdir)/libkeystrata.so.$(VERSION)

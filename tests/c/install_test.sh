@@ -26,9 +26,9 @@ finish() { echo "install-test: $passed passed, $failed failed"; [[ $failed -eq 0
 version=$(bash scripts/version.sh)
 major=${version%%.*}
 
-if ! make --no-print-directory install PREFIX="$prefix" >"$tmp/install.log" 2>&1; then
+if ! make --no-print-directory lib install PREFIX="$prefix" >"$tmp/install.log" 2>&1; then
     cat "$tmp/install.log"
-    fail "make install PREFIX=$prefix"
+    fail "make lib install PREFIX=$prefix"
     finish
 fi
 

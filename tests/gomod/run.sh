@@ -29,9 +29,9 @@ mod=github.com/keystrata/keystrata/bindings/go
 gover="$(awk '$1 == "go" { print $2; exit }' "$REPO/bindings/go/go.mod")"
 
 # 1. Install the C library as a user would.
-if ! make -C "$REPO" --no-print-directory install PREFIX="$prefix" >"$tmp/install.log" 2>&1; then
+if ! make -C "$REPO" --no-print-directory lib install PREFIX="$prefix" >"$tmp/install.log" 2>&1; then
   cat "$tmp/install.log"
-  bad "make install PREFIX=$prefix"
+  bad "make lib install PREFIX=$prefix"
   finish
 fi
 # Only the installed copy: no path into this checkout, no network, a module
