@@ -47,7 +47,11 @@ use crate::types::{PyEnvelope, PyEvent, PyKeyInfo, PyPolicy};
 /// ``keystrata.exceptions``); wrong argument types raise ``TypeError``.
 #[pyclass(frozen, name = "Keychain", module = "keystrata")]
 pub(crate) struct PyKeychain {
-    inner: keystrata::Keychain,
+    /// Boxed: a `Keychain` is 128-byte aligned (its counters sit on cache
+    /// lines of their own), and CPython allocates objects 16-byte aligned,
+    /// so held inline it would sit misaligned (undefined behaviour; a debug
+    /// build aborts on it).
+    inner: Box<keystrata::Keychain>,
     /// Python-visible subscription numbers → the core's IDs.
     subscriptions: Mutex<Subscriptions>,
 }
@@ -83,7 +87,7 @@ fn purpose_from(name: &str) -> PyResult<Purpose> {
 impl PyKeychain {
     fn wrap(inner: keystrata::Keychain) -> PyKeychain {
         PyKeychain {
-            inner,
+            inner: Box::new(inner),
             subscriptions: Mutex::new(Subscriptions::default()),
         }
     }

@@ -81,6 +81,23 @@ fn panic(py: Python<'_>, detach: bool) -> PyResult<()> {
     })
 }
 
+// CPython allocates objects 16-byte aligned: a pyclass that needs more
+// would sit misaligned. Every pyclass of this module, checked at compile
+// time (a `Keychain` held inline once needed 128).
+const _: () = {
+    use std::mem::align_of;
+    assert!(align_of::<keychain::PyKeychain>() <= 16);
+    assert!(align_of::<roots::PyAgeRoot>() <= 16);
+    assert!(align_of::<roots::PyPassphraseRoot>() <= 16);
+    assert!(align_of::<roots::PyPkcs11Root>() <= 16);
+    assert!(align_of::<roots::PyKmipRoot>() <= 16);
+    assert!(align_of::<roots::PyUriRoot>() <= 16);
+    assert!(align_of::<types::PyEnvelope>() <= 16);
+    assert!(align_of::<types::PyKeyInfo>() <= 16);
+    assert!(align_of::<types::PyPolicy>() <= 16);
+    assert!(align_of::<types::PyEvent>() <= 16);
+};
+
 /// The native half of the ``keystrata`` package. Import ``keystrata``, not
 /// this module: it re-exports everything here with the exception classes.
 #[pymodule]
