@@ -2,6 +2,9 @@
 //!
 //! ```sh
 //! cargo run -p keystrata --example make_vectors > tests/vectors/keystrata.json
+//! # or, keeping every committed byte, add only the cases of the compact
+//! # wrap form and of the metadata context (made with the file's keychain):
+//! cargo run -p keystrata --example make_vectors -- --add-gateway-cases tests/vectors/keystrata.json
 //! ```
 //!
 //! Keys and nonces are random, so every run writes different bytes; the
@@ -219,10 +222,36 @@ fn self_check(kc: &Keychain, doc: &Value) -> BoxResult<()> {
         let got = err.map(|e| e.kind().name());
         assert_eq!(got, Some(want), "invalid case {}", c["comment"]);
     }
+    for c in doc["metadata_context"].as_array().into_iter().flatten() {
+        let entries: Vec<(String, String)> = serde_json::from_value(c["entries"].clone())?;
+        let binding = match &c["binding"] {
+            Value::String(s) if s == "all" => keystrata::MetadataBinding::All,
+            Value::String(s) if s == "nothing" => keystrata::MetadataBinding::Nothing,
+            Value::Array(names) => keystrata::MetadataBinding::only(
+                names
+                    .iter()
+                    .map(|n| n.as_str().unwrap_or_default().to_owned()),
+            ),
+            other => return Err(format!("binding {other}").into()),
+        };
+        match keystrata::metadata_context(entries, &binding) {
+            Ok(ctx) => assert_eq!(Some(hex(&ctx).as_str()), c["context_hex"].as_str()),
+            Err(e) => assert_eq!(Some(e.kind().name()), c["error"].as_str()),
+        }
+    }
     Ok(())
 }
 
 fn main() -> BoxResult<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, path] = args.as_slice() {
+        if flag == "--add-gateway-cases" {
+            return add_gateway_cases(path);
+        }
+    }
+    if !args.is_empty() {
+        return Err("usage: make_vectors [--add-gateway-cases FILE]".into());
+    }
     let mut g = Gen {
         kc: Keychain::generate()?,
         unseal: Vec::new(),
@@ -623,6 +652,8 @@ fn main() -> BoxResult<()> {
             })
             .collect();
 
+    gateway_cases(&g.kc, &mut g.unwrap, &mut g.invalid)?;
+
     let keychain = json!({
         "comment": "4 encryption keys (v1 destroyed, v2 disabled, v3 enabled, v4 primary) and 1 derivation key (primary)",
         "age_identity": identity,
@@ -636,6 +667,7 @@ fn main() -> BoxResult<()> {
         "derive_origin_key": dok,
         "derive": dv,
         "invalid": g.invalid,
+        "metadata_context": metadata_context_cases()?,
     });
 
     // Check against the live keychain and against the saved one.
@@ -702,4 +734,278 @@ fn v3_or(kc: &Keychain, env: &Envelope) -> BoxResult<String> {
         })
         .map(|k| k.key_id.to_string())
         .ok_or_else(|| "no other enabled key".into())
+}
+
+/// The compact wrap form (FORMAT.md §4.1): unwrap cases under v3 and v4,
+/// and the ways a compact envelope must fail. `kc` is the generator's
+/// keychain (v3 enabled, v4 primary); it is changed only in memory and
+/// left with v4 primary.
+fn gateway_cases(
+    kc: &Keychain,
+    unwrap: &mut Vec<Value>,
+    invalid: &mut Vec<Value>,
+) -> BoxResult<()> {
+    use keystrata::WrapForm;
+    let v4 = kc.primary()?.key_id;
+    let v3 = v3_or(
+        kc,
+        &Envelope {
+            key_id: v4.to_string(),
+            key_version: 0,
+            provider: String::new(),
+            ciphertext: Vec::new(),
+        },
+    )?;
+    let mut push = |comment: &str, key: &[u8], context: &[u8]| -> BoxResult<Envelope> {
+        let env = kc.wrap_key_with(key, context, WrapForm::Compact)?;
+        unwrap.push(json!({
+            "comment": comment,
+            "envelope": envelope_json(&env),
+            "metadata": env.to_metadata(),
+            "context_hex": hex(context),
+            "key_hex": hex(key),
+        }));
+        Ok(env)
+    };
+    kc.promote(v3.parse()?)?;
+    push(
+        "compact form, v3, 32-byte key",
+        &pattern(32, 13),
+        b"bucket/object-c3",
+    )?;
+    kc.promote(v4)?;
+    let main = push(
+        "compact form, v4, 32-byte key, empty context",
+        &pattern(32, 14),
+        b"",
+    )?;
+    push(
+        "compact form, v4, 32-byte key, metadata context",
+        &pattern(32, 15),
+        &keystrata::metadata_context(
+            [("bucket", "photos"), ("uploadId", "u-1")],
+            &keystrata::MetadataBinding::All,
+        )?,
+    )?;
+    push("compact form, v4, 1-byte key", &[0x5a], b"ctx")?;
+    let bad = |comment: &str, env: &Envelope, context: &[u8], kind: ErrorKind| {
+        json!({
+            "comment": comment,
+            "op": "unwrap",
+            "envelope": envelope_json(env),
+            "context_hex": hex(context),
+            "error": kind.name(),
+            "error_code": kind.code(),
+        })
+    };
+    let mut cases = Vec::new();
+    cases.push(bad(
+        "compact form, wrong context",
+        &main,
+        b"x",
+        ErrorKind::Authentication,
+    ));
+    let mut e = main.clone();
+    e.key_version += 1;
+    cases.push(bad(
+        "compact form, key_version changed",
+        &e,
+        b"",
+        ErrorKind::Authentication,
+    ));
+    let mut e = main.clone();
+    e.key_id = v3.clone();
+    cases.push(bad(
+        "compact form, key_id changed to another enabled key",
+        &e,
+        b"",
+        ErrorKind::Authentication,
+    ));
+    let mut e = main.clone();
+    let l = e.ciphertext.len();
+    e.ciphertext[l - 1] ^= 1;
+    cases.push(bad(
+        "compact form, tampered tag",
+        &e,
+        b"",
+        ErrorKind::Authentication,
+    ));
+    let mut e = main.clone();
+    e.ciphertext[0] = 0x03;
+    cases.push(bad(
+        "wrapped key with an unknown first byte (0x03)",
+        &e,
+        b"",
+        ErrorKind::Format,
+    ));
+    let mut e = main.clone();
+    e.ciphertext.truncate(29);
+    cases.push(bad(
+        "compact form truncated to 29 bytes (no key)",
+        &e,
+        b"",
+        ErrorKind::Format,
+    ));
+    let mut e = main.clone();
+    e.ciphertext.clear();
+    cases.push(bad("empty wrapped key", &e, b"", ErrorKind::Format));
+    // The full form's body under the compact marker: the forms never
+    // open as each other (their AAD labels differ).
+    let full = kc.wrap_key(&pattern(32, 14), b"")?;
+    let mut e = full.clone();
+    e.ciphertext = [&[0x02u8][..], &full.ciphertext[5..]].concat();
+    cases.push(bad(
+        "full form re-labelled as compact",
+        &e,
+        b"",
+        ErrorKind::Authentication,
+    ));
+    let mut e = main.clone();
+    e.ciphertext = [&[0x01u8][..], &v4.to_be_bytes()[..], &main.ciphertext[1..]].concat();
+    cases.push(bad(
+        "compact form re-labelled as full",
+        &e,
+        b"",
+        ErrorKind::Authentication,
+    ));
+    // Check every case before it is written.
+    for c in &cases {
+        let env = env_from(&c["envelope"])?;
+        let got = kc
+            .unwrap_key(&env, &hexd(&c["context_hex"])?)
+            .err()
+            .map(|e| e.kind().name());
+        assert_eq!(got, c["error"].as_str(), "{}", c["comment"]);
+    }
+    invalid.extend(cases);
+    Ok(())
+}
+
+/// The metadata context (FORMAT.md §4.2): entries as given (in order,
+/// duplicates included), the binding, and the context bytes or the error.
+fn metadata_context_cases() -> BoxResult<Vec<Value>> {
+    use keystrata::{metadata_context, MetadataBinding};
+    let user = vec![
+        ("x-amz-meta-owner", "alice"),
+        ("bucket", "photos"),
+        ("Content-Type", "image/png"),
+    ];
+    let expanded = [
+        user.clone(),
+        vec![
+            ("x-amz-meta-encryption-wrapped-key", "AQID"),
+            ("x-amz-meta-encryption-kms-id", "42"),
+            ("x-amz-meta-encryption-kms-provider", "keystrata"),
+            ("x-amz-meta-encryption-key-version", "4"),
+            ("x-amz-meta-encryption-algorithm", "AES256-GCM"),
+        ],
+    ]
+    .concat();
+    let escapes = vec![("a=b", "c%d"), ("line", "one\ntwo"), ("", "")];
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Value, MetadataBinding);
+    let cases: Vec<Case> = vec![
+        (
+            "nothing bound (the default)",
+            user.clone(),
+            json!("nothing"),
+            MetadataBinding::Nothing,
+        ),
+        (
+            "all entries, sorted bytewise",
+            user.clone(),
+            json!("all"),
+            MetadataBinding::All,
+        ),
+        (
+            "all entries: the four envelope entries are left out",
+            expanded.clone(),
+            json!("all"),
+            MetadataBinding::All,
+        ),
+        (
+            "named entries only",
+            expanded.clone(),
+            json!(["bucket", "x-amz-meta-owner", "absent"]),
+            MetadataBinding::only(["bucket", "x-amz-meta-owner", "absent"]),
+        ),
+        (
+            "a named envelope entry is still left out",
+            expanded.clone(),
+            json!(["x-amz-meta-encryption-kms-id", "bucket"]),
+            MetadataBinding::only(["x-amz-meta-encryption-kms-id", "bucket"]),
+        ),
+        (
+            "'%', '=' and newline escaped; empty name and value",
+            escapes,
+            json!("all"),
+            MetadataBinding::All,
+        ),
+        ("no entries", Vec::new(), json!("all"), MetadataBinding::All),
+        (
+            "non-ASCII names sort by their UTF-8 bytes",
+            vec![("é", "1"), ("z", "2"), ("Z", "3")],
+            json!("all"),
+            MetadataBinding::All,
+        ),
+    ];
+    let mut out = Vec::new();
+    for (comment, entries, binding_json, binding) in cases {
+        let ctx = metadata_context(entries.iter().copied(), &binding)?;
+        out.push(json!({
+            "comment": comment,
+            "entries": entries,
+            "binding": binding_json,
+            "context_hex": hex(&ctx),
+        }));
+    }
+    let dup = vec![("bucket", "a"), ("bucket", "b")];
+    let err = metadata_context(dup.iter().copied(), &MetadataBinding::All)
+        .err()
+        .ok_or("a duplicate must fail")?;
+    out.push(json!({
+        "comment": "a bound name given twice",
+        "entries": dup,
+        "binding": "all",
+        "error": err.kind().name(),
+        "error_code": err.kind().code(),
+    }));
+    Ok(out)
+}
+
+/// Adds the gateway cases to a committed file, leaving every other byte
+/// of it as it is: the keychain is the file's own, loaded with its age
+/// identity.
+fn add_gateway_cases(path: &str) -> BoxResult<()> {
+    let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    let k = &doc["keychain"];
+    let identity = k["age_identity"].as_str().ok_or("age_identity")?;
+    let saved = base64::engine::general_purpose::STANDARD
+        .decode(k["saved_age_base64"].as_str().ok_or("saved_age_base64")?)?;
+    let kc = Keychain::load(&saved, &AgeRoot::new([identity], Vec::<String>::new())?)?;
+    let keychain = doc["keychain"].as_object_mut().ok_or("keychain")?;
+    let mut unwrap: Vec<Value> = keychain["unwrap"].as_array().ok_or("unwrap")?.clone();
+    let mut invalid: Vec<Value> = keychain["invalid"].as_array().ok_or("invalid")?.clone();
+    let is_gateway = |c: &Value| {
+        c["comment"].as_str().is_some_and(|s| {
+            s.starts_with("compact form")
+                || s.starts_with("wrapped key with an unknown first byte")
+                || s.ends_with("re-labelled as compact")
+                || s.ends_with("re-labelled as full")
+                || s == "empty wrapped key"
+        })
+    };
+    unwrap.retain(|c| !is_gateway(c));
+    invalid.retain(|c| !is_gateway(c));
+    gateway_cases(&kc, &mut unwrap, &mut invalid)?;
+    keychain.insert("unwrap".into(), Value::Array(unwrap));
+    keychain.insert("invalid".into(), Value::Array(invalid));
+    keychain.insert(
+        "metadata_context".into(),
+        Value::Array(metadata_context_cases()?),
+    );
+    self_check(&kc, &doc["keychain"])?;
+    let mut out = serde_json::to_string_pretty(&doc)?;
+    out.push('\n');
+    std::fs::write(path, out)?;
+    Ok(())
 }

@@ -93,7 +93,9 @@ pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::events::{Counters, Event, EventKind, SubscriptionId};
 pub use crate::key::{KeyInfo, KeyStatus, Purpose};
 pub use crate::key_manager::{KeyManager, MAX_WRAPPED_KEY_LEN};
-pub use crate::keychain::{Keychain, OpenOptions, DEFAULT_REFRESH, KEYCHAIN_PROVIDER};
+pub use crate::keychain::{
+    Keychain, OpenOptions, RotationPlan, DEFAULT_REFRESH, KEYCHAIN_PROVIDER,
+};
 pub use crate::metadata::{metadata_context, MetadataBinding};
 pub use crate::policy::Policy;
 pub use crate::portable::{decrypt_portable, PortableCounters, PortableDecryptor};
@@ -106,7 +108,7 @@ pub use crate::root::{KmipConfig, KmipKeyRef, KmipRoot, KmipVersion};
 pub use crate::root::{Pkcs11Config, Pkcs11Pin, Pkcs11Root, PKCS11_PROVIDER};
 pub use crate::secret::SecretBytes;
 pub use crate::store::{write_atomic, Store};
-pub use crate::wrapped_key::Envelope;
+pub use crate::wrapped_key::{Envelope, WrapForm};
 
 /// The repository README's Rust examples, compiled and run as doctests so
 /// the quick start stays true.

@@ -101,6 +101,30 @@ impl Envelope {
 
 /// Domain label of the wrap AAD.
 pub(crate) const WRAP_AAD_LABEL: &[u8] = b"keystrata/wrap/v1";
+/// Domain label of the compact form's wrap AAD (FORMAT.md §4.1).
+pub(crate) const WRAP_COMPACT_AAD_LABEL: &[u8] = b"keystrata/wrap/c1";
+
+/// The first byte of a compact wrapped key (FORMAT.md §4.1). The full form
+/// starts with 0x01, the Tink prefix of a sealed ciphertext.
+pub const COMPACT_PREFIX_BYTE: u8 = 0x02;
+/// Bytes the compact form adds to the wrapped key: 1 + 12 + 16 (61 bytes
+/// for a 32-byte key, inside the 32..64 window AES key-wrap gateways check).
+pub const COMPACT_WRAP_OVERHEAD: usize = 1 + crate::aead::NONCE_LEN + crate::aead::TAG_LEN;
+
+/// The layout of an envelope's ciphertext, chosen when wrapping; unwrapping
+/// reads it from the first byte and accepts both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WrapForm {
+    /// A sealed ciphertext (FORMAT.md §4): it names its key itself
+    /// (`0x01 ‖ key_id ‖ nonce ‖ ct ‖ tag`, key + 33 bytes).
+    #[default]
+    Full,
+    /// `0x02 ‖ nonce ‖ ct ‖ tag` (key + 29 bytes): the key ID and version
+    /// travel only in the envelope's fields, as object-store gateways store
+    /// them (FORMAT.md §4.1).
+    Compact,
+}
 
 /// The AAD that binds a wrapped key to its identity and context:
 ///
@@ -109,10 +133,37 @@ pub(crate) const WRAP_AAD_LABEL: &[u8] = b"keystrata/wrap/v1";
 ///                     ‖ u32be(key_version) ‖ u32be(len) ‖ context
 /// ```
 pub fn wrap_aad(provider: &str, key_id: &str, key_version: u32, context: &[u8]) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(
-        WRAP_AAD_LABEL.len() + 16 + provider.len() + key_id.len() + context.len(),
-    );
-    out.extend_from_slice(WRAP_AAD_LABEL);
+    labelled_wrap_aad(WRAP_AAD_LABEL, provider, key_id, key_version, context)
+}
+
+/// The AAD of the compact form: [`wrap_aad`]'s layout under the label
+/// `"keystrata/wrap/c1"`, so a ciphertext of one form never opens as the
+/// other.
+pub fn wrap_aad_compact(
+    provider: &str,
+    key_id: &str,
+    key_version: u32,
+    context: &[u8],
+) -> Result<Vec<u8>> {
+    labelled_wrap_aad(
+        WRAP_COMPACT_AAD_LABEL,
+        provider,
+        key_id,
+        key_version,
+        context,
+    )
+}
+
+fn labelled_wrap_aad(
+    label: &[u8],
+    provider: &str,
+    key_id: &str,
+    key_version: u32,
+    context: &[u8],
+) -> Result<Vec<u8>> {
+    let mut out =
+        Vec::with_capacity(label.len() + 16 + provider.len() + key_id.len() + context.len());
+    out.extend_from_slice(label);
     for part in [provider.as_bytes(), key_id.as_bytes()] {
         out.extend_from_slice(&len32(part.len())?.to_be_bytes());
         out.extend_from_slice(part);

@@ -1175,3 +1175,40 @@ fn portable_json() {
     assert_eq!(c.decrypt_ok, 12);
     assert_eq!(c.root_calls, 4 + 6, "{c:?}");
 }
+
+/// The metadata context (FORMAT.md §4.2): every case, in every language.
+#[test]
+fn keystrata_json_metadata_context() {
+    let doc = load("keystrata.json");
+    let cases = doc["keychain"]["metadata_context"]
+        .as_array()
+        .expect("metadata_context");
+    assert!(cases.len() >= 8);
+    for c in cases {
+        let entries: Vec<(String, String)> =
+            serde_json::from_value(c["entries"].clone()).expect("entries");
+        let binding = match &c["binding"] {
+            Value::String(s) if s == "all" => keystrata::MetadataBinding::All,
+            Value::String(s) if s == "nothing" => keystrata::MetadataBinding::Nothing,
+            Value::Array(names) => keystrata::MetadataBinding::only(
+                names.iter().map(|n| n.as_str().expect("name").to_owned()),
+            ),
+            other => panic!("binding {other}"),
+        };
+        let got = keystrata::metadata_context(entries, &binding);
+        match c["error"].as_str() {
+            None => assert_eq!(
+                got.expect("context"),
+                unhex(c["context_hex"].as_str().expect("context_hex")),
+                "{}",
+                c["comment"]
+            ),
+            Some(kind) => assert_eq!(
+                got.expect_err("error").kind().name(),
+                kind,
+                "{}",
+                c["comment"]
+            ),
+        }
+    }
+}

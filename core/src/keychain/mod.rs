@@ -36,6 +36,7 @@ mod bound;
 mod derive;
 mod envelope_encryption;
 mod persist;
+mod rotation;
 mod seal;
 mod telemetry;
 mod tink;
@@ -44,6 +45,7 @@ mod wrap;
 
 use self::bound::Bound;
 pub use self::bound::{OpenOptions, DEFAULT_REFRESH};
+pub use self::rotation::RotationPlan;
 
 /// Provider name of a keychain acting as a [`KeyManager`](crate::KeyManager).
 pub const KEYCHAIN_PROVIDER: &str = "keystrata";

@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
+use zeroize::Zeroizing;
+
 use super::{Keychain, KEYCHAIN_PROVIDER};
+use crate::aead::{fill_random, AeadEngine, NONCE_LEN};
 use crate::error::{Error, Result};
 use crate::events::Counter;
 use crate::key::Purpose;
@@ -11,16 +14,50 @@ use crate::key_manager::{check_wrap_input, KeyManager};
 use crate::keyset::KeySet;
 use crate::seal;
 use crate::secret::SecretBytes;
-use crate::wrapped_key::{wrap_aad, Envelope};
+use crate::wrapped_key::{
+    wrap_aad, wrap_aad_compact, Envelope, WrapForm, COMPACT_PREFIX_BYTE, COMPACT_WRAP_OVERHEAD,
+};
 
 impl Keychain {
-    fn wrap_inner(&self, plaintext_key: &[u8], context: &[u8]) -> Result<Envelope> {
+    /// Wraps `plaintext_key` like [`wrap_key`](KeyManager::wrap_key), in the
+    /// chosen [`WrapForm`]. [`WrapForm::Compact`] makes a 61-byte ciphertext
+    /// for a 32-byte key (the key ID and version travel in the envelope's
+    /// fields only), for gateways that check an AES key-wrap size window of
+    /// 32 to 64 bytes. [`unwrap_key`](KeyManager::unwrap_key) opens both
+    /// forms.
+    pub fn wrap_key_with(
+        &self,
+        plaintext_key: &[u8],
+        context: &[u8],
+        form: WrapForm,
+    ) -> Result<Envelope> {
+        let r = self.wrap_inner(plaintext_key, context, form);
+        self.done(r, Counter::Wrap)
+    }
+
+    fn wrap_inner(&self, plaintext_key: &[u8], context: &[u8], form: WrapForm) -> Result<Envelope> {
         check_wrap_input(plaintext_key)?;
         self.with_encryption_key(|key, secret| {
             let key_id = key.id.to_string();
-            let aad = wrap_aad(KEYCHAIN_PROVIDER, &key_id, key.version, context)?;
+            let ciphertext = match form {
+                WrapForm::Full => {
+                    let aad = wrap_aad(KEYCHAIN_PROVIDER, &key_id, key.version, context)?;
+                    seal::seal(&secret.cipher, key.id, plaintext_key, &aad)?
+                }
+                WrapForm::Compact => {
+                    let aad = wrap_aad_compact(KEYCHAIN_PROVIDER, &key_id, key.version, context)?;
+                    let mut nonce = [0u8; NONCE_LEN];
+                    fill_random(&mut nonce)?;
+                    let mut out = vec![0u8; plaintext_key.len() + COMPACT_WRAP_OVERHEAD];
+                    out[0] = COMPACT_PREFIX_BYTE;
+                    let (nonce_out, body) = out[1..].split_at_mut(NONCE_LEN);
+                    nonce_out.copy_from_slice(&nonce);
+                    secret.cipher.seal_into(&nonce, &aad, plaintext_key, body)?;
+                    out
+                }
+            };
             Ok(Envelope {
-                ciphertext: seal::seal(&secret.cipher, key.id, plaintext_key, &aad)?,
+                ciphertext,
                 key_id,
                 key_version: key.version,
                 provider: KEYCHAIN_PROVIDER.to_owned(),
@@ -33,17 +70,41 @@ impl Keychain {
         crate::key_manager::check_provider(env, KEYCHAIN_PROVIDER)?;
         let id = crate::wrapped_key::parse_decimal_u32(&env.key_id)
             .ok_or_else(|| Error::format("envelope key_id is not a decimal key ID"))?;
-        if seal::key_id(&env.ciphertext)? != id {
-            return Err(Error::authentication());
+        match env.ciphertext.first() {
+            Some(&COMPACT_PREFIX_BYTE) => {
+                if env.ciphertext.len() <= COMPACT_WRAP_OVERHEAD {
+                    return Err(Error::format(format!(
+                        "compact wrapped key is {} bytes; the minimum is {}",
+                        env.ciphertext.len(),
+                        COMPACT_WRAP_OVERHEAD + 1
+                    )));
+                }
+                let set = self.set_with_key(id)?;
+                let (_, secret) = set.usable(id, Purpose::Encrypt)?;
+                let aad = wrap_aad_compact(KEYCHAIN_PROVIDER, &env.key_id, env.key_version, context)?;
+                let mut out =
+                    Zeroizing::new(vec![0u8; env.ciphertext.len() - COMPACT_WRAP_OVERHEAD]);
+                seal::open_to_slice(&secret.cipher, &env.ciphertext[1..], &aad, &mut out)?;
+                Ok(SecretBytes::from_zeroizing(out))
+            }
+            Some(&seal::PREFIX_BYTE) => {
+                if seal::key_id(&env.ciphertext)? != id {
+                    return Err(Error::authentication());
+                }
+                let set = self.set_with_key(id)?;
+                let (_, secret) = set.usable(id, Purpose::Encrypt)?;
+                let aad = wrap_aad(KEYCHAIN_PROVIDER, &env.key_id, env.key_version, context)?;
+                Ok(SecretBytes::new(seal::open(
+                    &secret.cipher,
+                    &env.ciphertext,
+                    &aad,
+                )?))
+            }
+            Some(other) => Err(Error::format(format!(
+                "wrapped key starts with 0x{other:02x}; expected 0x01 (full form) or 0x02 (compact form)"
+            ))),
+            None => Err(Error::format("wrapped key is empty")),
         }
-        let set = self.set_with_key(id)?;
-        let (_, secret) = set.usable(id, Purpose::Encrypt)?;
-        let aad = wrap_aad(KEYCHAIN_PROVIDER, &env.key_id, env.key_version, context)?;
-        Ok(SecretBytes::new(seal::open(
-            &secret.cipher,
-            &env.ciphertext,
-            &aad,
-        )?))
     }
 }
 
@@ -53,7 +114,7 @@ impl KeyManager for Keychain {
     }
 
     fn wrap_key(&self, plaintext_key: &[u8], context: &[u8]) -> Result<Envelope> {
-        let r = self.wrap_inner(plaintext_key, context);
+        let r = self.wrap_inner(plaintext_key, context, WrapForm::Full);
         self.done(r, Counter::Wrap)
     }
 
