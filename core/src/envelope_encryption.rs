@@ -25,6 +25,15 @@ pub const ENCRYPTED_DEK_LEN: usize = SEAL_OVERHEAD + DEK_PROTO_LEN;
 /// Bytes `encrypt` adds to its plaintext: 4 + 67 + 12 + 16 = 99.
 pub const ENCRYPT_OVERHEAD: usize = 4 + ENCRYPTED_DEK_LEN + NONCE_LEN + TAG_LEN;
 
+/// The length of an envelope ciphertext of `plaintext_len` bytes, as
+/// `encrypt` writes it: 99 more. An `InvalidInput` error if that length
+/// does not fit in a `usize`.
+pub fn encrypted_len(plaintext_len: usize) -> Result<usize> {
+    plaintext_len
+        .checked_add(ENCRYPT_OVERHEAD)
+        .ok_or_else(|| Error::invalid("plaintext too long"))
+}
+
 /// Encrypts `plaintext` under a fresh DEK wrapped by `kek` / `kek_id` into
 /// `out`, which must be exactly `plaintext.len() + ENCRYPT_OVERHEAD` bytes.
 pub(crate) fn encrypt_to_slice(
@@ -109,4 +118,26 @@ pub(crate) fn open_to_slice(
     let proto = Zeroizing::new(seal::open(kek, parsed.enc_dek, b"")?);
     let dek = tink::aes_gcm_key_from_proto(&proto)?;
     seal::open_to_slice(&Aes256Gcm::new(&dek), parsed.payload, aad, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    #[test]
+    fn encrypted_len_follows_the_format() {
+        let kek = Aes256Gcm::new(&[3u8; 32]);
+        for n in [0usize, 1, 1000] {
+            let want = encrypted_len(n).expect("fits");
+            let mut out = vec![0u8; want];
+            encrypt_to_slice(&kek, 4, &vec![1u8; n], b"", &mut out).expect("encrypt");
+            assert_eq!(parse(&out).expect("framing").plaintext_len(), n);
+        }
+        assert_eq!(encrypted_len(0).expect("fits"), 99);
+        assert_eq!(
+            encrypted_len(usize::MAX - 10).map_err(|e| e.kind()),
+            Err(ErrorKind::InvalidInput)
+        );
+    }
 }

@@ -18,6 +18,22 @@ pub const PREFIX_LEN: usize = 5;
 /// Bytes a sealed ciphertext adds to its plaintext: 5 + 12 + 16.
 pub const SEAL_OVERHEAD: usize = PREFIX_LEN + NONCE_LEN + TAG_LEN;
 
+/// The length of a sealed ciphertext of `plaintext_len` bytes: 33 more. An
+/// `InvalidInput` error if that length does not fit in a `usize`.
+pub fn sealed_len(plaintext_len: usize) -> Result<usize> {
+    plaintext_len
+        .checked_add(SEAL_OVERHEAD)
+        .ok_or_else(|| Error::invalid("plaintext too long"))
+}
+
+/// The length of the plaintext in the sealed ciphertext `ciphertext`,
+/// read from its length without opening it; a `Format` error if it cannot
+/// be a sealed ciphertext (too short, another first byte).
+pub fn unsealed_len(ciphertext: &[u8]) -> Result<usize> {
+    key_id(ciphertext)?;
+    Ok(ciphertext.len() - SEAL_OVERHEAD)
+}
+
 /// Reads the key ID a sealed ciphertext names, checking its shape.
 pub(crate) fn key_id(ciphertext: &[u8]) -> Result<u32> {
     if ciphertext.len() < SEAL_OVERHEAD {
@@ -68,10 +84,7 @@ pub(crate) fn seal(
     plaintext: &[u8],
     aad: &[u8],
 ) -> Result<Vec<u8>> {
-    let total = plaintext
-        .len()
-        .checked_add(SEAL_OVERHEAD)
-        .ok_or_else(|| Error::invalid("plaintext too long"))?;
+    let total = sealed_len(plaintext.len())?;
     let mut nonce = [0u8; NONCE_LEN];
     fill_random(&mut nonce)?;
     let mut out = vec![0u8; total];
@@ -102,4 +115,34 @@ pub(crate) fn open(cipher: &Aes256Gcm, ciphertext: &[u8], aad: &[u8]) -> Result<
     let mut out = vec![0u8; ciphertext.len() - SEAL_OVERHEAD];
     open_to_slice(cipher, &ciphertext[PREFIX_LEN..], aad, &mut out)?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    #[test]
+    fn lengths_follow_the_format() {
+        assert_eq!(sealed_len(0).expect("fits"), 33);
+        assert_eq!(sealed_len(5).expect("fits"), 38);
+        assert_eq!(
+            sealed_len(usize::MAX).map_err(|e| e.kind()),
+            Err(ErrorKind::InvalidInput)
+        );
+        let cipher = Aes256Gcm::new(&[7u8; 32]);
+        let ct = seal(&cipher, 9, b"hello", b"").expect("seal");
+        assert_eq!(ct.len(), sealed_len(5).expect("fits"));
+        assert_eq!(unsealed_len(&ct).expect("sealed"), 5);
+        assert_eq!(
+            unsealed_len(&ct[..32]).map_err(|e| e.kind()),
+            Err(ErrorKind::Format)
+        );
+        let mut other = ct.clone();
+        other[0] = 0x00;
+        assert_eq!(
+            unsealed_len(&other).map_err(|e| e.kind()),
+            Err(ErrorKind::Format)
+        );
+    }
 }

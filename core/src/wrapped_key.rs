@@ -50,6 +50,15 @@ impl fmt::Debug for Envelope {
 }
 
 impl Envelope {
+    /// The length of the key a keychain's envelope holds, read from the
+    /// ciphertext's length without unwrapping it: a keychain wraps into a
+    /// sealed ciphertext, so this is [`crate::seal::unsealed_len`]. A
+    /// `Format` error if the ciphertext cannot be one. (Envelopes of other
+    /// providers have formats of their own.)
+    pub fn keychain_key_len(&self) -> Result<usize> {
+        crate::seal::unsealed_len(&self.ciphertext)
+    }
+
     /// The object-metadata form: four string entries, named as S3 gateways
     /// name them (`x-amz-meta-encryption-*`).
     pub fn to_metadata(&self) -> BTreeMap<String, String> {
@@ -215,6 +224,23 @@ mod tests {
         let mut bad = m;
         bad.insert(META_WRAPPED_KEY.into(), "***".into());
         assert!(Envelope::from_metadata(&bad).is_err());
+    }
+
+    #[test]
+    fn keychain_key_len_reads_the_sealed_length() {
+        let mut e = Envelope {
+            key_id: "42".into(),
+            key_version: 1,
+            provider: "keystrata".into(),
+            ciphertext: vec![0u8; crate::seal::SEAL_OVERHEAD + 32],
+        };
+        e.ciphertext[0] = crate::seal::PREFIX_BYTE;
+        assert_eq!(e.keychain_key_len().expect("sealed"), 32);
+        e.ciphertext.truncate(10);
+        assert_eq!(
+            e.keychain_key_len().map_err(|e| e.kind()),
+            Err(crate::ErrorKind::Format)
+        );
     }
 
     #[test]

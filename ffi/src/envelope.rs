@@ -1,58 +1,108 @@
-//! ks_envelope: a wrapped data key and its object-metadata form.
+//! ks_envelope: a wrapped data key as a flat struct, and its
+//! object-metadata form.
 
-use std::ffi::{c_char, CString};
-use std::sync::OnceLock;
+use std::ffi::c_char;
 
 use keystrata::{Envelope, KeyManager};
 
 use crate::*;
 
-/// A wrapped data key: {key_id, key_version, provider, ciphertext}, with an
-/// object-metadata form of four string entries
-/// (x-amz-meta-encryption-wrapped-key, -kms-id, -kms-provider,
-/// -key-version). Create with ks_keychain_wrap_key, ks_envelope_new or
-/// ks_envelope_from_metadata; release with ks_envelope_free.
+/// A wrapped data key: {key_id, key_version, provider, ciphertext}, as a
+/// plain struct a caller can declare on the stack.
 ///
-/// Thread safety: immutable and shareable between threads.
+/// Filled by the library (ks_keychain_wrap_key, ks_envelope_from_metadata):
+/// every pointer is library-allocated; release them all with
+/// ks_envelope_clear, which also zeroes the struct.
+///
+/// Filled by the caller (to pass to ks_keychain_unwrap_key,
+/// ks_keychain_unwrap_key_to or ks_envelope_to_metadata): the strings are
+/// NUL-terminated UTF-8 and the ciphertext may be NULL only when
+/// ciphertext_len is 0; the library only reads them during the call and
+/// keeps no pointer. Never pass such a struct to ks_envelope_clear.
+///
+/// Thread safety: plain data; the library never mutates an envelope it was
+/// given as `const ks_envelope *`.
+#[repr(C)]
 pub struct ks_envelope {
-    env: Envelope,
-    key_id: CString,
-    provider: CString,
-    /// The metadata form, made on first use: most envelopes are only
-    /// stored and unwrapped (making it eagerly was a third of the cost of
-    /// a wrap from Go).
-    metadata: OnceLock<Vec<(CString, CString)>>,
+    /// The wrapping key's ID, NUL-terminated (for a keychain: its decimal
+    /// key ID).
+    pub key_id: *mut c_char,
+    /// The wrapping key's version.
+    pub key_version: u32,
+    /// Which key manager made it ("keystrata" for a keychain),
+    /// NUL-terminated.
+    pub provider: *mut c_char,
+    /// The wrapped key's bytes.
+    pub ciphertext: *mut u8,
+    /// Number of bytes at `ciphertext`.
+    pub ciphertext_len: usize,
 }
 
-impl ks_envelope {
-    fn new(env: Envelope) -> FfiResult<ks_envelope> {
-        let c = |s: String| CString::new(s).map_err(|_| FfiError::invalid("a string contains NUL"));
-        Ok(ks_envelope {
-            key_id: c(env.key_id.clone())?,
-            provider: c(env.provider.clone())?,
-            metadata: OnceLock::new(),
-            env,
-        })
-    }
+/// One object-metadata entry: `name` = `value`, both NUL-terminated.
+#[repr(C)]
+pub struct ks_metadata_entry {
+    /// The entry's name, e.g. "x-amz-meta-encryption-kms-id".
+    pub name: *mut c_char,
+    /// Its value.
+    pub value: *mut c_char,
+}
 
-    fn metadata(&self) -> &[(CString, CString)] {
-        self.metadata.get_or_init(|| {
-            // Names are constants; values are base64, decimal, and the key
-            // ID and provider, which `new` checked hold no NUL.
-            let c = |s: String| CString::new(s).unwrap_or_default();
-            self.env
-                .to_metadata()
-                .into_iter()
-                .map(|(k, v)| (c(k), c(v)))
-                .collect()
-        })
-    }
+/// An envelope's object-metadata form, filled by ks_envelope_to_metadata:
+/// `count` entries (four today: x-amz-meta-encryption-wrapped-key, -kms-id,
+/// -kms-provider, -key-version), sorted by name. Release with
+/// ks_metadata_clear.
+#[repr(C)]
+pub struct ks_metadata {
+    /// The entries; NULL when count is 0.
+    pub entries: *mut ks_metadata_entry,
+    /// Number of entries.
+    pub count: usize,
+}
+
+/// Reads a caller's envelope into the core's type (copies).
+unsafe fn envelope_in(env: *const ks_envelope) -> FfiResult<Envelope> {
+    let e = unsafe { handle(env, "envelope")? };
+    Ok(Envelope {
+        key_id: unsafe { c_str(e.key_id, "envelope->key_id")? }.to_owned(),
+        key_version: e.key_version,
+        provider: unsafe { c_str(e.provider, "envelope->provider")? }.to_owned(),
+        ciphertext: unsafe { bytes(e.ciphertext, e.ciphertext_len, "envelope->ciphertext")? }
+            .to_vec(),
+    })
+}
+
+/// Fills `*out` with library-allocated copies of `env`'s fields. Nothing
+/// is written unless every field converts.
+unsafe fn put_envelope(out: *mut ks_envelope, env: Envelope) -> FfiResult {
+    let key_id = into_c_string(env.key_id, "key_id")?;
+    let provider = match into_c_string(env.provider, "provider") {
+        Ok(p) => p,
+        Err(e) => {
+            unsafe { free_c_string(key_id) };
+            return Err(e);
+        }
+    };
+    let (ciphertext, ciphertext_len) = into_raw_bytes(env.ciphertext);
+    unsafe {
+        put(
+            out,
+            ks_envelope {
+                key_id,
+                key_version: env.key_version,
+                provider,
+                ciphertext,
+                ciphertext_len,
+            },
+        )
+    };
+    Ok(())
 }
 
 /// Wraps `key_len` bytes (1..4096) of `key`, binding the result to the
-/// keychain, the primary's key ID and version, and `context`. Release
-/// `*out` with ks_envelope_free. Errors: KS_ERR_INVALID_INPUT (length),
-/// and as ks_keychain_seal.
+/// keychain, the primary's key ID and version, and `context`. Fills `*out`
+/// (a struct the caller provides, e.g. on its stack); release its fields
+/// with ks_envelope_clear. Errors: KS_ERR_INVALID_INPUT (length), and as
+/// ks_keychain_seal.
 #[no_mangle]
 pub unsafe extern "C" fn ks_keychain_wrap_key(
     kc: *const ks_keychain,
@@ -60,24 +110,26 @@ pub unsafe extern "C" fn ks_keychain_wrap_key(
     key_len: usize,
     context: *const u8,
     context_len: usize,
-    out: *mut *mut ks_envelope,
+    out: *mut ks_envelope,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
         let key = unsafe { bytes(key, key_len, "key")? };
         let context = unsafe { bytes(context, context_len, "context")? };
         let out = out_ptr(out, "out")?;
-        let env = ks_envelope::new(kc.inner.wrap_key(key, context)?)?;
-        unsafe { put_handle(out, env) };
-        Ok(())
+        let env = kc.inner.wrap_key(key, context)?;
+        unsafe { put_envelope(out, env) }
     })
 }
 
-/// Unwraps an envelope made by ks_keychain_wrap_key with the same
-/// `context`; the key is written to `*out` (secret: release with
-/// ks_buffer_free). Errors: KS_ERR_AUTHENTICATION (changed envelope or
-/// context), KS_ERR_INVALID_INPUT (another provider), KS_ERR_FORMAT,
-/// KS_ERR_UNKNOWN_KEY, KS_ERR_KEY_DISABLED, KS_ERR_KEY_DESTROYED.
+/// Unwraps `envelope` (made by ks_keychain_wrap_key, filled by the library
+/// or by the caller) with the same `context`; the key is written to `*out`
+/// (secret: release with ks_buffer_free, which wipes it).
+/// Errors: KS_ERR_AUTHENTICATION (changed envelope or context),
+/// KS_ERR_INVALID_INPUT (another provider, a field that is not UTF-8),
+/// KS_ERR_FORMAT, KS_ERR_UNKNOWN_KEY, KS_ERR_KEY_DISABLED,
+/// KS_ERR_KEY_DESTROYED.
 #[no_mangle]
 pub unsafe extern "C" fn ks_keychain_unwrap_key(
     kc: *const ks_keychain,
@@ -85,56 +137,77 @@ pub unsafe extern "C" fn ks_keychain_unwrap_key(
     context: *const u8,
     context_len: usize,
     out: *mut ks_buffer,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
-        let env = unsafe { handle(envelope, "envelope")? };
+        let env = unsafe { envelope_in(envelope)? };
         let context = unsafe { bytes(context, context_len, "context")? };
         let out = out_ptr(out, "out")?;
-        let k = kc.inner.unwrap_key(&env.env, context)?;
+        let k = kc.inner.unwrap_key(&env, context)?;
         unsafe { put_buffer(out, k.expose_secret().to_vec()) };
         Ok(())
     })
 }
 
-/// Builds an envelope from its four fields (strings are copied). Release
-/// with ks_envelope_free. Errors: KS_ERR_INVALID_INPUT for non-UTF-8.
+/// ks_keychain_unwrap_key into a buffer the caller sizes: the key's length
+/// is read from the envelope's ciphertext without unwrapping (32 for a
+/// 32-byte data key). With `out` NULL only `*out_len` is written (`cap` is
+/// ignored; a malformed ciphertext gives KS_ERR_FORMAT); a `cap` below the
+/// length gives KS_ERR_BUFFER_TOO_SMALL with `*out_len` set, and nothing is
+/// unwrapped. The library's own copy of the key is wiped before return.
+/// Errors: as ks_keychain_unwrap_key.
 #[no_mangle]
-pub unsafe extern "C" fn ks_envelope_new(
-    key_id: *const c_char,
-    key_version: u32,
-    provider: *const c_char,
-    ciphertext: *const u8,
-    ciphertext_len: usize,
-    out: *mut *mut ks_envelope,
+pub unsafe extern "C" fn ks_keychain_unwrap_key_to(
+    kc: *const ks_keychain,
+    envelope: *const ks_envelope,
+    context: *const u8,
+    context_len: usize,
+    out: *mut u8,
+    cap: usize,
+    out_len: *mut usize,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
-        let out = out_ptr(out, "out")?;
-        let key_id = unsafe { c_str(key_id, "key_id")? };
-        let provider = unsafe { c_str(provider, "provider")? };
-        let ct = unsafe { bytes(ciphertext, ciphertext_len, "ciphertext")? };
-        let env = ks_envelope::new(Envelope {
-            key_id: key_id.to_owned(),
-            key_version,
-            provider: provider.to_owned(),
-            ciphertext: ct.to_vec(),
-        })?;
-        unsafe { put_handle(out, env) };
-        Ok(())
+    guard(err, || {
+        let kc = unsafe { handle(kc, "kc")? };
+        let dst = SizedOut::new(out, cap, out_len, "out")?;
+        let env = unsafe { envelope_in(envelope)? };
+        let context_s = unsafe { bytes(context, context_len, "context")? };
+        match env.keychain_key_len() {
+            Ok(n) => {
+                if dst.is_query() {
+                    kc.inner.health_check()?;
+                    dst.set_len(n);
+                    return Ok(());
+                }
+                // Refuse a short buffer before unwrapping anything.
+                dst.room(n)?;
+            }
+            // A query answers with the error alone; an unwrap runs in the
+            // core, which counts the failure and reports its own error.
+            Err(e) if dst.is_query() => return Err(e.into()),
+            Err(_) => {}
+        }
+        let key = kc.inner.unwrap_key(&env, context_s)?;
+        // Inputs were all read (the envelope copied) before `out` is
+        // written, so `out` may overlap them.
+        unsafe { dst.copy_from(key.expose_secret()) }
     })
 }
 
 /// Reads an envelope from `count` metadata entries (`names[i]` = `values[i]`,
-/// NUL-terminated UTF-8). Other entries are ignored.
+/// NUL-terminated UTF-8) into `*out`; release its fields with
+/// ks_envelope_clear. Other entries are ignored.
 /// Errors: KS_ERR_FORMAT if an entry is missing or malformed.
 #[no_mangle]
 pub unsafe extern "C" fn ks_envelope_from_metadata(
     names: *const *const c_char,
     values: *const *const c_char,
     count: usize,
-    out: *mut *mut ks_envelope,
+    out: *mut ks_envelope,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let out = out_ptr(out, "out")?;
         let n = unsafe { array(names, count, "names")? };
         let v = unsafe { array(values, count, "values")? };
@@ -144,104 +217,107 @@ pub unsafe extern "C" fn ks_envelope_from_metadata(
             let val = unsafe { c_str(*val, "values[i]")? };
             pairs.push((k, val));
         }
-        let env = ks_envelope::new(Envelope::from_metadata(pairs)?)?;
-        unsafe { put_handle(out, env) };
-        Ok(())
+        let env = Envelope::from_metadata(pairs)?;
+        unsafe { put_envelope(out, env) }
     })
 }
 
-/// The key ID (NUL-terminated; owned by the envelope). NULL if `env` is NULL.
+/// Writes the object-metadata form of `envelope` (filled by the library or
+/// by the caller) to `*out`: the entries ks_envelope_from_metadata reads.
+/// Release with ks_metadata_clear.
+/// Errors: KS_ERR_INVALID_INPUT (a field that is not UTF-8).
 #[no_mangle]
-pub unsafe extern "C" fn ks_envelope_key_id(env: *const ks_envelope) -> *const c_char {
-    guard_value(std::ptr::null(), || match unsafe { handle(env, "env") } {
-        Ok(e) => e.key_id.as_ptr(),
-        Err(_) => std::ptr::null(),
-    })
-}
-
-/// The key version; 0 if `env` is NULL.
-#[no_mangle]
-pub unsafe extern "C" fn ks_envelope_key_version(env: *const ks_envelope) -> u32 {
-    guard_value(0, || {
-        unsafe { handle(env, "env") }
-            .map(|e| e.env.key_version)
-            .unwrap_or(0)
-    })
-}
-
-/// The provider ("keystrata" for a keychain; owned by the envelope). NULL
-/// if `env` is NULL.
-#[no_mangle]
-pub unsafe extern "C" fn ks_envelope_provider(env: *const ks_envelope) -> *const c_char {
-    guard_value(std::ptr::null(), || match unsafe { handle(env, "env") } {
-        Ok(e) => e.provider.as_ptr(),
-        Err(_) => std::ptr::null(),
-    })
-}
-
-/// The wrapped key's bytes (owned by the envelope); its length goes to
-/// `*len`. NULL (and *len = 0) if `env` is NULL; `len` must not be NULL.
-#[no_mangle]
-pub unsafe extern "C" fn ks_envelope_ciphertext(
-    env: *const ks_envelope,
-    len: *mut usize,
-) -> *const u8 {
-    guard_value(std::ptr::null(), || {
-        let e = unsafe { handle(env, "env") }.ok();
-        if !len.is_null() {
-            unsafe { put(len, e.map(|e| e.env.ciphertext.len()).unwrap_or(0)) };
-        }
-        e.map(|e| e.env.ciphertext.as_ptr())
-            .unwrap_or(std::ptr::null())
-    })
-}
-
-/// The number of metadata entries (4); 0 if `env` is NULL.
-#[no_mangle]
-pub unsafe extern "C" fn ks_envelope_metadata_count(env: *const ks_envelope) -> usize {
-    guard_value(0, || {
-        unsafe { handle(env, "env") }
-            .map(|e| e.metadata().len())
-            .unwrap_or(0)
-    })
-}
-
-/// Metadata entry `index` (0..count): `*name` and `*value` point to
-/// NUL-terminated strings owned by the envelope.
-/// Errors: KS_ERR_INVALID_INPUT if `index` is out of range.
-#[no_mangle]
-pub unsafe extern "C" fn ks_envelope_metadata_entry(
-    env: *const ks_envelope,
-    index: usize,
-    name: *mut *const c_char,
-    value: *mut *const c_char,
+pub unsafe extern "C" fn ks_envelope_to_metadata(
+    envelope: *const ks_envelope,
+    out: *mut ks_metadata,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
-        let e = unsafe { handle(env, "env")? };
-        let name = out_ptr(name, "name")?;
-        let value = out_ptr(value, "value")?;
-        let metadata = e.metadata();
-        let (k, v) = metadata.get(index).ok_or_else(|| {
-            FfiError::invalid(format!(
-                "metadata index {index} out of range ({})",
-                metadata.len()
-            ))
-        })?;
-        unsafe {
-            put(name, k.as_ptr());
-            put(value, v.as_ptr());
+    guard(err, || {
+        let env = unsafe { envelope_in(envelope)? };
+        let out = out_ptr(out, "out")?;
+        let mut entries = Vec::new();
+        let mut failed = None;
+        for (k, v) in env.to_metadata() {
+            match (into_c_string(k, "name"), into_c_string(v, "value")) {
+                (Ok(name), Ok(value)) => entries.push(ks_metadata_entry { name, value }),
+                (name, value) => {
+                    for p in [name, value].into_iter().flatten() {
+                        unsafe { free_c_string(p) };
+                    }
+                    failed = Some(FfiError::invalid("an envelope field contains a NUL byte"));
+                    break;
+                }
+            }
         }
+        if let Some(e) = failed {
+            unsafe { free_entries(entries) };
+            return Err(e);
+        }
+        let count = entries.len();
+        let entries = if count == 0 {
+            std::ptr::null_mut()
+        } else {
+            Box::into_raw(entries.into_boxed_slice()).cast::<ks_metadata_entry>()
+        };
+        unsafe { put(out, ks_metadata { entries, count }) };
         Ok(())
     })
 }
 
-/// Releases an envelope. NULL is a no-op.
-#[no_mangle]
-pub unsafe extern "C" fn ks_envelope_free(env: *mut ks_envelope) {
-    guard_value((), || {
-        if !env.is_null() {
-            // SAFETY: allocated by Box::into_raw in put_handle.
-            drop(unsafe { Box::from_raw(env) });
+unsafe fn free_entries(entries: Vec<ks_metadata_entry>) {
+    for e in entries {
+        unsafe {
+            free_c_string(e.name);
+            free_c_string(e.value);
         }
+    }
+}
+
+/// Frees the fields of an envelope the library filled and zeroes it (all
+/// pointers NULL, lengths and version 0). NULL, or an envelope already
+/// cleared (or zero-initialized), is a no-op. Never pass an envelope whose
+/// fields the caller set.
+#[no_mangle]
+pub unsafe extern "C" fn ks_envelope_clear(envelope: *mut ks_envelope) {
+    guard_value((), || {
+        // SAFETY: NULL or an envelope the library filled.
+        let Some(e) = (unsafe { envelope.as_mut() }) else {
+            return;
+        };
+        // SAFETY: every field came from put_envelope and is freed once:
+        // the struct is zeroed right after.
+        unsafe {
+            free_c_string(e.key_id);
+            free_c_string(e.provider);
+            free_raw_bytes(e.ciphertext, e.ciphertext_len);
+            envelope.write(ks_envelope {
+                key_id: std::ptr::null_mut(),
+                key_version: 0,
+                provider: std::ptr::null_mut(),
+                ciphertext: std::ptr::null_mut(),
+                ciphertext_len: 0,
+            });
+        }
+    })
+}
+
+/// Frees the entries of a ks_metadata filled by ks_envelope_to_metadata
+/// and zeroes it. NULL, or one already cleared, is a no-op.
+#[no_mangle]
+pub unsafe extern "C" fn ks_metadata_clear(metadata: *mut ks_metadata) {
+    guard_value((), || {
+        // SAFETY: NULL or a ks_metadata the library filled.
+        let Some(m) = (unsafe { metadata.as_mut() }) else {
+            return;
+        };
+        if !m.entries.is_null() && m.count > 0 {
+            // SAFETY: a Box<[ks_metadata_entry]> of `count` entries made by
+            // ks_envelope_to_metadata, freed once (zeroed below).
+            let b =
+                unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(m.entries, m.count)) };
+            unsafe { free_entries(b.into_vec()) };
+        }
+        m.entries = std::ptr::null_mut();
+        m.count = 0;
     })
 }

@@ -108,8 +108,9 @@ pub unsafe extern "C" fn ks_keychain_subscribe(
     callback: ks_event_callback,
     user_data: *mut c_void,
     subscription: *mut u64,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
         let cb = callback.ok_or_else(|| FfiError::null("callback"))?;
         let subscription = out_ptr(subscription, "subscription")?;
@@ -131,8 +132,9 @@ pub unsafe extern "C" fn ks_keychain_subscribe(
 pub unsafe extern "C" fn ks_keychain_unsubscribe(
     kc: *const ks_keychain,
     subscription: u64,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
         if kc
             .inner
@@ -180,8 +182,9 @@ pub struct ks_counters {
 pub unsafe extern "C" fn ks_keychain_counters(
     kc: *const ks_keychain,
     out: *mut ks_counters,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
         let out = out_ptr(out, "out")?;
         let c = kc.inner.counters();

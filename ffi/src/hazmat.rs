@@ -24,8 +24,9 @@ pub unsafe extern "C" fn ks_hazmat_aes256gcm_encrypt(
     plaintext: *const u8,
     plaintext_len: usize,
     out: *mut ks_buffer,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let key: [u8; KEY_LEN] = fixed(unsafe { bytes(key, key_len, "key")? }, "key")?;
         let nonce: [u8; NONCE_LEN] = fixed(unsafe { bytes(nonce, nonce_len, "nonce")? }, "nonce")?;
         let aad = unsafe { bytes(aad, aad_len, "aad")? };
@@ -51,8 +52,9 @@ pub unsafe extern "C" fn ks_hazmat_aes256gcm_decrypt(
     ciphertext: *const u8,
     ciphertext_len: usize,
     out: *mut ks_buffer,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let key: [u8; KEY_LEN] = fixed(unsafe { bytes(key, key_len, "key")? }, "key")?;
         let nonce: [u8; NONCE_LEN] = fixed(unsafe { bytes(nonce, nonce_len, "nonce")? }, "nonce")?;
         let aad = unsafe { bytes(aad, aad_len, "aad")? };
@@ -84,8 +86,9 @@ pub unsafe extern "C" fn ks_hazmat_hkdf_sha256(
     info_len: usize,
     length: usize,
     out: *mut ks_buffer,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let salt = if salt.is_null() && salt_len == 0 {
             None
         } else {

@@ -148,8 +148,9 @@ unsafe fn put_keychain(out: *mut *mut ks_keychain, kc: Keychain) {
 pub unsafe extern "C" fn ks_keychain_generate(
     policy: *const ks_policy,
     out: *mut *mut ks_keychain,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let out = out_ptr(out, "out")?;
         let policy = if policy.is_null() {
             Policy::default()
@@ -173,8 +174,9 @@ pub unsafe extern "C" fn ks_keychain_load(
     len: usize,
     root: *const ks_root,
     out: *mut *mut ks_keychain,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let out = out_ptr(out, "out")?;
         let data = unsafe { bytes(data, len, "data")? };
         let root = unsafe { handle(root, "root")? };
@@ -191,8 +193,9 @@ pub unsafe extern "C" fn ks_keychain_save(
     kc: *const ks_keychain,
     root: *const ks_root,
     out: *mut ks_buffer,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
         let root = unsafe { handle(root, "root")? };
         let out = out_ptr(out, "out")?;
@@ -210,8 +213,9 @@ pub unsafe extern "C" fn ks_keychain_save_file(
     kc: *const ks_keychain,
     path: *const c_char,
     root: *const ks_root,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
         let path = unsafe { c_str(path, "path")? };
         let root = unsafe { handle(root, "root")? };
@@ -227,8 +231,9 @@ pub unsafe extern "C" fn ks_keychain_load_file(
     path: *const c_char,
     root: *const ks_root,
     out: *mut *mut ks_keychain,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let out = out_ptr(out, "out")?;
         let path = unsafe { c_str(path, "path")? };
         let root = unsafe { handle(root, "root")? };
@@ -265,8 +270,9 @@ pub unsafe extern "C" fn ks_keychain_open(
     root: *const ks_root,
     policy: *const ks_policy,
     out: *mut *mut ks_keychain,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let out = out_ptr(out, "out")?;
         let location = unsafe { c_str(location, "location")? };
         let root = unsafe { handle(root, "root")? };
@@ -285,12 +291,8 @@ pub unsafe extern "C" fn ks_keychain_open(
 /// not race with other calls on the same handle.
 #[no_mangle]
 pub unsafe extern "C" fn ks_keychain_free(kc: *mut ks_keychain) {
-    guard_value((), || {
-        if !kc.is_null() {
-            // SAFETY: allocated by Box::into_raw in put_handle.
-            drop(unsafe { Box::from_raw(kc) });
-        }
-    })
+    // SAFETY: NULL or a handle from put_handle, freed once (the contract).
+    guard_value((), || unsafe { free_handle(kc) })
 }
 
 /// Closes the keychain: its material is wiped and every later call on it
@@ -299,8 +301,11 @@ pub unsafe extern "C" fn ks_keychain_free(kc: *mut ks_keychain) {
 /// keep working. Idempotent. The handle must still be released with
 /// ks_keychain_free.
 #[no_mangle]
-pub unsafe extern "C" fn ks_keychain_close(kc: *const ks_keychain) -> ks_status {
-    guard(|| {
+pub unsafe extern "C" fn ks_keychain_close(
+    kc: *const ks_keychain,
+    err: *mut *mut ks_error,
+) -> ks_status {
+    guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
         kc.inner.close()?;
         Ok(())
@@ -309,8 +314,11 @@ pub unsafe extern "C" fn ks_keychain_close(kc: *const ks_keychain) -> ks_status 
 
 /// KS_OK if the keychain can serve calls; KS_ERR_UNAVAILABLE once closed.
 #[no_mangle]
-pub unsafe extern "C" fn ks_keychain_health_check(kc: *const ks_keychain) -> ks_status {
-    guard(|| {
+pub unsafe extern "C" fn ks_keychain_health_check(
+    kc: *const ks_keychain,
+    err: *mut *mut ks_error,
+) -> ks_status {
+    guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
         kc.inner.health_check()?;
         Ok(())
@@ -322,8 +330,9 @@ pub unsafe extern "C" fn ks_keychain_health_check(kc: *const ks_keychain) -> ks_
 pub unsafe extern "C" fn ks_keychain_active_key_version(
     kc: *const ks_keychain,
     out: *mut u32,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
         let out = out_ptr(out, "out")?;
         let v = kc.inner.active_key_version()?;
@@ -337,8 +346,11 @@ pub unsafe extern "C" fn ks_keychain_active_key_version(
 /// unbound keychain. Errors: KS_ERR_UNAVAILABLE (store unreachable, or the
 /// handle is closed), KS_ERR_IO, and those of loading.
 #[no_mangle]
-pub unsafe extern "C" fn ks_keychain_refresh(kc: *const ks_keychain) -> ks_status {
-    guard(|| {
+pub unsafe extern "C" fn ks_keychain_refresh(
+    kc: *const ks_keychain,
+    err: *mut *mut ks_error,
+) -> ks_status {
+    guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
         kc.inner.health_check()?;
         kc.inner.refresh()?;
@@ -348,8 +360,12 @@ pub unsafe extern "C" fn ks_keychain_refresh(kc: *const ks_keychain) -> ks_statu
 
 /// Writes 1 to `*out` if the keychain is bound to a store (ks_keychain_open), else 0.
 #[no_mangle]
-pub unsafe extern "C" fn ks_keychain_is_bound(kc: *const ks_keychain, out: *mut bool) -> ks_status {
-    guard(|| {
+pub unsafe extern "C" fn ks_keychain_is_bound(
+    kc: *const ks_keychain,
+    out: *mut bool,
+    err: *mut *mut ks_error,
+) -> ks_status {
+    guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
         let out = out_ptr(out, "out")?;
         kc.inner.health_check()?;
@@ -364,6 +380,7 @@ pub unsafe extern "C" fn ks_keychain_is_bound(kc: *const ks_keychain, out: *mut 
 
 type BytesOp = fn(&Keychain, &[u8], &[u8]) -> keystrata::Result<Vec<u8>>;
 
+#[allow(clippy::too_many_arguments)]
 unsafe fn bytes_op(
     kc: *const ks_keychain,
     input: *const u8,
@@ -372,8 +389,9 @@ unsafe fn bytes_op(
     aad_len: usize,
     out: *mut ks_buffer,
     op: BytesOp,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
         let input = unsafe { bytes(input, input_len, "input")? };
         let aad = unsafe { bytes(aad, aad_len, "aad")? };
@@ -399,8 +417,9 @@ pub unsafe extern "C" fn ks_keychain_seal(
     aad: *const u8,
     aad_len: usize,
     out: *mut ks_buffer,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    unsafe { bytes_op(kc, input, input_len, aad, aad_len, out, Keychain::seal) }
+    unsafe { bytes_op(kc, input, input_len, aad, aad_len, out, Keychain::seal, err) }
 }
 
 /// Opens what ks_keychain_seal (or Tink) produced, with the same `aad`.
@@ -415,8 +434,20 @@ pub unsafe extern "C" fn ks_keychain_unseal(
     aad: *const u8,
     aad_len: usize,
     out: *mut ks_buffer,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    unsafe { bytes_op(kc, input, input_len, aad, aad_len, out, Keychain::unseal) }
+    unsafe {
+        bytes_op(
+            kc,
+            input,
+            input_len,
+            aad,
+            aad_len,
+            out,
+            Keychain::unseal,
+            err,
+        )
+    }
 }
 
 /// Envelope-encrypts `input` with a fresh 32-byte data key wrapped by
@@ -431,8 +462,20 @@ pub unsafe extern "C" fn ks_keychain_encrypt(
     aad: *const u8,
     aad_len: usize,
     out: *mut ks_buffer,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    unsafe { bytes_op(kc, input, input_len, aad, aad_len, out, Keychain::encrypt) }
+    unsafe {
+        bytes_op(
+            kc,
+            input,
+            input_len,
+            aad,
+            aad_len,
+            out,
+            Keychain::encrypt,
+            err,
+        )
+    }
 }
 
 /// Decrypts what ks_keychain_encrypt (or Tink's KmsEnvelopeAead with this
@@ -445,24 +488,40 @@ pub unsafe extern "C" fn ks_keychain_decrypt(
     aad: *const u8,
     aad_len: usize,
     out: *mut ks_buffer,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    unsafe { bytes_op(kc, input, input_len, aad, aad_len, out, Keychain::decrypt) }
+    unsafe {
+        bytes_op(
+            kc,
+            input,
+            input_len,
+            aad,
+            aad_len,
+            out,
+            Keychain::decrypt,
+            err,
+        )
+    }
 }
 
 // ---------------------------------------------------------------------
-// Seal, encrypt into a caller's buffer
+// Seal, encrypt into a buffer the caller sizes
 // ---------------------------------------------------------------------
+
+/// How an operation into a caller's buffer learns its output length.
+enum Len {
+    /// From the input's length alone (seal, encrypt).
+    Of(fn(usize) -> keystrata::Result<usize>),
+    /// From the input's framing (unseal, decrypt): no key is used.
+    From(fn(&[u8]) -> keystrata::Result<usize>),
+}
 
 type ToOp = fn(&Keychain, &[u8], &[u8], &mut [u8]) -> keystrata::Result<()>;
 
-/// Whether the ranges `[a, a + a_len)` and `[b, b + b_len)` share a byte.
-/// Compared as addresses, before any reference to either exists (an
-/// overlapping `&[u8]` and `&mut [u8]` may not even be created).
-fn overlaps(a: *const u8, a_len: usize, b: *const u8, b_len: usize) -> bool {
-    let (a0, b0) = (a as usize, b as usize);
-    a_len != 0 && b_len != 0 && a0 < b0.saturating_add(b_len) && b0 < a0.saturating_add(a_len)
-}
-
+/// The caller-sized forms: `out` NULL asks only for the length (KS_OK; no
+/// key, counter or event is touched); `cap` below it gives
+/// KS_ERR_BUFFER_TOO_SMALL with the length in `*out_len`, before any key is
+/// used; otherwise the core writes exactly that many bytes.
 #[allow(clippy::too_many_arguments)]
 unsafe fn to_op(
     kc: *const ks_keychain,
@@ -471,42 +530,50 @@ unsafe fn to_op(
     aad: *const u8,
     aad_len: usize,
     out: *mut u8,
-    out_len: usize,
+    cap: usize,
+    out_len: *mut usize,
+    len: Len,
     op: ToOp,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
-        if out_len > 0 && out.is_null() {
-            return Err(FfiError::null("out"));
-        }
-        if out_len > isize::MAX as usize {
-            return Err(FfiError::invalid(format!(
-                "out: length {out_len} is out of range"
-            )));
-        }
-        if overlaps(out, out_len, input, input_len) || overlaps(out, out_len, aad, aad_len) {
-            return Err(FfiError::invalid("out overlaps input or aad"));
-        }
-        let input = unsafe { bytes(input, input_len, "input")? };
-        let aad = unsafe { bytes(aad, aad_len, "aad")? };
-        let out: &mut [u8] = if out_len == 0 {
-            &mut []
-        } else {
-            // SAFETY: non-NULL, length checked, disjoint from `input` and
-            // `aad` (checked above); the caller guarantees `out_len`
-            // writable bytes for the duration of the call.
-            unsafe { std::slice::from_raw_parts_mut(out, out_len) }
+        let dst = SizedOut::new(out, cap, out_len, "out")?;
+        let ins = [(input, input_len), (aad, aad_len)];
+        let input_s = unsafe { bytes(input, input_len, "input")? };
+        let aad_s = unsafe { bytes(aad, aad_len, "aad")? };
+        let needed = match len {
+            Len::Of(f) => f(input_len),
+            Len::From(f) => f(input_s),
         };
-        op(&kc.inner, input, aad, out)?;
+        let needed = match needed {
+            Ok(n) => n,
+            // A query answers with the error alone. An operation runs in
+            // the core anyway, so the failure is counted (and raises the
+            // event) exactly as the ks_buffer form does.
+            Err(e) if dst.is_query() => return Err(e.into()),
+            Err(e) => {
+                op(&kc.inner, input_s, aad_s, &mut [])?;
+                return Err(e.into());
+            }
+        };
+        match unsafe { dst.slice(needed, &ins)? } {
+            None => kc.inner.health_check()?,
+            Some(buf) => op(&kc.inner, input_s, aad_s, buf)?,
+        }
+        dst.set_len(needed);
         Ok(())
     })
 }
 
-/// ks_keychain_seal into the caller's buffer `out`, which must be exactly
-/// `input_len + 33` bytes and overlap neither `input` nor `aad` (else
-/// KS_ERR_INVALID_INPUT, and no key is used). Saves an allocation and a
-/// copy per call; the bytes are those of ks_keychain_seal. On any error
-/// `out` is zeroed. Errors: as ks_keychain_seal.
+/// ks_keychain_seal into a buffer the caller sizes: writes input_len + 33
+/// bytes to `out` and that length to `*out_len`. With `out` NULL only `*out_len` is written (and
+/// `cap` is ignored); a `cap` below the length gives
+/// KS_ERR_BUFFER_TOO_SMALL with `*out_len` set, and no key is used. The
+/// bytes written must not overlap `input` or `aad` (KS_ERR_INVALID_INPUT);
+/// the rest of `out` is untouched. On any other error the bytes that would
+/// have been written are zeroed. Saves an allocation and a copy per call;
+/// the bytes are those of ks_keychain_seal. Errors: as ks_keychain_seal.
 #[no_mangle]
 pub unsafe extern "C" fn ks_keychain_seal_to(
     kc: *const ks_keychain,
@@ -515,7 +582,9 @@ pub unsafe extern "C" fn ks_keychain_seal_to(
     aad: *const u8,
     aad_len: usize,
     out: *mut u8,
-    out_len: usize,
+    cap: usize,
+    out_len: *mut usize,
+    err: *mut *mut ks_error,
 ) -> ks_status {
     unsafe {
         to_op(
@@ -525,16 +594,20 @@ pub unsafe extern "C" fn ks_keychain_seal_to(
             aad,
             aad_len,
             out,
+            cap,
             out_len,
+            Len::Of(keystrata::seal::sealed_len),
             Keychain::seal_to,
+            err,
         )
     }
 }
 
-/// ks_keychain_unseal into the caller's buffer `out`, which must be
-/// exactly `input_len - 33` bytes (see ks_keychain_unsealed_len) and
-/// overlap neither input. On any error `out` is zeroed. Errors: as
-/// ks_keychain_unseal, plus KS_ERR_INVALID_INPUT for a wrong `out_len`.
+/// ks_keychain_unseal into a buffer the caller sizes: the plaintext,
+/// input_len - 33 bytes, read from the ciphertext's length without
+/// decrypting (a malformed one gives KS_ERR_FORMAT, even for a query).
+/// `out`, `cap` and `*out_len` as for ks_keychain_seal_to. Errors: as
+/// ks_keychain_unseal.
 #[no_mangle]
 pub unsafe extern "C" fn ks_keychain_unseal_to(
     kc: *const ks_keychain,
@@ -543,7 +616,9 @@ pub unsafe extern "C" fn ks_keychain_unseal_to(
     aad: *const u8,
     aad_len: usize,
     out: *mut u8,
-    out_len: usize,
+    cap: usize,
+    out_len: *mut usize,
+    err: *mut *mut ks_error,
 ) -> ks_status {
     unsafe {
         to_op(
@@ -553,15 +628,18 @@ pub unsafe extern "C" fn ks_keychain_unseal_to(
             aad,
             aad_len,
             out,
+            cap,
             out_len,
+            Len::From(Keychain::unsealed_len),
             Keychain::unseal_to,
+            err,
         )
     }
 }
 
-/// ks_keychain_encrypt into the caller's buffer `out`, which must be
-/// exactly `input_len + 99` bytes and overlap neither input. On any error
-/// `out` is zeroed. Errors: as ks_keychain_seal_to.
+/// ks_keychain_encrypt into a buffer the caller sizes: input_len + 99
+/// bytes. `out`, `cap` and `*out_len` as for ks_keychain_seal_to.
+/// Errors: as ks_keychain_encrypt.
 #[no_mangle]
 pub unsafe extern "C" fn ks_keychain_encrypt_to(
     kc: *const ks_keychain,
@@ -570,7 +648,9 @@ pub unsafe extern "C" fn ks_keychain_encrypt_to(
     aad: *const u8,
     aad_len: usize,
     out: *mut u8,
-    out_len: usize,
+    cap: usize,
+    out_len: *mut usize,
+    err: *mut *mut ks_error,
 ) -> ks_status {
     unsafe {
         to_op(
@@ -580,15 +660,19 @@ pub unsafe extern "C" fn ks_keychain_encrypt_to(
             aad,
             aad_len,
             out,
+            cap,
             out_len,
+            Len::Of(keystrata::encrypt::encrypted_len),
             Keychain::encrypt_to,
+            err,
         )
     }
 }
 
-/// ks_keychain_decrypt into the caller's buffer `out`, which must be
-/// exactly the length ks_keychain_decrypted_len gives and overlap neither
-/// input. On any error `out` is zeroed. Errors: as ks_keychain_unseal_to.
+/// ks_keychain_decrypt into a buffer the caller sizes: the plaintext, its
+/// length read from the ciphertext's framing without decrypting (bad
+/// framing gives KS_ERR_FORMAT, even for a query). `out`, `cap` and
+/// `*out_len` as for ks_keychain_seal_to. Errors: as ks_keychain_decrypt.
 #[no_mangle]
 pub unsafe extern "C" fn ks_keychain_decrypt_to(
     kc: *const ks_keychain,
@@ -597,7 +681,9 @@ pub unsafe extern "C" fn ks_keychain_decrypt_to(
     aad: *const u8,
     aad_len: usize,
     out: *mut u8,
-    out_len: usize,
+    cap: usize,
+    out_len: *mut usize,
+    err: *mut *mut ks_error,
 ) -> ks_status {
     unsafe {
         to_op(
@@ -607,46 +693,13 @@ pub unsafe extern "C" fn ks_keychain_decrypt_to(
             aad,
             aad_len,
             out,
+            cap,
             out_len,
+            Len::From(Keychain::decrypted_len),
             Keychain::decrypt_to,
+            err,
         )
     }
-}
-
-/// The plaintext length of the sealed ciphertext `input`, into `*out`.
-/// Errors: KS_ERR_FORMAT if it cannot be a sealed ciphertext.
-#[no_mangle]
-pub unsafe extern "C" fn ks_keychain_unsealed_len(
-    input: *const u8,
-    input_len: usize,
-    out: *mut usize,
-) -> ks_status {
-    guard(|| {
-        let input = unsafe { bytes(input, input_len, "input")? };
-        let out = out_ptr(out, "out")?;
-        let n = Keychain::unsealed_len(input)?;
-        // SAFETY: checked non-NULL; writable per contract.
-        unsafe { out.write(n) };
-        Ok(())
-    })
-}
-
-/// The plaintext length of the envelope ciphertext `input`, into `*out`.
-/// Errors: KS_ERR_FORMAT if its framing is wrong.
-#[no_mangle]
-pub unsafe extern "C" fn ks_keychain_decrypted_len(
-    input: *const u8,
-    input_len: usize,
-    out: *mut usize,
-) -> ks_status {
-    guard(|| {
-        let input = unsafe { bytes(input, input_len, "input")? };
-        let out = out_ptr(out, "out")?;
-        let n = Keychain::decrypted_len(input)?;
-        // SAFETY: checked non-NULL; writable per contract.
-        unsafe { out.write(n) };
-        Ok(())
-    })
 }
 
 // ---------------------------------------------------------------------
@@ -669,8 +722,9 @@ pub unsafe extern "C" fn ks_keychain_derive_origin_key(
     instance_len: usize,
     epoch: u64,
     out: *mut ks_buffer,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
         let origin = unsafe { bytes(origin, origin_len, "origin")? };
         let instance = unsafe { bytes(instance, instance_len, "instance")? };
@@ -698,8 +752,9 @@ pub unsafe extern "C" fn ks_keychain_derive(
     info_len: usize,
     length: usize,
     out: *mut ks_buffer,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
         let info = unsafe { bytes(info, info_len, "info")? };
         let out = out_ptr(out, "out")?;
@@ -718,9 +773,7 @@ pub unsafe extern "C" fn ks_keychain_derive(
 // ---------------------------------------------------------------------
 
 unsafe fn put_info(out: *mut ks_key_info, info: &KeyInfo) {
-    if !out.is_null() {
-        unsafe { put(out, info_to_c(info)) };
-    }
+    unsafe { put_opt(out, info_to_c(info)) };
 }
 
 /// Adds an encryption key and makes it primary (old ciphertexts keep
@@ -730,8 +783,9 @@ unsafe fn put_info(out: *mut ks_key_info, info: &KeyInfo) {
 pub unsafe extern "C" fn ks_keychain_rotate(
     kc: *mut ks_keychain,
     out: *mut ks_key_info,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
         let i = kc.inner.rotate()?;
         unsafe { put_info(out, &i) };
@@ -745,8 +799,9 @@ pub unsafe extern "C" fn ks_keychain_rotate(
 pub unsafe extern "C" fn ks_keychain_rotate_derivation(
     kc: *mut ks_keychain,
     out: *mut ks_key_info,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
         let i = kc.inner.rotate_derivation()?;
         unsafe { put_info(out, &i) };
@@ -762,8 +817,9 @@ pub unsafe extern "C" fn ks_keychain_add_key(
     kc: *mut ks_keychain,
     purpose: u32,
     out: *mut ks_key_info,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
         let p = purpose_from_c(purpose)?;
         let i = kc.inner.add_key(p)?;
@@ -779,8 +835,9 @@ pub unsafe extern "C" fn ks_keychain_promote(
     kc: *mut ks_keychain,
     key_id: u32,
     out: *mut ks_key_info,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
         let i = kc.inner.promote(key_id)?;
         unsafe { put_info(out, &i) };
@@ -791,8 +848,12 @@ pub unsafe extern "C" fn ks_keychain_promote(
 /// Disables `key_id`. Errors: KS_ERR_UNKNOWN_KEY; KS_ERR_POLICY for a
 /// primary or a destroyed key.
 #[no_mangle]
-pub unsafe extern "C" fn ks_keychain_disable(kc: *mut ks_keychain, key_id: u32) -> ks_status {
-    guard(|| {
+pub unsafe extern "C" fn ks_keychain_disable(
+    kc: *mut ks_keychain,
+    key_id: u32,
+    err: *mut *mut ks_error,
+) -> ks_status {
+    guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
         kc.inner.disable(key_id)?;
         Ok(())
@@ -802,8 +863,12 @@ pub unsafe extern "C" fn ks_keychain_disable(kc: *mut ks_keychain, key_id: u32) 
 /// Enables a disabled key. Errors: KS_ERR_UNKNOWN_KEY; KS_ERR_POLICY for a
 /// destroyed key.
 #[no_mangle]
-pub unsafe extern "C" fn ks_keychain_enable(kc: *mut ks_keychain, key_id: u32) -> ks_status {
-    guard(|| {
+pub unsafe extern "C" fn ks_keychain_enable(
+    kc: *mut ks_keychain,
+    key_id: u32,
+    err: *mut *mut ks_error,
+) -> ks_status {
+    guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
         kc.inner.enable(key_id)?;
         Ok(())
@@ -814,8 +879,12 @@ pub unsafe extern "C" fn ks_keychain_enable(kc: *mut ks_keychain, key_id: u32) -
 /// with KS_ERR_KEY_DESTROYED. Destroying a destroyed key is KS_OK.
 /// Errors: KS_ERR_UNKNOWN_KEY; KS_ERR_POLICY for a primary.
 #[no_mangle]
-pub unsafe extern "C" fn ks_keychain_destroy(kc: *mut ks_keychain, key_id: u32) -> ks_status {
-    guard(|| {
+pub unsafe extern "C" fn ks_keychain_destroy(
+    kc: *mut ks_keychain,
+    key_id: u32,
+    err: *mut *mut ks_error,
+) -> ks_status {
+    guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
         kc.inner.destroy(key_id)?;
         Ok(())
@@ -824,13 +893,15 @@ pub unsafe extern "C" fn ks_keychain_destroy(kc: *mut ks_keychain, key_id: u32) 
 
 /// Writes the number of keys to `*count`. With concurrent rotation the
 /// count may grow between this call and ks_keychain_key_info; use
-/// ks_keychain_keys for a consistent listing.
+/// ks_keychain_keys for a consistent listing (`out` NULL asks it for the
+/// count alone).
 #[no_mangle]
 pub unsafe extern "C" fn ks_keychain_key_count(
     kc: *const ks_keychain,
     count: *mut usize,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
         let count = out_ptr(count, "count")?;
         kc.inner.health_check()?;
@@ -846,8 +917,9 @@ pub unsafe extern "C" fn ks_keychain_key_info(
     kc: *const ks_keychain,
     index: usize,
     out: *mut ks_key_info,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
         let out = out_ptr(out, "out")?;
         kc.inner.health_check()?;
@@ -860,38 +932,34 @@ pub unsafe extern "C" fn ks_keychain_key_info(
     })
 }
 
-/// A consistent listing: writes up to `capacity` key infos to `out` and the
-/// number of keys to `*count`. If `capacity` is smaller than the number of
-/// keys, nothing is written to `out`, `*count` is set to the number needed
-/// and KS_ERR_BUFFER_TOO_SMALL is returned (the one case where an output
-/// is written on failure). `out` may be NULL when `capacity` is 0.
+/// A consistent listing of every key, in order of creation, into an array
+/// the caller sizes: writes the infos to `out` and their number to
+/// `*out_len`. With `out` NULL only `*out_len` is written (`cap` is
+/// ignored). If `cap` is below the number of keys, nothing is written to
+/// `out`, `*out_len` is set to the number needed and KS_ERR_BUFFER_TOO_SMALL
+/// is returned; keys may be added concurrently, so call again with room to
+/// spare.
 #[no_mangle]
 pub unsafe extern "C" fn ks_keychain_keys(
     kc: *const ks_keychain,
     out: *mut ks_key_info,
-    capacity: usize,
-    count: *mut usize,
+    cap: usize,
+    out_len: *mut usize,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
-        let count = out_ptr(count, "count")?;
+        let dst = SizedOut::new(out, cap, out_len, "out")?;
         kc.inner.health_check()?;
         let keys = kc.inner.keys();
-        if capacity < keys.len() {
-            unsafe { put(count, keys.len()) };
-            return Err(FfiError::too_small(format!(
-                "{} keys do not fit in capacity {capacity}",
-                keys.len()
-            )));
-        }
-        if !keys.is_empty() {
-            let out = out_ptr(out, "out")?;
+        if let Room::Fits(p) = dst.room(keys.len())? {
             for (i, k) in keys.iter().enumerate() {
-                // SAFETY: capacity >= keys.len() entries writable per contract.
-                unsafe { out.add(i).write(info_to_c(k)) };
+                // SAFETY: cap >= keys.len() elements writable per contract;
+                // written through the raw pointer, never read.
+                unsafe { p.add(i).write(info_to_c(k)) };
             }
         }
-        unsafe { put(count, keys.len()) };
+        dst.set_len(keys.len());
         Ok(())
     })
 }
@@ -902,8 +970,9 @@ pub unsafe extern "C" fn ks_keychain_primary(
     kc: *const ks_keychain,
     purpose: u32,
     out: *mut ks_key_info,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
         let out = out_ptr(out, "out")?;
         let p = purpose_from_c(purpose)?;
@@ -918,8 +987,9 @@ pub unsafe extern "C" fn ks_keychain_primary(
 pub unsafe extern "C" fn ks_keychain_get_policy(
     kc: *const ks_keychain,
     out: *mut ks_policy,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
         let out = out_ptr(out, "out")?;
         kc.inner.health_check()?;
@@ -934,8 +1004,9 @@ pub unsafe extern "C" fn ks_keychain_get_policy(
 pub unsafe extern "C" fn ks_keychain_set_policy(
     kc: *mut ks_keychain,
     policy: *const ks_policy,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
         let p = unsafe { handle(policy, "policy")? };
         kc.inner.set_policy(policy_from_c(p))?;
@@ -957,8 +1028,9 @@ pub unsafe extern "C" fn ks_keychain_import_tink_cleartext(
     json: *const u8,
     json_len: usize,
     out: *mut *mut ks_keychain,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let out = out_ptr(out, "out")?;
         let json = unsafe { bytes(json, json_len, "json")? };
         let json =
@@ -975,8 +1047,9 @@ pub unsafe extern "C" fn ks_keychain_import_tink_cleartext(
 pub unsafe extern "C" fn ks_keychain_export_tink_cleartext(
     kc: *const ks_keychain,
     out: *mut ks_buffer,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
         let out = out_ptr(out, "out")?;
         let mut s = kc.inner.export_tink_cleartext()?;

@@ -32,8 +32,9 @@ pub unsafe extern "C" fn ks_keychain_encrypt_portable(
     aad: *const u8,
     aad_len: usize,
     out: *mut ks_buffer,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
         let input = unsafe { bytes(input, input_len, "input")? };
         let aad = unsafe { bytes(aad, aad_len, "aad")? };
@@ -72,8 +73,9 @@ pub unsafe extern "C" fn ks_root_decrypt_portable(
     aad: *const u8,
     aad_len: usize,
     out: *mut ks_buffer,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let root = unsafe { handle(root, "root")? };
         let blob = unsafe { bytes(blob, blob_len, "blob")? };
         let aad = unsafe { bytes(aad, aad_len, "aad")? };
@@ -104,8 +106,9 @@ pub struct ks_portable_counters {
 pub unsafe extern "C" fn ks_root_portable_counters(
     root: *const ks_root,
     out: *mut ks_portable_counters,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let root = unsafe { handle(root, "root")? };
         let out = out_ptr(out, "out")?;
         let c = root
@@ -132,8 +135,11 @@ pub unsafe extern "C" fn ks_root_portable_counters(
 /// ks_root_decrypt_portable: the next ciphertext under each calls the root
 /// again. Counters are kept.
 #[no_mangle]
-pub unsafe extern "C" fn ks_root_portable_clear(root: *const ks_root) -> ks_status {
-    guard(|| {
+pub unsafe extern "C" fn ks_root_portable_clear(
+    root: *const ks_root,
+    err: *mut *mut ks_error,
+) -> ks_status {
+    guard(err, || {
         let root = unsafe { handle(root, "root")? };
         if let Some(d) = root.portable.get() {
             d.clear();

@@ -104,8 +104,9 @@ pub unsafe extern "C" fn ks_root_age_new(
     recipients: *const *const c_char,
     n_recipients: usize,
     out: *mut *mut ks_root,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let out = out_ptr(out, "out")?;
         let ids = unsafe { strings(identities, n_identities, "identities")? };
         let recs = unsafe { strings(recipients, n_recipients, "recipients")? };
@@ -119,8 +120,11 @@ pub unsafe extern "C" fn ks_root_age_new(
 /// with ks_root_age_identity to store it. `*out` is released with
 /// ks_root_free.
 #[no_mangle]
-pub unsafe extern "C" fn ks_root_age_generate(out: *mut *mut ks_root) -> ks_status {
-    guard(|| {
+pub unsafe extern "C" fn ks_root_age_generate(
+    out: *mut *mut ks_root,
+    err: *mut *mut ks_error,
+) -> ks_status {
+    guard(err, || {
         let out = out_ptr(out, "out")?;
         unsafe { put_handle(out, ks_root::new(RootKind::Age(AgeRoot::generate()))) };
         Ok(())
@@ -137,8 +141,9 @@ pub unsafe extern "C" fn ks_root_age_identity(
     root: *const ks_root,
     index: usize,
     out: *mut ks_buffer,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let root = unsafe { handle(root, "root")? };
         let out = out_ptr(out, "out")?;
         let RootKind::Age(a) = &root.kind else {
@@ -164,8 +169,9 @@ pub unsafe extern "C" fn ks_root_age_recipient(
     root: *const ks_root,
     index: usize,
     out: *mut ks_buffer,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let root = unsafe { handle(root, "root")? };
         let out = out_ptr(out, "out")?;
         let RootKind::Age(a) = &root.kind else {
@@ -195,8 +201,9 @@ pub unsafe extern "C" fn ks_root_passphrase_new(
     passphrase_len: usize,
     work_factor: u8,
     out: *mut *mut ks_root,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let out = out_ptr(out, "out")?;
         let p = unsafe { bytes(passphrase, passphrase_len, "passphrase")? };
         let p =
@@ -215,15 +222,6 @@ pub unsafe extern "C" fn ks_root_passphrase_new(
 /// Flag of ks_root_pkcs11_new and ks_root_kmip_new: create the root key
 /// (AES-256, non-extractable) if none with the given label or name exists.
 pub const KS_ROOT_CREATE_KEY: u32 = 1;
-
-/// An optional C string: NULL is None.
-unsafe fn opt_str<'a>(ptr: *const c_char, what: &str) -> FfiResult<Option<&'a str>> {
-    if ptr.is_null() {
-        Ok(None)
-    } else {
-        unsafe { c_str(ptr, what) }.map(Some)
-    }
-}
 
 fn create_flag(flags: u32) -> FfiResult<bool> {
     if flags & !KS_ROOT_CREATE_KEY != 0 {
@@ -260,8 +258,9 @@ pub unsafe extern "C" fn ks_root_pkcs11_new(
     key_label: *const c_char,
     flags: u32,
     out: *mut *mut ks_root,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let out = out_ptr(out, "out")?;
         let module = unsafe { c_str(module_path, "module_path")? };
         let token = unsafe { c_str(token_label, "token_label")? };
@@ -317,8 +316,9 @@ pub unsafe extern "C" fn ks_root_kmip_new(
     timeout_ms: u32,
     flags: u32,
     out: *mut *mut ks_root,
+    err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(|| {
+    guard(err, || {
         let out = out_ptr(out, "out")?;
         let host = unsafe { c_str(host, "host")? };
         let server_name = unsafe { opt_str(server_name, "server_name")? };
@@ -370,8 +370,11 @@ pub unsafe extern "C" fn ks_root_kmip_new(
 /// KS_ERR_UNKNOWN_KEY, KS_ERR_BACKEND.
 /// Thread safety: safe to call from any thread.
 #[no_mangle]
-pub unsafe extern "C" fn ks_root_health_check(root: *const ks_root) -> ks_status {
-    guard(|| {
+pub unsafe extern "C" fn ks_root_health_check(
+    root: *const ks_root,
+    err: *mut *mut ks_error,
+) -> ks_status {
+    guard(err, || {
         let root = unsafe { handle(root, "root")? };
         root.kind.key_manager().health_check()?;
         Ok(())
@@ -382,10 +385,6 @@ pub unsafe extern "C" fn ks_root_health_check(root: *const ks_root) -> ks_status
 /// with it (ks_keychain_open) keep their own reference and stay usable.
 #[no_mangle]
 pub unsafe extern "C" fn ks_root_free(root: *mut ks_root) {
-    guard_value((), || {
-        if !root.is_null() {
-            // SAFETY: allocated by Box::into_raw in put_handle.
-            drop(unsafe { Box::from_raw(root) });
-        }
-    })
+    // SAFETY: NULL or a handle from put_handle, freed once (the contract).
+    guard_value((), || unsafe { free_handle(root) })
 }
