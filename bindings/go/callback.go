@@ -8,11 +8,17 @@ package keystrata
 */
 import "C"
 
-import "runtime/cgo"
+import (
+	"runtime/cgo"
+	"unsafe"
+)
 
+// keystrataGoEvent is the ks_event_callback of every subscription
+// (events.go); userData points to C memory holding a cgo.Handle.
+//
 //export keystrataGoEvent
-func keystrataGoEvent(ev *C.ks_event, handle C.uintptr_t) {
-	fn, ok := lookupHandle(cgo.Handle(handle))
+func keystrataGoEvent(ev *C.ks_event, userData unsafe.Pointer) {
+	fn, ok := lookupHandle(cgo.Handle(*(*C.uintptr_t)(userData)))
 	if !ok {
 		return // unsubscribed while the event was in flight
 	}

@@ -1,18 +1,43 @@
 package keystrata
 
 /*
-#include "kgo.h"
+#include "keystrata.h"
 */
 import "C"
 
-import "unsafe"
+import (
+	"runtime"
+	"sync"
+	"unsafe"
+)
+
+// How this package calls the C library: every ks_ function is called
+// directly, with &cerr as its trailing ks_error ** argument. An error
+// object belongs to the call, not to an OS thread, so it does not matter
+// that a goroutine may run on another thread by the time Go reads it; cErr
+// copies it into an *Error and frees it.
 
 // cbytes passes b to C for the duration of one call: (nil, 0) when empty.
 func cbytes(b []byte) (*C.uint8_t, C.size_t) {
 	if len(b) == 0 {
 		return nil, 0
 	}
-	return (*C.uint8_t)(unsafe.Pointer(&b[0])), C.size_t(len(b))
+	return (*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(b))), C.size_t(len(b))
+}
+
+// emptyOut is where a caller-sized call with no room points: a non-NULL
+// out with capacity 0 (NULL would ask for the length only). C never writes
+// to it.
+var emptyOut byte
+
+// cout passes b's spare capacity (b[len(b):cap(b)]) to a caller-sized call
+// for its duration: a pointer that is never NULL, and the capacity.
+func cout(b []byte) (*C.uint8_t, C.size_t) {
+	spare := b[len(b):cap(b)]
+	if len(spare) == 0 {
+		return (*C.uint8_t)(unsafe.Pointer(&emptyOut)), 0
+	}
+	return (*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(spare))), C.size_t(len(spare))
 }
 
 // takeBuffer copies a library-allocated buffer into Go memory and frees
@@ -27,41 +52,75 @@ func takeBuffer(out *C.ks_buffer) []byte {
 	return b
 }
 
-// cErr turns a status and the message copied in the same C call into an
-// error (nil for KS_OK), freeing the message.
-func cErr(st C.ks_status, msg *C.char) error {
-	m := ""
-	if msg != nil {
-		m = C.GoString(msg)
-		C.free(unsafe.Pointer(msg))
+// cErr turns a call's status and error object into an error (nil for
+// KS_OK), copying the object's message and freeing the object.
+func cErr(st C.enum_ks_status, e *C.ks_error) error {
+	msg := ""
+	if e != nil {
+		msg = C.GoString(C.ks_error_message(e))
+		C.ks_error_free(e)
 	}
 	if st == C.KS_OK {
 		return nil
 	}
-	return newError(int(st), m)
+	return newError(int(st), msg)
 }
 
-// cStrings allocates a C array of C strings; free it with freeCStrings.
-func cStrings(ss []string) **C.char {
+// callOut holds the out-parameters of one call in memory a pool reuses:
+// the address of a local passed to C would escape to the heap on every
+// call, and the caller-sized calls are meant to allocate nothing.
+type callOut struct {
+	n   C.size_t
+	err *C.ks_error
+}
+
+var callOuts = sync.Pool{New: func() any { return new(callOut) }}
+
+// cStrings holds NUL-terminated copies of Go strings in Go memory, pinned
+// so that C may read them (and an array of pointers to them) during a call.
+type cStrings struct {
+	pin  runtime.Pinner
+	bufs [][]byte
+}
+
+// add copies s and returns a C pointer to the copy ("" gives an empty
+// string, not NULL).
+func (c *cStrings) add(s string) *C.char {
+	b := make([]byte, len(s)+1)
+	copy(b, s)
+	c.pin.Pin(&b[0])
+	c.bufs = append(c.bufs, b)
+	return (*C.char)(unsafe.Pointer(&b[0]))
+}
+
+// opt is add, but NULL for "".
+func (c *cStrings) opt(s string) *C.char {
+	if s == "" {
+		return nil
+	}
+	return c.add(s)
+}
+
+// array copies every string of ss and returns a pointer to an array of
+// their C pointers (nil when ss is empty), valid until done.
+func (c *cStrings) array(ss []string) **C.char {
 	if len(ss) == 0 {
 		return nil
 	}
-	arr := (**C.char)(C.malloc(C.size_t(len(ss)) * C.size_t(unsafe.Sizeof((*C.char)(nil)))))
-	s := unsafe.Slice(arr, len(ss))
-	for i, v := range ss {
-		s[i] = C.CString(v)
+	arr := make([]*C.char, len(ss))
+	for i, s := range ss {
+		arr[i] = c.add(s)
 	}
-	return arr
+	return &arr[0]
 }
 
-func freeCStrings(arr **C.char, n int) {
-	if arr == nil {
-		return
+// done wipes the copies (some hold secrets: identities, PINs) and unpins
+// them. Call it once the C call returned.
+func (c *cStrings) done() {
+	for _, b := range c.bufs {
+		clear(b)
 	}
-	for _, p := range unsafe.Slice(arr, n) {
-		C.free(unsafe.Pointer(p))
-	}
-	C.free(unsafe.Pointer(arr))
+	c.pin.Unpin()
 }
 
 // Version is the version of the linked keystrata C library, e.g. "0.1.0".

@@ -1,15 +1,11 @@
 package keystrata
 
 /*
-#include "kgo.h"
+#include "keystrata.h"
 */
 import "C"
 
-import (
-	"runtime"
-	"time"
-	"unsafe"
-)
+import "time"
 
 // Pkcs11Config names a root key kept in a PKCS#11 token or HSM.
 //
@@ -49,22 +45,14 @@ func NewPkcs11Root(cfg Pkcs11Config) (*Root, error) {
 	if (cfg.PIN == "") == (cfg.PINEnv == "") {
 		return nil, newError(1, "set exactly one of PIN and PINEnv")
 	}
-	module, token, label := C.CString(cfg.Module), C.CString(cfg.TokenLabel), C.CString(cfg.KeyLabel)
-	defer C.free(unsafe.Pointer(module))
-	defer C.free(unsafe.Pointer(token))
-	defer C.free(unsafe.Pointer(label))
-	var pin, pinEnv *C.char
-	if cfg.PIN != "" {
-		pin = cPIN(cfg.PIN)
-		defer freeWiped(pin, len(cfg.PIN))
-	} else {
-		pinEnv = C.CString(cfg.PINEnv)
-		defer C.free(unsafe.Pointer(pinEnv))
-	}
+	var cs cStrings
+	defer cs.done() // wipes the copy of the PIN
+	module, token, label := cs.add(cfg.Module), cs.add(cfg.TokenLabel), cs.add(cfg.KeyLabel)
+	pin, pinEnv := cs.opt(cfg.PIN), cs.opt(cfg.PINEnv)
 	var out *C.ks_root
-	var msg *C.char
-	st := C.kgo_root_pkcs11_new(module, token, pin, pinEnv, label, createFlag(cfg.CreateKey), &out, &msg)
-	if err := cErr(st, msg); err != nil {
+	var cerr *C.ks_error
+	st := C.ks_root_pkcs11_new(module, token, pin, pinEnv, label, createFlag(cfg.CreateKey), &out, &cerr)
+	if err := cErr(st, cerr); err != nil {
 		return nil, err
 	}
 	return newRoot(out), nil
@@ -126,26 +114,15 @@ func NewKmipRoot(cfg KmipConfig) (*Root, error) {
 	if cfg.Timeout < 0 || ms > 3_600_000 || (cfg.Timeout > 0 && ms == 0) {
 		return nil, newError(1, "Timeout must be between 1 ms and 1 hour (0 for the default)")
 	}
-	var cs []*C.char
-	str := func(s string) *C.char {
-		if s == "" {
-			return nil
-		}
-		p := C.CString(s)
-		cs = append(cs, p)
-		return p
-	}
-	defer func() {
-		for _, p := range cs {
-			C.free(unsafe.Pointer(p))
-		}
-	}()
+	var cs cStrings
+	defer cs.done()
+	str := cs.opt
 	var out *C.ks_root
-	var msg *C.char
-	st := C.kgo_root_kmip_new(str(cfg.Host), C.uint16_t(cfg.Port), str(cfg.ServerName), str(cfg.CAFile),
+	var cerr *C.ks_error
+	st := C.ks_root_kmip_new(str(cfg.Host), C.uint16_t(cfg.Port), str(cfg.ServerName), str(cfg.CAFile),
 		str(cfg.CertFile), str(cfg.KeyFile), str(cfg.KeyID), str(cfg.KeyName), version, C.uint32_t(ms),
-		createFlag(cfg.CreateKey), &out, &msg)
-	if err := cErr(st, msg); err != nil {
+		createFlag(cfg.CreateKey), &out, &cerr)
+	if err := cErr(st, cerr); err != nil {
 		return nil, err
 	}
 	return newRoot(out), nil
@@ -162,8 +139,8 @@ func (r *Root) HealthCheck() error {
 		return err
 	}
 	defer r.release()
-	var msg *C.char
-	return cErr(C.kgo_root_health_check(p, &msg), msg)
+	var cerr *C.ks_error
+	return cErr(C.ks_root_health_check(p, &cerr), cerr)
 }
 
 func createFlag(create bool) C.uint32_t {
@@ -173,17 +150,3 @@ func createFlag(create bool) C.uint32_t {
 	return 0
 }
 
-// cPIN copies a PIN into C memory that freeWiped wipes before freeing.
-func cPIN(pin string) *C.char {
-	p := (*C.char)(C.malloc(C.size_t(len(pin) + 1)))
-	b := unsafe.Slice((*byte)(unsafe.Pointer(p)), len(pin)+1)
-	copy(b, pin)
-	b[len(pin)] = 0
-	return p
-}
-
-func freeWiped(p *C.char, n int) {
-	clear(unsafe.Slice((*byte)(unsafe.Pointer(p)), n+1))
-	runtime.KeepAlive(p)
-	C.free(unsafe.Pointer(p))
-}

@@ -1,19 +1,11 @@
 package keystrata
 
 /*
-#include "kgo.h"
+#include "keystrata.h"
 
-// Defined in callback.go (//export keystrataGoEvent).
-extern void keystrataGoEvent(ks_event *ev, uintptr_t handle);
-
-// Matches ks_event_callback; user_data carries a runtime/cgo.Handle.
-static void kgo_event_trampoline(const ks_event *ev, void *user_data) {
-	keystrataGoEvent((ks_event *)ev, (uintptr_t)user_data);
-}
-
-static inline ks_status kgo_subscribe(const ks_keychain *kc, uintptr_t handle, uint64_t *id, char **msg) {
-	KGO_RET(ks_keychain_subscribe(kc, kgo_event_trampoline, (void *)handle, id));
-}
+// The Go function (callback.go) the library calls for every event: its
+// address is passed to ks_keychain_subscribe as the ks_event_callback.
+extern void keystrataGoEvent(ks_event *event, void *user_data);
 */
 import "C"
 
@@ -21,6 +13,7 @@ import (
 	"fmt"
 	"runtime/cgo"
 	"sync"
+	"unsafe"
 )
 
 // EventKind says what happened to a keychain.
@@ -114,10 +107,17 @@ func (kc *Keychain) Subscribe(fn func(Event)) (uint64, error) {
 	liveMu.Lock()
 	liveHandles[h] = struct{}{}
 	liveMu.Unlock()
+	// user_data is a pointer the library may use from any thread until
+	// ks_keychain_free, so it points to C memory holding the handle (a Go
+	// pointer cannot be kept by C); kc.free releases it.
+	slot := (*C.uintptr_t)(C.malloc(C.size_t(unsafe.Sizeof(C.uintptr_t(0)))))
+	*slot = C.uintptr_t(h)
 	var id C.uint64_t
-	var msg *C.char
-	if err := cErr(C.kgo_subscribe(p, C.uintptr_t(h), &id, &msg), msg); err != nil {
+	var cerr *C.ks_error
+	st := C.ks_keychain_subscribe(p, C.ks_event_callback(C.keystrataGoEvent), unsafe.Pointer(slot), &id, &cerr)
+	if err := cErr(st, cerr); err != nil {
 		dropHandle(h)
+		C.free(unsafe.Pointer(slot))
 		return 0, err
 	}
 	kc.subsMu.Lock()
@@ -125,6 +125,7 @@ func (kc *Keychain) Subscribe(fn func(Event)) (uint64, error) {
 		kc.subs = map[uint64]cgo.Handle{}
 	}
 	kc.subs[uint64(id)] = h
+	kc.slots = append(kc.slots, unsafe.Pointer(slot))
 	kc.subsMu.Unlock()
 	return uint64(id), nil
 }
@@ -137,8 +138,8 @@ func (kc *Keychain) Unsubscribe(id uint64) error {
 		return err
 	}
 	defer kc.release()
-	var msg *C.char
-	if err := cErr(C.kgo_unsubscribe(p, C.uint64_t(id), &msg), msg); err != nil {
+	var cerr *C.ks_error
+	if err := cErr(C.ks_keychain_unsubscribe(p, C.uint64_t(id), &cerr), cerr); err != nil {
 		return err
 	}
 	kc.subsMu.Lock()

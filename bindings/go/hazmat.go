@@ -1,7 +1,7 @@
 package keystrata
 
 /*
-#include "kgo.h"
+#include "keystrata.h"
 */
 import "C"
 
@@ -16,18 +16,19 @@ func hazmatGCM(decrypt bool, key, nonce, aad, in []byte) ([]byte, error) {
 	np, nl := cbytes(nonce)
 	ap, al := cbytes(aad)
 	ip, il := cbytes(in)
-	var d C.int
-	if decrypt {
-		d = 1
-	}
 	var out C.ks_buffer
-	var msg *C.char
-	st := C.kgo_hazmat_gcm(d, kp, kl, np, nl, ap, al, ip, il, &out, &msg)
+	var cerr *C.ks_error
+	var st C.enum_ks_status
+	if decrypt {
+		st = C.ks_hazmat_aes256gcm_decrypt(kp, kl, np, nl, ap, al, ip, il, &out, &cerr)
+	} else {
+		st = C.ks_hazmat_aes256gcm_encrypt(kp, kl, np, nl, ap, al, ip, il, &out, &cerr)
+	}
 	runtime.KeepAlive(key)
 	runtime.KeepAlive(nonce)
 	runtime.KeepAlive(aad)
 	runtime.KeepAlive(in)
-	if err := cErr(st, msg); err != nil {
+	if err := cErr(st, cerr); err != nil {
 		return nil, err
 	}
 	return takeBuffer(&out), nil
@@ -41,12 +42,12 @@ func hazmatHKDF(salt, ikm, info []byte, length int) ([]byte, error) {
 	kp, kl := cbytes(ikm)
 	ip, il := cbytes(info)
 	var out C.ks_buffer
-	var msg *C.char
-	st := C.kgo_hazmat_hkdf(sp, sl, kp, kl, ip, il, C.size_t(length), &out, &msg)
+	var cerr *C.ks_error
+	st := C.ks_hazmat_hkdf_sha256(sp, sl, kp, kl, ip, il, C.size_t(length), &out, &cerr)
 	runtime.KeepAlive(salt)
 	runtime.KeepAlive(ikm)
 	runtime.KeepAlive(info)
-	if err := cErr(st, msg); err != nil {
+	if err := cErr(st, cerr); err != nil {
 		return nil, err
 	}
 	return takeBuffer(&out), nil

@@ -1,38 +1,15 @@
 package keystrata
 
 /*
-#include "kgo.h"
-
-enum { KGO_SEAL_TO = 1, KGO_UNSEAL_TO = 2, KGO_ENCRYPT_TO = 3, KGO_DECRYPT_TO = 4 };
-
-// One cgo crossing per operation: the ks_ call writes straight into the
-// Go buffer. Status and message come back by value (a pointer to a Go
-// local would make it escape to the heap); the message is copied only on
-// failure, in the same C call.
-typedef struct { ks_status st; char *msg; } kgo_res;
-
-static inline kgo_res kgo_aead_to(int op, const ks_keychain *kc, const uint8_t *in, size_t in_len,
-		const uint8_t *aad, size_t aad_len, uint8_t *out, size_t out_len) {
-	kgo_res r = { KS_OK, NULL };
-	switch (op) {
-	case KGO_SEAL_TO: r.st = ks_keychain_seal_to(kc, in, in_len, aad, aad_len, out, out_len); break;
-	case KGO_UNSEAL_TO: r.st = ks_keychain_unseal_to(kc, in, in_len, aad, aad_len, out, out_len); break;
-	case KGO_ENCRYPT_TO: r.st = ks_keychain_encrypt_to(kc, in, in_len, aad, aad_len, out, out_len); break;
-	default: r.st = ks_keychain_decrypt_to(kc, in, in_len, aad, aad_len, out, out_len); break;
-	}
-	if (r.st != KS_OK) r.msg = kgo_strdup(ks_last_error_message());
-	return r;
-}
+#include "keystrata.h"
 */
 import "C"
 
-import (
-	"encoding/binary"
-	"runtime"
-	"unsafe"
-)
+import "runtime"
 
-// Bytes Seal and Encrypt add to their plaintext.
+// Bytes Seal and Encrypt add to their plaintext. The library sizes every
+// output itself (a caller-sized call reports the length it needs); these
+// constants document the formats and are checked against it in the tests.
 const (
 	// SealOverhead is len(Seal(p)) - len(p): prefix 5, nonce 12, tag 16.
 	SealOverhead = 33
@@ -49,14 +26,14 @@ const (
 // not offered). On error dst is returned unchanged (its spare capacity may
 // have been zeroed). Errors: as Seal.
 func (kc *Keychain) SealTo(dst, plaintext, aad []byte) ([]byte, error) {
-	return kc.aeadTo(C.KGO_SEAL_TO, dst, plaintext, aad, len(plaintext)+SealOverhead)
+	return kc.aeadTo(opSeal, dst, plaintext, aad)
 }
 
 // UnsealTo appends Unseal(ciphertext, aad) to dst and returns the extended
 // slice; nothing is allocated when dst has room. dst's new bytes must not
 // overlap ciphertext or aad. Errors: as Unseal.
 func (kc *Keychain) UnsealTo(dst, ciphertext, aad []byte) ([]byte, error) {
-	return kc.aeadTo(C.KGO_UNSEAL_TO, dst, ciphertext, aad, unsealedLen(ciphertext))
+	return kc.aeadTo(opUnseal, dst, ciphertext, aad)
 }
 
 // EncryptTo appends Encrypt(plaintext, aad) to dst and returns the
@@ -64,68 +41,96 @@ func (kc *Keychain) UnsealTo(dst, ciphertext, aad []byte) ([]byte, error) {
 // len(plaintext)+EncryptOverhead more bytes. dst's new bytes must not
 // overlap plaintext or aad. Errors: as Encrypt.
 func (kc *Keychain) EncryptTo(dst, plaintext, aad []byte) ([]byte, error) {
-	return kc.aeadTo(C.KGO_ENCRYPT_TO, dst, plaintext, aad, len(plaintext)+EncryptOverhead)
+	return kc.aeadTo(opEncrypt, dst, plaintext, aad)
 }
 
 // DecryptTo appends Decrypt(blob, aad) to dst and returns the extended
 // slice; nothing is allocated when dst has room. dst's new bytes must not
 // overlap blob or aad. Errors: as Decrypt.
 func (kc *Keychain) DecryptTo(dst, blob, aad []byte) ([]byte, error) {
-	return kc.aeadTo(C.KGO_DECRYPT_TO, dst, blob, aad, decryptedLen(blob))
+	return kc.aeadTo(opDecrypt, dst, blob, aad)
 }
 
-// unsealedLen is the plaintext length of a sealed ciphertext, or 0 when it
-// is malformed (the library then reports the Format error).
-func unsealedLen(ct []byte) int {
-	if len(ct) < SealOverhead || ct[0] != 0x01 {
-		return 0
-	}
-	return len(ct) - SealOverhead
-}
+type aeadOp int
 
-// decryptedLen is the plaintext length of an envelope ciphertext, or 0
-// when its framing is wrong (the library then reports the Format error).
-func decryptedLen(blob []byte) int {
-	if len(blob) < 4 {
-		return 0
+const (
+	opSeal aeadOp = iota
+	opUnseal
+	opEncrypt
+	opDecrypt
+)
+
+// aeadCall makes one caller-sized call: out's spare capacity receives the
+// result, or query asks only for its length (out NULL).
+func aeadCall(op aeadOp, p *C.ks_keychain, in, aad, out []byte, query bool, co *callOut) C.enum_ks_status {
+	ip, il := cbytes(in)
+	ap, al := cbytes(aad)
+	var op0 *C.uint8_t
+	var oc C.size_t
+	if !query {
+		op0, oc = cout(out)
 	}
-	n := uint64(binary.BigEndian.Uint32(blob))
-	rest := uint64(len(blob) - 4)
-	if n < SealOverhead || n > rest || rest-n < 28 {
-		return 0
+	var st C.enum_ks_status
+	switch op {
+	case opSeal:
+		st = C.ks_keychain_seal_to(p, ip, il, ap, al, op0, oc, &co.n, &co.err)
+	case opUnseal:
+		st = C.ks_keychain_unseal_to(p, ip, il, ap, al, op0, oc, &co.n, &co.err)
+	case opEncrypt:
+		st = C.ks_keychain_encrypt_to(p, ip, il, ap, al, op0, oc, &co.n, &co.err)
+	default:
+		st = C.ks_keychain_decrypt_to(p, ip, il, ap, al, op0, oc, &co.n, &co.err)
 	}
-	return int(rest - n - 28)
+	runtime.KeepAlive(in)
+	runtime.KeepAlive(aad)
+	runtime.KeepAlive(out)
+	return st
 }
 
 // aeadTo runs op with its output written straight into dst's spare
-// capacity (grown once if short): one cgo call, no C allocation, no copy.
-func (kc *Keychain) aeadTo(op C.int, dst, in, aad []byte, n int) ([]byte, error) {
+// capacity: one cgo call and no allocation when dst has room. Without
+// room it asks the library for the length first (no key is used), then
+// grows dst once; with too little room the library says how much it
+// needs, and dst grows once. Go never computes a length itself.
+func (kc *Keychain) aeadTo(op aeadOp, dst, in, aad []byte) ([]byte, error) {
 	p, err := kc.acquire()
 	if err != nil {
 		return dst, err
 	}
 	defer kc.release()
-	total := len(dst) + n
-	var buf []byte
-	if cap(dst) >= total {
-		buf = dst[:total]
-	} else {
-		buf = make([]byte, total, max(total, 2*cap(dst)))
-		copy(buf, dst)
+	co := callOuts.Get().(*callOut)
+	defer callOuts.Put(co)
+	buf := dst
+	if cap(dst) == len(dst) {
+		st := aeadCall(op, p, in, aad, nil, true, co)
+		if st == C.KS_OK {
+			buf = grow(dst, int(co.n))
+		} else {
+			// A query touches no counter; the call below fails the same
+			// way in the core, which counts it and raises the event.
+			_ = cErr(st, co.err)
+		}
 	}
-	out := buf[len(dst):]
-	ip, il := cbytes(in)
-	ap, al := cbytes(aad)
-	var outp *C.uint8_t
-	if n > 0 {
-		outp = (*C.uint8_t)(unsafe.Pointer(&out[0]))
+	for tries := 0; ; tries++ {
+		st := aeadCall(op, p, in, aad, buf, false, co)
+		if st == C.KS_OK {
+			return buf[:len(buf)+int(co.n)], nil
+		}
+		if st != C.KS_ERR_BUFFER_TOO_SMALL || tries > 0 {
+			return dst, cErr(st, co.err)
+		}
+		_ = cErr(st, co.err)
+		buf = grow(dst, int(co.n))
 	}
-	r := C.kgo_aead_to(op, p, ip, il, ap, al, outp, C.size_t(n))
-	runtime.KeepAlive(in)
-	runtime.KeepAlive(aad)
-	runtime.KeepAlive(out)
-	if err := cErr(r.st, r.msg); err != nil {
-		return dst, err
+}
+
+// grow returns dst with room for n more bytes: dst itself if it has it,
+// else a copy with at least twice dst's capacity.
+func grow(dst []byte, n int) []byte {
+	if cap(dst)-len(dst) >= n {
+		return dst
 	}
-	return buf, nil
+	b := make([]byte, len(dst), max(len(dst)+n, 2*cap(dst)))
+	copy(b, dst)
+	return b
 }

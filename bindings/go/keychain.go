@@ -1,7 +1,7 @@
 package keystrata
 
 /*
-#include "kgo.h"
+#include "keystrata.h"
 */
 import "C"
 
@@ -26,6 +26,7 @@ type Keychain struct {
 
 	subsMu sync.Mutex
 	subs   map[uint64]cgo.Handle // live event subscriptions, by subscription ID
+	slots  []unsafe.Pointer      // C memory holding each subscription's handle (user_data)
 }
 
 func newKeychain(p *C.ks_keychain) *Keychain {
@@ -60,6 +61,11 @@ func (kc *Keychain) free() {
 		dropHandle(h)
 	}
 	kc.subs = nil
+	// No callback runs once ks_keychain_free returned.
+	for _, p := range kc.slots {
+		C.free(p)
+	}
+	kc.slots = nil
 	kc.subsMu.Unlock()
 }
 
@@ -80,8 +86,8 @@ func (kc *Keychain) Close() error {
 	first, _ := kc.life.shut()
 	if first {
 		runtime.SetFinalizer(kc, nil)
-		var msg *C.char
-		_ = cErr(C.kgo_close(kc.ptr, &msg), msg)
+		// Closing cannot fail on a live handle; the error is not wanted.
+		C.ks_keychain_close(kc.ptr, nil)
 	}
 	kc.release()
 	return nil
@@ -96,8 +102,8 @@ func Generate(policy *Policy) (*Keychain, error) {
 		return nil, err
 	}
 	var out *C.ks_keychain
-	var msg *C.char
-	if err := cErr(C.kgo_generate(cp, &out, &msg), msg); err != nil {
+	var cerr *C.ks_error
+	if err := cErr(C.ks_keychain_generate(cp, &out, &cerr), cerr); err != nil {
 		return nil, err
 	}
 	return newKeychain(out), nil
@@ -114,10 +120,10 @@ func Load(data []byte, root *Root) (*Keychain, error) {
 	defer root.release()
 	dp, dl := cbytes(data)
 	var out *C.ks_keychain
-	var msg *C.char
-	st := C.kgo_load(dp, dl, rp, &out, &msg)
+	var cerr *C.ks_error
+	st := C.ks_keychain_load(dp, dl, rp, &out, &cerr)
 	runtime.KeepAlive(data)
-	if err := cErr(st, msg); err != nil {
+	if err := cErr(st, cerr); err != nil {
 		return nil, err
 	}
 	return newKeychain(out), nil
@@ -134,11 +140,12 @@ func LoadFile(path string, root *Root) (*Keychain, error) {
 		return nil, err
 	}
 	defer root.release()
-	cpath := C.CString(path)
-	defer C.free(unsafe.Pointer(cpath))
+	var cs cStrings
+	defer cs.done()
+	cpath := cs.add(path)
 	var out *C.ks_keychain
-	var msg *C.char
-	if err := cErr(C.kgo_load_file(cpath, rp, &out, &msg), msg); err != nil {
+	var cerr *C.ks_error
+	if err := cErr(C.ks_keychain_load_file(cpath, rp, &out, &cerr), cerr); err != nil {
 		return nil, err
 	}
 	return newKeychain(out), nil
@@ -176,11 +183,12 @@ func Open(location string, root *Root, policy *Policy) (*Keychain, error) {
 		return nil, err
 	}
 	defer root.release()
-	cpath := C.CString(path)
-	defer C.free(unsafe.Pointer(cpath))
+	var cs cStrings
+	defer cs.done()
+	cpath := cs.add(path)
 	var out *C.ks_keychain
-	var msg *C.char
-	if err := cErr(C.kgo_open(cpath, rp, cp, &out, &msg), msg); err != nil {
+	var cerr *C.ks_error
+	if err := cErr(C.ks_keychain_open(cpath, rp, cp, &out, &cerr), cerr); err != nil {
 		return nil, err
 	}
 	return newKeychain(out), nil
@@ -194,10 +202,10 @@ func Open(location string, root *Root, policy *Policy) (*Keychain, error) {
 func ImportTinkCleartext(json []byte) (*Keychain, error) {
 	jp, jl := cbytes(json)
 	var out *C.ks_keychain
-	var msg *C.char
-	st := C.kgo_import_tink(jp, jl, &out, &msg)
+	var cerr *C.ks_error
+	st := C.ks_keychain_import_tink_cleartext(jp, jl, &out, &cerr)
 	runtime.KeepAlive(json)
-	if err := cErr(st, msg); err != nil {
+	if err := cErr(st, cerr); err != nil {
 		return nil, err
 	}
 	return newKeychain(out), nil
@@ -212,8 +220,8 @@ func (kc *Keychain) ExportTinkCleartext() ([]byte, error) {
 	}
 	defer kc.release()
 	var out C.ks_buffer
-	var msg *C.char
-	if err := cErr(C.kgo_export_tink(p, &out, &msg), msg); err != nil {
+	var cerr *C.ks_error
+	if err := cErr(C.ks_keychain_export_tink_cleartext(p, &out, &cerr), cerr); err != nil {
 		return nil, err
 	}
 	return takeBuffer(&out), nil
@@ -234,8 +242,8 @@ func (kc *Keychain) Save(root *Root) ([]byte, error) {
 	}
 	defer root.release()
 	var out C.ks_buffer
-	var msg *C.char
-	if err := cErr(C.kgo_save(p, rp, &out, &msg), msg); err != nil {
+	var cerr *C.ks_error
+	if err := cErr(C.ks_keychain_save(p, rp, &out, &cerr), cerr); err != nil {
 		return nil, err
 	}
 	return takeBuffer(&out), nil
@@ -258,10 +266,11 @@ func (kc *Keychain) SaveFile(path string, root *Root) error {
 		return err
 	}
 	defer root.release()
-	cpath := C.CString(path)
-	defer C.free(unsafe.Pointer(cpath))
-	var msg *C.char
-	return cErr(C.kgo_save_file(p, cpath, rp, &msg), msg)
+	var cs cStrings
+	defer cs.done()
+	cpath := cs.add(path)
+	var cerr *C.ks_error
+	return cErr(C.ks_keychain_save_file(p, cpath, rp, &cerr), cerr)
 }
 
 // nonNil gives the (possibly empty) result of a successful call as a
@@ -332,11 +341,11 @@ func (kc *Keychain) DeriveOriginKeyWith(keyID uint32, origin, instance string, e
 	op, ol := cbytes(o)
 	ip, il := cbytes(in)
 	var out C.ks_buffer
-	var msg *C.char
-	st := C.kgo_derive_origin_key(p, C.uint32_t(keyID), op, ol, ip, il, C.uint64_t(epoch), &out, &msg)
+	var cerr *C.ks_error
+	st := C.ks_keychain_derive_origin_key(p, C.uint32_t(keyID), op, ol, ip, il, C.uint64_t(epoch), &out, &cerr)
 	runtime.KeepAlive(o)
 	runtime.KeepAlive(in)
-	if err := cErr(st, msg); err != nil {
+	if err := cErr(st, cerr); err != nil {
 		return nil, err
 	}
 	return takeBuffer(&out), nil
@@ -361,24 +370,59 @@ func (kc *Keychain) DeriveWith(keyID uint32, info []byte, length int) ([]byte, e
 	defer kc.release()
 	ip, il := cbytes(info)
 	var out C.ks_buffer
-	var msg *C.char
-	st := C.kgo_derive(p, C.uint32_t(keyID), ip, il, C.size_t(length), &out, &msg)
+	var cerr *C.ks_error
+	st := C.ks_keychain_derive(p, C.uint32_t(keyID), ip, il, C.size_t(length), &out, &cerr)
 	runtime.KeepAlive(info)
-	if err := cErr(st, msg); err != nil {
+	if err := cErr(st, cerr); err != nil {
 		return nil, err
 	}
 	return takeBuffer(&out), nil
 }
 
-func (kc *Keychain) lifecycle(op C.int, arg uint32) (KeyInfo, error) {
+type lifecycleOp int
+
+const (
+	opRotate lifecycleOp = iota
+	opRotateDerivation
+	opAddKey
+	opPromote
+	opDisable
+	opEnable
+	opDestroy
+	opPrimary
+)
+
+// lifecycle runs one lifecycle call; arg is a key ID or a purpose, as the
+// operation needs.
+func (kc *Keychain) lifecycle(op lifecycleOp, arg uint32) (KeyInfo, error) {
 	p, err := kc.acquire()
 	if err != nil {
 		return KeyInfo{}, err
 	}
 	defer kc.release()
 	var info C.ks_key_info
-	var msg *C.char
-	if err := cErr(C.kgo_lifecycle(op, p, C.uint32_t(arg), &info, &msg), msg); err != nil {
+	var cerr *C.ks_error
+	var st C.enum_ks_status
+	a := C.uint32_t(arg)
+	switch op {
+	case opRotate:
+		st = C.ks_keychain_rotate(p, &info, &cerr)
+	case opRotateDerivation:
+		st = C.ks_keychain_rotate_derivation(p, &info, &cerr)
+	case opAddKey:
+		st = C.ks_keychain_add_key(p, a, &info, &cerr)
+	case opPromote:
+		st = C.ks_keychain_promote(p, a, &info, &cerr)
+	case opDisable:
+		st = C.ks_keychain_disable(p, a, &cerr)
+	case opEnable:
+		st = C.ks_keychain_enable(p, a, &cerr)
+	case opDestroy:
+		st = C.ks_keychain_destroy(p, a, &cerr)
+	default:
+		st = C.ks_keychain_primary(p, a, &info, &cerr)
+	}
+	if err := cErr(st, cerr); err != nil {
 		return KeyInfo{}, err
 	}
 	return keyInfoFromC(&info), nil
@@ -387,12 +431,12 @@ func (kc *Keychain) lifecycle(op C.int, arg uint32) (KeyInfo, error) {
 // Rotate adds an encryption key and makes it primary. Old ciphertexts keep
 // decrypting; derived keys do not change. A bound keychain writes its file
 // first. It returns the new key.
-func (kc *Keychain) Rotate() (KeyInfo, error) { return kc.lifecycle(C.KGO_ROTATE, 0) }
+func (kc *Keychain) Rotate() (KeyInfo, error) { return kc.lifecycle(opRotate, 0) }
 
 // RotateDerivation adds a derivation key and makes it the derivation
 // primary: every derived key changes (for compromise).
 func (kc *Keychain) RotateDerivation() (KeyInfo, error) {
-	return kc.lifecycle(C.KGO_ROTATE_DERIVATION, 0)
+	return kc.lifecycle(opRotateDerivation, 0)
 }
 
 // AddKey adds an enabled, non-primary key of purpose: the first phase of a
@@ -402,26 +446,26 @@ func (kc *Keychain) AddKey(purpose Purpose) (KeyInfo, error) {
 	if purpose != PurposeEncrypt && purpose != PurposeDerive {
 		return KeyInfo{}, newError(1, "purpose must be PurposeEncrypt or PurposeDerive")
 	}
-	return kc.lifecycle(C.KGO_ADD_KEY, uint32(purpose))
+	return kc.lifecycle(opAddKey, uint32(purpose))
 }
 
 // Promote makes the enabled key keyID the primary of its purpose. Errors:
 // ErrUnknownKey; ErrPolicy if the key is not enabled.
 func (kc *Keychain) Promote(keyID uint32) (KeyInfo, error) {
-	return kc.lifecycle(C.KGO_PROMOTE, keyID)
+	return kc.lifecycle(opPromote, keyID)
 }
 
 // Disable disables keyID: its ciphertexts fail with ErrKeyDisabled until
 // Enable. Errors: ErrUnknownKey; ErrPolicy for a primary or destroyed key.
 func (kc *Keychain) Disable(keyID uint32) error {
-	_, err := kc.lifecycle(C.KGO_DISABLE, keyID)
+	_, err := kc.lifecycle(opDisable, keyID)
 	return err
 }
 
 // Enable enables a disabled key. Errors: ErrUnknownKey; ErrPolicy for a
 // destroyed key.
 func (kc *Keychain) Enable(keyID uint32) error {
-	_, err := kc.lifecycle(C.KGO_ENABLE, keyID)
+	_, err := kc.lifecycle(opEnable, keyID)
 	return err
 }
 
@@ -429,7 +473,7 @@ func (kc *Keychain) Enable(keyID uint32) error {
 // with ErrKeyDestroyed. Destroying a destroyed key is not an error.
 // Errors: ErrUnknownKey; ErrPolicy for a primary.
 func (kc *Keychain) Destroy(keyID uint32) error {
-	_, err := kc.lifecycle(C.KGO_DESTROY, keyID)
+	_, err := kc.lifecycle(opDestroy, keyID)
 	return err
 }
 
@@ -441,7 +485,7 @@ func (kc *Keychain) PrimaryOf(purpose Purpose) (KeyInfo, error) {
 	if purpose != PurposeEncrypt && purpose != PurposeDerive {
 		return KeyInfo{}, newError(1, "purpose must be PurposeEncrypt or PurposeDerive")
 	}
-	return kc.lifecycle(C.KGO_PRIMARY, uint32(purpose))
+	return kc.lifecycle(opPrimary, uint32(purpose))
 }
 
 // Keys lists every key, in order of creation (a consistent snapshot).
@@ -451,28 +495,25 @@ func (kc *Keychain) Keys() ([]KeyInfo, error) {
 		return nil, err
 	}
 	defer kc.release()
-	capacity := 8
+	// The library writes into Go memory; a key added between two calls
+	// makes the first too small, and the second gets room to spare.
+	infos := make([]C.ks_key_info, 8)
 	for {
-		buf := (*C.ks_key_info)(C.calloc(C.size_t(capacity), C.size_t(unsafe.Sizeof(C.ks_key_info{}))))
-		var count C.size_t
-		var msg *C.char
-		st := C.kgo_keys(p, buf, C.size_t(capacity), &count, &msg)
+		var n C.size_t
+		var cerr *C.ks_error
+		st := C.ks_keychain_keys(p, &infos[0], C.size_t(len(infos)), &n, &cerr)
 		if st == C.KS_ERR_BUFFER_TOO_SMALL {
-			_ = cErr(st, msg)
-			C.free(unsafe.Pointer(buf))
-			capacity = int(count) + 4
+			_ = cErr(st, cerr)
+			infos = make([]C.ks_key_info, int(n)+4)
 			continue
 		}
-		if err := cErr(st, msg); err != nil {
-			C.free(unsafe.Pointer(buf))
+		if err := cErr(st, cerr); err != nil {
 			return nil, err
 		}
-		infos := unsafe.Slice(buf, int(count))
-		res := make([]KeyInfo, len(infos))
-		for i := range infos {
+		res := make([]KeyInfo, int(n))
+		for i := range res {
 			res[i] = keyInfoFromC(&infos[i])
 		}
-		C.free(unsafe.Pointer(buf))
 		return res, nil
 	}
 }
@@ -485,8 +526,8 @@ func (kc *Keychain) Policy() (Policy, error) {
 	}
 	defer kc.release()
 	var out C.ks_policy
-	var msg *C.char
-	if err := cErr(C.kgo_get_policy(p, &out, &msg), msg); err != nil {
+	var cerr *C.ks_error
+	if err := cErr(C.ks_keychain_get_policy(p, &out, &cerr), cerr); err != nil {
 		return Policy{}, err
 	}
 	return policyFromC(&out), nil
@@ -504,8 +545,8 @@ func (kc *Keychain) SetPolicy(policy Policy) error {
 		return err
 	}
 	defer kc.release()
-	var msg *C.char
-	return cErr(C.kgo_set_policy(p, cp, &msg), msg)
+	var cerr *C.ks_error
+	return cErr(C.ks_keychain_set_policy(p, cp, &cerr), cerr)
 }
 
 // Counters returns a snapshot of the operation counters.
@@ -516,8 +557,8 @@ func (kc *Keychain) Counters() (Counters, error) {
 	}
 	defer kc.release()
 	var out C.ks_counters
-	var msg *C.char
-	if err := cErr(C.kgo_counters(p, &out, &msg), msg); err != nil {
+	var cerr *C.ks_error
+	if err := cErr(C.ks_keychain_counters(p, &out, &cerr), cerr); err != nil {
 		return Counters{}, err
 	}
 	return countersFromC(&out), nil
@@ -531,8 +572,8 @@ func (kc *Keychain) HealthCheck() error {
 		return err
 	}
 	defer kc.release()
-	var msg *C.char
-	return cErr(C.kgo_health_check(p, &msg), msg)
+	var cerr *C.ks_error
+	return cErr(C.ks_keychain_health_check(p, &cerr), cerr)
 }
 
 // ActiveKeyVersion returns the encryption primary's version: what new
@@ -544,8 +585,8 @@ func (kc *Keychain) ActiveKeyVersion() (int, error) {
 	}
 	defer kc.release()
 	var v C.uint32_t
-	var msg *C.char
-	if err := cErr(C.kgo_active_key_version(p, &v, &msg), msg); err != nil {
+	var cerr *C.ks_error
+	if err := cErr(C.ks_keychain_active_key_version(p, &v, &cerr), cerr); err != nil {
 		return 0, err
 	}
 	return int(v), nil
@@ -561,8 +602,8 @@ func (kc *Keychain) Refresh() error {
 		return err
 	}
 	defer kc.release()
-	var msg *C.char
-	return cErr(C.kgo_refresh(p, &msg), msg)
+	var cerr *C.ks_error
+	return cErr(C.ks_keychain_refresh(p, &cerr), cerr)
 }
 
 // IsBound reports whether the keychain is bound to a store (Open).
@@ -573,8 +614,8 @@ func (kc *Keychain) IsBound() (bool, error) {
 	}
 	defer kc.release()
 	var b C.bool
-	var msg *C.char
-	if err := cErr(C.kgo_is_bound(p, &b, &msg), msg); err != nil {
+	var cerr *C.ks_error
+	if err := cErr(C.ks_keychain_is_bound(p, &b, &cerr), cerr); err != nil {
 		return false, err
 	}
 	return bool(b), nil

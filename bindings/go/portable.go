@@ -1,22 +1,7 @@
 package keystrata
 
 /*
-#include "kgo.h"
-
-static inline ks_status kgo_encrypt_portable(const ks_keychain *kc, const uint8_t *in, size_t il,
-		const uint8_t *aad, size_t al, ks_buffer *out, char **msg) {
-	KGO_RET(ks_keychain_encrypt_portable(kc, in, il, aad, al, out));
-}
-static inline ks_status kgo_root_decrypt_portable(const ks_root *r, const uint8_t *in, size_t il,
-		const uint8_t *aad, size_t al, ks_buffer *out, char **msg) {
-	KGO_RET(ks_root_decrypt_portable(r, in, il, aad, al, out));
-}
-static inline ks_status kgo_root_portable_counters(const ks_root *r, ks_portable_counters *out, char **msg) {
-	KGO_RET(ks_root_portable_counters(r, out));
-}
-static inline ks_status kgo_root_portable_clear(const ks_root *r, char **msg) {
-	KGO_RET(ks_root_portable_clear(r));
-}
+#include "keystrata.h"
 */
 import "C"
 
@@ -44,11 +29,11 @@ func (kc *Keychain) EncryptPortable(plaintext, aad []byte) ([]byte, error) {
 	pp, pl := cbytes(plaintext)
 	ap, al := cbytes(aad)
 	var out C.ks_buffer
-	var msg *C.char
-	st := C.kgo_encrypt_portable(p, pp, pl, ap, al, &out, &msg)
+	var cerr *C.ks_error
+	st := C.ks_keychain_encrypt_portable(p, pp, pl, ap, al, &out, &cerr)
 	runtime.KeepAlive(plaintext)
 	runtime.KeepAlive(aad)
-	if err := cErr(st, msg); err != nil {
+	if err := cErr(st, cerr); err != nil {
 		return nil, err
 	}
 	return takeBuffer(&out), nil
@@ -80,11 +65,11 @@ func (r *Root) DecryptPortable(blob, aad []byte) ([]byte, error) {
 	bp, bl := cbytes(blob)
 	ap, al := cbytes(aad)
 	var out C.ks_buffer
-	var msg *C.char
-	st := C.kgo_root_decrypt_portable(p, bp, bl, ap, al, &out, &msg)
+	var cerr *C.ks_error
+	st := C.ks_root_decrypt_portable(p, bp, bl, ap, al, &out, &cerr)
 	runtime.KeepAlive(blob)
 	runtime.KeepAlive(aad)
-	if err := cErr(st, msg); err != nil {
+	if err := cErr(st, cerr); err != nil {
 		return nil, err
 	}
 	return takeBuffer(&out), nil
@@ -107,8 +92,8 @@ func (r *Root) PortableCounters() (PortableCounters, error) {
 	}
 	defer r.release()
 	var c C.ks_portable_counters
-	var msg *C.char
-	if err := cErr(C.kgo_root_portable_counters(p, &c, &msg), msg); err != nil {
+	var cerr *C.ks_error
+	if err := cErr(C.ks_root_portable_counters(p, &c, &cerr), cerr); err != nil {
 		return PortableCounters{}, err
 	}
 	return PortableCounters{
@@ -127,6 +112,6 @@ func (r *Root) ClearPortableCache() error {
 		return err
 	}
 	defer r.release()
-	var msg *C.char
-	return cErr(C.kgo_root_portable_clear(p, &msg), msg)
+	var cerr *C.ks_error
+	return cErr(C.ks_root_portable_clear(p, &cerr), cerr)
 }

@@ -1,7 +1,7 @@
 package keystrata
 
 /*
-#include "kgo.h"
+#include "keystrata.h"
 */
 import "C"
 
@@ -94,13 +94,13 @@ func NewAgeRoot(identities, recipients []string) (*Root, error) {
 	if hasNUL(identities...) || hasNUL(recipients...) {
 		return nil, newError(1, "age identity or recipient contains a NUL byte")
 	}
-	ids, rs := cStrings(identities), cStrings(recipients)
-	defer freeCStrings(ids, len(identities))
-	defer freeCStrings(rs, len(recipients))
+	var cs cStrings
+	defer cs.done() // wipes the copies of the identities
+	ids, rs := cs.array(identities), cs.array(recipients)
 	var out *C.ks_root
-	var msg *C.char
-	st := C.kgo_root_age_new(ids, C.size_t(len(identities)), rs, C.size_t(len(recipients)), &out, &msg)
-	if err := cErr(st, msg); err != nil {
+	var cerr *C.ks_error
+	st := C.ks_root_age_new(ids, C.size_t(len(identities)), rs, C.size_t(len(recipients)), &out, &cerr)
+	if err := cErr(st, cerr); err != nil {
 		return nil, err
 	}
 	return newRoot(out), nil
@@ -110,8 +110,8 @@ func NewAgeRoot(identities, recipients []string) (*Root, error) {
 // its secret (InsecureAgeIdentities) if you need to load what it saves.
 func GenerateAgeRoot() (*Root, error) {
 	var out *C.ks_root
-	var msg *C.char
-	if err := cErr(C.kgo_root_age_generate(&out, &msg), msg); err != nil {
+	var cerr *C.ks_error
+	if err := cErr(C.ks_root_age_generate(&out, &cerr), cerr); err != nil {
 		return nil, err
 	}
 	return newRoot(out), nil
@@ -129,10 +129,10 @@ func NewPassphraseRoot(passphrase string, workFactor int) (*Root, error) {
 	defer clear(p)
 	pp, pl := cbytes(p)
 	var out *C.ks_root
-	var msg *C.char
-	st := C.kgo_root_passphrase_new(pp, pl, C.uint8_t(workFactor), &out, &msg)
+	var cerr *C.ks_error
+	st := C.ks_root_passphrase_new(pp, pl, C.uint8_t(workFactor), &out, &cerr)
 	runtime.KeepAlive(p)
-	if err := cErr(st, msg); err != nil {
+	if err := cErr(st, cerr); err != nil {
 		return nil, err
 	}
 	return newRoot(out), nil
@@ -144,16 +144,17 @@ func (r *Root) ageStrings(identity bool) ([]string, error) {
 		return nil, err
 	}
 	defer r.release()
-	var id C.int
-	if identity {
-		id = 1
-	}
 	var res []string
 	for i := 0; ; i++ {
 		var out C.ks_buffer
-		var msg *C.char
-		st := C.kgo_root_age_string(id, p, C.size_t(i), &out, &msg)
-		if err := cErr(st, msg); err != nil {
+		var cerr *C.ks_error
+		var st C.enum_ks_status
+		if identity {
+			st = C.ks_root_age_identity(p, C.size_t(i), &out, &cerr)
+		} else {
+			st = C.ks_root_age_recipient(p, C.size_t(i), &out, &cerr)
+		}
+		if err := cErr(st, cerr); err != nil {
 			if i > 0 {
 				return res, nil
 			}

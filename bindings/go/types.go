@@ -1,7 +1,7 @@
 package keystrata
 
 /*
-#include "kgo.h"
+#include "keystrata.h"
 */
 import "C"
 
