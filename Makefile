@@ -3,7 +3,7 @@
 #   make test   install what is missing, then run every test suite
 #
 # Other targets: setup, build, lib, header, header-check, c-test,
-# c-valgrind, c-shared, install PREFIX=..., doc, clean, bench (writes docs/PERFORMANCE.md;
+# c-valgrind, c-shared, miri, install PREFIX=..., doc, clean, bench (writes docs/PERFORMANCE.md;
 # not part of test), fuzz FUZZ_SECONDS=300 (every fuzz target in turn; not part
 # of test), fuzz-smoke (a few seconds each; part of test).
 
@@ -38,7 +38,7 @@ CFLAGS_STRICT := -std=c11 -Wall -Wextra -Wpedantic -Werror -g -Iinclude
 SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 BUILD := build
 
-.PHONY: all build lib demo test setup doc clean bench header header-check c-test c-valgrind c-device-roots c-shared install c-demo python python-demo go-demo relay-demo rust-demo peers-start peers-stop fuzz fuzz-smoke
+.PHONY: all build lib demo test setup doc clean bench header header-check miri c-test c-valgrind c-device-roots c-shared install c-demo python python-demo go-demo relay-demo rust-demo peers-start peers-stop fuzz fuzz-smoke
 
 all: build
 
@@ -71,6 +71,12 @@ header:
 # Fails if include/keystrata.h differs from what ffi/ generates.
 header-check:
 	@bash scripts/header.sh check
+
+# The C ABI's pointer layer (ffi/src/abi.rs) under Miri: Rust-side
+# undefined behaviour the C suites cannot see (needs nightly; installed if
+# missing). Part of `make test`.
+miri:
+	@bash scripts/miri.sh
 
 $(BUILD):
 	mkdir -p $(BUILD)

@@ -82,6 +82,8 @@ suite rust-doc check env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-d
 suite rust-aws-lc cargo cargo test --workspace
 suite rust-both-engines cargo cargo test -p keystrata --all-features
 suite rust-rustcrypto cargo cargo test -p keystrata --no-default-features --features rustcrypto
+# The C ABI's pointer helpers (ffi/src/abi.rs) under Miri.
+suite miri cargo bash scripts/miri.sh
 # Every fuzz target for a few seconds, replaying the kept corpus (fuzz/).
 suite fuzz-smoke cprint bash scripts/fuzz.sh smoke
 suite tink-interop tink bash tests/tink/interop.sh
