@@ -3,16 +3,29 @@
  *
  * Conventions (every function follows them):
  *  - Every symbol starts with ks_; functions are ks_<type>_<verb>, the
- *    handle first, inputs before outputs.
- *  - Fallible functions return ks_status. KS_OK is 0. On failure a
- *    human-readable message for the calling thread is available from
- *    ks_last_error_message() until the next ks_ call on that thread.
- *  - Outputs are written only on success.
+ *    handle first, inputs before outputs, `ks_error **err` last.
+ *  - Fallible functions return ks_status (KS_OK is 0) and take an optional
+ *    trailing `ks_error **err`. Pass NULL to ignore it; otherwise *err is
+ *    set to NULL on success and, on failure, to a new error object that
+ *    carries the status and a message (ks_error_status, ks_error_message)
+ *    and that the caller releases with ks_error_free. Errors belong to the
+ *    call, not to a thread: there is no "last error". Messages never hold
+ *    key material, plaintext, PINs or passphrases.
+ *  - Outputs are written only on success (and *err as above).
+ *  - Outputs the caller sizes are (uint8_t *out, size_t cap, size_t
+ *    *out_len). out == NULL asks only for the length: *out_len is set and
+ *    nothing is computed (a decryption's length comes from the ciphertext's
+ *    length). A cap below the length gives KS_ERR_BUFFER_TOO_SMALL with
+ *    *out_len set to the length needed, and no key is used. On success
+ *    exactly *out_len bytes of out are written. Arrays of structs
+ *    (ks_keychain_keys) follow the same rule, counted in elements.
  *  - A NULL pointer where a pointer is required gives KS_ERR_NULL_ARGUMENT.
  *    An input buffer may be NULL only when its length is 0.
  *  - Library-allocated bytes come back in a ks_buffer, released (and wiped)
- *    by ks_buffer_free. Handles are released by their _free function, which
- *    accepts NULL and wipes secret state.
+ *    by ks_buffer_free. Flat structs the library fills (ks_envelope,
+ *    ks_metadata) are released by their _clear function. Handles are
+ *    released by their _free function, which accepts NULL and wipes secret
+ *    state.
  *  - No Rust panic crosses this boundary: it becomes KS_ERR_INTERNAL.
  */
 
@@ -103,7 +116,9 @@ typedef enum ks_status {
    */
   KS_ERR_NULL_ARGUMENT = 100,
   /**
-   * A caller-provided array is too small.
+   * A caller-sized output is too small: `*out_len` (or the count) holds
+   * the size needed and nothing else was written or used; call again
+   * with a buffer that large.
    */
   KS_ERR_BUFFER_TOO_SMALL = 101,
 } ks_status;
@@ -183,15 +198,16 @@ typedef enum ks_key_status {
 } ks_key_status;
 
 /**
- * A wrapped data key: {key_id, key_version, provider, ciphertext}, with an
- * object-metadata form of four string entries
- * (x-amz-meta-encryption-wrapped-key, -kms-id, -kms-provider,
- * -key-version). Create with ks_keychain_wrap_key, ks_envelope_new or
- * ks_envelope_from_metadata; release with ks_envelope_free.
+ * The error of one failed call: its status and a message. Made by the
+ * library when a fallible function fails and its `err` argument is
+ * non-NULL; read with ks_error_status and ks_error_message; released by
+ * ks_error_free (once, by the caller).
  *
- * Thread safety: immutable and shareable between threads.
+ * Thread safety: immutable; may be read from any thread and moved between
+ * threads. It belongs to no thread and to no handle: it stays valid after
+ * the handle whose call made it is freed.
  */
-typedef struct ks_envelope ks_envelope;
+typedef struct ks_error ks_error;
 
 /**
  * A keychain: AES-256 keys with one primary per purpose. Create with
@@ -235,6 +251,79 @@ typedef struct ks_buffer {
    */
   size_t len;
 } ks_buffer;
+
+/**
+ * A wrapped data key: {key_id, key_version, provider, ciphertext}, as a
+ * plain struct a caller can declare on the stack.
+ *
+ * Filled by the library (ks_keychain_wrap_key, ks_envelope_from_metadata):
+ * every pointer is library-allocated; release them all with
+ * ks_envelope_clear, which also zeroes the struct.
+ *
+ * Filled by the caller (to pass to ks_keychain_unwrap_key,
+ * ks_keychain_unwrap_key_to or ks_envelope_to_metadata): the strings are
+ * NUL-terminated UTF-8 and the ciphertext may be NULL only when
+ * ciphertext_len is 0; the library only reads them during the call and
+ * keeps no pointer. Never pass such a struct to ks_envelope_clear.
+ *
+ * Thread safety: plain data; the library never mutates an envelope it was
+ * given as `const ks_envelope *`.
+ */
+typedef struct ks_envelope {
+  /**
+   * The wrapping key's ID, NUL-terminated (for a keychain: its decimal
+   * key ID).
+   */
+  char *key_id;
+  /**
+   * The wrapping key's version.
+   */
+  uint32_t key_version;
+  /**
+   * Which key manager made it ("keystrata" for a keychain),
+   * NUL-terminated.
+   */
+  char *provider;
+  /**
+   * The wrapped key's bytes.
+   */
+  uint8_t *ciphertext;
+  /**
+   * Number of bytes at `ciphertext`.
+   */
+  size_t ciphertext_len;
+} ks_envelope;
+
+/**
+ * One object-metadata entry: `name` = `value`, both NUL-terminated.
+ */
+typedef struct ks_metadata_entry {
+  /**
+   * The entry's name, e.g. "x-amz-meta-encryption-kms-id".
+   */
+  char *name;
+  /**
+   * Its value.
+   */
+  char *value;
+} ks_metadata_entry;
+
+/**
+ * An envelope's object-metadata form, filled by ks_envelope_to_metadata:
+ * `count` entries (four today: x-amz-meta-encryption-wrapped-key, -kms-id,
+ * -kms-provider, -key-version), sorted by name. Release with
+ * ks_metadata_clear.
+ */
+typedef struct ks_metadata {
+  /**
+   * The entries; NULL when count is 0.
+   */
+  struct ks_metadata_entry *entries;
+  /**
+   * Number of entries.
+   */
+  size_t count;
+} ks_metadata;
 
 /**
  * One lifecycle event. Identifiers only, never material.
@@ -406,24 +495,6 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * Wipes and frees the bytes of `buf`, then sets `buf->data` to NULL and
- * `buf->len` to 0. NULL, or a buffer with NULL data, is a no-op.
- * Calling it twice on the same ks_buffer is safe; freeing a copy of a
- * buffer already freed is not.
- */
-void ks_buffer_free(struct ks_buffer *buf);
-
-/**
- * The message of the last failed ks_ call on the calling thread, or "" if
- * the last call succeeded. Never NULL. Valid until the next ks_ call on
- * this thread. Messages never contain key material or plaintext.
- *
- * Languages whose threads migrate between calls (Go goroutines) must read
- * it within the same foreign call as the failing function.
- */
-const char *ks_last_error_message(void);
-
-/**
  * The name of a status (a ks_status value, passed as int so any number is
  * safe), e.g. "KS_ERR_AUTHENTICATION". Never NULL; an unknown number gives
  * "KS_ERR_UNKNOWN_STATUS". Static storage.
@@ -436,73 +507,91 @@ const char *ks_status_name(int status);
 const char *ks_version(void);
 
 /**
+ * The status of an error object; KS_OK for NULL (no error).
+ */
+enum ks_status ks_error_status(const struct ks_error *err);
+
+/**
+ * The message of an error object: NUL-terminated UTF-8, never NULL, owned
+ * by the object and valid until ks_error_free. "" for NULL. Messages never
+ * contain key material, plaintext, PINs or passphrases, and echo at most a
+ * short prefix of other input.
+ */
+const char *ks_error_message(const struct ks_error *err);
+
+/**
+ * Releases an error object. NULL is a no-op. Freeing one twice is not.
+ */
+void ks_error_free(struct ks_error *err);
+
+/**
+ * Wipes and frees the bytes of `buf`, then sets `buf->data` to NULL and
+ * `buf->len` to 0. NULL, or a buffer with NULL data, is a no-op.
+ * Calling it twice on the same ks_buffer is safe; freeing a copy of a
+ * buffer already freed is not.
+ */
+void ks_buffer_free(struct ks_buffer *buf);
+
+/**
  * Wraps `key_len` bytes (1..4096) of `key`, binding the result to the
- * keychain, the primary's key ID and version, and `context`. Release
- * `*out` with ks_envelope_free. Errors: KS_ERR_INVALID_INPUT (length),
- * and as ks_keychain_seal.
+ * keychain, the primary's key ID and version, and `context`. Fills `*out`
+ * (a struct the caller provides, e.g. on its stack); release its fields
+ * with ks_envelope_clear. Errors: KS_ERR_INVALID_INPUT (length), and as
+ * ks_keychain_seal.
  */
-enum ks_status ks_keychain_wrap_key(const struct ks_keychain *kc, const uint8_t *key, size_t key_len, const uint8_t *context, size_t context_len, struct ks_envelope **out);
+enum ks_status ks_keychain_wrap_key(const struct ks_keychain *kc, const uint8_t *key, size_t key_len, const uint8_t *context, size_t context_len, struct ks_envelope *out, struct ks_error **err);
 
 /**
- * Unwraps an envelope made by ks_keychain_wrap_key with the same
- * `context`; the key is written to `*out` (secret: release with
- * ks_buffer_free). Errors: KS_ERR_AUTHENTICATION (changed envelope or
- * context), KS_ERR_INVALID_INPUT (another provider), KS_ERR_FORMAT,
- * KS_ERR_UNKNOWN_KEY, KS_ERR_KEY_DISABLED, KS_ERR_KEY_DESTROYED.
+ * Unwraps `envelope` (made by ks_keychain_wrap_key, filled by the library
+ * or by the caller) with the same `context`; the key is written to `*out`
+ * (secret: release with ks_buffer_free, which wipes it).
+ * Errors: KS_ERR_AUTHENTICATION (changed envelope or context),
+ * KS_ERR_INVALID_INPUT (another provider, a field that is not UTF-8),
+ * KS_ERR_FORMAT, KS_ERR_UNKNOWN_KEY, KS_ERR_KEY_DISABLED,
+ * KS_ERR_KEY_DESTROYED.
  */
-enum ks_status ks_keychain_unwrap_key(const struct ks_keychain *kc, const struct ks_envelope *envelope, const uint8_t *context, size_t context_len, struct ks_buffer *out);
+enum ks_status ks_keychain_unwrap_key(const struct ks_keychain *kc, const struct ks_envelope *envelope, const uint8_t *context, size_t context_len, struct ks_buffer *out, struct ks_error **err);
 
 /**
- * Builds an envelope from its four fields (strings are copied). Release
- * with ks_envelope_free. Errors: KS_ERR_INVALID_INPUT for non-UTF-8.
+ * ks_keychain_unwrap_key into a buffer the caller sizes: the key's length
+ * is read from the envelope's ciphertext without unwrapping (32 for a
+ * 32-byte data key). With `out` NULL only `*out_len` is written (`cap` is
+ * ignored; a malformed ciphertext gives KS_ERR_FORMAT); a `cap` below the
+ * length gives KS_ERR_BUFFER_TOO_SMALL with `*out_len` set, and nothing is
+ * unwrapped. The library's own copy of the key is wiped before return.
+ * Errors: as ks_keychain_unwrap_key.
  */
-enum ks_status ks_envelope_new(const char *key_id, uint32_t key_version, const char *provider, const uint8_t *ciphertext, size_t ciphertext_len, struct ks_envelope **out);
+enum ks_status ks_keychain_unwrap_key_to(const struct ks_keychain *kc, const struct ks_envelope *envelope, const uint8_t *context, size_t context_len, uint8_t *out, size_t cap, size_t *out_len, struct ks_error **err);
 
 /**
  * Reads an envelope from `count` metadata entries (`names[i]` = `values[i]`,
- * NUL-terminated UTF-8). Other entries are ignored.
+ * NUL-terminated UTF-8) into `*out`; release its fields with
+ * ks_envelope_clear. Other entries are ignored.
  * Errors: KS_ERR_FORMAT if an entry is missing or malformed.
  */
-enum ks_status ks_envelope_from_metadata(const char *const *names, const char *const *values, size_t count, struct ks_envelope **out);
+enum ks_status ks_envelope_from_metadata(const char *const *names, const char *const *values, size_t count, struct ks_envelope *out, struct ks_error **err);
 
 /**
- * The key ID (NUL-terminated; owned by the envelope). NULL if `env` is NULL.
+ * Writes the object-metadata form of `envelope` (filled by the library or
+ * by the caller) to `*out`: the entries ks_envelope_from_metadata reads.
+ * Release with ks_metadata_clear.
+ * Errors: KS_ERR_INVALID_INPUT (a field that is not UTF-8).
  */
-const char *ks_envelope_key_id(const struct ks_envelope *env);
+enum ks_status ks_envelope_to_metadata(const struct ks_envelope *envelope, struct ks_metadata *out, struct ks_error **err);
 
 /**
- * The key version; 0 if `env` is NULL.
+ * Frees the fields of an envelope the library filled and zeroes it (all
+ * pointers NULL, lengths and version 0). NULL, or an envelope already
+ * cleared (or zero-initialized), is a no-op. Never pass an envelope whose
+ * fields the caller set.
  */
-uint32_t ks_envelope_key_version(const struct ks_envelope *env);
+void ks_envelope_clear(struct ks_envelope *envelope);
 
 /**
- * The provider ("keystrata" for a keychain; owned by the envelope). NULL
- * if `env` is NULL.
+ * Frees the entries of a ks_metadata filled by ks_envelope_to_metadata
+ * and zeroes it. NULL, or one already cleared, is a no-op.
  */
-const char *ks_envelope_provider(const struct ks_envelope *env);
-
-/**
- * The wrapped key's bytes (owned by the envelope); its length goes to
- * `*len`. NULL (and *len = 0) if `env` is NULL; `len` must not be NULL.
- */
-const uint8_t *ks_envelope_ciphertext(const struct ks_envelope *env, size_t *len);
-
-/**
- * The number of metadata entries (4); 0 if `env` is NULL.
- */
-size_t ks_envelope_metadata_count(const struct ks_envelope *env);
-
-/**
- * Metadata entry `index` (0..count): `*name` and `*value` point to
- * NUL-terminated strings owned by the envelope.
- * Errors: KS_ERR_INVALID_INPUT if `index` is out of range.
- */
-enum ks_status ks_envelope_metadata_entry(const struct ks_envelope *env, size_t index, const char **name, const char **value);
-
-/**
- * Releases an envelope. NULL is a no-op.
- */
-void ks_envelope_free(struct ks_envelope *env);
+void ks_metadata_clear(struct ks_metadata *metadata);
 
 /**
  * Registers `callback` (with `user_data`, passed back untouched) for the
@@ -513,37 +602,37 @@ void ks_envelope_free(struct ks_envelope *env);
  * ks_keychain_unsubscribe returns.
  * The callback must not unwind (longjmp, C++ exceptions) into keystrata.
  */
-enum ks_status ks_keychain_subscribe(const struct ks_keychain *kc, ks_event_callback callback, void *user_data, uint64_t *subscription);
+enum ks_status ks_keychain_subscribe(const struct ks_keychain *kc, ks_event_callback callback, void *user_data, uint64_t *subscription, struct ks_error **err);
 
 /**
  * Removes a subscription. Errors: KS_ERR_INVALID_INPUT if there is none
  * with that ID.
  */
-enum ks_status ks_keychain_unsubscribe(const struct ks_keychain *kc, uint64_t subscription);
+enum ks_status ks_keychain_unsubscribe(const struct ks_keychain *kc, uint64_t subscription, struct ks_error **err);
 
 /**
  * Writes a snapshot of the counters to `*out`.
  */
-enum ks_status ks_keychain_counters(const struct ks_keychain *kc, struct ks_counters *out);
+enum ks_status ks_keychain_counters(const struct ks_keychain *kc, struct ks_counters *out, struct ks_error **err);
 
 /**
  * HAZMAT. AES-256-GCM encryption with a caller-chosen 12-byte nonce;
  * writes ciphertext | tag(16) to `*out`. Reusing a nonce under a key
  * destroys GCM's security. For test vectors only.
  */
-enum ks_status ks_hazmat_aes256gcm_encrypt(const uint8_t *key, size_t key_len, const uint8_t *nonce, size_t nonce_len, const uint8_t *aad, size_t aad_len, const uint8_t *plaintext, size_t plaintext_len, struct ks_buffer *out);
+enum ks_status ks_hazmat_aes256gcm_encrypt(const uint8_t *key, size_t key_len, const uint8_t *nonce, size_t nonce_len, const uint8_t *aad, size_t aad_len, const uint8_t *plaintext, size_t plaintext_len, struct ks_buffer *out, struct ks_error **err);
 
 /**
  * HAZMAT. AES-256-GCM decryption of ciphertext | tag(16) with a 12-byte
  * nonce. Errors: KS_ERR_AUTHENTICATION, KS_ERR_INVALID_INPUT (sizes).
  */
-enum ks_status ks_hazmat_aes256gcm_decrypt(const uint8_t *key, size_t key_len, const uint8_t *nonce, size_t nonce_len, const uint8_t *aad, size_t aad_len, const uint8_t *ciphertext, size_t ciphertext_len, struct ks_buffer *out);
+enum ks_status ks_hazmat_aes256gcm_decrypt(const uint8_t *key, size_t key_len, const uint8_t *nonce, size_t nonce_len, const uint8_t *aad, size_t aad_len, const uint8_t *ciphertext, size_t ciphertext_len, struct ks_buffer *out, struct ks_error **err);
 
 /**
  * HAZMAT. HKDF-SHA256 (RFC 5869): `length` bytes (1..8160) from `salt`
  * (NULL with salt_len 0 = no salt), `ikm` and `info`.
  */
-enum ks_status ks_hazmat_hkdf_sha256(const uint8_t *salt, size_t salt_len, const uint8_t *ikm, size_t ikm_len, const uint8_t *info, size_t info_len, size_t length, struct ks_buffer *out);
+enum ks_status ks_hazmat_hkdf_sha256(const uint8_t *salt, size_t salt_len, const uint8_t *ikm, size_t ikm_len, const uint8_t *info, size_t info_len, size_t length, struct ks_buffer *out, struct ks_error **err);
 
 /**
  * The default policy: 2^32 encryptions per key, no age limit, blocks of 65536.
@@ -556,7 +645,7 @@ struct ks_policy ks_policy_default(void);
  * `*out` is released with ks_keychain_free.
  * Errors: KS_ERR_INVALID_INPUT for an invalid policy.
  */
-enum ks_status ks_keychain_generate(const struct ks_policy *policy, struct ks_keychain **out);
+enum ks_status ks_keychain_generate(const struct ks_policy *policy, struct ks_keychain **out, struct ks_error **err);
 
 /**
  * Loads a keychain from `len` bytes made by ks_keychain_save, opening
@@ -565,26 +654,26 @@ enum ks_status ks_keychain_generate(const struct ks_policy *policy, struct ks_ke
  * KS_ERR_FORMAT (not a saved keychain, truncated header),
  * KS_ERR_UNSUPPORTED (newer format version).
  */
-enum ks_status ks_keychain_load(const uint8_t *data, size_t len, const struct ks_root *root, struct ks_keychain **out);
+enum ks_status ks_keychain_load(const uint8_t *data, size_t len, const struct ks_root *root, struct ks_keychain **out, struct ks_error **err);
 
 /**
  * Saves the keychain protected by `root` into `*out` (under an age root:
  * an age file). Release `*out` with ks_buffer_free.
  */
-enum ks_status ks_keychain_save(const struct ks_keychain *kc, const struct ks_root *root, struct ks_buffer *out);
+enum ks_status ks_keychain_save(const struct ks_keychain *kc, const struct ks_root *root, struct ks_buffer *out, struct ks_error **err);
 
 /**
  * Saves the keychain to the file `path` atomically (temporary file, fsync,
  * rename, fsync of the directory). The keychain stays unbound.
  * Errors: KS_ERR_IO.
  */
-enum ks_status ks_keychain_save_file(const struct ks_keychain *kc, const char *path, const struct ks_root *root);
+enum ks_status ks_keychain_save_file(const struct ks_keychain *kc, const char *path, const struct ks_root *root, struct ks_error **err);
 
 /**
  * Loads a keychain from the file `path` (unbound).
  * Errors: as ks_keychain_load, plus KS_ERR_IO if the file cannot be read.
  */
-enum ks_status ks_keychain_load_file(const char *path, const struct ks_root *root, struct ks_keychain **out);
+enum ks_status ks_keychain_load_file(const char *path, const struct ks_root *root, struct ks_keychain **out, struct ks_error **err);
 
 /**
  * Opens the keychain at `location`, creating it if the store is empty,
@@ -609,7 +698,7 @@ enum ks_status ks_keychain_load_file(const char *path, const struct ks_root *roo
  * URL), KS_ERR_UNAVAILABLE (store unreachable), KS_ERR_IO, and those of
  * loading.
  */
-enum ks_status ks_keychain_open(const char *location, const struct ks_root *root, const struct ks_policy *policy, struct ks_keychain **out);
+enum ks_status ks_keychain_open(const char *location, const struct ks_root *root, const struct ks_policy *policy, struct ks_keychain **out, struct ks_error **err);
 
 /**
  * Releases a keychain; its key material is wiped. NULL is a no-op. Must
@@ -624,17 +713,17 @@ void ks_keychain_free(struct ks_keychain *kc);
  * keep working. Idempotent. The handle must still be released with
  * ks_keychain_free.
  */
-enum ks_status ks_keychain_close(const struct ks_keychain *kc);
+enum ks_status ks_keychain_close(const struct ks_keychain *kc, struct ks_error **err);
 
 /**
  * KS_OK if the keychain can serve calls; KS_ERR_UNAVAILABLE once closed.
  */
-enum ks_status ks_keychain_health_check(const struct ks_keychain *kc);
+enum ks_status ks_keychain_health_check(const struct ks_keychain *kc, struct ks_error **err);
 
 /**
  * Writes the encryption primary's version (what new envelopes carry).
  */
-enum ks_status ks_keychain_active_key_version(const struct ks_keychain *kc, uint32_t *out);
+enum ks_status ks_keychain_active_key_version(const struct ks_keychain *kc, uint32_t *out, struct ks_error **err);
 
 /**
  * Adopts the latest state of the store the keychain is bound to now,
@@ -642,12 +731,12 @@ enum ks_status ks_keychain_active_key_version(const struct ks_keychain *kc, uint
  * unbound keychain. Errors: KS_ERR_UNAVAILABLE (store unreachable, or the
  * handle is closed), KS_ERR_IO, and those of loading.
  */
-enum ks_status ks_keychain_refresh(const struct ks_keychain *kc);
+enum ks_status ks_keychain_refresh(const struct ks_keychain *kc, struct ks_error **err);
 
 /**
  * Writes 1 to `*out` if the keychain is bound to a store (ks_keychain_open), else 0.
  */
-enum ks_status ks_keychain_is_bound(const struct ks_keychain *kc, bool *out);
+enum ks_status ks_keychain_is_bound(const struct ks_keychain *kc, bool *out, struct ks_error **err);
 
 /**
  * Seals `input` (a small secret) under the encryption primary with
@@ -658,7 +747,7 @@ enum ks_status ks_keychain_is_bound(const struct ks_keychain *kc, bool *out);
  * rotate and save), KS_ERR_IO (a bound keychain could not write its
  * file), KS_ERR_UNAVAILABLE (closed).
  */
-enum ks_status ks_keychain_seal(const struct ks_keychain *kc, const uint8_t *input, size_t input_len, const uint8_t *aad, size_t aad_len, struct ks_buffer *out);
+enum ks_status ks_keychain_seal(const struct ks_keychain *kc, const uint8_t *input, size_t input_len, const uint8_t *aad, size_t aad_len, struct ks_buffer *out, struct ks_error **err);
 
 /**
  * Opens what ks_keychain_seal (or Tink) produced, with the same `aad`.
@@ -666,7 +755,7 @@ enum ks_status ks_keychain_seal(const struct ks_keychain *kc, const uint8_t *inp
  * KS_ERR_KEY_DISABLED, KS_ERR_KEY_DESTROYED, KS_ERR_AUTHENTICATION
  * (tampered, truncated, wrong aad).
  */
-enum ks_status ks_keychain_unseal(const struct ks_keychain *kc, const uint8_t *input, size_t input_len, const uint8_t *aad, size_t aad_len, struct ks_buffer *out);
+enum ks_status ks_keychain_unseal(const struct ks_keychain *kc, const uint8_t *input, size_t input_len, const uint8_t *aad, size_t aad_len, struct ks_buffer *out, struct ks_error **err);
 
 /**
  * Envelope-encrypts `input` with a fresh 32-byte data key wrapped by
@@ -674,56 +763,49 @@ enum ks_status ks_keychain_unseal(const struct ks_keychain *kc, const uint8_t *i
  * BE32(len(enc_dek)) | enc_dek | nonce(12) | ciphertext | tag(16),
  * input_len + 99 bytes. Errors: as ks_keychain_seal.
  */
-enum ks_status ks_keychain_encrypt(const struct ks_keychain *kc, const uint8_t *input, size_t input_len, const uint8_t *aad, size_t aad_len, struct ks_buffer *out);
+enum ks_status ks_keychain_encrypt(const struct ks_keychain *kc, const uint8_t *input, size_t input_len, const uint8_t *aad, size_t aad_len, struct ks_buffer *out, struct ks_error **err);
 
 /**
  * Decrypts what ks_keychain_encrypt (or Tink's KmsEnvelopeAead with this
  * keychain as remote AEAD) produced. Errors: as ks_keychain_unseal.
  */
-enum ks_status ks_keychain_decrypt(const struct ks_keychain *kc, const uint8_t *input, size_t input_len, const uint8_t *aad, size_t aad_len, struct ks_buffer *out);
+enum ks_status ks_keychain_decrypt(const struct ks_keychain *kc, const uint8_t *input, size_t input_len, const uint8_t *aad, size_t aad_len, struct ks_buffer *out, struct ks_error **err);
 
 /**
- * ks_keychain_seal into the caller's buffer `out`, which must be exactly
- * `input_len + 33` bytes and overlap neither `input` nor `aad` (else
- * KS_ERR_INVALID_INPUT, and no key is used). Saves an allocation and a
- * copy per call; the bytes are those of ks_keychain_seal. On any error
- * `out` is zeroed. Errors: as ks_keychain_seal.
+ * ks_keychain_seal into a buffer the caller sizes: writes input_len + 33
+ * bytes to `out` and that length to `*out_len`. With `out` NULL only `*out_len` is written (and
+ * `cap` is ignored); a `cap` below the length gives
+ * KS_ERR_BUFFER_TOO_SMALL with `*out_len` set, and no key is used. The
+ * bytes written must not overlap `input` or `aad` (KS_ERR_INVALID_INPUT);
+ * the rest of `out` is untouched. On any other error the bytes that would
+ * have been written are zeroed. Saves an allocation and a copy per call;
+ * the bytes are those of ks_keychain_seal. Errors: as ks_keychain_seal.
  */
-enum ks_status ks_keychain_seal_to(const struct ks_keychain *kc, const uint8_t *input, size_t input_len, const uint8_t *aad, size_t aad_len, uint8_t *out, size_t out_len);
+enum ks_status ks_keychain_seal_to(const struct ks_keychain *kc, const uint8_t *input, size_t input_len, const uint8_t *aad, size_t aad_len, uint8_t *out, size_t cap, size_t *out_len, struct ks_error **err);
 
 /**
- * ks_keychain_unseal into the caller's buffer `out`, which must be
- * exactly `input_len - 33` bytes (see ks_keychain_unsealed_len) and
- * overlap neither input. On any error `out` is zeroed. Errors: as
- * ks_keychain_unseal, plus KS_ERR_INVALID_INPUT for a wrong `out_len`.
+ * ks_keychain_unseal into a buffer the caller sizes: the plaintext,
+ * input_len - 33 bytes, read from the ciphertext's length without
+ * decrypting (a malformed one gives KS_ERR_FORMAT, even for a query).
+ * `out`, `cap` and `*out_len` as for ks_keychain_seal_to. Errors: as
+ * ks_keychain_unseal.
  */
-enum ks_status ks_keychain_unseal_to(const struct ks_keychain *kc, const uint8_t *input, size_t input_len, const uint8_t *aad, size_t aad_len, uint8_t *out, size_t out_len);
+enum ks_status ks_keychain_unseal_to(const struct ks_keychain *kc, const uint8_t *input, size_t input_len, const uint8_t *aad, size_t aad_len, uint8_t *out, size_t cap, size_t *out_len, struct ks_error **err);
 
 /**
- * ks_keychain_encrypt into the caller's buffer `out`, which must be
- * exactly `input_len + 99` bytes and overlap neither input. On any error
- * `out` is zeroed. Errors: as ks_keychain_seal_to.
+ * ks_keychain_encrypt into a buffer the caller sizes: input_len + 99
+ * bytes. `out`, `cap` and `*out_len` as for ks_keychain_seal_to.
+ * Errors: as ks_keychain_encrypt.
  */
-enum ks_status ks_keychain_encrypt_to(const struct ks_keychain *kc, const uint8_t *input, size_t input_len, const uint8_t *aad, size_t aad_len, uint8_t *out, size_t out_len);
+enum ks_status ks_keychain_encrypt_to(const struct ks_keychain *kc, const uint8_t *input, size_t input_len, const uint8_t *aad, size_t aad_len, uint8_t *out, size_t cap, size_t *out_len, struct ks_error **err);
 
 /**
- * ks_keychain_decrypt into the caller's buffer `out`, which must be
- * exactly the length ks_keychain_decrypted_len gives and overlap neither
- * input. On any error `out` is zeroed. Errors: as ks_keychain_unseal_to.
+ * ks_keychain_decrypt into a buffer the caller sizes: the plaintext, its
+ * length read from the ciphertext's framing without decrypting (bad
+ * framing gives KS_ERR_FORMAT, even for a query). `out`, `cap` and
+ * `*out_len` as for ks_keychain_seal_to. Errors: as ks_keychain_decrypt.
  */
-enum ks_status ks_keychain_decrypt_to(const struct ks_keychain *kc, const uint8_t *input, size_t input_len, const uint8_t *aad, size_t aad_len, uint8_t *out, size_t out_len);
-
-/**
- * The plaintext length of the sealed ciphertext `input`, into `*out`.
- * Errors: KS_ERR_FORMAT if it cannot be a sealed ciphertext.
- */
-enum ks_status ks_keychain_unsealed_len(const uint8_t *input, size_t input_len, size_t *out);
-
-/**
- * The plaintext length of the envelope ciphertext `input`, into `*out`.
- * Errors: KS_ERR_FORMAT if its framing is wrong.
- */
-enum ks_status ks_keychain_decrypted_len(const uint8_t *input, size_t input_len, size_t *out);
+enum ks_status ks_keychain_decrypt_to(const struct ks_keychain *kc, const uint8_t *input, size_t input_len, const uint8_t *aad, size_t aad_len, uint8_t *out, size_t cap, size_t *out_len, struct ks_error **err);
 
 /**
  * Derives the stable 32-byte key for (origin, instance, epoch) by
@@ -733,7 +815,7 @@ enum ks_status ks_keychain_decrypted_len(const uint8_t *input, size_t input_len,
  * Errors: KS_ERR_UNKNOWN_KEY (key_id is not a derivation key),
  * KS_ERR_KEY_DISABLED, KS_ERR_KEY_DESTROYED.
  */
-enum ks_status ks_keychain_derive_origin_key(const struct ks_keychain *kc, uint32_t key_id, const uint8_t *origin, size_t origin_len, const uint8_t *instance, size_t instance_len, uint64_t epoch, struct ks_buffer *out);
+enum ks_status ks_keychain_derive_origin_key(const struct ks_keychain *kc, uint32_t key_id, const uint8_t *origin, size_t origin_len, const uint8_t *instance, size_t instance_len, uint64_t epoch, struct ks_buffer *out, struct ks_error **err);
 
 /**
  * Derives `length` bytes (1..8160) of HKDF-SHA256 with `info` as given,
@@ -741,90 +823,93 @@ enum ks_status ks_keychain_derive_origin_key(const struct ks_keychain *kc, uint3
  * Errors: KS_ERR_INVALID_INPUT for a length out of range; as
  * ks_keychain_derive_origin_key.
  */
-enum ks_status ks_keychain_derive(const struct ks_keychain *kc, uint32_t key_id, const uint8_t *info, size_t info_len, size_t length, struct ks_buffer *out);
+enum ks_status ks_keychain_derive(const struct ks_keychain *kc, uint32_t key_id, const uint8_t *info, size_t info_len, size_t length, struct ks_buffer *out, struct ks_error **err);
 
 /**
  * Adds an encryption key and makes it primary (old ciphertexts keep
  * decrypting; derived keys do not change). Writes the new key's info to
  * `*out` unless `out` is NULL. A bound keychain writes its file first.
  */
-enum ks_status ks_keychain_rotate(struct ks_keychain *kc, struct ks_key_info *out);
+enum ks_status ks_keychain_rotate(struct ks_keychain *kc, struct ks_key_info *out, struct ks_error **err);
 
 /**
  * Adds a derivation key and makes it the derivation primary: every derived
  * key changes (for compromise). `out` may be NULL.
  */
-enum ks_status ks_keychain_rotate_derivation(struct ks_keychain *kc, struct ks_key_info *out);
+enum ks_status ks_keychain_rotate_derivation(struct ks_keychain *kc, struct ks_key_info *out, struct ks_error **err);
 
 /**
  * Adds an enabled, non-primary key of `purpose` (a ks_purpose value: 1 or
  * 2): the first phase of a two-phase rotation. `out` may be NULL.
  * Errors: KS_ERR_INVALID_INPUT for another purpose value.
  */
-enum ks_status ks_keychain_add_key(struct ks_keychain *kc, uint32_t purpose, struct ks_key_info *out);
+enum ks_status ks_keychain_add_key(struct ks_keychain *kc, uint32_t purpose, struct ks_key_info *out, struct ks_error **err);
 
 /**
  * Makes the enabled key `key_id` the primary of its purpose. `out` may be NULL.
  * Errors: KS_ERR_UNKNOWN_KEY; KS_ERR_POLICY if the key is not enabled.
  */
-enum ks_status ks_keychain_promote(struct ks_keychain *kc, uint32_t key_id, struct ks_key_info *out);
+enum ks_status ks_keychain_promote(struct ks_keychain *kc, uint32_t key_id, struct ks_key_info *out, struct ks_error **err);
 
 /**
  * Disables `key_id`. Errors: KS_ERR_UNKNOWN_KEY; KS_ERR_POLICY for a
  * primary or a destroyed key.
  */
-enum ks_status ks_keychain_disable(struct ks_keychain *kc, uint32_t key_id);
+enum ks_status ks_keychain_disable(struct ks_keychain *kc, uint32_t key_id, struct ks_error **err);
 
 /**
  * Enables a disabled key. Errors: KS_ERR_UNKNOWN_KEY; KS_ERR_POLICY for a
  * destroyed key.
  */
-enum ks_status ks_keychain_enable(struct ks_keychain *kc, uint32_t key_id);
+enum ks_status ks_keychain_enable(struct ks_keychain *kc, uint32_t key_id, struct ks_error **err);
 
 /**
  * Destroys `key_id`'s material, irreversibly; its ciphertexts then fail
  * with KS_ERR_KEY_DESTROYED. Destroying a destroyed key is KS_OK.
  * Errors: KS_ERR_UNKNOWN_KEY; KS_ERR_POLICY for a primary.
  */
-enum ks_status ks_keychain_destroy(struct ks_keychain *kc, uint32_t key_id);
+enum ks_status ks_keychain_destroy(struct ks_keychain *kc, uint32_t key_id, struct ks_error **err);
 
 /**
  * Writes the number of keys to `*count`. With concurrent rotation the
  * count may grow between this call and ks_keychain_key_info; use
- * ks_keychain_keys for a consistent listing.
+ * ks_keychain_keys for a consistent listing (`out` NULL asks it for the
+ * count alone).
  */
-enum ks_status ks_keychain_key_count(const struct ks_keychain *kc, size_t *count);
+enum ks_status ks_keychain_key_count(const struct ks_keychain *kc, size_t *count, struct ks_error **err);
 
 /**
  * Writes the info of key number `index` (in order of creation).
  * Errors: KS_ERR_INVALID_INPUT if `index` is out of range.
  */
-enum ks_status ks_keychain_key_info(const struct ks_keychain *kc, size_t index, struct ks_key_info *out);
+enum ks_status ks_keychain_key_info(const struct ks_keychain *kc, size_t index, struct ks_key_info *out, struct ks_error **err);
 
 /**
- * A consistent listing: writes up to `capacity` key infos to `out` and the
- * number of keys to `*count`. If `capacity` is smaller than the number of
- * keys, nothing is written to `out`, `*count` is set to the number needed
- * and KS_ERR_BUFFER_TOO_SMALL is returned (the one case where an output
- * is written on failure). `out` may be NULL when `capacity` is 0.
+ * A consistent listing of every key, in order of creation, into an array
+ * the caller sizes: writes the infos to `out` and their number to
+ * `*out_len`. With `out` NULL only `*out_len` is written (`cap` is
+ * ignored). If `cap` is below the number of keys, nothing is written to
+ * `out`, `*out_len` is set to the number needed and KS_ERR_BUFFER_TOO_SMALL
+ * is returned; keys may be added concurrently, so call again with room to
+ * spare.
  */
-enum ks_status ks_keychain_keys(const struct ks_keychain *kc, struct ks_key_info *out, size_t capacity, size_t *count);
+enum ks_status ks_keychain_keys(const struct ks_keychain *kc, struct ks_key_info *out, size_t cap, size_t *out_len, struct ks_error **err);
 
 /**
  * Writes the info of the primary key of `purpose` (1 encrypt, 2 derive).
  */
-enum ks_status ks_keychain_primary(const struct ks_keychain *kc, uint32_t purpose, struct ks_key_info *out);
+enum ks_status ks_keychain_primary(const struct ks_keychain *kc, uint32_t purpose, struct ks_key_info *out, struct ks_error **err);
 
 /**
  * Writes the keychain's rotation policy.
  */
-enum ks_status ks_keychain_get_policy(const struct ks_keychain *kc, struct ks_policy *out);
+enum ks_status ks_keychain_get_policy(const struct ks_keychain *kc, struct ks_policy *out, struct ks_error **err);
 
 /**
  * Replaces the rotation policy (written to the file if bound).
  * Errors: KS_ERR_INVALID_INPUT for an invalid policy.
  */
-enum ks_status ks_keychain_set_policy(struct ks_keychain *kc, const struct ks_policy *policy);
+enum ks_status ks_keychain_set_policy(struct ks_keychain *kc, const struct ks_policy *policy, struct ks_error **err);
 
 /**
  * Creates a keychain from a Tink cleartext JSON keyset (`json_len` bytes
@@ -833,13 +918,13 @@ enum ks_status ks_keychain_set_policy(struct ks_keychain *kc, const struct ks_po
  * Errors: KS_ERR_UNSUPPORTED (another key type, size or prefix),
  * KS_ERR_FORMAT (not a keyset).
  */
-enum ks_status ks_keychain_import_tink_cleartext(const uint8_t *json, size_t json_len, struct ks_keychain **out);
+enum ks_status ks_keychain_import_tink_cleartext(const uint8_t *json, size_t json_len, struct ks_keychain **out, struct ks_error **err);
 
 /**
  * Writes the encryption keys as a Tink cleartext JSON keyset (UTF-8, no
  * NUL) to `*out`. It holds key material: release with ks_buffer_free.
  */
-enum ks_status ks_keychain_export_tink_cleartext(const struct ks_keychain *kc, struct ks_buffer *out);
+enum ks_status ks_keychain_export_tink_cleartext(const struct ks_keychain *kc, struct ks_buffer *out, struct ks_error **err);
 
 /**
  * Envelope-encrypts `input` into a portable ciphertext: the encryption
@@ -860,7 +945,7 @@ enum ks_status ks_keychain_export_tink_cleartext(const struct ks_keychain *kc, s
  * KS_ERR_UNAVAILABLE), KS_ERR_IO, KS_ERR_UNAVAILABLE (closed).
  * Thread safety: as ks_keychain_encrypt.
  */
-enum ks_status ks_keychain_encrypt_portable(const struct ks_keychain *kc, const uint8_t *input, size_t input_len, const uint8_t *aad, size_t aad_len, struct ks_buffer *out);
+enum ks_status ks_keychain_encrypt_portable(const struct ks_keychain *kc, const uint8_t *input, size_t input_len, const uint8_t *aad, size_t aad_len, struct ks_buffer *out, struct ks_error **err);
 
 /**
  * Decrypts a portable ciphertext (ks_keychain_encrypt_portable) with the
@@ -879,20 +964,20 @@ enum ks_status ks_keychain_encrypt_portable(const struct ks_keychain *kc, const 
  * is consulted: the KEK travels with the data.
  * Thread safety: safe to call concurrently on one root.
  */
-enum ks_status ks_root_decrypt_portable(const struct ks_root *root, const uint8_t *blob, size_t blob_len, const uint8_t *aad, size_t aad_len, struct ks_buffer *out);
+enum ks_status ks_root_decrypt_portable(const struct ks_root *root, const uint8_t *blob, size_t blob_len, const uint8_t *aad, size_t aad_len, struct ks_buffer *out, struct ks_error **err);
 
 /**
  * Writes a snapshot of the root's portable-decryption counters to `*out`
  * (all zero before the first ks_root_decrypt_portable).
  */
-enum ks_status ks_root_portable_counters(const struct ks_root *root, struct ks_portable_counters *out);
+enum ks_status ks_root_portable_counters(const struct ks_root *root, struct ks_portable_counters *out, struct ks_error **err);
 
 /**
  * Forgets (and wipes) the KEKs cached in `root` by
  * ks_root_decrypt_portable: the next ciphertext under each calls the root
  * again. Counters are kept.
  */
-enum ks_status ks_root_portable_clear(const struct ks_root *root);
+enum ks_status ks_root_portable_clear(const struct ks_root *root, struct ks_error **err);
 
 /**
  * Creates an age root from `n_identities` identities (each an
@@ -909,14 +994,14 @@ enum ks_status ks_root_portable_clear(const struct ks_root *root);
  * message never repeats an identity).
  * Thread safety: safe to call from any thread.
  */
-enum ks_status ks_root_age_new(const char *const *identities, size_t n_identities, const char *const *recipients, size_t n_recipients, struct ks_root **out);
+enum ks_status ks_root_age_new(const char *const *identities, size_t n_identities, const char *const *recipients, size_t n_recipients, struct ks_root **out, struct ks_error **err);
 
 /**
  * Creates an age root with one freshly generated X25519 identity. Read it
  * with ks_root_age_identity to store it. `*out` is released with
  * ks_root_free.
  */
-enum ks_status ks_root_age_generate(struct ks_root **out);
+enum ks_status ks_root_age_generate(struct ks_root **out, struct ks_error **err);
 
 /**
  * Copies identity number `index` of an age root, as an
@@ -925,13 +1010,13 @@ enum ks_status ks_root_age_generate(struct ks_root **out);
  * Errors: KS_ERR_INVALID_INPUT if the root is not an age root or `index`
  * is out of range.
  */
-enum ks_status ks_root_age_identity(const struct ks_root *root, size_t index, struct ks_buffer *out);
+enum ks_status ks_root_age_identity(const struct ks_root *root, size_t index, struct ks_buffer *out, struct ks_error **err);
 
 /**
  * Copies recipient number `index` ("age1...", no NUL) of an age root into
  * `*out`. Errors: KS_ERR_INVALID_INPUT if not an age root or out of range.
  */
-enum ks_status ks_root_age_recipient(const struct ks_root *root, size_t index, struct ks_buffer *out);
+enum ks_status ks_root_age_recipient(const struct ks_root *root, size_t index, struct ks_buffer *out, struct ks_error **err);
 
 /**
  * Creates a passphrase root (age scrypt) from `passphrase_len` bytes of
@@ -941,7 +1026,7 @@ enum ks_status ks_root_age_recipient(const struct ks_root *root, size_t index, s
  * Errors: KS_ERR_INVALID_INPUT for an empty or non-UTF-8 passphrase or a
  * work factor above 30.
  */
-enum ks_status ks_root_passphrase_new(const uint8_t *passphrase, size_t passphrase_len, uint8_t work_factor, struct ks_root **out);
+enum ks_status ks_root_passphrase_new(const uint8_t *passphrase, size_t passphrase_len, uint8_t work_factor, struct ks_root **out, struct ks_error **err);
 
 /**
  * Creates a root whose key stays in a PKCS#11 token or HSM: the AES-256
@@ -964,7 +1049,7 @@ enum ks_status ks_root_passphrase_new(const uint8_t *passphrase, size_t passphra
  * that label and no KS_ROOT_CREATE_KEY).
  * Thread safety: safe to call from any thread; the root is shareable.
  */
-enum ks_status ks_root_pkcs11_new(const char *module_path, const char *token_label, const char *pin, const char *pin_env, const char *key_label, uint32_t flags, struct ks_root **out);
+enum ks_status ks_root_pkcs11_new(const char *module_path, const char *token_label, const char *pin, const char *pin_env, const char *key_label, uint32_t flags, struct ks_root **out, struct ks_error **err);
 
 /**
  * Creates a root whose key stays in a KMIP server (PyKMIP, Cosmian KMS,
@@ -988,7 +1073,7 @@ enum ks_status ks_root_pkcs11_new(const char *module_path, const char *token_lab
  * KS_ERR_KEY_DESTROYED.
  * Thread safety: safe to call from any thread; the root is shareable.
  */
-enum ks_status ks_root_kmip_new(const char *host, uint16_t port, const char *server_name, const char *ca_pem_path, const char *cert_pem_path, const char *key_pem_path, const char *key_id, const char *key_name, uint32_t kmip_version, uint32_t timeout_ms, uint32_t flags, struct ks_root **out);
+enum ks_status ks_root_kmip_new(const char *host, uint16_t port, const char *server_name, const char *ca_pem_path, const char *cert_pem_path, const char *key_pem_path, const char *key_id, const char *key_name, uint32_t kmip_version, uint32_t timeout_ms, uint32_t flags, struct ks_root **out, struct ks_error **err);
 
 /**
  * Checks the root can serve: for a PKCS#11 root, opens a session and finds
@@ -999,7 +1084,7 @@ enum ks_status ks_root_kmip_new(const char *host, uint16_t port, const char *ser
  * KS_ERR_UNKNOWN_KEY, KS_ERR_BACKEND.
  * Thread safety: safe to call from any thread.
  */
-enum ks_status ks_root_health_check(const struct ks_root *root);
+enum ks_status ks_root_health_check(const struct ks_root *root, struct ks_error **err);
 
 /**
  * Releases a root and wipes its secrets. NULL is a no-op. Keychains opened

@@ -776,8 +776,8 @@ mod tests {
 
         // Too small: the length needed, nothing else.
         let mut buf = [0xaau8; 4];
-        let s = SizedOut::new(buf.as_mut_ptr(), buf.len(), &mut out_len, "out").expect("ok");
         out_len = 0;
+        let s = SizedOut::new(buf.as_mut_ptr(), buf.len(), &mut out_len, "out").expect("ok");
         // SAFETY: buf is 4 writable bytes.
         let e = unsafe { s.copy_from(b"hello") };
         assert_eq!(st(e), ks_status::KS_ERR_BUFFER_TOO_SMALL);
