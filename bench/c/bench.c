@@ -71,26 +71,31 @@ struct ctx {
 	uint8_t *room;
 };
 
-static void die(const char *what) { fprintf(stderr, "bench: %s failed: %s\n", what, ks_last_error_message()); exit(1); }
+/* The error of the last call (every call takes &err; the library sets it to NULL on success). */
+static ks_error *err;
+
+static void die(const char *what) { fprintf(stderr, "bench: %s failed: %s\n", what, ks_error_message(err)); exit(1); }
 
 static void ks_seal(void *a) {
 	struct ctx *c = a;
 	ks_buffer out = {0};
-	if (ks_keychain_seal(c->kc, c->pt, c->len, (const uint8_t *)"aad", 3, &out) != KS_OK) die("seal");
+	if (ks_keychain_seal(c->kc, c->pt, c->len, (const uint8_t *)"aad", 3, &out, &err) != KS_OK) die("seal");
 	sink += out.len;
 	ks_buffer_free(&out);
 }
 
 static void ks_seal_to(void *a) {
 	struct ctx *c = a;
-	if (ks_keychain_seal_to(c->kc, c->pt, c->len, (const uint8_t *)"aad", 3, c->room, c->len + 33) != KS_OK) die("seal_to");
+	size_t n = 0;
+	if (ks_keychain_seal_to(c->kc, c->pt, c->len, (const uint8_t *)"aad", 3, c->room, c->len + 33, &n, &err) != KS_OK)
+		die("seal_to");
 	sink += c->room[0];
 }
 
 static void ks_encrypt(void *a) {
 	struct ctx *c = a;
 	ks_buffer out = {0};
-	if (ks_keychain_encrypt(c->kc, c->pt, c->len, (const uint8_t *)"aad", 3, &out) != KS_OK) die("encrypt");
+	if (ks_keychain_encrypt(c->kc, c->pt, c->len, (const uint8_t *)"aad", 3, &out, &err) != KS_OK) die("encrypt");
 	sink += out.len;
 	ks_buffer_free(&out);
 }
@@ -129,7 +134,7 @@ int main(int argc, char **argv) {
 	if (ROUNDS < 1 || ROUNDS > 64) ROUNDS = 7;
 	if (getenv("BENCH_SAMPLE_MS")) SAMPLE_S = atoi(getenv("BENCH_SAMPLE_MS")) / 1000.0;
 	ks_keychain *kc;
-	if (ks_keychain_generate(NULL, &kc) != KS_OK) die("generate");
+	if (ks_keychain_generate(NULL, &kc, &err) != KS_OK) die("generate");
 	uint8_t key[32];
 	RAND_bytes(key, 32);
 	EVP_CIPHER_CTX *evp = EVP_CIPHER_CTX_new();

@@ -13,10 +13,15 @@
 
 #include "keystrata.h"
 
+/* The error of the last call: every ks_ call below takes &err, and the
+ * library sets it to NULL on success or to an error object on failure. */
+static ks_error *err;
+
 static void check(ks_status st, const char *step)
 {
     if (st != KS_OK) {
-        fprintf(stderr, "relay (C): %s failed: %s: %s\n", step, ks_status_name((int)st), ks_last_error_message());
+        fprintf(stderr, "relay (C): %s failed: %s: %s\n", step, ks_status_name((int)st), ks_error_message(err));
+        ks_error_free(err);
         exit(1);
     }
 }
@@ -67,7 +72,7 @@ static ks_root *load_root(const char *dir)
     char *text = read_file(p, &n);
     const char *ids[1] = {text};
     ks_root *root = NULL;
-    check(ks_root_age_new(ids, 1, NULL, 0, &root), "read the age identity");
+    check(ks_root_age_new(ids, 1, NULL, 0, &root, &err), "read the age identity");
     memset(text, 0, n); /* the identity is a secret */
     free(text);
     return root;
@@ -76,10 +81,10 @@ static ks_root *load_root(const char *dir)
 static int gen(const char *dir)
 {
     ks_root *root = NULL;
-    check(ks_root_age_generate(&root), "generate an age identity");
+    check(ks_root_age_generate(&root, &err), "generate an age identity");
     ks_buffer id = {NULL, 0}, rcpt = {NULL, 0};
-    check(ks_root_age_identity(root, 0, &id), "read the identity");
-    check(ks_root_age_recipient(root, 0, &rcpt), "read the recipient");
+    check(ks_root_age_identity(root, 0, &id, &err), "read the identity");
+    check(ks_root_age_recipient(root, 0, &rcpt, &err), "read the recipient");
     char p[4096];
     path_in(p, sizeof p, dir, "identity.txt");
     FILE *f = fopen(p, "w");
@@ -93,11 +98,11 @@ static int gen(const char *dir)
     ks_buffer_free(&id);
 
     ks_keychain *kc = NULL;
-    check(ks_keychain_generate(NULL, &kc), "generate a keychain");
+    check(ks_keychain_generate(NULL, &kc, &err), "generate a keychain");
     path_in(p, sizeof p, dir, "keychain.age");
-    check(ks_keychain_save_file(kc, p, root), "save the keychain");
+    check(ks_keychain_save_file(kc, p, root, &err), "save the keychain");
     ks_key_info primary;
-    check(ks_keychain_primary(kc, KS_PURPOSE_ENCRYPT, &primary), "read the primary");
+    check(ks_keychain_primary(kc, KS_PURPOSE_ENCRYPT, &primary, &err), "read the primary");
     printf("1. [C]      generated an age identity (%.*s…) and a keychain (primary key %u v%u), saved to %s\n", 12,
            (const char *)rcpt.data, primary.key_id, primary.version, p);
     ks_buffer_free(&rcpt);
@@ -112,11 +117,11 @@ static int derive(const char *dir)
     char p[4096];
     path_in(p, sizeof p, dir, "keychain.age");
     ks_keychain *kc = NULL;
-    check(ks_keychain_load_file(p, root, &kc), "load the keychain");
+    check(ks_keychain_load_file(p, root, &kc, &err), "load the keychain");
     const char *origin = "https://app.example", *instance = "web-1";
     ks_buffer key = {NULL, 0};
     check(ks_keychain_derive_origin_key(kc, 0, (const uint8_t *)origin, strlen(origin), (const uint8_t *)instance,
-                                        strlen(instance), 0, &key),
+                                        strlen(instance), 0, &key, &err),
           "derive the origin key");
     char hex[65];
     for (size_t i = 0; i < key.len && i < 32; i++)

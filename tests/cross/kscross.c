@@ -22,6 +22,9 @@
 
 static const char *g_op = "";
 
+/* The error of the last call: every call below takes &err (die_ks prints it). */
+static ks_error *err;
+
 /* "KS_ERR_KEY_DISABLED" -> "KeyDisabled" (the Rust ErrorKind name). */
 static void kind_name(ks_status st, char *out, size_t cap) {
     const char *n = ks_status_name((int)st);
@@ -41,7 +44,8 @@ static void die_ks(ks_status st) {
     kind_name(st, name, sizeof name);
     printf("%s\n", name);
     fflush(stdout);
-    fprintf(stderr, "kscross-c: %s: %s: %s\n", g_op, name, ks_last_error_message());
+    fprintf(stderr, "kscross-c: %s: %s: %s\n", g_op, name, ks_error_message(err));
+    ks_error_free(err);
     exit(10 + (int)st);
 }
 
@@ -99,11 +103,11 @@ static ks_root *make_root(const char *spec) {
         memcpy(s, text, len);
         s[len] = 0;
         const char *ids[1] = {s};
-        CHECK(ks_root_age_new(ids, 1, NULL, 0, &r));
+        CHECK(ks_root_age_new(ids, 1, NULL, 0, &r, &err));
         free(s);
         free(text);
     } else if (strncmp(spec, "pass:", 5) == 0) {
-        CHECK(ks_root_passphrase_new((const uint8_t *)spec + 5, strlen(spec + 5), 10, &r));
+        CHECK(ks_root_passphrase_new((const uint8_t *)spec + 5, strlen(spec + 5), 10, &r, &err));
     } else {
         die_usage("bad root spec", spec);
     }
@@ -113,7 +117,7 @@ static ks_root *make_root(const char *spec) {
 static ks_keychain *load(const char *spec, const char *path) {
     ks_root *r = make_root(spec);
     ks_keychain *kc = NULL;
-    CHECK(ks_keychain_load_file(path, r, &kc));
+    CHECK(ks_keychain_load_file(path, r, &kc, &err));
     ks_root_free(r);
     return kc;
 }
@@ -151,33 +155,47 @@ static void write_json(const char *path, json_t *j) {
 }
 
 static void write_envelope(const char *path, const ks_envelope *env) {
-    size_t n;
-    const uint8_t *ct = ks_envelope_ciphertext(env, &n);
-    char *h = to_hex(ct, n);
-    json_t *j = json_pack("{s:s, s:I, s:s, s:s}", "key_id", ks_envelope_key_id(env), "key_version",
-                          (json_int_t)ks_envelope_key_version(env), "provider",
-                          ks_envelope_provider(env), "ciphertext_hex", h);
+    char *h = to_hex(env->ciphertext, env->ciphertext_len);
+    json_t *j = json_pack("{s:s, s:I, s:s, s:s}", "key_id", env->key_id, "key_version",
+                          (json_int_t)env->key_version, "provider", env->provider, "ciphertext_hex", h);
     if (!j) die_usage("cannot build JSON", NULL);
     write_json(path, j);
     free(h);
 }
 
 static void write_metadata(const char *path, const ks_envelope *env) {
+    ks_metadata md;
+    CHECK(ks_envelope_to_metadata(env, &md, &err));
     json_t *j = json_object();
-    size_t count = ks_envelope_metadata_count(env);
-    for (size_t i = 0; i < count; i++) {
-        const char *name, *value;
-        CHECK(ks_envelope_metadata_entry(env, i, &name, &value));
-        json_object_set_new(j, name, json_string(value));
-    }
+    for (size_t i = 0; i < md.count; i++)
+        json_object_set_new(j, md.entries[i].name, json_string(md.entries[i].value));
+    ks_metadata_clear(&md);
     write_json(path, j);
 }
 
-static ks_envelope *read_envelope(const char *path) {
+/* An envelope read from a file: filled by the library (metadata form,
+ * released with ks_envelope_clear) or by us (field form, our copies). */
+typedef struct {
+    ks_envelope env;
+    int ours;
+} read_env;
+
+static void read_env_free(read_env *e) {
+    if (e->ours) {
+        free(e->env.key_id);
+        free(e->env.provider);
+        free(e->env.ciphertext);
+    } else {
+        ks_envelope_clear(&e->env);
+    }
+}
+
+static read_env read_envelope(const char *path) {
     json_error_t jerr;
     json_t *j = json_load_file(path, 0, &jerr);
     if (!j || !json_is_object(j)) die_usage("not a JSON object", path);
-    ks_envelope *env = NULL;
+    read_env r;
+    memset(&r, 0, sizeof r);
     if (json_object_get(j, "ciphertext_hex")) {
         const char *key_id, *provider, *ct_hex;
         json_int_t ver;
@@ -185,10 +203,12 @@ static ks_envelope *read_envelope(const char *path) {
                         "provider", &provider, "ciphertext_hex", &ct_hex) != 0 ||
             ver < 0 || ver > UINT32_MAX)
             die_usage("bad envelope JSON", path);
-        size_t n;
-        uint8_t *ct = from_hex(ct_hex, &n);
-        CHECK(ks_envelope_new(key_id, (uint32_t)ver, provider, ct, n, &env));
-        free(ct);
+        r.ours = 1;
+        r.env.key_id = strdup(key_id);
+        r.env.provider = strdup(provider);
+        r.env.key_version = (uint32_t)ver;
+        r.env.ciphertext = from_hex(ct_hex, &r.env.ciphertext_len);
+        if (!r.env.key_id || !r.env.provider) die_usage("out of memory", NULL);
     } else {
         size_t count = json_object_size(j), i = 0;
         const char **names = calloc(count + 1, sizeof *names);
@@ -202,12 +222,12 @@ static ks_envelope *read_envelope(const char *path) {
             values[i] = json_string_value(v);
             i++;
         }
-        CHECK(ks_envelope_from_metadata(names, values, count, &env));
+        CHECK(ks_envelope_from_metadata(names, values, count, &r.env, &err));
         free(names);
         free(values);
     }
     json_decref(j);
-    return env;
+    return r;
 }
 
 static void fixtures(ks_keychain *kc, const char *dir, const char *v, uint8_t key_byte) {
@@ -215,13 +235,13 @@ static void fixtures(ks_keychain *kc, const char *dir, const char *v, uint8_t ke
     snprintf(pt, sizeof pt, "fixture %s", v);
     const uint8_t *aad = (const uint8_t *)"fixture";
     ks_buffer b;
-    CHECK(ks_keychain_seal(kc, (const uint8_t *)pt, strlen(pt), aad, 7, &b));
+    CHECK(ks_keychain_seal(kc, (const uint8_t *)pt, strlen(pt), aad, 7, &b, &err));
     snprintf(name, sizeof name, "%s.sealed", v);
     char *p = join(dir, name);
     write_file(p, b.data, b.len);
     free(p);
     ks_buffer_free(&b);
-    CHECK(ks_keychain_encrypt(kc, (const uint8_t *)pt, strlen(pt), aad, 7, &b));
+    CHECK(ks_keychain_encrypt(kc, (const uint8_t *)pt, strlen(pt), aad, 7, &b, &err));
     snprintf(name, sizeof name, "%s.encrypted", v);
     p = join(dir, name);
     write_file(p, b.data, b.len);
@@ -229,33 +249,33 @@ static void fixtures(ks_keychain *kc, const char *dir, const char *v, uint8_t ke
     ks_buffer_free(&b);
     uint8_t key[32];
     memset(key, key_byte, sizeof key);
-    ks_envelope *env = NULL;
-    CHECK(ks_keychain_wrap_key(kc, key, sizeof key, aad, 7, &env));
+    ks_envelope env;
+    CHECK(ks_keychain_wrap_key(kc, key, sizeof key, aad, 7, &env, &err));
     snprintf(name, sizeof name, "%s.env.json", v);
     p = join(dir, name);
-    write_envelope(p, env);
+    write_envelope(p, &env);
     free(p);
-    ks_envelope_free(env);
+    ks_envelope_clear(&env);
 }
 
 static void gen(const char *dir, const ks_root *root) {
     ks_keychain *kc = NULL;
-    CHECK(ks_keychain_generate(NULL, &kc));
+    CHECK(ks_keychain_generate(NULL, &kc, &err));
     ks_key_info pi;
-    CHECK(ks_keychain_primary(kc, KS_PURPOSE_ENCRYPT, &pi));
+    CHECK(ks_keychain_primary(kc, KS_PURPOSE_ENCRYPT, &pi, &err));
     uint32_t v1 = pi.key_id;
     fixtures(kc, dir, "v1", 0x11);
-    CHECK(ks_keychain_rotate(kc, NULL));
+    CHECK(ks_keychain_rotate(kc, NULL, &err));
     fixtures(kc, dir, "v2", 0x22);
-    CHECK(ks_keychain_rotate(kc, NULL));
-    CHECK(ks_keychain_disable(kc, v1));
+    CHECK(ks_keychain_rotate(kc, NULL, &err));
+    CHECK(ks_keychain_disable(kc, v1, &err));
     char idtxt[32];
     snprintf(idtxt, sizeof idtxt, "%" PRIu32 "\n", v1);
     char *p = join(dir, "disabled_key_id");
     write_file(p, idtxt, strlen(idtxt));
     free(p);
     p = join(dir, "keychain.age");
-    CHECK(ks_keychain_save_file(kc, p, root));
+    CHECK(ks_keychain_save_file(kc, p, root, &err));
     free(p);
     ks_keychain_free(kc);
 }
@@ -264,10 +284,10 @@ static void aead_op(const char *op, const ks_keychain *kc, const uint8_t *in, si
                     const char *aad, ks_buffer *out) {
     const uint8_t *a = (const uint8_t *)aad;
     size_t al = strlen(aad);
-    if (!strcmp(op, "seal")) CHECK(ks_keychain_seal(kc, in, n, a, al, out));
-    else if (!strcmp(op, "unseal")) CHECK(ks_keychain_unseal(kc, in, n, a, al, out));
-    else if (!strcmp(op, "encrypt")) CHECK(ks_keychain_encrypt(kc, in, n, a, al, out));
-    else CHECK(ks_keychain_decrypt(kc, in, n, a, al, out));
+    if (!strcmp(op, "seal")) CHECK(ks_keychain_seal(kc, in, n, a, al, out, &err));
+    else if (!strcmp(op, "unseal")) CHECK(ks_keychain_unseal(kc, in, n, a, al, out, &err));
+    else if (!strcmp(op, "encrypt")) CHECK(ks_keychain_encrypt(kc, in, n, a, al, out, &err));
+    else CHECK(ks_keychain_decrypt(kc, in, n, a, al, out, &err));
 }
 
 int main(int argc, char **argv) {
@@ -276,10 +296,10 @@ int main(int argc, char **argv) {
     g_op = op;
     if (!strcmp(op, "gen-age") && n == 2) {
         ks_root *r = NULL;
-        CHECK(ks_root_age_generate(&r));
+        CHECK(ks_root_age_generate(&r, &err));
         ks_buffer id, rec;
-        CHECK(ks_root_age_identity(r, 0, &id));
-        CHECK(ks_root_age_recipient(r, 0, &rec));
+        CHECK(ks_root_age_identity(r, 0, &id, &err));
+        CHECK(ks_root_age_recipient(r, 0, &rec, &err));
         char *p = join(argv[2], "identity.txt");
         FILE *f = fopen(p, "wb");
         if (!f) die_usage("cannot write", p);
@@ -293,7 +313,7 @@ int main(int argc, char **argv) {
         ks_root_free(r);
     } else if (!strcmp(op, "gen-pass") && n == 3) {
         ks_root *r = NULL;
-        CHECK(ks_root_passphrase_new((const uint8_t *)argv[3], strlen(argv[3]), 10, &r));
+        CHECK(ks_root_passphrase_new((const uint8_t *)argv[3], strlen(argv[3]), 10, &r, &err));
         gen(argv[2], r);
         ks_root_free(r);
     } else if ((!strcmp(op, "seal") || !strcmp(op, "unseal") || !strcmp(op, "encrypt") ||
@@ -311,21 +331,21 @@ int main(int argc, char **argv) {
         ks_keychain *kc = load(argv[2], argv[3]);
         size_t len;
         uint8_t *key = read_file(argv[4], &len);
-        ks_envelope *env = NULL;
-        CHECK(ks_keychain_wrap_key(kc, key, len, (const uint8_t *)argv[5], strlen(argv[5]), &env));
-        write_envelope(argv[6], env);
-        write_metadata(argv[7], env);
-        ks_envelope_free(env);
+        ks_envelope env;
+        CHECK(ks_keychain_wrap_key(kc, key, len, (const uint8_t *)argv[5], strlen(argv[5]), &env, &err));
+        write_envelope(argv[6], &env);
+        write_metadata(argv[7], &env);
+        ks_envelope_clear(&env);
         free(key);
         ks_keychain_free(kc);
     } else if (!strcmp(op, "unwrap") && n == 6) {
         ks_keychain *kc = load(argv[2], argv[3]);
-        ks_envelope *env = read_envelope(argv[4]);
+        read_env env = read_envelope(argv[4]);
         ks_buffer out;
-        CHECK(ks_keychain_unwrap_key(kc, env, (const uint8_t *)argv[5], strlen(argv[5]), &out));
+        CHECK(ks_keychain_unwrap_key(kc, &env.env, (const uint8_t *)argv[5], strlen(argv[5]), &out, &err));
         write_file(argv[6], out.data, out.len);
         ks_buffer_free(&out);
-        ks_envelope_free(env);
+        read_env_free(&env);
         ks_keychain_free(kc);
     } else if (!strcmp(op, "derive") && n == 7) {
         ks_keychain *kc = load(argv[2], argv[3]);
@@ -337,29 +357,29 @@ int main(int argc, char **argv) {
         ks_buffer out;
         CHECK(ks_keychain_derive_origin_key(kc, 0, (const uint8_t *)argv[4], strlen(argv[4]),
                                             (const uint8_t *)argv[5], strlen(argv[5]),
-                                            (uint64_t)epoch, &out));
+                                            (uint64_t)epoch, &out, &err));
         write_file(argv[7], out.data, out.len);
         ks_buffer_free(&out);
         ks_keychain_free(kc);
     } else if (!strcmp(op, "destroy") && n == 5) {
         ks_root *r = make_root(argv[2]);
         ks_keychain *kc = NULL;
-        CHECK(ks_keychain_load_file(argv[3], r, &kc));
+        CHECK(ks_keychain_load_file(argv[3], r, &kc, &err));
         char *end;
         unsigned long id = strtoul(argv[4], &end, 10);
         if (*end || id > UINT32_MAX) die_usage("bad key id", argv[4]);
-        CHECK(ks_keychain_destroy(kc, (uint32_t)id));
-        CHECK(ks_keychain_save_file(kc, argv[5], r));
+        CHECK(ks_keychain_destroy(kc, (uint32_t)id, &err));
+        CHECK(ks_keychain_save_file(kc, argv[5], r, &err));
         ks_keychain_free(kc);
         ks_root_free(r);
     } else if (!strcmp(op, "encrypt-portable") && n == 6) {
         ks_root *r = make_root(argv[2]);
         ks_keychain *kc = NULL;
-        CHECK(ks_keychain_open(argv[3], r, NULL, &kc));
+        CHECK(ks_keychain_open(argv[3], r, NULL, &kc, &err));
         size_t len;
         uint8_t *in = read_file(argv[4], &len);
         ks_buffer out;
-        CHECK(ks_keychain_encrypt_portable(kc, in, len, (const uint8_t *)argv[5], strlen(argv[5]), &out));
+        CHECK(ks_keychain_encrypt_portable(kc, in, len, (const uint8_t *)argv[5], strlen(argv[5]), &out, &err));
         write_file(argv[6], out.data, out.len);
         ks_buffer_free(&out);
         free(in);
@@ -370,7 +390,7 @@ int main(int argc, char **argv) {
         size_t len;
         uint8_t *in = read_file(argv[3], &len);
         ks_buffer out;
-        CHECK(ks_root_decrypt_portable(r, in, len, (const uint8_t *)argv[4], strlen(argv[4]), &out));
+        CHECK(ks_root_decrypt_portable(r, in, len, (const uint8_t *)argv[4], strlen(argv[4]), &out, &err));
         write_file(argv[5], out.data, out.len);
         ks_buffer_free(&out);
         free(in);
@@ -379,7 +399,7 @@ int main(int argc, char **argv) {
         ks_keychain *kc = load(argv[2], argv[3]);
         size_t count = 0;
         ks_key_info infos[64];
-        CHECK(ks_keychain_keys(kc, infos, 64, &count));
+        CHECK(ks_keychain_keys(kc, infos, 64, &count, &err));
         static const char *purposes[] = {"none", "encrypt", "derive"};
         static const char *statuses[] = {"?", "enabled", "disabled", "destroyed"};
         for (size_t i = 0; i < count; i++)

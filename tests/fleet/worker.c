@@ -26,6 +26,19 @@
 
 #include "keystrata.h"
 
+/* The error of the last call that passes &err; take_msg frees it. */
+static ks_error *err;
+
+/* The message of the last failed call (a copy), freeing its error object. */
+static const char *take_msg(void)
+{
+    static char buf[512];
+    snprintf(buf, sizeof buf, "%s", ks_error_message(err));
+    ks_error_free(err);
+    err = NULL;
+    return buf;
+}
+
 static const char *kind_name(ks_status st)
 {
     static const char *names[] = {"Ok",          "InvalidInput", "Authentication", "UnknownKey", "KeyDisabled",
@@ -114,7 +127,7 @@ static ks_root *root_from(const char *identity_file)
     text[n] = '\0';
     const char *ids[1] = {text};
     ks_root *r = NULL;
-    if (ks_root_age_new(ids, 1, NULL, 0, &r) != KS_OK)
+    if (ks_root_age_new(ids, 1, NULL, 0, &r, &err) != KS_OK)
         usage("bad identity");
     return r;
 }
@@ -151,17 +164,17 @@ static int run(char **a)
     pol.usage_block = strtoull(a[8], NULL, 10);
     ks_root *root = root_from(a[1]);
     ks_keychain *kc = NULL;
-    ks_status st = ks_keychain_open(location, root, &pol, &kc);
+    ks_status st = ks_keychain_open(location, root, &pol, &kc, &err);
     if (st != KS_OK) {
         char line[256];
         snprintf(line, sizeof line, "X %s open\n", kind_name(st));
         emit(line);
-        fprintf(stderr, "fleet-c %s: open: %s\n", name, ks_last_error_message());
+        fprintf(stderr, "fleet-c %s: open: %s\n", name, take_msg());
         ks_root_free(root);
         return 3;
     }
     uint64_t sub = 0;
-    ks_keychain_subscribe(kc, on_event, NULL, &sub);
+    ks_keychain_subscribe(kc, on_event, NULL, &sub, NULL);
     emit("READY\n");
     double end = now_s() + seconds;
     const char *stop_file = getenv("KS_FLEET_STOP_FILE");
@@ -181,9 +194,9 @@ static int run(char **a)
             next = (t > next ? t : next) + 1.0 / rate;
         }
         if ((long)(rnd() % 1000) < rotate_permille) {
-            st = ks_keychain_rotate(kc, NULL);
+            st = ks_keychain_rotate(kc, NULL, &err);
             if (st != KS_OK) {
-                fprintf(stderr, "fleet-c %s: rotate: %s: %s\n", name, kind_name(st), ks_last_error_message());
+                fprintf(stderr, "fleet-c %s: rotate: %s: %s\n", name, kind_name(st), take_msg());
                 snprintf(line, sizeof line, "X %s rotate\n", kind_name(st));
                 emit(line);
                 errors++;
@@ -196,13 +209,13 @@ static int run(char **a)
         ks_buffer ct = {0};
         const char *op = which == 0 ? "seal" : which == 1 ? "encrypt" : "wrap";
         if (which == 0) {
-            st = ks_keychain_seal(kc, (const uint8_t *)pt, (size_t)ptn, (const uint8_t *)aad, (size_t)aadn, &ct);
+            st = ks_keychain_seal(kc, (const uint8_t *)pt, (size_t)ptn, (const uint8_t *)aad, (size_t)aadn, &ct, &err);
             if (st == KS_OK)
                 snprintf(line, sizeof line, "S %" PRIu32 " %s %s %s\n", be32(ct.data + 1),
                          hex(h1, (const uint8_t *)aad, (size_t)aadn), hex(h2, (const uint8_t *)pt, (size_t)ptn),
                          hex(h3, ct.data, ct.len));
         } else if (which == 1) {
-            st = ks_keychain_encrypt(kc, (const uint8_t *)pt, (size_t)ptn, (const uint8_t *)aad, (size_t)aadn, &ct);
+            st = ks_keychain_encrypt(kc, (const uint8_t *)pt, (size_t)ptn, (const uint8_t *)aad, (size_t)aadn, &ct, &err);
             if (st == KS_OK)
                 snprintf(line, sizeof line, "E %" PRIu32 " %s %s %s\n", be32(ct.data + 5),
                          hex(h1, (const uint8_t *)aad, (size_t)aadn), hex(h2, (const uint8_t *)pt, (size_t)ptn),
@@ -210,19 +223,17 @@ static int run(char **a)
         } else {
             uint8_t dek[32] = {0};
             memcpy(dek, pt, (size_t)ptn < sizeof dek ? (size_t)ptn : sizeof dek);
-            ks_envelope *env = NULL;
-            st = ks_keychain_wrap_key(kc, dek, sizeof dek, (const uint8_t *)aad, (size_t)aadn, &env);
+            ks_envelope env;
+            st = ks_keychain_wrap_key(kc, dek, sizeof dek, (const uint8_t *)aad, (size_t)aadn, &env, &err);
             if (st == KS_OK) {
-                size_t n = 0;
-                const uint8_t *c = ks_envelope_ciphertext(env, &n);
-                snprintf(line, sizeof line, "W %s %" PRIu32 " %s %s %s\n", ks_envelope_key_id(env),
-                         ks_envelope_key_version(env), hex(h1, (const uint8_t *)aad, (size_t)aadn),
-                         hex(h2, dek, sizeof dek), hex(h3, c, n));
-                ks_envelope_free(env);
+                snprintf(line, sizeof line, "W %s %" PRIu32 " %s %s %s\n", env.key_id, env.key_version,
+                         hex(h1, (const uint8_t *)aad, (size_t)aadn), hex(h2, dek, sizeof dek),
+                         hex(h3, env.ciphertext, env.ciphertext_len));
+                ks_envelope_clear(&env);
             }
         }
         if (st != KS_OK)
-            fprintf(stderr, "fleet-c %s: %s: %s: %s\n", name, op, kind_name(st), ks_last_error_message());
+            fprintf(stderr, "fleet-c %s: %s: %s: %s\n", name, op, kind_name(st), take_msg());
         ks_buffer_free(&ct);
         if (st != KS_OK) {
             snprintf(line, sizeof line, "X %s %s\n", kind_name(st), op);
@@ -247,9 +258,9 @@ static int check(char **a)
 {
     ks_root *root = root_from(a[1]);
     ks_keychain *kc = NULL;
-    ks_status st = ks_keychain_open(a[0], root, NULL, &kc);
+    ks_status st = ks_keychain_open(a[0], root, NULL, &kc, &err);
     if (st != KS_OK) {
-        fprintf(stderr, "fleet-c check: open: %s: %s\n", kind_name(st), ks_last_error_message());
+        fprintf(stderr, "fleet-c check: open: %s: %s\n", kind_name(st), take_msg());
         return 2;
     }
     FILE *f = fopen(a[2], "r");
@@ -281,15 +292,13 @@ static int check(char **a)
         if (!parsed) {
             st = KS_ERR_FORMAT;
         } else if (kind == 'S') {
-            st = ks_keychain_unseal(kc, ct, ctn, aad, aadn, &got);
+            st = ks_keychain_unseal(kc, ct, ctn, aad, aadn, &got, NULL);
         } else if (kind == 'E') {
-            st = ks_keychain_decrypt(kc, ct, ctn, aad, aadn, &got);
+            st = ks_keychain_decrypt(kc, ct, ctn, aad, aadn, &got, NULL);
         } else {
-            ks_envelope *env = NULL;
-            st = ks_envelope_new(fld[1], (uint32_t)strtoul(fld[2], NULL, 10), "keystrata", ct, ctn, &env);
-            if (st == KS_OK)
-                st = ks_keychain_unwrap_key(kc, env, aad, aadn, &got);
-            ks_envelope_free(env);
+            /* The envelope's fields as recorded; the struct is ours, only read by the call. */
+            ks_envelope env = {fld[1], (uint32_t)strtoul(fld[2], NULL, 10), "keystrata", ct, ctn};
+            st = ks_keychain_unwrap_key(kc, &env, aad, aadn, &got, NULL);
         }
         bool ok = st == KS_OK && got.len == ptn && (ptn == 0 || memcmp(got.data, pt, ptn) == 0);
         if (!ok) {
@@ -305,9 +314,9 @@ static int check(char **a)
     free(line);
     fclose(f);
     size_t count = 0;
-    ks_keychain_keys(kc, NULL, 0, &count);
+    ks_keychain_keys(kc, NULL, 0, &count, NULL); /* out NULL: the count alone */
     ks_key_info *keys = calloc(count + 1, sizeof *keys);
-    if (keys && ks_keychain_keys(kc, keys, count, &count) == KS_OK) {
+    if (keys && ks_keychain_keys(kc, keys, count, &count, NULL) == KS_OK) {
         for (size_t i = 0; i < count; i++)
             printf("K %" PRIu32 " %" PRIu32 " %s %s %" PRIu64 " %d\n", keys[i].key_id, keys[i].version,
                    keys[i].purpose == KS_PURPOSE_ENCRYPT ? "encrypt" : "derive",
