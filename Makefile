@@ -81,11 +81,16 @@ miri:
 $(BUILD):
 	mkdir -p $(BUILD)
 
-$(BUILD)/test_keystrata: tests/c/test_keystrata.c $(HEADER) lib | $(BUILD)
-	$(CC) $(CFLAGS_STRICT) $(SANITIZE) -pthread -o $@ tests/c/test_keystrata.c $(KS_LIBS) -ljansson
+# The C suite: tests/c/main.c runs the groups of every tests/c/test_<topic>.c
+# (shared harness: tests/c/harness.{h,c}).
+C_SUITE := tests/c/main.c tests/c/harness.c tests/c/test_errors.c tests/c/test_vectors.c tests/c/test_seal.c \
+  tests/c/test_envelope.c tests/c/test_derive.c tests/c/test_keychain.c tests/c/test_threads.c tests/c/test_portable.c
 
-$(BUILD)/test_keystrata_plain: tests/c/test_keystrata.c $(HEADER) lib | $(BUILD)
-	$(CC) $(CFLAGS_STRICT) -O1 -pthread -o $@ tests/c/test_keystrata.c $(KS_LIBS) -ljansson
+$(BUILD)/test_keystrata: $(C_SUITE) tests/c/harness.h $(HEADER) lib | $(BUILD)
+	$(CC) $(CFLAGS_STRICT) $(SANITIZE) -pthread -o $@ $(C_SUITE) $(KS_LIBS) -ljansson
+
+$(BUILD)/test_keystrata_plain: $(C_SUITE) tests/c/harness.h $(HEADER) lib | $(BUILD)
+	$(CC) $(CFLAGS_STRICT) -O1 -pthread -o $@ $(C_SUITE) $(KS_LIBS) -ljansson
 
 # The C suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 c-test: $(BUILD)/test_keystrata

@@ -54,6 +54,16 @@
 
 #include "keystrata.h"
 
+/* Every call passes E: this thread's error slot. E frees the error object
+ * of the previous call first, so a failure nobody reports leaks nothing;
+ * last_msg() reads the message of the last call (or ""). */
+static _Thread_local ks_error *t_err;
+#define E (ks_error_free(t_err), t_err = NULL, &t_err)
+static const char *last_msg(void)
+{
+    return ks_error_message(t_err);
+}
+
 /* ------------------------------------------------------------------ */
 /* Assertions                                                          */
 /* ------------------------------------------------------------------ */
@@ -81,7 +91,7 @@ static bool ok_(ks_status st, const char *call, const char *file, int line)
     }
     atomic_fetch_add(&g_fail, 1);
     fprintf(stderr, "%s:%d: FAILED: %s -> %s: %s\n", file, line, call, ks_status_name((int)st),
-            ks_last_error_message());
+            last_msg());
     return false;
 }
 #define OK(call) ok_((call), #call, __FILE__, __LINE__)
@@ -110,7 +120,7 @@ static void group_end(const char *extra)
 /* In a forked child: a failure is reported on stderr and in the exit status. */
 static void die(const char *what, ks_status st)
 {
-    fprintf(stderr, "pid %d: %s -> %s: %s\n", (int)getpid(), what, ks_status_name((int)st), ks_last_error_message());
+    fprintf(stderr, "pid %d: %s -> %s: %s\n", (int)getpid(), what, ks_status_name((int)st), last_msg());
     _exit(3);
 }
 
@@ -296,7 +306,7 @@ static uint32_t actor_op(actor_t *a, const ks_keychain *kc, unsigned which, bool
     uint32_t id = 0;
     switch (which % 3) {
     case 0:
-        st = ks_keychain_seal(kc, pt, sizeof pt, aad, sizeof aad, &ct);
+        st = ks_keychain_seal(kc, pt, sizeof pt, aad, sizeof aad, &ct, E);
         if (st == KS_OK) {
             id = be32(ct.data + 1);
             pthread_mutex_lock(&a->mu);
@@ -304,7 +314,7 @@ static uint32_t actor_op(actor_t *a, const ks_keychain *kc, unsigned which, bool
         }
         break;
     case 1:
-        st = ks_keychain_encrypt(kc, pt, sizeof pt, aad, sizeof aad, &ct);
+        st = ks_keychain_encrypt(kc, pt, sizeof pt, aad, sizeof aad, &ct, E);
         if (st == KS_OK) {
             id = be32(ct.data + 5);
             pthread_mutex_lock(&a->mu);
@@ -312,15 +322,15 @@ static uint32_t actor_op(actor_t *a, const ks_keychain *kc, unsigned which, bool
         }
         break;
     default: {
-        ks_envelope *env = NULL;
+        ks_envelope env;
         uint8_t dek[32];
         memcpy(dek, pt, 16);
         memcpy(dek + 16, pt, 16);
-        st = ks_keychain_wrap_key(kc, dek, sizeof dek, aad, sizeof aad, &env);
+        st = ks_keychain_wrap_key(kc, dek, sizeof dek, aad, sizeof aad, &env, E);
         if (st == KS_OK) {
-            size_t n = 0;
-            const uint8_t *c = ks_envelope_ciphertext(env, &n);
-            id = (uint32_t)strtoul(ks_envelope_key_id(env), NULL, 10);
+            size_t n = env.ciphertext_len;
+            const uint8_t *c = env.ciphertext;
+            id = (uint32_t)strtoul(env.key_id, NULL, 10);
             if (n < 5 || be32(c + 1) != id) {
                 if (in_child)
                     _exit(4);
@@ -333,10 +343,10 @@ static uint32_t actor_op(actor_t *a, const ks_keychain *kc, unsigned which, bool
             put_hex(a->out, dek, sizeof dek);
             fputc(' ', a->out);
             put_hex(a->out, c, n);
-            fprintf(a->out, " %" PRIu32 "\n", ks_envelope_key_version(env));
+            fprintf(a->out, " %" PRIu32 "\n", env.key_version);
             fflush(a->out);
             pthread_mutex_unlock(&a->mu);
-            ks_envelope_free(env);
+            ks_envelope_clear(&env);
         }
         if (st != KS_OK) {
             if (in_child)
@@ -367,7 +377,7 @@ static uint32_t actor_op(actor_t *a, const ks_keychain *kc, unsigned which, bool
 static uint64_t actor_subscribe(actor_t *a, const ks_keychain *kc)
 {
     uint64_t sub = 0;
-    OK(ks_keychain_subscribe(kc, on_event, a, &sub));
+    OK(ks_keychain_subscribe(kc, on_event, a, &sub, E));
     return sub;
 }
 
@@ -438,24 +448,22 @@ static void verify_line(const ks_keychain *kc, const ks_key_info *keys, size_t n
     ks_status st;
     uint32_t ct_id = 0;
     if (f[0][0] == 'S') {
-        st = ks_keychain_unseal(kc, ct.p, ct.n, aad.p, aad.n, &got);
+        st = ks_keychain_unseal(kc, ct.p, ct.n, aad.p, aad.n, &got, E);
         ct_id = ct.n >= 5 ? be32(ct.p + 1) : 0;
     } else if (f[0][0] == 'E') {
-        st = ks_keychain_decrypt(kc, ct.p, ct.n, aad.p, aad.n, &got);
+        st = ks_keychain_decrypt(kc, ct.p, ct.n, aad.p, aad.n, &got, E);
         ct_id = ct.n >= 9 ? be32(ct.p + 5) : 0;
     } else {
-        ks_envelope *env = NULL;
-        st = ks_envelope_new(f[1], nf > 5 ? (uint32_t)strtoul(f[5], NULL, 10) : 0, "keystrata", ct.p, ct.n, &env);
-        if (st == KS_OK)
-            st = ks_keychain_unwrap_key(kc, env, aad.p, aad.n, &got);
-        ks_envelope_free(env);
+        /* The recorded fields in an envelope of our own (only read by the call). */
+        ks_envelope env = {f[1], nf > 5 ? (uint32_t)strtoul(f[5], NULL, 10) : 0, "keystrata", ct.p, ct.n};
+        st = ks_keychain_unwrap_key(kc, &env, aad.p, aad.n, &got, E);
         ct_id = ct.n >= 5 ? be32(ct.p + 1) : 0;
     }
     v->ciphertexts++;
     bool ok = st == KS_OK && got.len == pt.n && (pt.n == 0 || memcmp(got.data, pt.p, pt.n) == 0) && ct_id == id;
     if (!CHECK(ok))
         fprintf(stderr, "  LOST: %c ciphertext under key %" PRIu32 " from %s: %s %s\n", f[0][0], id, file,
-                ks_status_name((int)st), st == KS_OK ? "(wrong plaintext or key_id)" : ks_last_error_message());
+                ks_status_name((int)st), st == KS_OK ? "(wrong plaintext or key_id)" : last_msg());
     tally_find(tally, ntally, id)->n++;
     ks_buffer_free(&got);
     free(aad.p);
@@ -471,12 +479,12 @@ static verdict_t verify_dir(const char *dir, const char *path, const ks_root *ro
 {
     verdict_t v = {0};
     ks_keychain *kc = NULL;
-    if (!OK(ks_keychain_load_file(path, root, &kc)))
+    if (!OK(ks_keychain_load_file(path, root, &kc, E)))
         return v;
     size_t nkeys = 0;
-    ks_keychain_keys(kc, NULL, 0, &nkeys);
+    ks_keychain_keys(kc, NULL, 0, &nkeys, E);
     ks_key_info *keys = calloc(nkeys + 1, sizeof *keys);
-    OK(ks_keychain_keys(kc, keys, nkeys, &nkeys));
+    OK(ks_keychain_keys(kc, keys, nkeys, &nkeys, E));
     v.keys = nkeys;
     tally_t *tally = NULL;
     size_t ntally = 0;
@@ -557,7 +565,7 @@ static void *both_worker(void *p)
     both_arg *b = p;
     for (int i = 0; i < b->ops; i++) {
         if (i % b->rotate_every == b->rotate_every - 1)
-            OK(ks_keychain_rotate(b->kc, NULL));
+            OK(ks_keychain_rotate(b->kc, NULL, E));
         actor_op(b->a, b->kc, (unsigned)i, false);
     }
     return NULL;
@@ -571,7 +579,7 @@ static void group_two_handles(const ks_root *root)
     snprintf(path, sizeof path, "%s/keychain.age", dir);
     ks_policy pol = small_policy(1ull << 32, 4);
     ks_keychain *h1 = NULL, *h2 = NULL;
-    if (!OK(ks_keychain_open(path, root, &pol, &h1)) || !OK(ks_keychain_open(path, root, &pol, &h2))) {
+    if (!OK(ks_keychain_open(path, root, &pol, &h1, E)) || !OK(ks_keychain_open(path, root, &pol, &h2, E))) {
         ks_keychain_free(h1);
         group_end("");
         return;
@@ -588,7 +596,7 @@ static void group_two_handles(const ks_root *root)
     unsigned op = 0;
     for (int r = 0; r < 12; r++) {
         ks_key_info k1;
-        OK(ks_keychain_rotate(h1, &k1));
+        OK(ks_keychain_rotate(h1, &k1, E));
         for (int i = 0; i < 10; i++)
             actor_op(&a2, h2, op++, false);
         actor_op(&a1, h1, op++, false);
@@ -596,7 +604,7 @@ static void group_two_handles(const ks_root *root)
     /* h2 uses h1's newest primary: at once, since its next block
      * reservation reads the latest state; polled with a deadline. */
     ks_key_info p1;
-    OK(ks_keychain_primary(h1, KS_PURPOSE_ENCRYPT, &p1));
+    OK(ks_keychain_primary(h1, KS_PURPOSE_ENCRYPT, &p1, E));
     uint32_t seen = 0;
     double deadline = now_s() + 60;
     while (seen != p1.key_id && now_s() < deadline)
@@ -614,8 +622,8 @@ static void group_two_handles(const ks_root *root)
     /* Each handle lists the other's keys after a reload (an unknown key in
      * a ciphertext reloads): seal under h2, unseal under h1. */
     ks_buffer ct = {0}, pt = {0};
-    OK(ks_keychain_seal(h2, (const uint8_t *)"x", 1, NULL, 0, &ct));
-    OK(ks_keychain_unseal(h1, ct.data, ct.len, NULL, 0, &pt));
+    OK(ks_keychain_seal(h2, (const uint8_t *)"x", 1, NULL, 0, &ct, E));
+    OK(ks_keychain_unseal(h1, ct.data, ct.len, NULL, 0, &pt, E));
     ks_buffer_free(&ct);
     ks_buffer_free(&pt);
 
@@ -668,7 +676,7 @@ static void fork_loop(actor_t *a, ks_keychain *kc, const char *dir, int rotate_a
 {
     for (int i = 0; i < FORK_OPS; i++) {
         if (i == rotate_at) {
-            ks_status st = ks_keychain_rotate(kc, NULL);
+            ks_status st = ks_keychain_rotate(kc, NULL, E);
             if (child && st != KS_OK)
                 die("rotate", st);
             if (!child)
@@ -699,7 +707,7 @@ static void group_fork(const ks_root *root)
     snprintf(path, sizeof path, "%s/keychain.age", dir);
     ks_policy pol = small_policy(FORK_MAX, FORK_BLOCK);
     ks_keychain *kc = NULL;
-    if (!OK(ks_keychain_open(path, root, &pol, &kc))) {
+    if (!OK(ks_keychain_open(path, root, &pol, &kc, E))) {
         group_end("");
         return;
     }
@@ -759,7 +767,7 @@ static void group_fork(const ks_root *root)
 static void encrypt_only_child(const char *path, const ks_root *root, const char *dir, int ctl, int out_fd)
 {
     ks_keychain *kc = NULL;
-    ks_status st = ks_keychain_open(path, root, NULL, &kc);
+    ks_status st = ks_keychain_open(path, root, NULL, &kc, E);
     if (st != KS_OK)
         die("open", st);
     actor_t a;
@@ -819,7 +827,7 @@ static void group_encrypt_only(const ks_root *root)
     subdir(dir, sizeof dir, "encrypt-only");
     snprintf(path, sizeof path, "%s/keychain.age", dir);
     ks_keychain *kc = NULL;
-    if (!OK(ks_keychain_open(path, root, NULL, &kc))) {
+    if (!OK(ks_keychain_open(path, root, NULL, &kc, E))) {
         group_end("");
         return;
     }
@@ -844,12 +852,12 @@ static void group_encrypt_only(const ks_root *root)
     char buf[4096];
     size_t have = 0;
     ks_key_info first;
-    OK(ks_keychain_primary(kc, KS_PURPOSE_ENCRYPT, &first));
+    OK(ks_keychain_primary(kc, KS_PURPOSE_ENCRYPT, &first, E));
     bool ok = CHECK(wait_for_key(out[0], first.key_id, now_s() + 60, buf, &have, sizeof buf));
     double worst = 0;
     for (int r = 0; r < 3 && ok; r++) {
         ks_key_info k;
-        OK(ks_keychain_rotate(kc, &k));
+        OK(ks_keychain_rotate(kc, &k, E));
         actor_op(&a, kc, (unsigned)r, false);
         double t0 = now_s();
         ok = CHECK(wait_for_key(out[0], k.key_id, t0 + 60, buf, &have, sizeof buf));
@@ -881,7 +889,7 @@ int main(void)
     printf("keystrata %s C tests of shared keychains\n", ks_version());
     fflush(stdout);
     ks_root *root = NULL;
-    if (OK(ks_root_age_generate(&root))) {
+    if (OK(ks_root_age_generate(&root, E))) {
         group_two_handles(root);
         group_fork(root);
         group_encrypt_only(root);
