@@ -76,6 +76,14 @@ type callOut struct {
 
 var callOuts = sync.Pool{New: func() any { return new(callOut) }}
 
+// error is cErr for the call that just wrote co, leaving co clean for the
+// next one.
+func (co *callOut) error(st C.enum_ks_status) error {
+	e := co.err
+	co.err = nil
+	return cErr(st, e)
+}
+
 // cStrings holds NUL-terminated copies of Go strings in Go memory, pinned
 // so that C may read them (and an array of pointers to them) during a call.
 type cStrings struct {

@@ -196,9 +196,9 @@ func (kc *Keychain) UnwrapKey(env *KeyEnvelope, context []byte) ([]byte, error) 
 		}
 		if st != C.KS_ERR_BUFFER_TOO_SMALL || tries > 0 {
 			clear(out[:cap(out)])
-			return nil, cErr(st, co.err)
+			return nil, co.error(st)
 		}
-		_ = cErr(st, co.err)
+		_ = co.error(st)
 		out = make([]byte, 0, int(co.n))
 	}
 }

@@ -108,7 +108,7 @@ func (kc *Keychain) aeadTo(op aeadOp, dst, in, aad []byte) ([]byte, error) {
 		} else {
 			// A query touches no counter; the call below fails the same
 			// way in the core, which counts it and raises the event.
-			_ = cErr(st, co.err)
+			_ = co.error(st)
 		}
 	}
 	for tries := 0; ; tries++ {
@@ -117,9 +117,9 @@ func (kc *Keychain) aeadTo(op aeadOp, dst, in, aad []byte) ([]byte, error) {
 			return buf[:len(buf)+int(co.n)], nil
 		}
 		if st != C.KS_ERR_BUFFER_TOO_SMALL || tries > 0 {
-			return dst, cErr(st, co.err)
+			return dst, co.error(st)
 		}
-		_ = cErr(st, co.err)
+		_ = co.error(st)
 		buf = grow(dst, int(co.n))
 	}
 }

@@ -152,7 +152,8 @@ pub unsafe extern "C" fn ks_keychain_unwrap_key(
 
 /// ks_keychain_unwrap_key into a buffer the caller sizes: the key's length
 /// is read from the envelope's ciphertext without unwrapping (32 for a
-/// 32-byte data key). With `out` NULL only `*out_len` is written (`cap` is
+/// 32-byte data key). The key is never longer than the envelope's
+/// ciphertext_len, so a buffer that large always has room. With `out` NULL only `*out_len` is written (`cap` is
 /// ignored; a malformed ciphertext gives KS_ERR_FORMAT); a `cap` below the
 /// length gives KS_ERR_BUFFER_TOO_SMALL with `*out_len` set, and nothing is
 /// unwrapped. The library's own copy of the key is wiped before return.
