@@ -72,6 +72,7 @@ func cErr(st C.enum_ks_status, e *C.ks_error) error {
 type callOut struct {
 	n   C.size_t
 	err *C.ks_error
+	env C.ks_envelope
 }
 
 var callOuts = sync.Pool{New: func() any { return new(callOut) }}

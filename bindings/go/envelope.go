@@ -48,18 +48,22 @@ func (e *KeyEnvelope) check() error {
 }
 
 // toC fills a C envelope with the Go fields for the duration of one call:
-// NUL-terminated copies of the strings and the ciphertext itself, pinned
-// by cs (release with cs.done after the call).
-func (e *KeyEnvelope) toC(cs *cStrings) (C.ks_envelope, error) {
+// NUL-terminated copies of the two strings (one allocation) and the
+// ciphertext itself, pinned by pin (Unpin after the call).
+func (e *KeyEnvelope) toC(pin *runtime.Pinner) (C.ks_envelope, error) {
 	if err := e.check(); err != nil {
 		return C.ks_envelope{}, err
 	}
+	strs := make([]byte, len(e.KeyID)+1+len(e.Provider)+1)
+	copy(strs, e.KeyID)
+	copy(strs[len(e.KeyID)+1:], e.Provider)
+	pin.Pin(&strs[0])
 	var c C.ks_envelope
-	c.key_id = cs.add(e.KeyID)
+	c.key_id = (*C.char)(unsafe.Pointer(&strs[0]))
 	c.key_version = C.uint32_t(e.KeyVersion)
-	c.provider = cs.add(e.Provider)
+	c.provider = (*C.char)(unsafe.Pointer(&strs[len(e.KeyID)+1]))
 	if len(e.Ciphertext) > 0 {
-		cs.pin.Pin(unsafe.SliceData(e.Ciphertext))
+		pin.Pin(unsafe.SliceData(e.Ciphertext))
 		c.ciphertext, c.ciphertext_len = cbytes(e.Ciphertext)
 	}
 	return c, nil
@@ -82,9 +86,9 @@ func envelopeFromC(c *C.ks_envelope) *KeyEnvelope {
 // ErrInvalidInput for an envelope that cannot be written (a version out of
 // range, fields that are not UTF-8).
 func (e *KeyEnvelope) ToMetadata() (map[string]string, error) {
-	var cs cStrings
-	defer cs.done()
-	env, err := e.toC(&cs)
+	var pin runtime.Pinner
+	defer pin.Unpin()
+	env, err := e.toC(&pin)
 	if err != nil {
 		return nil, err
 	}
@@ -149,15 +153,15 @@ func (kc *Keychain) WrapKey(key, context []byte) (*KeyEnvelope, error) {
 	defer kc.release()
 	kp, kl := cbytes(key)
 	cp, cl := cbytes(context)
-	var out C.ks_envelope
-	var cerr *C.ks_error
-	st := C.ks_keychain_wrap_key(p, kp, kl, cp, cl, &out, &cerr)
+	co := callOuts.Get().(*callOut)
+	defer callOuts.Put(co)
+	st := C.ks_keychain_wrap_key(p, kp, kl, cp, cl, &co.env, &co.err)
 	runtime.KeepAlive(key)
 	runtime.KeepAlive(context)
-	if err := cErr(st, cerr); err != nil {
+	if err := co.error(st); err != nil {
 		return nil, err
 	}
-	return envelopeFromC(&out), nil
+	return envelopeFromC(&co.env), nil
 }
 
 // UnwrapKey returns the key wrapped in env, given the context used by
@@ -171,9 +175,9 @@ func (kc *Keychain) UnwrapKey(env *KeyEnvelope, context []byte) ([]byte, error) 
 		return nil, err
 	}
 	defer kc.release()
-	var cs cStrings
-	defer cs.done()
-	cenv, err := env.toC(&cs)
+	var pin runtime.Pinner
+	defer pin.Unpin()
+	cenv, err := env.toC(&pin)
 	if err != nil {
 		return nil, err
 	}
