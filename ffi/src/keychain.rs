@@ -1052,7 +1052,7 @@ pub unsafe extern "C" fn ks_keychain_export_tink_cleartext(
     guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
         let out = out_ptr(out, "out")?;
-        let mut s = kc.inner.export_tink_cleartext()?;
+        let mut s = kc.inner.insecure_export_tink_cleartext()?;
         let v = std::mem::take(&mut *s).into_bytes();
         unsafe { put_buffer(out, v) };
         Ok(())
