@@ -51,12 +51,29 @@ impl fmt::Debug for Envelope {
 
 impl Envelope {
     /// The length of the key a keychain's envelope holds, read from the
-    /// ciphertext's length without unwrapping it: a keychain wraps into a
-    /// sealed ciphertext, so this is [`crate::seal::unsealed_len`]. A
-    /// `Format` error if the ciphertext cannot be one. (Envelopes of other
-    /// providers have formats of their own.)
+    /// ciphertext's length without unwrapping it: for the full form (first
+    /// byte 0x01, a sealed ciphertext) [`crate::seal::unsealed_len`], for
+    /// the compact form (0x02, FORMAT.md §4.1) the length less
+    /// [`COMPACT_WRAP_OVERHEAD`]. A `Format` error if the ciphertext is
+    /// neither. (Envelopes of other providers have formats of their own.)
     pub fn keychain_key_len(&self) -> Result<usize> {
-        crate::seal::unsealed_len(&self.ciphertext)
+        match self.ciphertext.first() {
+            Some(&COMPACT_PREFIX_BYTE) => {
+                let len = self.ciphertext.len();
+                if len <= COMPACT_WRAP_OVERHEAD {
+                    return Err(Error::format(format!(
+                        "compact wrapped key is {len} bytes; the minimum is {}",
+                        COMPACT_WRAP_OVERHEAD + 1
+                    )));
+                }
+                Ok(len - COMPACT_WRAP_OVERHEAD)
+            }
+            Some(&crate::seal::PREFIX_BYTE) => crate::seal::unsealed_len(&self.ciphertext),
+            Some(other) => Err(Error::format(format!(
+                "wrapped key starts with 0x{other:02x}; expected 0x01 (full form) or 0x02 (compact form)"
+            ))),
+            None => Err(Error::format("wrapped key is empty")),
+        }
     }
 
     /// The object-metadata form: four string entries, named as S3 gateways
@@ -241,6 +258,20 @@ mod tests {
             e.keychain_key_len().map_err(|e| e.kind()),
             Err(crate::ErrorKind::Format)
         );
+        e.ciphertext = vec![COMPACT_PREFIX_BYTE; COMPACT_WRAP_OVERHEAD + 32];
+        assert_eq!(e.keychain_key_len().expect("compact"), 32);
+        e.ciphertext.truncate(COMPACT_WRAP_OVERHEAD);
+        assert_eq!(
+            e.keychain_key_len().map_err(|e| e.kind()),
+            Err(crate::ErrorKind::Format)
+        );
+        for bad in [vec![], vec![0x03; 61]] {
+            e.ciphertext = bad;
+            assert_eq!(
+                e.keychain_key_len().map_err(|e| e.kind()),
+                Err(crate::ErrorKind::Format)
+            );
+        }
     }
 
     #[test]

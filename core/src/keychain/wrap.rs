@@ -70,41 +70,27 @@ impl Keychain {
         crate::key_manager::check_provider(env, KEYCHAIN_PROVIDER)?;
         let id = crate::wrapped_key::parse_decimal_u32(&env.key_id)
             .ok_or_else(|| Error::format("envelope key_id is not a decimal key ID"))?;
-        match env.ciphertext.first() {
-            Some(&COMPACT_PREFIX_BYTE) => {
-                if env.ciphertext.len() <= COMPACT_WRAP_OVERHEAD {
-                    return Err(Error::format(format!(
-                        "compact wrapped key is {} bytes; the minimum is {}",
-                        env.ciphertext.len(),
-                        COMPACT_WRAP_OVERHEAD + 1
-                    )));
-                }
-                let set = self.set_with_key(id)?;
-                let (_, secret) = set.usable(id, Purpose::Encrypt)?;
-                let aad = wrap_aad_compact(KEYCHAIN_PROVIDER, &env.key_id, env.key_version, context)?;
-                let mut out =
-                    Zeroizing::new(vec![0u8; env.ciphertext.len() - COMPACT_WRAP_OVERHEAD]);
-                seal::open_to_slice(&secret.cipher, &env.ciphertext[1..], &aad, &mut out)?;
-                Ok(SecretBytes::from_zeroizing(out))
-            }
-            Some(&seal::PREFIX_BYTE) => {
-                if seal::key_id(&env.ciphertext)? != id {
-                    return Err(Error::authentication());
-                }
-                let set = self.set_with_key(id)?;
-                let (_, secret) = set.usable(id, Purpose::Encrypt)?;
-                let aad = wrap_aad(KEYCHAIN_PROVIDER, &env.key_id, env.key_version, context)?;
-                Ok(SecretBytes::new(seal::open(
-                    &secret.cipher,
-                    &env.ciphertext,
-                    &aad,
-                )?))
-            }
-            Some(other) => Err(Error::format(format!(
-                "wrapped key starts with 0x{other:02x}; expected 0x01 (full form) or 0x02 (compact form)"
-            ))),
-            None => Err(Error::format("wrapped key is empty")),
+        // The form and the key's length, by the one rule in wrapped_key.rs.
+        let key_len = env.keychain_key_len()?;
+        if env.ciphertext[0] == COMPACT_PREFIX_BYTE {
+            let set = self.set_with_key(id)?;
+            let (_, secret) = set.usable(id, Purpose::Encrypt)?;
+            let aad = wrap_aad_compact(KEYCHAIN_PROVIDER, &env.key_id, env.key_version, context)?;
+            let mut out = Zeroizing::new(vec![0u8; key_len]);
+            seal::open_to_slice(&secret.cipher, &env.ciphertext[1..], &aad, &mut out)?;
+            return Ok(SecretBytes::from_zeroizing(out));
         }
+        if seal::key_id(&env.ciphertext)? != id {
+            return Err(Error::authentication());
+        }
+        let set = self.set_with_key(id)?;
+        let (_, secret) = set.usable(id, Purpose::Encrypt)?;
+        let aad = wrap_aad(KEYCHAIN_PROVIDER, &env.key_id, env.key_version, context)?;
+        Ok(SecretBytes::new(seal::open(
+            &secret.cipher,
+            &env.ciphertext,
+            &aad,
+        )?))
     }
 }
 
