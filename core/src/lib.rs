@@ -50,7 +50,7 @@
 //!   KMIP server (binary TTLV over mutual TLS, `rustls`).
 //! - `etcd`: `etcd://` and `etcds://` locations for [`Keychain::open`]:
 //!   a keychain shared by a fleet through etcd v3
-//!   ([`store::etcd::EtcdStore`], `docs/ETCD.md`). Building it needs
+//!   (`store::etcd::EtcdStore`, `docs/ETCD.md`). Building it needs
 //!   `protoc` and the protobuf well-known types (Debian:
 //!   `protobuf-compiler libprotobuf-dev`).
 

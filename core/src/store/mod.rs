@@ -14,7 +14,7 @@
 //! | location | store |
 //! |---|---|
 //! | `path/to/keychain.age`, `file:///abs/path` | [`FileStore`]: a file, an OS lock around each write |
-//! | `etcd://[user@]host:port[,host:port…]/key/path` | [`EtcdStore`](etcd::EtcdStore) (feature `etcd`): a key in etcd, written in a transaction on `mod_revision` |
+//! | `etcd://[user@]host:port[,host:port…]/key/path` | `EtcdStore` (feature `etcd`): a key in etcd, written in a transaction on `mod_revision` |
 //! | `etcds://…?ca=…&cert=…&key=…` | the same over TLS |
 
 #[cfg(feature = "etcd")]
