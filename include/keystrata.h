@@ -48,6 +48,35 @@
 
 
 /**
+ * ks_keychain_wrap_key_with: the full form (the Tink-prefixed sealed
+ * ciphertext, key + 33 bytes; what ks_keychain_wrap_key makes).
+ */
+#define KS_WRAP_FULL 1
+
+/**
+ * ks_keychain_wrap_key_with: the compact form (key + 29 bytes: 61 for a
+ * 32-byte key, inside the 32..64-byte window of gateways built for AES
+ * key wrap; the key ID travels only in the envelope's key_id). See
+ * docs/FORMAT.md §4.1.
+ */
+#define KS_WRAP_COMPACT 2
+
+/**
+ * ks_metadata_context: bind no entry (the context is empty).
+ */
+#define KS_BIND_NOTHING 1
+
+/**
+ * ks_metadata_context: bind exactly the entries named in `bound`.
+ */
+#define KS_BIND_ONLY 2
+
+/**
+ * ks_metadata_context: bind every entry but the four envelope entries.
+ */
+#define KS_BIND_ALL 3
+
+/**
  * Flag of ks_root_pkcs11_new and ks_root_kmip_new: create the root key
  * (AES-256, non-extractable) if none with the given label or name exists.
  */
@@ -469,6 +498,24 @@ typedef struct ks_key_info {
 } ks_key_info;
 
 /**
+ * A rotation prepared by ks_keychain_prepare_rotation.
+ */
+typedef struct ks_rotation_plan {
+  /**
+   * The encryption primary's version when the plan was made.
+   */
+  uint32_t current_version;
+  /**
+   * The version ks_keychain_promote_version makes active.
+   */
+  uint32_t target_version;
+  /**
+   * The key ID of that version.
+   */
+  uint32_t target_key_id;
+} ks_rotation_plan;
+
+/**
  * Counters of a root's portable decryptions.
  */
 typedef struct ks_portable_counters {
@@ -593,6 +640,26 @@ void ks_envelope_clear(struct ks_envelope *envelope);
  * and zeroes it. NULL, or one already cleared, is a no-op.
  */
 void ks_metadata_clear(struct ks_metadata *metadata);
+
+/**
+ * ks_keychain_wrap_key in the chosen form, KS_WRAP_FULL or
+ * KS_WRAP_COMPACT (any other value: KS_ERR_INVALID_INPUT).
+ * ks_keychain_unwrap_key and ks_keychain_unwrap_key_to open both forms.
+ */
+enum ks_status ks_keychain_wrap_key_with(const struct ks_keychain *kc, const uint8_t *key, size_t key_len, const uint8_t *context, size_t context_len, uint32_t form, struct ks_envelope *out, struct ks_error **err);
+
+/**
+ * The wrap context of an object's metadata (docs/FORMAT.md §4.2): the
+ * `count` entries `names[i]` = `values[i]` (NUL-terminated UTF-8), of
+ * which `binding` (KS_BIND_NOTHING, KS_BIND_ONLY with the `bound_count`
+ * names in `bound`, or KS_BIND_ALL) selects the bound ones, encoded
+ * canonically. Pass the result as `context` to ks_keychain_wrap_key and
+ * ks_keychain_unwrap_key. Written into a buffer the caller sizes (`out`
+ * NULL: the length only). `bound` may be NULL when `bound_count` is 0.
+ * Errors: KS_ERR_INVALID_INPUT (an unknown binding, a bound name given
+ * twice, a string that is not UTF-8), KS_ERR_BUFFER_TOO_SMALL.
+ */
+enum ks_status ks_metadata_context(const char *const *names, const char *const *values, size_t count, uint32_t binding, const char *const *bound, size_t bound_count, uint8_t *out, size_t cap, size_t *out_len, struct ks_error **err);
 
 /**
  * Registers `callback` (with `user_data`, passed back untouched) for the
@@ -851,6 +918,29 @@ enum ks_status ks_keychain_add_key(struct ks_keychain *kc, uint32_t purpose, str
  * Errors: KS_ERR_UNKNOWN_KEY; KS_ERR_POLICY if the key is not enabled.
  */
 enum ks_status ks_keychain_promote(struct ks_keychain *kc, uint32_t key_id, struct ks_key_info *out, struct ks_error **err);
+
+/**
+ * Prepares a two-step rotation of the encryption primary (the shape of
+ * object-store gateways' rotation interface). `target_version` 0: the
+ * newest enabled encryption key newer than the primary, or, if there is
+ * none, a new key, added (and stored, when bound) but not made primary.
+ * Otherwise that version. Fills `*out`. Nothing becomes active until
+ * ks_keychain_promote_version. Errors: KS_ERR_UNKNOWN_KEY (no encryption
+ * key has the version), KS_ERR_KEY_DISABLED, KS_ERR_KEY_DESTROYED,
+ * KS_ERR_POLICY (already active).
+ */
+enum ks_status ks_keychain_prepare_rotation(struct ks_keychain *kc, uint32_t target_version, struct ks_rotation_plan *out, struct ks_error **err);
+
+/**
+ * Makes `plan`'s target the encryption primary if the active version is
+ * still the plan's current_version (checked and changed in one step, in
+ * the store when bound). Writes the new primary's info to `*out` unless
+ * `out` is NULL. Errors: KS_ERR_POLICY ("rotation conflict": another
+ * rotation happened since the plan), KS_ERR_UNKNOWN_KEY,
+ * KS_ERR_KEY_DISABLED, KS_ERR_KEY_DESTROYED, KS_ERR_INVALID_INPUT (a plan
+ * whose key is not that encryption version).
+ */
+enum ks_status ks_keychain_promote_version(struct ks_keychain *kc, const struct ks_rotation_plan *plan, struct ks_key_info *out, struct ks_error **err);
 
 /**
  * Disables `key_id`. Errors: KS_ERR_UNKNOWN_KEY; KS_ERR_POLICY for a

@@ -62,6 +62,32 @@ impl MetadataBinding {
         MetadataBinding::Only(names.into_iter().map(Into::into).collect())
     }
 
+    /// The stable number of this binding's kind, shared by every binding
+    /// (the C `KS_BIND_*` values): 1 nothing, 2 only (the named entries),
+    /// 3 all. Never reused; next free number: 4.
+    pub fn code(&self) -> u32 {
+        match self {
+            MetadataBinding::Nothing => 1,
+            MetadataBinding::Only(_) => 2,
+            MetadataBinding::All => 3,
+        }
+    }
+
+    /// The binding of kind `code` ([`code`](MetadataBinding::code)); `names`
+    /// are used only by kind 2. `None` for an unknown number.
+    pub fn from_code<I, S>(code: u32, names: I) -> Option<MetadataBinding>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Some(match code {
+            1 => MetadataBinding::Nothing,
+            2 => MetadataBinding::only(names),
+            3 => MetadataBinding::All,
+            _ => return None,
+        })
+    }
+
     fn binds(&self, name: &str) -> bool {
         if is_envelope_entry(name) {
             return false;

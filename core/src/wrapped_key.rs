@@ -152,6 +152,42 @@ pub enum WrapForm {
     Compact,
 }
 
+impl WrapForm {
+    /// The stable number of this form, shared by every binding (the C
+    /// `KS_WRAP_*` values; 0 is left for "none"). Never reused; next free
+    /// number: 3.
+    pub const fn code(self) -> u32 {
+        match self {
+            WrapForm::Full => 1,
+            WrapForm::Compact => 2,
+        }
+    }
+
+    /// The form with the given stable number, if there is one.
+    pub const fn from_code(code: u32) -> Option<WrapForm> {
+        Some(match code {
+            1 => WrapForm::Full,
+            2 => WrapForm::Compact,
+            _ => return None,
+        })
+    }
+
+    /// `"full"` or `"compact"`, as every binding spells it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            WrapForm::Full => "full",
+            WrapForm::Compact => "compact",
+        }
+    }
+
+    /// The form named `name` (as [`name`](WrapForm::name) spells it).
+    pub fn from_name(name: &str) -> Option<WrapForm> {
+        [WrapForm::Full, WrapForm::Compact]
+            .into_iter()
+            .find(|f| f.name() == name)
+    }
+}
+
 /// The AAD that binds a wrapped key to its identity and context:
 ///
 /// ```text

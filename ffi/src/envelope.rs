@@ -322,3 +322,124 @@ pub unsafe extern "C" fn ks_metadata_clear(metadata: *mut ks_metadata) {
         m.count = 0;
     })
 }
+
+/// ks_keychain_wrap_key_with: the full form (the Tink-prefixed sealed
+/// ciphertext, key + 33 bytes; what ks_keychain_wrap_key makes).
+pub const KS_WRAP_FULL: u32 = 1;
+/// ks_keychain_wrap_key_with: the compact form (key + 29 bytes: 61 for a
+/// 32-byte key, inside the 32..64-byte window of gateways built for AES
+/// key wrap; the key ID travels only in the envelope's key_id). See
+/// docs/FORMAT.md §4.1.
+pub const KS_WRAP_COMPACT: u32 = 2;
+
+/// ks_keychain_wrap_key in the chosen form, KS_WRAP_FULL or
+/// KS_WRAP_COMPACT (any other value: KS_ERR_INVALID_INPUT).
+/// ks_keychain_unwrap_key and ks_keychain_unwrap_key_to open both forms.
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_wrap_key_with(
+    kc: *const ks_keychain,
+    key: *const u8,
+    key_len: usize,
+    context: *const u8,
+    context_len: usize,
+    form: u32,
+    out: *mut ks_envelope,
+    err: *mut *mut ks_error,
+) -> ks_status {
+    guard(err, || {
+        let kc = unsafe { handle(kc, "kc")? };
+        let key = unsafe { bytes(key, key_len, "key")? };
+        let context = unsafe { bytes(context, context_len, "context")? };
+        let out = out_ptr(out, "out")?;
+        let form = keystrata::WrapForm::from_code(form).ok_or_else(|| {
+            FfiError::invalid(format!(
+                "{form} is not a wrap form (KS_WRAP_FULL or KS_WRAP_COMPACT)"
+            ))
+        })?;
+        let env = kc.inner.wrap_key_with(key, context, form)?;
+        unsafe { put_envelope(out, env) }
+    })
+}
+
+/// ks_metadata_context: bind no entry (the context is empty).
+pub const KS_BIND_NOTHING: u32 = 1;
+/// ks_metadata_context: bind exactly the entries named in `bound`.
+pub const KS_BIND_ONLY: u32 = 2;
+/// ks_metadata_context: bind every entry but the four envelope entries.
+pub const KS_BIND_ALL: u32 = 3;
+
+/// The wrap context of an object's metadata (docs/FORMAT.md §4.2): the
+/// `count` entries `names[i]` = `values[i]` (NUL-terminated UTF-8), of
+/// which `binding` (KS_BIND_NOTHING, KS_BIND_ONLY with the `bound_count`
+/// names in `bound`, or KS_BIND_ALL) selects the bound ones, encoded
+/// canonically. Pass the result as `context` to ks_keychain_wrap_key and
+/// ks_keychain_unwrap_key. Written into a buffer the caller sizes (`out`
+/// NULL: the length only). `bound` may be NULL when `bound_count` is 0.
+/// Errors: KS_ERR_INVALID_INPUT (an unknown binding, a bound name given
+/// twice, a string that is not UTF-8), KS_ERR_BUFFER_TOO_SMALL.
+#[no_mangle]
+pub unsafe extern "C" fn ks_metadata_context(
+    names: *const *const c_char,
+    values: *const *const c_char,
+    count: usize,
+    binding: u32,
+    bound: *const *const c_char,
+    bound_count: usize,
+    out: *mut u8,
+    cap: usize,
+    out_len: *mut usize,
+    err: *mut *mut ks_error,
+) -> ks_status {
+    guard(err, || {
+        let sized = SizedOut::new(out, cap, out_len, "out")?;
+        let names = unsafe { c_strings(names, count, "names")? };
+        let values = unsafe { c_strings(values, count, "values")? };
+        let bound = unsafe { c_strings(bound, bound_count, "bound")? };
+        let binding = keystrata::MetadataBinding::from_code(binding, bound).ok_or_else(|| {
+            FfiError::invalid(format!(
+                "{binding} is not a binding (KS_BIND_NOTHING, KS_BIND_ONLY or KS_BIND_ALL)"
+            ))
+        })?;
+        let ctx = keystrata::metadata_context(names.into_iter().zip(values), &binding)?;
+        unsafe { sized.copy_from(&ctx) }
+    })
+}
+
+unsafe fn c_strings<'a>(
+    ptr: *const *const c_char,
+    n: usize,
+    what: &str,
+) -> FfiResult<Vec<&'a str>> {
+    let list = unsafe { array(ptr, n, what)? };
+    list.iter()
+        .enumerate()
+        .map(|(i, p)| unsafe { c_str(*p, &format!("{what}[{i}]")) })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keystrata::{MetadataBinding, WrapForm};
+
+    /// The C constants are the core's stable codes (one table, in the core).
+    #[test]
+    fn wrap_form_and_binding_constants_are_the_core_codes() {
+        assert_eq!(KS_WRAP_FULL, WrapForm::Full.code());
+        assert_eq!(KS_WRAP_COMPACT, WrapForm::Compact.code());
+        let none: [&str; 0] = [];
+        assert_eq!(KS_BIND_NOTHING, MetadataBinding::Nothing.code());
+        assert_eq!(KS_BIND_ONLY, MetadataBinding::only(none).code());
+        assert_eq!(KS_BIND_ALL, MetadataBinding::All.code());
+        for c in 0..8 {
+            let form = WrapForm::from_code(c).map(WrapForm::code);
+            assert_eq!(
+                form,
+                (c == KS_WRAP_FULL || c == KS_WRAP_COMPACT).then_some(c)
+            );
+            let known = [KS_BIND_NOTHING, KS_BIND_ONLY, KS_BIND_ALL].contains(&c);
+            let b = MetadataBinding::from_code(c, none).map(|b| b.code());
+            assert_eq!(b, known.then_some(c));
+        }
+    }
+}

@@ -845,6 +845,79 @@ pub unsafe extern "C" fn ks_keychain_promote(
     })
 }
 
+/// A rotation prepared by ks_keychain_prepare_rotation.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ks_rotation_plan {
+    /// The encryption primary's version when the plan was made.
+    pub current_version: u32,
+    /// The version ks_keychain_promote_version makes active.
+    pub target_version: u32,
+    /// The key ID of that version.
+    pub target_key_id: u32,
+}
+
+/// Prepares a two-step rotation of the encryption primary (the shape of
+/// object-store gateways' rotation interface). `target_version` 0: the
+/// newest enabled encryption key newer than the primary, or, if there is
+/// none, a new key, added (and stored, when bound) but not made primary.
+/// Otherwise that version. Fills `*out`. Nothing becomes active until
+/// ks_keychain_promote_version. Errors: KS_ERR_UNKNOWN_KEY (no encryption
+/// key has the version), KS_ERR_KEY_DISABLED, KS_ERR_KEY_DESTROYED,
+/// KS_ERR_POLICY (already active).
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_prepare_rotation(
+    kc: *mut ks_keychain,
+    target_version: u32,
+    out: *mut ks_rotation_plan,
+    err: *mut *mut ks_error,
+) -> ks_status {
+    guard(err, || {
+        let kc = unsafe { handle(kc, "kc")? };
+        let out = out_ptr(out, "out")?;
+        let target = (target_version != 0).then_some(target_version);
+        let p = kc.inner.prepare_rotation(target)?;
+        unsafe {
+            put(
+                out,
+                ks_rotation_plan {
+                    current_version: p.current_version,
+                    target_version: p.target_version,
+                    target_key_id: p.target_key_id,
+                },
+            )
+        };
+        Ok(())
+    })
+}
+
+/// Makes `plan`'s target the encryption primary if the active version is
+/// still the plan's current_version (checked and changed in one step, in
+/// the store when bound). Writes the new primary's info to `*out` unless
+/// `out` is NULL. Errors: KS_ERR_POLICY ("rotation conflict": another
+/// rotation happened since the plan), KS_ERR_UNKNOWN_KEY,
+/// KS_ERR_KEY_DISABLED, KS_ERR_KEY_DESTROYED, KS_ERR_INVALID_INPUT (a plan
+/// whose key is not that encryption version).
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_promote_version(
+    kc: *mut ks_keychain,
+    plan: *const ks_rotation_plan,
+    out: *mut ks_key_info,
+    err: *mut *mut ks_error,
+) -> ks_status {
+    guard(err, || {
+        let kc = unsafe { handle(kc, "kc")? };
+        let plan = unsafe { handle(plan, "plan")? };
+        let i = kc.inner.promote_version(&keystrata::RotationPlan {
+            current_version: plan.current_version,
+            target_version: plan.target_version,
+            target_key_id: plan.target_key_id,
+        })?;
+        unsafe { put_info(out, &i) };
+        Ok(())
+    })
+}
+
 /// Disables `key_id`. Errors: KS_ERR_UNKNOWN_KEY; KS_ERR_POLICY for a
 /// primary or a destroyed key.
 #[no_mangle]

@@ -144,5 +144,6 @@ void run_derive(void);             /* test_derive.c */
 void run_keychain(void);           /* test_keychain.c */
 void run_threads(void);            /* test_threads.c */
 void run_portable(const char *dir); /* test_portable.c */
+void run_gateway(const char *dir); /* test_gateway.c */
 
 #endif

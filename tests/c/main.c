@@ -33,6 +33,7 @@ int main(int argc, char **argv)
     run_keychain();
     run_threads();
     run_portable(dir);
+    run_gateway(dir);
 
     rm_tmpdir();
     int pass = atomic_load(&g_pass), fail = atomic_load(&g_fail);
