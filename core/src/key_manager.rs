@@ -35,6 +35,34 @@ pub trait KeyManager: Send + Sync {
     fn close(&self) -> Result<()>;
 }
 
+macro_rules! forward_key_manager {
+    ($($ptr:ty),*) => {$(
+        impl<K: KeyManager + ?Sized> KeyManager for $ptr {
+            fn provider(&self) -> &str {
+                (**self).provider()
+            }
+            fn wrap_key(&self, plaintext_key: &[u8], context: &[u8]) -> Result<Envelope> {
+                (**self).wrap_key(plaintext_key, context)
+            }
+            fn unwrap_key(&self, envelope: &Envelope, context: &[u8]) -> Result<SecretBytes> {
+                (**self).unwrap_key(envelope, context)
+            }
+            fn active_key_version(&self) -> Result<u32> {
+                (**self).active_key_version()
+            }
+            fn health_check(&self) -> Result<()> {
+                (**self).health_check()
+            }
+            fn close(&self) -> Result<()> {
+                (**self).close()
+            }
+        }
+    )*};
+}
+
+// A shared or borrowed key manager is one (and so a shared root is a root).
+forward_key_manager!(std::sync::Arc<K>, Box<K>, &K);
+
 /// The largest key `wrap_key` accepts, in bytes.
 pub const MAX_WRAPPED_KEY_LEN: usize = 4096;
 

@@ -116,7 +116,7 @@ fn envelope_shape() {
         let back = root.unwrap_key(&env, b"ctx").expect("unwrap");
         assert_eq!(back.expose_secret(), &vec![0x5a; len][..]);
     }
-    assert_eq!(Root::provider(&root), PKCS11_PROVIDER);
+    assert_eq!(KeyManager::provider(&root), PKCS11_PROVIDER);
     assert_eq!(root.token_label(), peer().token);
 }
 

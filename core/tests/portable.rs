@@ -37,10 +37,32 @@ impl<R: Root> Counting<R> {
     }
 }
 
-impl<R: Root> Root for Counting<R> {
+impl<R: Root> KeyManager for Counting<R> {
     fn provider(&self) -> &str {
         self.inner.provider()
     }
+    fn wrap_key(&self, key: &[u8], context: &[u8]) -> keystrata::Result<keystrata::Envelope> {
+        self.inner.wrap_key(key, context)
+    }
+    fn unwrap_key(
+        &self,
+        envelope: &keystrata::Envelope,
+        context: &[u8],
+    ) -> keystrata::Result<keystrata::SecretBytes> {
+        self.inner.unwrap_key(envelope, context)
+    }
+    fn active_key_version(&self) -> keystrata::Result<u32> {
+        self.inner.active_key_version()
+    }
+    fn health_check(&self) -> keystrata::Result<()> {
+        self.inner.health_check()
+    }
+    fn close(&self) -> keystrata::Result<()> {
+        self.inner.close()
+    }
+}
+
+impl<R: Root> Root for Counting<R> {
     fn protect(&self, data: &[u8]) -> keystrata::Result<Vec<u8>> {
         if data.starts_with(KEK_RECORD_LABEL) {
             self.wraps.fetch_add(1, Ordering::SeqCst);

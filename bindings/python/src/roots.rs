@@ -431,24 +431,21 @@ impl PyKmipRoot {
 /// A root named by a URI string (``keystrata.root_from_uri``): any root
 /// the core's ``root::from_uri`` opens, with no per-root code here.
 /// Usable wherever a root is (``Keychain.save``/``load``/``open`` and
-/// their file forms).
+/// their file forms, ``decrypt_portable``), and a key manager like every
+/// root.
 #[pyclass(frozen, name = "UriRoot", module = "keystrata")]
 pub(crate) struct PyUriRoot {
     pub(crate) inner: Arc<dyn Root>,
+    /// Decrypts portable ciphertexts, caching KEKs (made on first use).
+    portable: OnceLock<keystrata::PortableDecryptor>,
 }
 
-#[pymethods]
+key_manager_pymethods! {
 impl PyUriRoot {
-    /// The kind of root (``"age"``, ``"age-scrypt"``, ``"pkcs11"``,
-    /// ``"kmip"``).
-    #[getter]
-    fn provider(&self) -> String {
-        self.inner.provider().to_owned()
-    }
-
     fn __repr__(&self) -> String {
         format!("UriRoot(provider={})", py_repr(self.inner.provider()))
     }
+}
 }
 
 /// Opens the root a URI names (``docs/ROOTS.md``): ``age:FILE``,
@@ -464,6 +461,7 @@ pub(crate) fn root_from_uri(py: Python<'_>, uri: &str) -> PyResult<PyUriRoot> {
     let root = call(py, true, || keystrata::root::from_uri(uri))?;
     Ok(PyUriRoot {
         inner: Arc::from(root),
+        portable: OnceLock::new(),
     })
 }
 
@@ -490,10 +488,33 @@ impl RootArg {
     }
 }
 
-impl Root for RootArg {
+impl KeyManager for RootArg {
     fn provider(&self) -> &str {
         self.as_root().provider()
     }
+    fn wrap_key(&self, key: &[u8], context: &[u8]) -> keystrata::Result<keystrata::Envelope> {
+        self.as_root().wrap_key(key, context)
+    }
+    fn unwrap_key(
+        &self,
+        envelope: &keystrata::Envelope,
+        context: &[u8],
+    ) -> keystrata::Result<keystrata::SecretBytes> {
+        self.as_root().unwrap_key(envelope, context)
+    }
+    fn active_key_version(&self) -> keystrata::Result<u32> {
+        self.as_root().active_key_version()
+    }
+    fn health_check(&self) -> keystrata::Result<()> {
+        self.as_root().health_check()
+    }
+    fn close(&self) -> keystrata::Result<()> {
+        self.as_root().close()
+    }
+}
+
+// Forwards the at-rest format too (the age roots have their own).
+impl Root for RootArg {
     fn protect(&self, keychain_json: &[u8]) -> keystrata::Result<Vec<u8>> {
         self.as_root().protect(keychain_json)
     }

@@ -127,3 +127,28 @@ def test_kmip_uri_reaches_the_server() -> None:
         with keystrata.Keychain.load(saved, direct) as back:
             assert back.keys() == kc.keys()
     assert os.environ["KS_TEST_KMIP_KEY"] not in repr(root)
+
+
+def test_a_uri_root_is_a_key_manager(tmp_path: Path) -> None:
+    ident = keystrata.AgeRoot.generate()
+    path = tmp_path / "root.key"
+    path.write_text(ident.insecure_identity_strings()[0])
+    root: keystrata.Root = keystrata.root_from_uri(f"age:{path}")
+    km: keystrata.KeyManager = root
+    env = km.wrap_key(b"k" * 32, b"ctx")
+    assert env.provider == "age"
+    # The same identity, built directly, unwraps it: one root, two handles.
+    assert ident.unwrap_key(env, b"ctx") == b"k" * 32
+    assert root.unwrap_key(env, b"ctx") == b"k" * 32
+    with pytest.raises(keystrata.AuthenticationError):
+        root.unwrap_key(env, b"other")
+    assert root.active_key_version() == 1
+    # Portable ciphertexts of a keychain bound under the identity decrypt
+    # with the URI root alone.
+    with keystrata.Keychain.open(tmp_path / "kc.age", ident) as kc:
+        blob = kc.encrypt_portable(b"for elsewhere", b"a")
+    assert keystrata.decrypt_portable(blob, root, b"a") == b"for elsewhere"
+    assert root.portable_counters()["decrypt_ok"] == 1
+    root.close()
+    with pytest.raises(keystrata.UnavailableError):
+        root.health_check()

@@ -527,14 +527,13 @@ impl AgeBackend for PassphraseRoot {
     }
 }
 
-/// `Root` and `KeyManager` for an [`AgeBackend`]: both roots behave alike,
+/// `KeyManager` and `Root` for an [`AgeBackend`]: both roots behave alike,
 /// and every call after `close` fails with `Unavailable`.
 macro_rules! age_root_impls {
     ($t:ty) => {
+        // The age roots keep keychains in age's own format, not the
+        // wrapped form: `age -d` opens them.
         impl Root for $t {
-            fn provider(&self) -> &str {
-                <$t as AgeBackend>::PROVIDER
-            }
             fn protect(&self, keychain_json: &[u8]) -> Result<Vec<u8>> {
                 self.check_open()?;
                 AgeBackend::encrypt(self, keychain_json)

@@ -42,25 +42,84 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 use crate::error::Result;
+use crate::key_manager::KeyManager;
 
-/// Protects a keychain at rest.
-pub trait Root: Send + Sync {
-    /// A short name of the kind of root (`"age"`, `"age-scrypt"`).
-    fn provider(&self) -> &str;
-
+/// Protects a keychain at rest, and wraps data keys: every root is a
+/// [`KeyManager`] (one trait with defaults, as age's `Identity` and
+/// `Recipient` are for its backends).
+///
+/// [`protect`](Root::protect) and [`unprotect`](Root::unprotect) default to
+/// the [`wrapped`] form: the keychain's JSON encrypted locally under a fresh
+/// data key that this root's [`wrap_key`](KeyManager::wrap_key) wraps (one
+/// call to the device per save or load). The device roots (PKCS#11, KMIP)
+/// use the defaults, and so does any `KeyManager` of your own: implement
+/// `KeyManager`, then `impl Root for MyKms {}`. The age roots override them
+/// with age's own file format.
+///
+/// A root that wraps another root (a handle, a counter) must forward
+/// `protect` and `unprotect` too, or it gets the wrapped form instead of
+/// the inner root's format; the impls for `Arc`, `Box` and `&` do.
+///
+/// ```
+/// use keystrata::{Envelope, KeyManager, Keychain, Root, SecretBytes};
+///
+/// /// A KeyManager of your own (here: a keychain standing in for a KMS).
+/// struct MyKms(Keychain);
+///
+/// impl KeyManager for MyKms {
+///     fn provider(&self) -> &str { "my-kms" }
+///     fn wrap_key(&self, key: &[u8], ctx: &[u8]) -> keystrata::Result<Envelope> {
+///         let mut env = self.0.wrap_key(key, ctx)?;
+///         env.provider = "my-kms".into();
+///         Ok(env)
+///     }
+///     fn unwrap_key(&self, env: &Envelope, ctx: &[u8]) -> keystrata::Result<SecretBytes> {
+///         let mut env = env.clone();
+///         env.provider = "keystrata".into();
+///         self.0.unwrap_key(&env, ctx)
+///     }
+///     fn active_key_version(&self) -> keystrata::Result<u32> { self.0.active_key_version() }
+///     fn health_check(&self) -> keystrata::Result<()> { self.0.health_check() }
+///     fn close(&self) -> keystrata::Result<()> { self.0.close() }
+/// }
+///
+/// // The defaults make it a root: keychains saved under it are in the
+/// // wrapped form.
+/// impl Root for MyKms {}
+///
+/// let root = MyKms(Keychain::generate()?);
+/// let kc = Keychain::generate()?;
+/// let saved = kc.save(&root)?;
+/// assert!(keystrata::root::wrapped::is_wrapped(&saved));
+/// assert_eq!(Keychain::load(&saved, &root)?.keys(), kc.keys());
+/// # Ok::<(), keystrata::Error>(())
+/// ```
+pub trait Root: KeyManager {
     /// Encrypts the keychain's plaintext JSON into the bytes to store.
-    fn protect(&self, keychain_json: &[u8]) -> Result<Vec<u8>>;
+    /// Default: the [`wrapped`] form through [`wrap_key`](KeyManager::wrap_key).
+    fn protect(&self, keychain_json: &[u8]) -> Result<Vec<u8>> {
+        wrapped::protect(self, keychain_json)
+    }
 
     /// Decrypts stored bytes back into the keychain's plaintext JSON.
     /// Wrong key, tampering, or a payload cut short: `Authentication`; not
-    /// this root's format, or a header cut short: `Format`.
-    fn unprotect(&self, stored: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
+    /// this root's format, or a header cut short: `Format`. Default: the
+    /// [`wrapped`] form through [`unwrap_key`](KeyManager::unwrap_key).
+    fn unprotect(&self, stored: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        wrapped::unprotect(self, stored)
+    }
 }
 
 impl<R: Root + ?Sized> Root for Arc<R> {
-    fn provider(&self) -> &str {
-        (**self).provider()
+    fn protect(&self, keychain_json: &[u8]) -> Result<Vec<u8>> {
+        (**self).protect(keychain_json)
     }
+    fn unprotect(&self, stored: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        (**self).unprotect(stored)
+    }
+}
+
+impl<R: Root + ?Sized> Root for Box<R> {
     fn protect(&self, keychain_json: &[u8]) -> Result<Vec<u8>> {
         (**self).protect(keychain_json)
     }
@@ -70,9 +129,6 @@ impl<R: Root + ?Sized> Root for Arc<R> {
 }
 
 impl<R: Root + ?Sized> Root for &R {
-    fn provider(&self) -> &str {
-        (**self).provider()
-    }
     fn protect(&self, keychain_json: &[u8]) -> Result<Vec<u8>> {
         (**self).protect(keychain_json)
     }

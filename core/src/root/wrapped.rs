@@ -31,9 +31,9 @@ pub const KEYCHAIN_WRAP_CONTEXT: &[u8] = b"keystrata/keychain/v1";
 
 /// Encrypts `json` under a fresh data key wrapped by `km`.
 ///
-/// This is how the device roots implement [`Root::protect`](super::Root::protect);
-/// any [`KeyManager`] of your own becomes a root the same way.
-pub fn protect(km: &dyn KeyManager, json: &[u8]) -> Result<Vec<u8>> {
+/// The default of [`Root::protect`](super::Root::protect): how the device
+/// roots, and any [`KeyManager`] of your own, keep a keychain.
+pub fn protect<K: KeyManager + ?Sized>(km: &K, json: &[u8]) -> Result<Vec<u8>> {
     let mut dek = Zeroizing::new([0u8; KEY_LEN]);
     let mut nonce = [0u8; NONCE_LEN];
     fill_random(&mut dek[..])?;
@@ -53,7 +53,7 @@ pub fn protect(km: &dyn KeyManager, json: &[u8]) -> Result<Vec<u8>> {
 ///
 /// Not this format, or a header cut short: `Format`. An envelope of another
 /// provider: `InvalidInput` (from `km`). A changed body: `Authentication`.
-pub fn unprotect(km: &dyn KeyManager, stored: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+pub fn unprotect<K: KeyManager + ?Sized>(km: &K, stored: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     let (env, header_len) = parse_header(stored)?;
     let body = &stored[header_len..];
     if body.len() < NONCE_LEN + TAG_LEN {

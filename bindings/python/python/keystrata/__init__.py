@@ -97,11 +97,11 @@ from keystrata.exceptions import (
     UnsupportedError,
 )
 
-Root = Union[AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot]
+Root = Union[AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot, UriRoot]
 """What protects a keychain at rest: an ``AgeRoot`` or a ``PassphraseRoot``
-(development), a ``Pkcs11Root`` or a ``KmipRoot`` (production). Each is also
-a ``KeyManager``. A ``UriRoot`` (from ``root_from_uri``) is accepted by
-``Keychain.save``/``load``/``open`` too."""
+(development), a ``Pkcs11Root`` or a ``KmipRoot`` (production), or any of
+them named by a URI (``root_from_uri`` returns a ``UriRoot``). Each is also
+a ``KeyManager``."""
 
 
 class KeyManager(Protocol):
@@ -176,9 +176,9 @@ def decrypt_portable(blob: "Buffer", root: Root, aad: "Buffer" = b"") -> bytes:
     Errors as for ``AgeRoot.decrypt_portable``; a ``root`` of another type
     raises ``TypeError``.
     """
-    if not isinstance(root, (AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot)):
+    if not isinstance(root, (AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot, UriRoot)):
         raise TypeError(
-            "root must be an AgeRoot, PassphraseRoot, Pkcs11Root or KmipRoot, not "
+            "root must be an AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot or UriRoot, not "
             + type(root).__name__
         )
     return root.decrypt_portable(blob, aad)

@@ -33,7 +33,7 @@ from keystrata.exceptions import UnavailableError as UnavailableError
 from keystrata.exceptions import UnknownKeyError as UnknownKeyError
 from keystrata.exceptions import UnsupportedError as UnsupportedError
 
-Root: TypeAlias = Union[AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot]
+Root: TypeAlias = Union[AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot, UriRoot]
 
 class KeyManager(Protocol):
     @property

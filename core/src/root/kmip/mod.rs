@@ -336,20 +336,8 @@ impl KeyManager for KmipRoot {
     }
 }
 
-impl Root for KmipRoot {
-    fn provider(&self) -> &str {
-        KMIP_PROVIDER
-    }
-
-    fn protect(&self, keychain_json: &[u8]) -> Result<Vec<u8>> {
-        super::wrapped::protect(self, keychain_json)
-    }
-
-    fn unprotect(&self, stored: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        self.check_open()?;
-        super::wrapped::unprotect(self, stored)
-    }
-}
+/// Keychains in the [`wrapped`](super::wrapped) form: the defaults.
+impl Root for KmipRoot {}
 
 #[cfg(test)]
 mod tests {

@@ -13,7 +13,7 @@ use super::{Pkcs11Root, PKCS11_PROVIDER};
 use crate::aead::{fill_random, NONCE_LEN, TAG_LEN};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key_manager::{check_wrap_input, KeyManager};
-use crate::root::{device, wrapped, Root};
+use crate::root::{device, Root};
 use crate::secret::SecretBytes;
 use crate::sync::lock;
 use crate::wrapped_key::Envelope;
@@ -110,18 +110,5 @@ impl KeyManager for Pkcs11Root {
     }
 }
 
-impl Root for Pkcs11Root {
-    fn provider(&self) -> &str {
-        PKCS11_PROVIDER
-    }
-
-    fn protect(&self, keychain_json: &[u8]) -> Result<Vec<u8>> {
-        self.check_open()?;
-        wrapped::protect(self, keychain_json)
-    }
-
-    fn unprotect(&self, stored: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        self.check_open()?;
-        wrapped::unprotect(self, stored)
-    }
-}
+/// Keychains in the [`wrapped`](crate::root::wrapped) form: the defaults.
+impl Root for Pkcs11Root {}
