@@ -39,10 +39,33 @@ impl RootKind {
     }
 }
 
-impl Root for RootKind {
+impl KeyManager for RootKind {
     fn provider(&self) -> &str {
-        self.root().provider()
+        self.key_manager().provider()
     }
+    fn wrap_key(&self, key: &[u8], context: &[u8]) -> keystrata::Result<keystrata::Envelope> {
+        self.key_manager().wrap_key(key, context)
+    }
+    fn unwrap_key(
+        &self,
+        envelope: &keystrata::Envelope,
+        context: &[u8],
+    ) -> keystrata::Result<keystrata::SecretBytes> {
+        self.key_manager().unwrap_key(envelope, context)
+    }
+    fn active_key_version(&self) -> keystrata::Result<u32> {
+        self.key_manager().active_key_version()
+    }
+    fn health_check(&self) -> keystrata::Result<()> {
+        self.key_manager().health_check()
+    }
+    fn close(&self) -> keystrata::Result<()> {
+        self.key_manager().close()
+    }
+}
+
+// Forwards the at-rest format too (the age roots have their own).
+impl Root for RootKind {
     fn protect(&self, keychain_json: &[u8]) -> keystrata::Result<Vec<u8>> {
         self.root().protect(keychain_json)
     }

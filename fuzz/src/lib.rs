@@ -241,10 +241,37 @@ pub fn join_field(first: &[u8], rest: &[u8]) -> Vec<u8> {
 /// fuzzer-chosen bytes, and portable KEK records likewise.
 pub struct IdentityRoot;
 
+/// Every root is a `KeyManager`; these fuzzing roots only do the at-rest
+/// half, so their key wrapping is `Unsupported`.
+macro_rules! at_rest_only {
+    ($t:ty, $provider:expr) => {
+        impl KeyManager for $t {
+            fn provider(&self) -> &str {
+                $provider
+            }
+            fn wrap_key(&self, _: &[u8], _: &[u8]) -> Result<Envelope> {
+                Err(Error::new(ErrorKind::Unsupported, "an at-rest-only fuzzing root"))
+            }
+            fn unwrap_key(&self, _: &Envelope, _: &[u8]) -> Result<SecretBytes> {
+                Err(Error::new(ErrorKind::Unsupported, "an at-rest-only fuzzing root"))
+            }
+            fn active_key_version(&self) -> Result<u32> {
+                Ok(1)
+            }
+            fn health_check(&self) -> Result<()> {
+                Ok(())
+            }
+            fn close(&self) -> Result<()> {
+                Ok(())
+            }
+        }
+    };
+}
+
+at_rest_only!(IdentityRoot, "fuzz-identity");
+at_rest_only!(PortableRoot, "fuzz-portable");
+
 impl Root for IdentityRoot {
-    fn provider(&self) -> &str {
-        "fuzz-identity"
-    }
     fn protect(&self, keychain_json: &[u8]) -> Result<Vec<u8>> {
         Ok(keychain_json.to_vec())
     }
@@ -259,9 +286,6 @@ impl Root for IdentityRoot {
 pub struct PortableRoot;
 
 impl Root for PortableRoot {
-    fn provider(&self) -> &str {
-        "fuzz-portable"
-    }
     fn protect(&self, keychain_json: &[u8]) -> Result<Vec<u8>> {
         Ok(keychain_json.to_vec())
     }
@@ -310,10 +334,28 @@ impl KeyManager for WrappedKeyManager {
 /// device replaced by keys the fuzzer's seeds were made with.
 pub struct WrappedRoot;
 
-impl Root for WrappedRoot {
+impl KeyManager for WrappedRoot {
     fn provider(&self) -> &str {
         "fuzz-wrapped"
     }
+    fn wrap_key(&self, plaintext_key: &[u8], context: &[u8]) -> Result<Envelope> {
+        WrappedKeyManager.wrap_key(plaintext_key, context)
+    }
+    fn unwrap_key(&self, envelope: &Envelope, context: &[u8]) -> Result<SecretBytes> {
+        WrappedKeyManager.unwrap_key(envelope, context)
+    }
+    fn active_key_version(&self) -> Result<u32> {
+        WrappedKeyManager.active_key_version()
+    }
+    fn health_check(&self) -> Result<()> {
+        Ok(())
+    }
+    fn close(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl Root for WrappedRoot {
     fn protect(&self, keychain_json: &[u8]) -> Result<Vec<u8>> {
         wrapped::protect(&WrappedKeyManager, keychain_json)
     }

@@ -125,10 +125,32 @@ struct CountingRoot {
     calls: Arc<AtomicU64>,
 }
 
-impl Root for CountingRoot {
+impl KeyManager for CountingRoot {
     fn provider(&self) -> &str {
-        Root::provider(&self.inner)
+        self.inner.provider()
     }
+    fn wrap_key(&self, key: &[u8], context: &[u8]) -> keystrata::Result<keystrata::Envelope> {
+        self.inner.wrap_key(key, context)
+    }
+    fn unwrap_key(
+        &self,
+        envelope: &keystrata::Envelope,
+        context: &[u8],
+    ) -> keystrata::Result<keystrata::SecretBytes> {
+        self.inner.unwrap_key(envelope, context)
+    }
+    fn active_key_version(&self) -> keystrata::Result<u32> {
+        self.inner.active_key_version()
+    }
+    fn health_check(&self) -> keystrata::Result<()> {
+        self.inner.health_check()
+    }
+    fn close(&self) -> keystrata::Result<()> {
+        self.inner.close()
+    }
+}
+
+impl Root for CountingRoot {
     fn protect(&self, json: &[u8]) -> keystrata::Result<Vec<u8>> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         Root::protect(&self.inner, json)
