@@ -149,4 +149,3 @@ func createFlag(create bool) C.uint32_t {
 	}
 	return 0
 }
-

@@ -53,20 +53,25 @@ func ExampleKeychain_WrapKey() {
 func ExampleKeychain_KeyManager() {
 	kc, _ := keystrata.Generate(nil)
 	defer kc.Close()
-	km := kc.KeyManager()
+	// Compact envelopes (61 bytes for a 32-byte key), bound to the bucket
+	// entry only: a gateway passes more metadata when it unwraps.
+	km := kc.KeyManager(keystrata.WithMetadataBinding(keystrata.BindOnly("bucket")))
 	ctx := context.Background()
 	meta := map[string]string{"bucket": "reports", "key": "q3.pdf"}
 	env, _ := km.WrapKey(ctx, make([]byte, 32), meta)
-	_, err := km.UnwrapKey(ctx, env, map[string]string{"bucket": "reports", "key": "q4.pdf"})
+	fmt.Println(len(env.Ciphertext))
+	_, err := km.UnwrapKey(ctx, env, map[string]string{"bucket": "archive", "key": "q3.pdf"})
 	fmt.Println(errors.Is(err, keystrata.ErrAuthentication))
 	kc.Rotate()
 	v, _ := km.ActiveKeyVersion(ctx)
-	key, _ := km.UnwrapKey(ctx, env, meta)
+	stored := map[string]string{"bucket": "reports", "key": "q3.pdf", "x-amz-meta-encryption-algorithm": "AES256-GCM"}
+	key, _ := km.UnwrapKey(ctx, env, stored)
 	fmt.Println(km.Provider(), v, len(key))
 	km.Close(ctx)
 	_, err = km.WrapKey(ctx, key, meta)
 	fmt.Println(errors.Is(err, keystrata.ErrUnavailable))
 	// Output:
+	// 61
 	// true
 	// keystrata 2 32
 	// true

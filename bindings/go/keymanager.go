@@ -2,8 +2,6 @@ package keystrata
 
 import (
 	"context"
-	"sort"
-	"strings"
 	"sync/atomic"
 )
 
@@ -24,15 +22,30 @@ import (
 //
 // # Metadata
 //
-// The metadata map is the wrap context: WrapKey binds the envelope to it
-// and UnwrapKey must be given the same entries, or it fails with
-// ErrAuthentication. The context bytes are a canonical encoding of the map:
-// entries sorted by name, one "name=value\n" line each, with '%', '=' and
-// '\n' in names and values escaped as "%25", "%3D" and "%0A" (so distinct
-// maps never encode alike). The four envelope entries (MetaWrappedKey,
-// MetaKMSID, MetaProvider, MetaKeyVersion) are left out, so a gateway may
-// pass an object's full metadata, envelope included, to UnwrapKey. A nil or
-// empty map is the empty context, the same as (*Keychain).WrapKey(key, nil).
+// The metadata map becomes the wrap context through a MetadataBinding
+// (docs/FORMAT.md §4.2), computed by the core so every language derives
+// the same bytes. The default, BindNothing(), binds no entry: gateways
+// pass the user's metadata when wrapping and the stored, expanded map
+// when unwrapping, so any entry they do not carry on both paths would make
+// unwrapping fail. BindOnly(names...) binds the named entries;
+// BindAll() binds every entry but the four envelope entries, as this
+// KeyManager did in 0.1 (use it to unwrap envelopes made then). Choose
+// with WithMetadataBinding.
+//
+// # Wrapped-key size
+//
+// WrapKey makes the compact form by default (WrapCompact: 61 bytes for a
+// 32-byte key), which fits the 32..64-byte window gateways built around
+// AES key wrap check; the key ID and version travel in the envelope's
+// KeyID and KeyVersion (the x-amz-meta-encryption-kms-id and -key-version
+// entries). WithWrapForm(WrapFull) makes the 65-byte full form instead.
+// UnwrapKey opens both.
+//
+// # Rotation
+//
+// PrepareRotation and PromoteActiveVersion give a gateway's rotatable
+// key manager interface its two steps; see docs/GATEWAY.md for the
+// adapter and the mapping of errors to a gateway's sentinels.
 //
 // # Close
 //
@@ -41,12 +54,22 @@ import (
 // stays open; close it with (*Keychain).Close (which also makes every
 // view unavailable).
 type KeyManager struct {
-	kc     *Keychain
-	closed atomic.Bool
+	kc      *Keychain
+	closed  atomic.Bool
+	binding MetadataBinding
+	form    WrapForm
 }
 
-// KeyManager returns the keychain's gateway-shaped KeyManager view.
-func (kc *Keychain) KeyManager() *KeyManager { return &KeyManager{kc: kc} }
+// KeyManager returns the keychain's gateway-shaped KeyManager view: by
+// default compact envelopes bound to no metadata (see the type's
+// documentation; opts change that).
+func (kc *Keychain) KeyManager(opts ...KeyManagerOption) *KeyManager {
+	m := &KeyManager{kc: kc, binding: BindNothing(), form: WrapCompact}
+	for _, o := range opts {
+		o(m)
+	}
+	return m
+}
 
 // Provider returns "keystrata".
 func (m *KeyManager) Provider() string { return Provider }
@@ -70,7 +93,11 @@ func (m *KeyManager) WrapKey(ctx context.Context, plaintext []byte, metadata map
 	if err := m.check(ctx); err != nil {
 		return nil, err
 	}
-	return m.kc.WrapKey(plaintext, MetadataContext(metadata))
+	c, err := m.binding.Context(metadata)
+	if err != nil {
+		return nil, err
+	}
+	return m.kc.WrapKeyWith(plaintext, c, m.form)
 }
 
 // UnwrapKey returns the data key in env, given the metadata WrapKey was
@@ -80,7 +107,11 @@ func (m *KeyManager) UnwrapKey(ctx context.Context, env *KeyEnvelope, metadata m
 	if err := m.check(ctx); err != nil {
 		return nil, err
 	}
-	return m.kc.UnwrapKey(env, MetadataContext(metadata))
+	c, err := m.binding.Context(metadata)
+	if err != nil {
+		return nil, err
+	}
+	return m.kc.UnwrapKey(env, c)
 }
 
 // ActiveKeyVersion returns the version new envelopes carry.
@@ -106,29 +137,10 @@ func (m *KeyManager) Close(ctx context.Context) error {
 	return nil
 }
 
-var metaEscaper = strings.NewReplacer("%", "%25", "=", "%3D", "\n", "%0A")
-
-// MetadataContext returns the wrap context KeyManager derives from a
-// metadata map: sorted "name=value\n" lines, '%', '=' and '\n' escaped as
-// %25, %3D, %0A, the four envelope entries left out; nil for an empty map.
-// Use it to unwrap with (*Keychain).UnwrapKey what a KeyManager wrapped.
-func MetadataContext(metadata map[string]string) []byte {
-	names := make([]string, 0, len(metadata))
-	for k := range metadata {
-		if !isEnvelopeMetadata(k) {
-			names = append(names, k)
-		}
-	}
-	if len(names) == 0 {
-		return nil
-	}
-	sort.Strings(names)
-	var b strings.Builder
-	for _, k := range names {
-		b.WriteString(metaEscaper.Replace(k))
-		b.WriteByte('=')
-		b.WriteString(metaEscaper.Replace(metadata[k]))
-		b.WriteByte('\n')
-	}
-	return []byte(b.String())
+// MetadataContext returns the wrap context the KeyManager of 0.1 derived
+// from a metadata map: every entry but the envelope's four.
+//
+// Deprecated: use BindAll().Context(metadata), or the binding you chose.
+func MetadataContext(metadata map[string]string) ([]byte, error) {
+	return BindAll().Context(metadata)
 }

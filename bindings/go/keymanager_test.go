@@ -24,8 +24,17 @@ var _ gatewayKeyManager = (*KeyManager)(nil)
 
 func TestKeyManagerContract(t *testing.T) {
 	kc := newKC(t, nil)
-	var km gatewayKeyManager = kc.KeyManager()
+	// Everything bound (0.1's behaviour), so every entry matters below.
+	var km gatewayKeyManager = kc.KeyManager(WithMetadataBinding(BindAll()))
 	ctx := context.Background()
+	mc := func(m map[string]string) []byte {
+		t.Helper()
+		b, err := MetadataContext(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
 	if km.Provider() != "keystrata" {
 		t.Fatal(km.Provider())
 	}
@@ -63,13 +72,13 @@ func TestKeyManagerContract(t *testing.T) {
 			t.Errorf("metadata %q: got %v, want ErrAuthentication", other, err)
 		}
 	}
-	if !bytes.Equal(MetadataContext(map[string]string{"a=b": "c"}), []byte("a%3Db=c\n")) ||
-		bytes.Equal(MetadataContext(map[string]string{"a=b": "c"}), MetadataContext(map[string]string{"a": "b=c"})) ||
-		MetadataContext(map[string]string{}) != nil {
+	if !bytes.Equal(mc(map[string]string{"a=b": "c"}), []byte("a%3Db=c\n")) ||
+		bytes.Equal(mc(map[string]string{"a=b": "c"}), mc(map[string]string{"a": "b=c"})) ||
+		mc(map[string]string{}) != nil {
 		t.Error("MetadataContext encoding")
 	}
 	// What a KeyManager wraps, the Keychain unwraps with MetadataContext.
-	if got, err := kc.UnwrapKey(env, MetadataContext(meta)); err != nil || !bytes.Equal(got, dek) {
+	if got, err := kc.UnwrapKey(env, mc(meta)); err != nil || !bytes.Equal(got, dek) {
 		t.Fatal(err)
 	}
 	kc.Rotate()
