@@ -148,8 +148,18 @@ class Outage:
         if self.proc is None or self.proc.poll() is None:
             return False
         if self.proc.returncode != 0:
-            self.failed = self.failed or f"{what} member {self.member}: exit {self.proc.returncode}"
+            self.failed = self.failed or (f"{what} member {self.member}: exit {self.proc.returncode}; "
+                                          f"last lines of its log: {self._log_tail()!r}")
         return True
+
+    def _log_tail(self) -> str:
+        """The end of what scripts/peers.sh etcd-member wrote (it says why)."""
+        try:
+            self.log.flush()
+            with open(self.log.name, "rb") as f:
+                return f.read()[-600:].decode("utf-8", "replace")
+        except OSError as e:
+            return f"(log unreadable: {e})"
 
     def step(self, now: float, outs: List[Path]) -> None:
         if self.state == "up" and now >= self.stop_at:
