@@ -20,8 +20,11 @@ HEADER := include/keystrata.h
 # The one version: [workspace.package] in Cargo.toml.
 VERSION := $(shell bash scripts/version.sh)
 MAJOR := $(firstword $(subst ., ,$(VERSION)))
-# ffi/build.rs gives the shared library this SONAME.
-SONAME := libkeystrata.so.$(MAJOR)
+MINOR := $(word 2,$(subst ., ,$(VERSION)))
+# The ABI version: the major from 1.0 on, 0.MINOR before (a 0.x minor may
+# break the ABI). ffi/build.rs gives the shared library this SONAME.
+ABI := $(if $(filter 0,$(MAJOR)),0.$(MINOR),$(MAJOR))
+SONAME := libkeystrata.so.$(ABI)
 # The system libraries a program linking the static library also needs: the
 # one list. It reaches every C and Go build through the pkg-config files
 # written from ffi/keystrata{,-static}.pc.in (Libs.private, Libs).

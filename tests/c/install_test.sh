@@ -25,6 +25,9 @@ finish() { echo "install-test: $passed passed, $failed failed"; [[ $failed -eq 0
 
 version=$(bash scripts/version.sh)
 major=${version%%.*}
+# The ABI version in the SONAME: the major from 1.0 on, 0.MINOR before.
+minor=${version#*.}; minor=${minor%%.*}
+[[ "$major" == 0 ]] && major="0.$minor"
 
 if ! make --no-print-directory lib install PREFIX="$prefix" >"$tmp/install.log" 2>&1; then
     cat "$tmp/install.log"
