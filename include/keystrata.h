@@ -188,6 +188,11 @@ typedef enum ks_event_kind {
    * An unseal, decrypt or unwrap failed.
    */
   KS_EVENT_DECRYPT_FAILED = 8,
+  /**
+   * A kind this build of the header does not name (a newer library);
+   * never a known kind in disguise.
+   */
+  KS_EVENT_UNKNOWN = 0,
 } ks_event_kind;
 
 /**
@@ -224,6 +229,11 @@ typedef enum ks_key_status {
    * Material wiped; its ciphertexts fail with KS_ERR_KEY_DESTROYED.
    */
   KS_KEY_DESTROYED = 3,
+  /**
+   * A status this build of the header does not name (a newer library);
+   * never a known status in disguise.
+   */
+  KS_KEY_STATUS_UNKNOWN = 0,
 } ks_key_status;
 
 /**

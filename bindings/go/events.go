@@ -20,14 +20,14 @@ import (
 type EventKind int
 
 const (
-	EventKeyCreated    EventKind = 1 // a key was created
-	EventKeyRotated    EventKind = 2 // a new primary was created (Event.Automatic: by the policy)
-	EventKeyPromoted   EventKind = 3 // an existing key was made primary
-	EventKeyDisabled   EventKind = 4 // a key was disabled
-	EventKeyEnabled    EventKind = 5 // a key was enabled
-	EventKeyDestroyed  EventKind = 6 // a key's material was destroyed
-	EventKeyDerived    EventKind = 7 // a key was derived
-	EventDecryptFailed EventKind = 8 // an unseal, decrypt or unwrap failed (Event.Err says how)
+	EventKeyCreated    EventKind = C.KS_EVENT_KEY_CREATED    // a key was created
+	EventKeyRotated    EventKind = C.KS_EVENT_KEY_ROTATED    // a new primary was created (Event.Automatic: by the policy)
+	EventKeyPromoted   EventKind = C.KS_EVENT_KEY_PROMOTED   // an existing key was made primary
+	EventKeyDisabled   EventKind = C.KS_EVENT_KEY_DISABLED   // a key was disabled
+	EventKeyEnabled    EventKind = C.KS_EVENT_KEY_ENABLED    // a key was enabled
+	EventKeyDestroyed  EventKind = C.KS_EVENT_KEY_DESTROYED  // a key's material was destroyed
+	EventKeyDerived    EventKind = C.KS_EVENT_KEY_DERIVED    // a key was derived
+	EventDecryptFailed EventKind = C.KS_EVENT_DECRYPT_FAILED // an unseal, decrypt or unwrap failed (Event.Err says how)
 )
 
 func (k EventKind) String() string {

@@ -15,11 +15,11 @@ type Purpose int
 
 const (
 	// PurposeNone marks events that concern no key.
-	PurposeNone Purpose = 0
+	PurposeNone Purpose = C.KS_PURPOSE_NONE
 	// PurposeEncrypt: a key-encryption key, used by Seal, Encrypt and WrapKey.
-	PurposeEncrypt Purpose = 1
+	PurposeEncrypt Purpose = C.KS_PURPOSE_ENCRYPT
 	// PurposeDerive: an HKDF master, used by DeriveOriginKey and Derive.
-	PurposeDerive Purpose = 2
+	PurposeDerive Purpose = C.KS_PURPOSE_DERIVE
 )
 
 func (p Purpose) String() string {
@@ -39,11 +39,11 @@ type KeyStatus int
 
 const (
 	// KeyEnabled: usable.
-	KeyEnabled KeyStatus = 1
+	KeyEnabled KeyStatus = C.KS_KEY_ENABLED
 	// KeyDisabled: kept, but refused for every operation (ErrKeyDisabled).
-	KeyDisabled KeyStatus = 2
+	KeyDisabled KeyStatus = C.KS_KEY_DISABLED
 	// KeyDestroyed: material wiped; its ciphertexts fail with ErrKeyDestroyed.
-	KeyDestroyed KeyStatus = 3
+	KeyDestroyed KeyStatus = C.KS_KEY_DESTROYED
 )
 
 func (s KeyStatus) String() string {

@@ -26,6 +26,9 @@ pub enum ks_event_kind {
     KS_EVENT_KEY_DERIVED = 7,
     /// An unseal, decrypt or unwrap failed.
     KS_EVENT_DECRYPT_FAILED = 8,
+    /// A kind this build of the header does not name (a newer library);
+    /// never a known kind in disguise.
+    KS_EVENT_UNKNOWN = 0,
 }
 
 /// One lifecycle event. Identifiers only, never material.
@@ -74,7 +77,8 @@ fn kind_to_c(k: EventKind) -> ks_event_kind {
         EventKind::KeyEnabled => KS_EVENT_KEY_ENABLED,
         EventKind::KeyDestroyed => KS_EVENT_KEY_DESTROYED,
         EventKind::KeyDerived => KS_EVENT_KEY_DERIVED,
-        _ => KS_EVENT_DECRYPT_FAILED,
+        EventKind::DecryptFailed => KS_EVENT_DECRYPT_FAILED,
+        _ => KS_EVENT_UNKNOWN,
     }
 }
 
@@ -209,4 +213,17 @@ pub unsafe extern "C" fn ks_keychain_counters(
         };
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod table_tests {
+    use super::*;
+
+    /// The C numbers are the core's codes, for every kind the core has.
+    #[test]
+    fn event_kinds_are_the_core_codes() {
+        for k in EventKind::ALL {
+            assert_eq!(kind_to_c(k) as u32, k.code(), "{k:?}");
+        }
+    }
 }

@@ -42,6 +42,9 @@ pub enum ks_key_status {
     KS_KEY_DISABLED = 2,
     /// Material wiped; its ciphertexts fail with KS_ERR_KEY_DESTROYED.
     KS_KEY_DESTROYED = 3,
+    /// A status this build of the header does not name (a newer library);
+    /// never a known status in disguise.
+    KS_KEY_STATUS_UNKNOWN = 0,
 }
 
 /// Metadata of one key. No material.
@@ -73,12 +76,19 @@ pub(crate) fn purpose_to_c(p: Purpose) -> ks_purpose {
 }
 
 fn purpose_from_c(p: u32) -> FfiResult<Purpose> {
-    match p {
-        1 => Ok(Purpose::Encrypt),
-        2 => Ok(Purpose::Derive),
-        _ => Err(FfiError::invalid(format!(
-            "{p} is not a ks_purpose (1 or 2)"
-        ))),
+    Purpose::from_code(p).ok_or_else(|| {
+        FfiError::invalid(format!(
+            "{p} is not a ks_purpose (KS_PURPOSE_ENCRYPT or KS_PURPOSE_DERIVE)"
+        ))
+    })
+}
+
+fn status_to_c(s: KeyStatus) -> ks_key_status {
+    match s {
+        KeyStatus::Enabled => ks_key_status::KS_KEY_ENABLED,
+        KeyStatus::Disabled => ks_key_status::KS_KEY_DISABLED,
+        KeyStatus::Destroyed => ks_key_status::KS_KEY_DESTROYED,
+        _ => ks_key_status::KS_KEY_STATUS_UNKNOWN,
     }
 }
 
@@ -87,11 +97,7 @@ fn info_to_c(i: &KeyInfo) -> ks_key_info {
         key_id: i.key_id,
         version: i.version,
         purpose: purpose_to_c(i.purpose),
-        status: match i.status {
-            KeyStatus::Enabled => ks_key_status::KS_KEY_ENABLED,
-            KeyStatus::Disabled => ks_key_status::KS_KEY_DISABLED,
-            _ => ks_key_status::KS_KEY_DESTROYED,
-        },
+        status: status_to_c(i.status),
         created_at: i.created_at,
         usage: i.usage,
         primary: i.primary,
@@ -1130,4 +1136,22 @@ pub unsafe extern "C" fn ks_keychain_export_tink_cleartext(
         unsafe { put_buffer(out, v) };
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod table_tests {
+    use super::*;
+
+    /// The C numbers are the core's codes, for every value the core has.
+    #[test]
+    fn purposes_and_statuses_are_the_core_codes() {
+        for p in Purpose::ALL {
+            assert_eq!(purpose_to_c(p) as u32, p.code(), "{p:?}");
+            assert_eq!(purpose_from_c(p.code()).ok(), Some(p));
+        }
+        assert!(purpose_from_c(0).is_err() && purpose_from_c(3).is_err());
+        for s in KeyStatus::ALL {
+            assert_eq!(status_to_c(s) as u32, s.code(), "{s:?}");
+        }
+    }
 }
