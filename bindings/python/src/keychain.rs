@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
-use keystrata::{KeyManager, Purpose, SubscriptionId};
+use keystrata::{KeyManager, Purpose, SubscriptionId, WrapForm};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
@@ -12,9 +12,9 @@ use pyo3::types::{PyBytes, PyDict, PyString};
 use crate::buf::{
     bytes_out, payload_out, secret_out, type_name, BytesIn, TextOrBytes, DETACH_ABOVE,
 };
-use crate::errors::{call, invalid};
+use crate::errors::{call, invalid, shown};
 use crate::roots::RootArg;
-use crate::types::{PyEnvelope, PyEvent, PyKeyInfo, PyPolicy};
+use crate::types::{PyEnvelope, PyEvent, PyKeyInfo, PyPolicy, PyRotationPlan};
 
 /// A keychain: AES-256 keys with one primary key per purpose (``encrypt``
 /// and ``derive``), and every operation keystrata offers on them.
@@ -28,11 +28,12 @@ use crate::types::{PyEnvelope, PyEvent, PyKeyInfo, PyPolicy};
 /// - ``encrypt``/``decrypt``: envelope encryption with a fresh data key per
 ///   message, in Tink's KmsEnvelopeAead layout.
 /// - ``wrap_key``/``unwrap_key``: wrap a data key you store elsewhere; the
-///   result is an ``Envelope``.
+///   result is an ``Envelope`` (full or compact form).
 /// - ``derive_origin_key``/``derive``: HKDF-SHA256 under the derivation
 ///   key; stable across ``rotate()``.
 /// - lifecycle: ``rotate``, ``rotate_derivation``, ``add_key``,
-///   ``promote``, ``disable``, ``enable``, ``destroy``, ``keys``,
+///   ``promote``, ``prepare_rotation``/``promote_version`` (two-step
+///   rotation), ``disable``, ``enable``, ``destroy``, ``keys``,
 ///   ``primary``.
 ///
 /// Thread safety: a keychain may be shared between threads freely. Calls on
@@ -80,6 +81,22 @@ fn purpose_from(name: &str) -> PyResult<Purpose> {
         invalid(format!(
             "purpose must be {}, not {name:?}",
             names.join(" or ")
+        ))
+    })
+}
+
+/// A wrap form from its name, as the core spells it (`WrapForm::from_name`,
+/// the one table).
+fn wrap_form_from(name: &str) -> PyResult<WrapForm> {
+    WrapForm::from_name(name).ok_or_else(|| {
+        let names: Vec<String> = [WrapForm::Full, WrapForm::Compact]
+            .iter()
+            .map(|f| format!("{:?}", f.name()))
+            .collect();
+        invalid(format!(
+            "form must be {}, not {:?}",
+            names.join(" or "),
+            shown(name)
         ))
     })
 }
@@ -325,16 +342,25 @@ impl PyKeychain {
 
     /// Wraps a data key (1 to 4096 bytes) under the encryption primary,
     /// bound to this provider, the key's ID and version, and ``context``.
-    #[pyo3(signature = (key, context = b"".as_slice().into()), text_signature = "($self, key, context=b'')")]
+    ///
+    /// ``form``: ``"full"`` (the default; the ciphertext names its key,
+    /// key + 33 bytes) or ``"compact"`` (``0x02 ‖ nonce ‖ ct ‖ tag``, key +
+    /// 29 bytes: 61 for a 32-byte key, for gateways that check an AES
+    /// key-wrap size window; the key ID and version travel in the
+    /// envelope's fields only). ``unwrap_key`` opens both forms. Any other
+    /// ``form`` raises ``InvalidInputError``.
+    #[pyo3(signature = (key, context = b"".as_slice().into(), form = "full"), text_signature = "($self, key, context=b'', form='full')")]
     fn wrap_key(
         &self,
         py: Python<'_>,
         key: BytesIn<'_, '_>,
         context: BytesIn<'_, '_>,
+        form: &str,
     ) -> PyResult<PyEnvelope> {
+        let form = wrap_form_from(form)?;
         let (k, c) = (key.as_slice(), context.as_slice());
         let detach = self.detach_encrypt(k.len() + c.len());
-        call(py, detach, || self.inner.wrap_key(k, c)).map(PyEnvelope::from_core)
+        call(py, detach, || self.inner.wrap_key_with(k, c, form)).map(PyEnvelope::from_core)
     }
 
     /// The data key from an envelope made by ``wrap_key`` with the same
@@ -466,6 +492,41 @@ impl PyKeychain {
     /// destroyed key).
     fn promote(&self, py: Python<'_>, key_id: u32) -> PyResult<PyKeyInfo> {
         call(py, self.inner.is_bound(), || self.inner.promote(key_id)).map(PyKeyInfo::from)
+    }
+
+    /// The first step of a two-step rotation of the encryption primary;
+    /// returns a ``RotationPlan``. With ``target_version``, that enabled,
+    /// non-primary encryption key is the target (``UnknownKeyError`` if no
+    /// encryption key has that version, ``KeyDisabledError`` /
+    /// ``KeyDestroyedError`` if it cannot be used, ``PolicyError`` if it is
+    /// already active). Without, the target is the newest enabled
+    /// encryption key newer than the primary, or a new key added now
+    /// (written to the store first when bound), not yet primary.
+    #[pyo3(signature = (target_version = None))]
+    fn prepare_rotation(
+        &self,
+        py: Python<'_>,
+        target_version: Option<u32>,
+    ) -> PyResult<PyRotationPlan> {
+        call(py, self.inner.is_bound(), || {
+            self.inner.prepare_rotation(target_version)
+        })
+        .map(PyRotationPlan::from)
+    }
+
+    /// The second step: makes the plan's target the encryption primary if
+    /// the active version is still the plan's ``current_version`` (checked
+    /// and changed in one step, in the store when bound); returns the new
+    /// primary's ``KeyInfo``. Another rotation in between raises
+    /// ``PolicyError`` ("rotation conflict") and changes nothing; so does a
+    /// target disabled, destroyed or gone meanwhile (``KeyDisabledError``,
+    /// ``KeyDestroyedError``, ``UnknownKeyError``).
+    fn promote_version(&self, py: Python<'_>, plan: &PyRotationPlan) -> PyResult<PyKeyInfo> {
+        let plan = plan.to_core();
+        call(py, self.inner.is_bound(), || {
+            self.inner.promote_version(&plan)
+        })
+        .map(PyKeyInfo::from)
     }
 
     /// Disables a key: it is kept but refused (``KeyDisabledError``) until

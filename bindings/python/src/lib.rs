@@ -6,7 +6,8 @@
 //!   exception; the exception classes themselves are pure Python
 //!   (`keystrata/exceptions.py`).
 //! - `buf`: bytes in (any bytes-like object) and bytes out.
-//! - `types`: frozen value classes (`Envelope`, `KeyInfo`, `Policy`, `Event`).
+//! - `types`: frozen value classes (`Envelope`, `KeyInfo`, `Policy`, `Event`,
+//!   `RotationPlan`).
 //! - `roots`: `AgeRoot`, `PassphraseRoot`, `Pkcs11Root`, `KmipRoot`.
 //! - `keychain`: `Keychain`.
 //!
@@ -25,11 +26,13 @@ mod keychain;
 mod roots;
 mod types;
 
+use keystrata::MetadataBinding;
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyDict, PyString};
 
-use crate::buf::{secret_out, BytesIn, DETACH_ABOVE};
-use crate::errors::call;
+use crate::buf::{bytes_out, secret_out, type_name, BytesIn, DETACH_ABOVE};
+use crate::errors::{call, invalid, shown};
 
 /// hkdf_sha256(salt, ikm, info, length) -> bytes
 ///
@@ -55,6 +58,118 @@ fn hkdf_sha256<'py>(
         keystrata::derive::hkdf_sha256(salt, ikm, info, length)
     })?;
     Ok(secret_out(py, okm))
+}
+
+/// metadata_context(metadata, bind=None) -> bytes
+///
+/// The context bytes an object-store gateway gives ``wrap_key`` and
+/// ``unwrap_key`` for an object's ``metadata`` (docs/FORMAT.md §4.2),
+/// computed by the core so every language derives the same bytes: the
+/// bound entries sorted by name, each ``name=value\n`` with ``%``, ``=``
+/// and newline escaped. The four envelope entries are never bound.
+///
+/// ``metadata``: a mapping of str to str, or an iterable of ``(name,
+/// value)`` pairs (a name given twice raises ``InvalidInputError``).
+/// ``bind``: ``None`` or ``"nothing"`` (the default: empty bytes, as
+/// gateways pass one map when wrapping and another when unwrapping),
+/// ``"all"`` (every entry), or an iterable of names (exactly those entries
+/// that are present). Another string raises ``InvalidInputError``; wrong
+/// types raise ``TypeError``.
+#[pyfunction]
+#[pyo3(signature = (metadata, bind = None))]
+fn metadata_context<'py>(
+    py: Python<'py>,
+    metadata: &Bound<'py, PyAny>,
+    bind: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let binding = binding_from(bind)?;
+    let entries = entries_from(metadata)?;
+    let len: usize = entries.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let ctx = call(py, len > DETACH_ABOVE, || {
+        keystrata::metadata_context(entries, &binding)
+    })?;
+    Ok(bytes_out(py, &ctx))
+}
+
+/// `metadata_context`'s `bind` argument as the core's binding.
+fn binding_from(bind: Option<&Bound<'_, PyAny>>) -> PyResult<MetadataBinding> {
+    let Some(bind) = bind else {
+        return Ok(MetadataBinding::Nothing);
+    };
+    if let Ok(s) = bind.cast::<PyString>() {
+        let s = s.to_cow()?;
+        return match s.as_ref() {
+            "nothing" => Ok(MetadataBinding::Nothing),
+            "all" => Ok(MetadataBinding::All),
+            other => Err(invalid(format!(
+                "bind must be \"nothing\", \"all\" or an iterable of names, not {:?}",
+                shown(other)
+            ))),
+        };
+    }
+    let not_names = || {
+        PyTypeError::new_err(format!(
+            "bind must be None, \"nothing\", \"all\" or an iterable of str, not {}",
+            type_name(bind)
+        ))
+    };
+    if bind.cast::<PyBytes>().is_ok() {
+        return Err(not_names());
+    }
+    let mut names = Vec::new();
+    for name in bind.try_iter().map_err(|_| not_names())? {
+        let name = name?;
+        let Ok(name) = name.extract::<String>() else {
+            return Err(PyTypeError::new_err(format!(
+                "bind's names must be str, not {}",
+                type_name(&name)
+            )));
+        };
+        names.push(name);
+    }
+    Ok(MetadataBinding::only(names))
+}
+
+/// `metadata_context`'s `metadata` argument as (name, value) pairs, in the
+/// caller's order (the core sorts and rejects duplicates).
+fn entries_from(metadata: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
+    let py = metadata.py();
+    let shape = || {
+        PyTypeError::new_err(format!(
+            "metadata must be a mapping of str to str or an iterable of (str, str) pairs, not {}",
+            type_name(metadata)
+        ))
+    };
+    let items = if let Ok(d) = metadata.cast::<PyDict>() {
+        d.items().into_any()
+    } else if metadata.cast::<PyString>().is_ok() || metadata.cast::<PyBytes>().is_ok() {
+        return Err(shape());
+    } else if metadata.hasattr(pyo3::intern!(py, "items"))? {
+        metadata.call_method0(pyo3::intern!(py, "items"))?
+    } else {
+        metadata.clone()
+    };
+    let mut pairs = Vec::new();
+    for item in items.try_iter().map_err(|_| shape())? {
+        let item = item?;
+        // A tuple or a list (vectors read from JSON); a str is refused.
+        let pair: Vec<Bound<'_, PyAny>> = item.extract().unwrap_or_default();
+        let [k, v] = pair.as_slice() else {
+            return Err(PyTypeError::new_err(format!(
+                "metadata entries must be (name, value) pairs, not {}",
+                type_name(&item)
+            )));
+        };
+        let (Ok(k), Ok(v)) = (k.extract::<String>(), v.extract::<String>()) else {
+            return Err(PyTypeError::new_err(format!(
+                "metadata must map str to str; found a {} name with a {} value",
+                type_name(k),
+                type_name(v)
+            )));
+        };
+        pairs.push((k, v));
+    }
+    Ok(pairs)
 }
 
 /// Test hook: raises the exception of error kind ``code`` (1 to 12) with
@@ -96,6 +211,7 @@ const _: () = {
     assert!(align_of::<types::PyKeyInfo>() <= 16);
     assert!(align_of::<types::PyPolicy>() <= 16);
     assert!(align_of::<types::PyEvent>() <= 16);
+    assert!(align_of::<types::PyRotationPlan>() <= 16);
 };
 
 /// The native half of the ``keystrata`` package. Import ``keystrata``, not
@@ -113,7 +229,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::PyKeyInfo>()?;
     m.add_class::<types::PyPolicy>()?;
     m.add_class::<types::PyEvent>()?;
+    m.add_class::<types::PyRotationPlan>()?;
     m.add_function(wrap_pyfunction!(hkdf_sha256, m)?)?;
+    m.add_function(wrap_pyfunction!(metadata_context, m)?)?;
     m.add_function(wrap_pyfunction!(roots::root_from_uri, m)?)?;
     // Test hooks live in a private submodule, outside `__all__`.
     let testing = PyModule::new(m.py(), "_testing")?;

@@ -1,4 +1,5 @@
-//! Immutable value objects: `Envelope`, `KeyInfo`, `Policy`, `Event`.
+//! Immutable value objects: `Envelope`, `KeyInfo`, `Policy`, `Event`,
+//! `RotationPlan`.
 
 use std::collections::BTreeMap;
 
@@ -280,6 +281,62 @@ impl PyPolicy {
         format!(
             "Policy(max_encryptions_per_key={}, max_key_age_secs={}, usage_block={})",
             self.max_encryptions_per_key, age, self.usage_block
+        )
+    }
+}
+
+/// A rotation prepared by ``Keychain.prepare_rotation``: the encryption key
+/// version active when it was prepared (``current_version``), and the
+/// version (``target_version``, key ``target_key_id``) that
+/// ``Keychain.promote_version`` makes active. Plans compare equal when all
+/// three fields are equal; ``RotationPlan(current_version, target_version,
+/// target_key_id)`` rebuilds one (for example in another process).
+#[pyclass(frozen, eq, hash, get_all, name = "RotationPlan", module = "keystrata")]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct PyRotationPlan {
+    /// The version of the encryption primary when the plan was made.
+    current_version: u32,
+    /// The version that becomes active.
+    target_version: u32,
+    /// The key ID of the target version.
+    target_key_id: u32,
+}
+
+impl PyRotationPlan {
+    pub(crate) fn to_core(self) -> keystrata::RotationPlan {
+        keystrata::RotationPlan {
+            current_version: self.current_version,
+            target_version: self.target_version,
+            target_key_id: self.target_key_id,
+        }
+    }
+}
+
+impl From<keystrata::RotationPlan> for PyRotationPlan {
+    fn from(p: keystrata::RotationPlan) -> PyRotationPlan {
+        PyRotationPlan {
+            current_version: p.current_version,
+            target_version: p.target_version,
+            target_key_id: p.target_key_id,
+        }
+    }
+}
+
+#[pymethods]
+impl PyRotationPlan {
+    #[new]
+    fn new(current_version: u32, target_version: u32, target_key_id: u32) -> PyRotationPlan {
+        PyRotationPlan {
+            current_version,
+            target_version,
+            target_key_id,
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "RotationPlan(current_version={}, target_version={}, target_key_id={})",
+            self.current_version, self.target_version, self.target_key_id
         )
     }
 }

@@ -20,6 +20,7 @@ CLASSES = [
     keystrata.KeyInfo,
     keystrata.Policy,
     keystrata.Event,
+    keystrata.RotationPlan,
 ]
 
 

@@ -93,6 +93,20 @@ def main() -> int:
         okm2: bytes = keystrata.hkdf_sha256(None, b"ikm", b"info", 32)
         assert len(okm2) == 32
 
+        # A gateway: the context from object metadata, a compact envelope,
+        # and a two-step rotation.
+        user_meta: Dict[str, str] = {"bucket": "photos", "x-amz-meta-owner": "alice"}
+        ctx: bytes = keystrata.metadata_context(user_meta, bind=["bucket"])
+        assert keystrata.metadata_context([("bucket", "photos")], "all") == ctx
+        assert keystrata.metadata_context(user_meta) == b""
+        compact: Envelope = kc.wrap_key(b"d" * 32, ctx, form="compact")
+        stored = {**user_meta, **compact.to_metadata()}
+        assert kc.unwrap_key(Envelope.from_metadata(stored), ctx) == b"d" * 32
+        plan: keystrata.RotationPlan = kc.prepare_rotation()
+        target: int = plan.target_version
+        promoted: KeyInfo = kc.promote_version(plan)
+        assert promoted.version == target and kc.prepare_rotation(None).current_version == target
+
     pw = keystrata.PassphraseRoot("correct horse", work_factor=10)
     env: Envelope = pw.wrap_key(b"k" * 16)
     assert pw.unwrap_key(env) == b"k" * 16

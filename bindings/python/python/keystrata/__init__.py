@@ -45,8 +45,10 @@ Quick start::
 
 Classes: ``Keychain``, ``AgeRoot``, ``PassphraseRoot``, ``Pkcs11Root``,
 ``KmipRoot``, ``UriRoot`` (from ``root_from_uri``, docs/ROOTS.md), ``Envelope``,
-``KeyInfo``, ``Policy``, ``Event``; the functions ``hkdf_sha256`` and
-``decrypt_portable``; the
+``KeyInfo``, ``Policy``, ``Event``, ``RotationPlan`` (from
+``Keychain.prepare_rotation``); the functions ``hkdf_sha256``,
+``metadata_context`` (an object-store gateway's wrap context from object
+metadata, docs/FORMAT.md §4.2) and ``decrypt_portable``; the
 exceptions ``Error`` and one subclass per error kind (see
 ``keystrata.exceptions``). Typing helpers: ``Root``, ``KeyManager``,
 ``Counters``, ``PortableCounters``.
@@ -76,9 +78,11 @@ from keystrata._native import (
     PassphraseRoot,
     Pkcs11Root,
     Policy,
+    RotationPlan,
     UriRoot,
     __version__,
     hkdf_sha256,
+    metadata_context,
     root_from_uri,
 )
 from keystrata.exceptions import (
@@ -196,7 +200,9 @@ __all__ = [
     "KeyInfo",
     "Policy",
     "Event",
+    "RotationPlan",
     "hkdf_sha256",
+    "metadata_context",
     "decrypt_portable",
     "Root",
     "KeyManager",

@@ -15,9 +15,11 @@ from keystrata._native import KmipRoot as KmipRoot
 from keystrata._native import PassphraseRoot as PassphraseRoot
 from keystrata._native import Pkcs11Root as Pkcs11Root
 from keystrata._native import Policy as Policy
+from keystrata._native import RotationPlan as RotationPlan
 from keystrata._native import UriRoot as UriRoot
 from keystrata._native import __version__ as __version__
 from keystrata._native import hkdf_sha256 as hkdf_sha256
+from keystrata._native import metadata_context as metadata_context
 from keystrata._native import root_from_uri as root_from_uri
 from keystrata.exceptions import AuthenticationError as AuthenticationError
 from keystrata.exceptions import BackendError as BackendError
@@ -78,7 +80,9 @@ __all__ = [
     "KeyInfo",
     "Policy",
     "Event",
+    "RotationPlan",
     "hkdf_sha256",
+    "metadata_context",
     "decrypt_portable",
     "Root",
     "KeyManager",
