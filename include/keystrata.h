@@ -785,10 +785,12 @@ enum ks_status ks_keychain_open(const char *location, const struct ks_root *root
 void ks_keychain_free(struct ks_keychain *kc);
 
 /**
- * Closes the keychain: its material is wiped and every later call on it
- * fails with KS_ERR_UNAVAILABLE, except ks_keychain_counters (final
- * metrics), ks_keychain_unsubscribe and ks_keychain_close itself, which
- * keep working. Idempotent. The handle must still be released with
+ * Closes the keychain: its material is wiped, every subscription is
+ * removed (its callback is not called again; ks_keychain_unsubscribe of it
+ * then gives KS_ERR_INVALID_INPUT, so release what user_data points to
+ * after close), and every later call on it fails with KS_ERR_UNAVAILABLE,
+ * except ks_keychain_counters (final metrics), ks_keychain_unsubscribe and
+ * ks_keychain_close itself, which keep working. Idempotent. The handle must still be released with
  * ks_keychain_free.
  */
 enum ks_status ks_keychain_close(const struct ks_keychain *kc, struct ks_error **err);

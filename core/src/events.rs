@@ -284,6 +284,18 @@ impl Telemetry {
         subs.len() != before
     }
 
+    /// Removes every subscription (on close): the callbacks are dropped,
+    /// so what they hold is released.
+    pub(crate) fn unsubscribe_all(&self) {
+        let drained = {
+            let mut subs = self.subscribers.write().unwrap_or_else(|p| p.into_inner());
+            self.has_subscribers.store(false, Ordering::Release);
+            std::mem::take(&mut *subs)
+        };
+        // Dropped outside the lock: a callback's captures may run code on drop.
+        drop(drained);
+    }
+
     #[inline]
     pub(crate) fn wants_events(&self) -> bool {
         self.has_subscribers.load(Ordering::Acquire)

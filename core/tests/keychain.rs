@@ -697,3 +697,19 @@ fn debug_output_has_no_material() {
     assert!(!d.contains(&material));
     assert!(!d.contains("material"));
 }
+
+/// Closing removes every subscription and drops its callback (what it
+/// captured is released), the same rule in every language.
+#[test]
+fn close_drops_every_subscription() {
+    let kc = Keychain::generate().unwrap();
+    let held = Arc::new(());
+    let h2 = Arc::clone(&held);
+    let id = kc.subscribe(move |_| {
+        let _ = &h2;
+    });
+    assert_eq!(Arc::strong_count(&held), 2);
+    kc.close().unwrap();
+    assert_eq!(Arc::strong_count(&held), 1, "the callback was not dropped");
+    assert!(!kc.unsubscribe(id), "the subscription outlived close");
+}

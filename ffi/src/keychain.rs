@@ -301,10 +301,12 @@ pub unsafe extern "C" fn ks_keychain_free(kc: *mut ks_keychain) {
     guard_value((), || unsafe { free_handle(kc) })
 }
 
-/// Closes the keychain: its material is wiped and every later call on it
-/// fails with KS_ERR_UNAVAILABLE, except ks_keychain_counters (final
-/// metrics), ks_keychain_unsubscribe and ks_keychain_close itself, which
-/// keep working. Idempotent. The handle must still be released with
+/// Closes the keychain: its material is wiped, every subscription is
+/// removed (its callback is not called again; ks_keychain_unsubscribe of it
+/// then gives KS_ERR_INVALID_INPUT, so release what user_data points to
+/// after close), and every later call on it fails with KS_ERR_UNAVAILABLE,
+/// except ks_keychain_counters (final metrics), ks_keychain_unsubscribe and
+/// ks_keychain_close itself, which keep working. Idempotent. The handle must still be released with
 /// ks_keychain_free.
 #[no_mangle]
 pub unsafe extern "C" fn ks_keychain_close(

@@ -118,16 +118,20 @@ impl KeyManager for Keychain {
         self.check_open()
     }
 
-    /// Closes the keychain: every later call fails with `Unavailable`, and
-    /// the key material is wiped once calls in flight finish.
+    /// Closes the keychain: every later call fails with `Unavailable`, the
+    /// key material is wiped once calls in flight finish, and every
+    /// subscription is removed (its callback dropped), in every language.
     fn close(&self) -> Result<()> {
-        let _w = self.lock_writer();
-        if let Some(b) = &self.bound {
-            b.store.close();
+        {
+            let _w = self.lock_writer();
+            if let Some(b) = &self.bound {
+                b.store.close();
+            }
+            // An empty snapshot is what "closed" means: no keychain is ever
+            // empty otherwise, and every call loads through `live()`.
+            self.state.store(Arc::new(KeySet::empty()));
         }
-        // An empty snapshot is what "closed" means: no keychain is ever
-        // empty otherwise, and every call loads through `live()`.
-        self.state.store(Arc::new(KeySet::empty()));
+        self.telemetry.unsubscribe_all();
         Ok(())
     }
 }
