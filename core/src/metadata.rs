@@ -88,6 +88,21 @@ impl MetadataBinding {
         })
     }
 
+    /// The binding named `"nothing"` or `"all"` (a set of names has no
+    /// name: use [`only`](MetadataBinding::only)); `InvalidInput` otherwise,
+    /// echoing at most 64 characters of `name`: the message every binding
+    /// gives.
+    pub fn from_name(name: &str) -> Result<MetadataBinding> {
+        match name {
+            "nothing" => Ok(MetadataBinding::Nothing),
+            "all" => Ok(MetadataBinding::All),
+            other => Err(Error::invalid(format!(
+                "a metadata binding is \"nothing\", \"all\" or a list of names, not {:?}",
+                truncate_for_message(other, 64)
+            ))),
+        }
+    }
+
     fn binds(&self, name: &str) -> bool {
         if is_envelope_entry(name) {
             return false;

@@ -180,11 +180,28 @@ impl WrapForm {
         }
     }
 
+    /// Every form, in numeric order.
+    pub const ALL: [WrapForm; 2] = [WrapForm::Full, WrapForm::Compact];
+
     /// The form named `name` (as [`name`](WrapForm::name) spells it).
     pub fn from_name(name: &str) -> Option<WrapForm> {
-        [WrapForm::Full, WrapForm::Compact]
-            .into_iter()
-            .find(|f| f.name() == name)
+        WrapForm::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
+impl std::str::FromStr for WrapForm {
+    type Err = Error;
+
+    /// [`WrapForm::from_name`], or `InvalidInput` saying which names exist
+    /// (echoing at most 64 characters of `name`): the message every
+    /// binding gives.
+    fn from_str(name: &str) -> Result<WrapForm> {
+        WrapForm::from_name(name).ok_or_else(|| {
+            Error::invalid(format!(
+                "form must be \"full\" or \"compact\", not {:?}",
+                crate::error::truncate_for_message(name, 64)
+            ))
+        })
     }
 }
 

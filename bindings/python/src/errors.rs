@@ -81,17 +81,6 @@ pub(crate) fn invalid(message: impl Into<String>) -> PyErr {
     raise(keystrata::Error::new(ErrorKind::InvalidInput, message))
 }
 
-/// `text` cut to at most 64 characters (with `…` when cut), for echoing a
-/// caller's value in a message without echoing unbounded input (the core's
-/// rule, `truncate_for_message`).
-pub(crate) fn shown(text: &str) -> String {
-    const MAX: usize = 64;
-    match text.char_indices().nth(MAX) {
-        Some((i, _)) => format!("{}…", &text[..i]),
-        None => text.to_owned(),
-    }
-}
-
 fn panic_message(payload: &(dyn Any + Send)) -> &str {
     if let Some(s) = payload.downcast_ref::<&'static str>() {
         s

@@ -12,7 +12,7 @@ use pyo3::types::{PyBytes, PyDict, PyString};
 use crate::buf::{
     bytes_out, payload_out, secret_out, type_name, BytesIn, TextOrBytes, DETACH_ABOVE,
 };
-use crate::errors::{call, invalid, shown};
+use crate::errors::{call, invalid, raise};
 use crate::roots::RootArg;
 use crate::types::{PyEnvelope, PyEvent, PyKeyInfo, PyPolicy, PyRotationPlan};
 
@@ -85,20 +85,9 @@ fn purpose_from(name: &str) -> PyResult<Purpose> {
     })
 }
 
-/// A wrap form from its name, as the core spells it (`WrapForm::from_name`,
-/// the one table).
+/// A wrap form from its name: the core's parser and message.
 fn wrap_form_from(name: &str) -> PyResult<WrapForm> {
-    WrapForm::from_name(name).ok_or_else(|| {
-        let names: Vec<String> = [WrapForm::Full, WrapForm::Compact]
-            .iter()
-            .map(|f| format!("{:?}", f.name()))
-            .collect();
-        invalid(format!(
-            "form must be {}, not {:?}",
-            names.join(" or "),
-            shown(name)
-        ))
-    })
+    name.parse::<WrapForm>().map_err(raise)
 }
 
 impl PyKeychain {

@@ -32,7 +32,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
 use crate::buf::{bytes_out, secret_out, type_name, BytesIn, DETACH_ABOVE};
-use crate::errors::{call, invalid, shown};
+use crate::errors::{call, raise};
 
 /// hkdf_sha256(salt, ikm, info, length) -> bytes
 ///
@@ -98,14 +98,7 @@ fn binding_from(bind: Option<&Bound<'_, PyAny>>) -> PyResult<MetadataBinding> {
     };
     if let Ok(s) = bind.cast::<PyString>() {
         let s = s.to_cow()?;
-        return match s.as_ref() {
-            "nothing" => Ok(MetadataBinding::Nothing),
-            "all" => Ok(MetadataBinding::All),
-            other => Err(invalid(format!(
-                "bind must be \"nothing\", \"all\" or an iterable of names, not {:?}",
-                shown(other)
-            ))),
-        };
+        return MetadataBinding::from_name(s.as_ref()).map_err(raise);
     }
     let not_names = || {
         PyTypeError::new_err(format!(
