@@ -683,8 +683,10 @@ enum ks_status ks_metadata_context(const char *const *names, const char *const *
 enum ks_status ks_keychain_subscribe(const struct ks_keychain *kc, ks_event_callback callback, void *user_data, uint64_t *subscription, struct ks_error **err);
 
 /**
- * Removes a subscription. Errors: KS_ERR_INVALID_INPUT if there is none
- * with that ID.
+ * Removes a subscription (after ks_keychain_close, which removed them all,
+ * any ID it gave out is KS_OK). An event already being delivered on
+ * another thread may still finish its callback. Errors:
+ * KS_ERR_INVALID_INPUT if there is no subscription with that ID.
  */
 enum ks_status ks_keychain_unsubscribe(const struct ks_keychain *kc, uint64_t subscription, struct ks_error **err);
 
@@ -786,9 +788,10 @@ void ks_keychain_free(struct ks_keychain *kc);
 
 /**
  * Closes the keychain: its material is wiped, every subscription is
- * removed (its callback is not called again; ks_keychain_unsubscribe of it
- * then gives KS_ERR_INVALID_INPUT, so release what user_data points to
- * after close), and every later call on it fails with KS_ERR_UNAVAILABLE,
+ * removed (no event after close reaches its callback, though one already
+ * being delivered on another thread may finish; ks_keychain_unsubscribe
+ * of it still gives KS_OK), and every later call on it fails with
+ * KS_ERR_UNAVAILABLE,
  * except ks_keychain_counters (final metrics), ks_keychain_unsubscribe and
  * ks_keychain_close itself, which keep working. Idempotent. The handle must still be released with
  * ks_keychain_free.

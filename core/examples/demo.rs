@@ -42,7 +42,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 3. Load it back with the identity.
     let root = AgeRoot::new([std::fs::read_to_string(&id_path)?], [] as [&str; 0])?;
     let kc = Keychain::load_file(&kc_path, &root)?;
-    println!("3. keychain loaded: {} keys", kc.keys().len());
+    println!(
+        "3. keychain loaded: {} keys",
+        kc.keys().expect("keys").len()
+    );
 
     // 4. Seal a small secret, envelope-encrypt a document, wrap a data key.
     let sealed = kc.seal(b"postgres://billing:hunter2@db/billing", b"service=billing")?;

@@ -232,7 +232,7 @@ fn run(args: &[String]) -> Res<()> {
         }
         ["keys", spec, kc] => {
             let kc = load(spec, kc)?;
-            for k in kc.keys() {
+            for k in kc.keys().expect("keys") {
                 println!("{} {} {} {} {}", k.key_id, k.version, k.purpose, k.status, u8::from(k.primary));
             }
             Ok(())

@@ -311,7 +311,12 @@ fn main() -> BoxResult<()> {
     g.kc.destroy(v1.key_id)?;
 
     // An ID in neither purpose: smallest one absent from the keychain.
-    let ids: Vec<u32> = g.kc.keys().iter().map(|k| k.key_id).collect();
+    let ids: Vec<u32> =
+        g.kc.keys()
+            .expect("keys")
+            .iter()
+            .map(|k| k.key_id)
+            .collect();
     let unknown = (1u32..).find(|i| !ids.contains(i)).ok_or("no free id")?;
     let derive_id = g.kc.primary_for(Purpose::Derive)?.key_id;
 
@@ -640,6 +645,7 @@ fn main() -> BoxResult<()> {
 
     let keys: Vec<Value> =
         g.kc.keys()
+            .expect("keys")
             .iter()
             .map(|k| {
                 json!({
@@ -726,6 +732,7 @@ fn main() -> BoxResult<()> {
 /// `env` names (v3 in this generator).
 fn v3_or(kc: &Keychain, env: &Envelope) -> BoxResult<String> {
     kc.keys()
+        .expect("keys")
         .iter()
         .find(|k| {
             k.purpose == Purpose::Encrypt

@@ -226,6 +226,9 @@ pub(crate) struct Telemetry {
     errors: [AtomicU64; 12],
     has_subscribers: AtomicBool,
     next_id: AtomicU64,
+    /// Subscription IDs up to this one were removed by close: unsubscribing
+    /// them is not an error (cleanup after close is idempotent).
+    closed_upto: AtomicU64,
     subscribers: RwLock<Vec<(u64, Callback)>>,
 }
 
@@ -281,7 +284,7 @@ impl Telemetry {
         subs.retain(|(i, _)| *i != id.0);
         self.has_subscribers
             .store(!subs.is_empty(), Ordering::Release);
-        subs.len() != before
+        subs.len() != before || (id.0 != 0 && id.0 <= self.closed_upto.load(Ordering::Acquire))
     }
 
     /// Removes every subscription (on close): the callbacks are dropped,
@@ -290,6 +293,8 @@ impl Telemetry {
         let drained = {
             let mut subs = self.subscribers.write().unwrap_or_else(|p| p.into_inner());
             self.has_subscribers.store(false, Ordering::Release);
+            self.closed_upto
+                .store(self.next_id.load(Ordering::Relaxed), Ordering::Release);
             std::mem::take(&mut *subs)
         };
         // Dropped outside the lock: a callback's captures may run code on drop.

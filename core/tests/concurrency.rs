@@ -158,7 +158,7 @@ fn bound_keychain_under_load_reserves_and_rotates_correctly() {
     let made = hammer(Arc::clone(&kc), 8, 150, 5);
     let loaded = Keychain::load_file(&path, &root).unwrap();
     let per_key = check_all(&loaded, &made);
-    let keys = loaded.keys();
+    let keys = loaded.keys().expect("keys");
     for (id, n) in per_key {
         let k = keys.iter().find(|k| k.key_id == id).expect("key in file");
         assert!(n <= 97, "key {id} used {n} times, over the policy limit");

@@ -479,8 +479,11 @@ fn a_pkcs11_uri_opens_the_same_key() {
     let kc = Keychain::generate().expect("generate");
     let saved = kc.save(&*from_file).expect("save through the URI root");
     assert_eq!(
-        Keychain::load(&saved, &direct).expect("load").keys(),
-        kc.keys()
+        Keychain::load(&saved, &direct)
+            .expect("load")
+            .keys()
+            .expect("keys"),
+        kc.keys().expect("keys")
     );
 
     // The PIN from an environment variable (the one the peer script sets);
@@ -507,8 +510,11 @@ fn a_pkcs11_uri_opens_the_same_key() {
         keystrata::root::from_uri(&base).expect("the created key is found by label")
     };
     assert_eq!(
-        Keychain::load(&saved, &*again).expect("load").keys(),
-        kc.keys()
+        Keychain::load(&saved, &*again)
+            .expect("load")
+            .keys()
+            .expect("keys"),
+        kc.keys().expect("keys")
     );
 
     // A wrong PIN is the token's error, never echoing the PIN.

@@ -177,7 +177,7 @@ fn killed_at_random_moments_loses_nothing() {
             assert_eq!(&pt, msg);
             *per_key.entry(id).or_default() += 1;
         }
-        let keys = kc.keys();
+        let keys = kc.keys().expect("keys");
         for (id, n) in per_key {
             let k = keys.iter().find(|k| k.key_id == id).unwrap();
             assert!(n <= 5, "key {id} encrypted {n} times, over the limit of 5");
@@ -410,7 +410,7 @@ fn check_writers_file(
     use keystrata::Purpose;
     let kc = Keychain::load_file(path, root)
         .unwrap_or_else(|e| panic!("{tag}: keychain does not load: {e}"));
-    let keys = kc.keys();
+    let keys = kc.keys().expect("keys");
     let mut per_key: HashMap<u32, u64> = HashMap::new();
     for (i, (k, msg, ct)) in seen.iter().enumerate() {
         let (pt, id) = match k {

@@ -106,7 +106,7 @@ fn parent_and_forked_child_share_a_keychain_and_never_share_a_block() {
 
     let fresh = Keychain::load_file(&path, &root).unwrap();
     assert_eq!(
-        fresh.keys().len(),
+        fresh.keys().expect("keys").len(),
         4,
         "2 initial keys + the child's + the parent's rotation"
     );
@@ -125,6 +125,7 @@ fn parent_and_forked_child_share_a_keychain_and_never_share_a_block() {
     // The first primary's usage: the parent's block and the child's.
     let first = fresh
         .keys()
+        .expect("keys")
         .into_iter()
         .find(|k| k.key_id == primary.key_id)
         .unwrap();

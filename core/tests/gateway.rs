@@ -182,6 +182,7 @@ fn two_step_rotation_by_version() {
     assert_eq!(kc.active_key_version().expect("active"), v1.version);
     assert!(kc
         .keys()
+        .expect("keys")
         .iter()
         .any(|k| k.key_id == plan.target_key_id && !k.primary));
     // Preparing again picks the staged key rather than adding another.
@@ -228,6 +229,7 @@ fn two_step_rotation_by_version() {
     // Derivation keys are never rotation targets.
     assert!(kc
         .keys()
+        .expect("keys")
         .iter()
         .filter(|k| k.purpose == Purpose::Derive)
         .all(|k| k.version == 1));
@@ -245,7 +247,11 @@ fn rotation_plans_go_to_the_stored_state() {
     let b = Keychain::open(path.to_str().expect("utf-8"), &root).expect("open b");
     let plan = a.prepare_rotation(None).expect("prepare");
     b.refresh().expect("refresh");
-    assert!(b.keys().iter().any(|k| k.key_id == plan.target_key_id));
+    assert!(b
+        .keys()
+        .expect("keys")
+        .iter()
+        .any(|k| k.key_id == plan.target_key_id));
     b.rotate().expect("b rotates");
     let err = a.promote_version(&plan).expect_err("conflict");
     assert_eq!(err.kind(), ErrorKind::Policy, "{err}");

@@ -43,6 +43,7 @@ fn two_handles_rotating_in_turn_keep_each_others_keys() {
         made.push(b.seal(&[i], b"b").unwrap());
         let ids: HashSet<u32> = fresh(&path, &root)
             .keys()
+            .expect("keys")
             .iter()
             .map(|k| k.key_id)
             .collect();
@@ -50,7 +51,11 @@ fn two_handles_rotating_in_turn_keep_each_others_keys() {
         assert!(ids.contains(&rb.key_id), "b's key {} was lost", rb.key_id);
     }
     let f = fresh(&path, &root);
-    assert_eq!(f.keys().len(), 2 + 10, "every rotation is kept");
+    assert_eq!(
+        f.keys().expect("keys").len(),
+        2 + 10,
+        "every rotation is kept"
+    );
     for (i, ct) in made.iter().enumerate() {
         let aad: &[u8] = if i % 2 == 0 { b"a" } else { b"b" };
         assert_eq!(f.unseal(ct, aad).unwrap(), [(i / 2) as u8]);
@@ -163,19 +168,20 @@ fn many_handles_and_threads_rotating_at_once_lose_nothing() {
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let f = fresh(&path, &root);
-    let ids: HashSet<u32> = f.keys().iter().map(|k| k.key_id).collect();
+    let ids: HashSet<u32> = f.keys().expect("keys").iter().map(|k| k.key_id).collect();
     let rotated: Vec<u32> = results.iter().flat_map(|r| r.0.clone()).collect();
     assert_eq!(rotated.len(), 8 * rotations_per_thread);
     for id in &rotated {
         assert!(ids.contains(id), "rotated key {id} was lost");
     }
-    assert_eq!(f.keys().len(), 2 + rotated.len());
+    assert_eq!(f.keys().expect("keys").len(), 2 + rotated.len());
     for (blob, pt) in results.iter().flat_map(|r| r.1.iter()) {
         assert_eq!(&f.decrypt(blob, b"").unwrap(), pt);
     }
     // Versions stay unique per purpose even though writers raced.
     let mut versions: Vec<u32> = f
         .keys()
+        .expect("keys")
         .iter()
         .filter(|k| k.purpose == Purpose::Encrypt)
         .map(|k| k.version)
@@ -223,7 +229,12 @@ fn the_usage_limit_holds_for_all_handles_and_each_exhaustion_rotates_once() {
         );
     }
     let primary = f.primary().unwrap().key_id;
-    for k in f.keys().iter().filter(|k| k.purpose == Purpose::Encrypt) {
+    for k in f
+        .keys()
+        .expect("keys")
+        .iter()
+        .filter(|k| k.purpose == Purpose::Encrypt)
+    {
         assert!(
             k.usage <= max,
             "key {} recorded usage {}",
@@ -240,6 +251,7 @@ fn the_usage_limit_holds_for_all_handles_and_each_exhaustion_rotates_once() {
     let total = made.len() as u64;
     let encrypt_keys = f
         .keys()
+        .expect("keys")
         .iter()
         .filter(|k| k.purpose == Purpose::Encrypt)
         .count() as u64;
@@ -264,7 +276,7 @@ fn a_keychain_removed_while_in_use_is_written_back_whole() {
     // The next write finds no file: it writes back everything it knows.
     kc.seal(b"next", b"").unwrap();
     let f = fresh(&path, &root);
-    assert!(f.keys().iter().any(|k| k.key_id == r.key_id));
+    assert!(f.keys().expect("keys").iter().any(|k| k.key_id == r.key_id));
     assert_eq!(f.unseal(&ct, b"").unwrap(), b"kept");
 }
 

@@ -272,6 +272,7 @@ fn keystrata_json_age_keychain() {
         .collect();
     let actual: Vec<(u64, u64, String, String, bool)> = kc
         .keys()
+        .expect("keys")
         .iter()
         .map(|x| {
             (
@@ -896,7 +897,7 @@ fn documented_keychain_json_errors() {
     let m = v["keys"][disabled]["material"].clone();
     v["keys"][destroyed]["material"] = m;
     let kc = load_plaintext(&v.to_string()).expect("accepted variations");
-    assert_eq!(kc.policy(), keystrata::Policy::default());
+    assert_eq!(kc.policy().expect("policy"), keystrata::Policy::default());
     eprintln!("keychain JSON error table: {n} cases");
 }
 

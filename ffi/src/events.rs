@@ -130,8 +130,10 @@ pub unsafe extern "C" fn ks_keychain_subscribe(
     })
 }
 
-/// Removes a subscription. Errors: KS_ERR_INVALID_INPUT if there is none
-/// with that ID.
+/// Removes a subscription (after ks_keychain_close, which removed them all,
+/// any ID it gave out is KS_OK). An event already being delivered on
+/// another thread may still finish its callback. Errors:
+/// KS_ERR_INVALID_INPUT if there is no subscription with that ID.
 #[no_mangle]
 pub unsafe extern "C" fn ks_keychain_unsubscribe(
     kc: *const ks_keychain,

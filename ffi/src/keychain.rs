@@ -302,9 +302,10 @@ pub unsafe extern "C" fn ks_keychain_free(kc: *mut ks_keychain) {
 }
 
 /// Closes the keychain: its material is wiped, every subscription is
-/// removed (its callback is not called again; ks_keychain_unsubscribe of it
-/// then gives KS_ERR_INVALID_INPUT, so release what user_data points to
-/// after close), and every later call on it fails with KS_ERR_UNAVAILABLE,
+/// removed (no event after close reaches its callback, though one already
+/// being delivered on another thread may finish; ks_keychain_unsubscribe
+/// of it still gives KS_OK), and every later call on it fails with
+/// KS_ERR_UNAVAILABLE,
 /// except ks_keychain_counters (final metrics), ks_keychain_unsubscribe and
 /// ks_keychain_close itself, which keep working. Idempotent. The handle must still be released with
 /// ks_keychain_free.
@@ -360,7 +361,6 @@ pub unsafe extern "C" fn ks_keychain_refresh(
 ) -> ks_status {
     guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
-        kc.inner.health_check()?;
         kc.inner.refresh()?;
         Ok(())
     })
@@ -985,8 +985,7 @@ pub unsafe extern "C" fn ks_keychain_key_count(
     guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
         let count = out_ptr(count, "count")?;
-        kc.inner.health_check()?;
-        unsafe { put(count, kc.inner.keys().len()) };
+        unsafe { put(count, kc.inner.keys()?.len()) };
         Ok(())
     })
 }
@@ -1003,8 +1002,7 @@ pub unsafe extern "C" fn ks_keychain_key_info(
     guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
         let out = out_ptr(out, "out")?;
-        kc.inner.health_check()?;
-        let keys = kc.inner.keys();
+        let keys = kc.inner.keys()?;
         let k = keys.get(index).ok_or_else(|| {
             FfiError::invalid(format!("key index {index} out of range ({})", keys.len()))
         })?;
@@ -1031,8 +1029,7 @@ pub unsafe extern "C" fn ks_keychain_keys(
     guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
         let dst = SizedOut::new(out, cap, out_len, "out")?;
-        kc.inner.health_check()?;
-        let keys = kc.inner.keys();
+        let keys = kc.inner.keys()?;
         if let Room::Fits(p) = dst.room(keys.len())? {
             for (i, k) in keys.iter().enumerate() {
                 // SAFETY: cap >= keys.len() elements writable per contract;
@@ -1073,8 +1070,7 @@ pub unsafe extern "C" fn ks_keychain_get_policy(
     guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
         let out = out_ptr(out, "out")?;
-        kc.inner.health_check()?;
-        unsafe { put(out, policy_to_c(&kc.inner.policy())) };
+        unsafe { put(out, policy_to_c(&kc.inner.policy()?)) };
         Ok(())
     })
 }

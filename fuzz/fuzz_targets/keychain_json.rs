@@ -23,11 +23,11 @@ fuzz_target!(|data: &[u8]| {
     let saved = kc.save(&IdentityRoot).expect("a loaded keychain saves");
     let again = Keychain::load(&saved, &IdentityRoot).expect("a saved keychain loads");
     assert_eq!(
-        again.keys(),
-        kc.keys(),
+        again.keys().expect("keys"),
+        kc.keys().expect("keys"),
         "keys changed through save and load"
     );
-    assert_eq!(again.policy(), kc.policy());
+    assert_eq!(again.policy().expect("policy"), kc.policy().expect("policy"));
     assert_eq!(
         again.save(&IdentityRoot).expect("saves again"),
         saved,

@@ -537,9 +537,11 @@ impl PyKeychain {
         call(py, self.inner.is_bound(), || self.inner.destroy(key_id))
     }
 
-    /// Metadata of every key, in order of creation. No material.
-    fn keys(&self) -> Vec<PyKeyInfo> {
-        self.inner.keys().into_iter().map(PyKeyInfo::from).collect()
+    /// Metadata of every key, in order of creation. No material. Raises
+    /// ``UnavailableError`` once closed.
+    fn keys(&self, py: Python<'_>) -> PyResult<Vec<PyKeyInfo>> {
+        call(py, false, || self.inner.keys())
+            .map(|ks| ks.into_iter().map(PyKeyInfo::from).collect())
     }
 
     /// The encryption primary's metadata (a ``KeyInfo``).
@@ -555,9 +557,10 @@ impl PyKeychain {
     }
 
     /// The rotation policy (a ``Policy``). Change it with ``set_policy``.
+    /// Raises ``UnavailableError`` once closed.
     #[getter]
-    fn policy(&self) -> PyPolicy {
-        PyPolicy::from(self.inner.policy())
+    fn policy(&self, py: Python<'_>) -> PyResult<PyPolicy> {
+        call(py, false, || self.inner.policy()).map(PyPolicy::from)
     }
 
     /// Replaces the rotation policy (written to the file if bound).
@@ -738,10 +741,9 @@ impl PyKeychain {
     }
 
     fn __repr__(&self) -> String {
-        if self.inner.health_check().is_err() {
+        let Ok(keys) = self.inner.keys() else {
             return "<Keychain (closed)>".to_owned();
-        }
-        let keys = self.inner.keys();
+        };
         let primary = keys
             .iter()
             .find(|k| k.primary && k.purpose == Purpose::Encrypt)

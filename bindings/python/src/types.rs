@@ -146,7 +146,7 @@ impl PyEnvelope {
 }
 
 /// Metadata of one key of a keychain (never its material), as returned by
-/// ``Keychain.keys()``, ``Keychain.primary``, ``rotate()`` and friends.
+/// ``Keychain.keys().expect("keys")``, ``Keychain.primary``, ``rotate()`` and friends.
 ///
 /// Attributes: ``key_id`` (int, written on the wire), ``version`` (1, 2, 3 …
 /// per purpose), ``purpose`` (``"encrypt"`` or ``"derive"``), ``status``

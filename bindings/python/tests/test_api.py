@@ -411,6 +411,10 @@ def test_close_and_context_manager(age_root: keystrata.AgeRoot) -> None:
         lambda: kc.active_key_version(),
         lambda: kc.primary,
         lambda: kc.insecure_export_tink_cleartext(),
+        # One rule in every language: reading a closed keychain fails.
+        lambda: kc.keys(),
+        lambda: kc.policy,
+        lambda: kc.refresh(),
     ):
         with pytest.raises(keystrata.UnavailableError):
             call()

@@ -168,7 +168,7 @@ impl Keychain {
             if let Some(set) = fetch(&bound, &KeySet::empty())? {
                 let kc = Keychain::from_set(set, Some(bound));
                 if let Some(p) = policy {
-                    if p != kc.policy() {
+                    if p != kc.policy()? {
                         kc.set_policy(p)?;
                     }
                 }

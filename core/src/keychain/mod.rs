@@ -272,9 +272,12 @@ impl Keychain {
     }
 
     /// Metadata of every key, in order of creation. No material.
-    pub fn keys(&self) -> Vec<KeyInfo> {
-        let set = self.state.load();
-        (0..set.keys.len()).map(|i| set.info(i)).collect()
+    /// `Unavailable` once closed, like every call that reads the keychain
+    /// (the one rule in every language; only counters, unsubscribe and
+    /// close keep working).
+    pub fn keys(&self) -> Result<Vec<KeyInfo>> {
+        let set = self.live()?;
+        Ok((0..set.keys.len()).map(|i| set.info(i)).collect())
     }
 
     /// The encryption primary's metadata.
@@ -292,9 +295,9 @@ impl Keychain {
         Ok(set.info(pos))
     }
 
-    /// The rotation policy.
-    pub fn policy(&self) -> Policy {
-        self.state.load().policy
+    /// The rotation policy. `Unavailable` once closed.
+    pub fn policy(&self) -> Result<Policy> {
+        Ok(self.live()?.policy)
     }
 
     /// Replaces the rotation policy (written to the store if bound).
@@ -436,7 +439,7 @@ mod tests {
     #[test]
     fn generated_keychain_shape() {
         let kc = Keychain::generate().expect("generate");
-        let keys = kc.keys();
+        let keys = kc.keys().expect("keys");
         assert_eq!(keys.len(), 2);
         assert!(keys
             .iter()

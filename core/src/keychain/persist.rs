@@ -108,13 +108,13 @@ impl Keychain {
     /// interval. Does nothing for an unbound keychain. Errors: the store is
     /// unreachable (`Unavailable`, `Io`) or its contents do not open.
     pub fn refresh(&self) -> Result<()> {
-        let r = match &self.bound {
+        let r = self.live().map(|_| ()).and_then(|()| match &self.bound {
             None => Ok(()),
             Some(b) => {
                 let _w = self.lock_writer();
                 self.reload_latest(b)
             }
-        };
+        });
         self.track(r)
     }
 }

@@ -19,7 +19,10 @@ impl Keychain {
         self.telemetry.subscribe(Arc::new(callback))
     }
 
-    /// Removes a subscription. Returns whether it existed.
+    /// Removes a subscription. Returns whether it existed: true also for a
+    /// subscription [`close`](crate::KeyManager::close) already removed, so
+    /// cleanup after close is not an error; false for an ID this keychain
+    /// never gave out, or one already unsubscribed while open.
     pub fn unsubscribe(&self, id: SubscriptionId) -> bool {
         self.telemetry.unsubscribe(id)
     }

@@ -91,7 +91,7 @@ use crate::key_manager::KeyManager;
 /// let kc = Keychain::generate()?;
 /// let saved = kc.save(&root)?;
 /// assert!(keystrata::root::wrapped::is_wrapped(&saved));
-/// assert_eq!(Keychain::load(&saved, &root)?.keys(), kc.keys());
+/// assert_eq!(Keychain::load(&saved, &root)?.keys()?, kc.keys()?);
 /// # Ok::<(), keystrata::Error>(())
 /// ```
 pub trait Root: KeyManager {

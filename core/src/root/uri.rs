@@ -57,7 +57,7 @@ const ECHO: usize = 64;
 /// let root = root::from_uri(&format!("age:{}", path.display()))?;
 /// let kc = Keychain::generate()?;
 /// let saved = kc.save(&*root)?;
-/// assert_eq!(Keychain::load(&saved, &*root)?.keys(), kc.keys());
+/// assert_eq!(Keychain::load(&saved, &*root)?.keys()?, kc.keys()?);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn from_uri(uri: &str) -> Result<Box<dyn Root>> {
@@ -657,8 +657,11 @@ mod tests {
         let kc = crate::Keychain::generate().unwrap();
         let saved = kc.save(&b).unwrap();
         assert_eq!(
-            crate::Keychain::load(&saved, &*a).unwrap().keys(),
-            kc.keys()
+            crate::Keychain::load(&saved, &*a)
+                .unwrap()
+                .keys()
+                .expect("keys"),
+            kc.keys().expect("keys")
         );
         let missing = dir.path().join("none");
         assert_eq!(
