@@ -284,7 +284,7 @@ fn main() {
     out.put(
         "tink_import",
         "export",
-        loaded.export_tink_cleartext().expect("export").as_bytes(),
+        loaded.insecure_export_tink_cleartext().expect("export").as_bytes(),
     );
 
     // TTLV: one item of every type, nested, like a server's response.
