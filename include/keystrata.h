@@ -1135,6 +1135,22 @@ enum ks_status ks_root_age_recipient(const struct ks_root *root, size_t index, s
 enum ks_status ks_root_passphrase_new(const uint8_t *passphrase, size_t passphrase_len, uint8_t work_factor, struct ks_root **out, struct ks_error **err);
 
 /**
+ * Creates a root from a URI, the forms the CLI's --root takes
+ * (docs/ROOTS.md): "age:FILE", "age-recipient:age1...[,...]",
+ * "passphrase:VAR", "passphrase:env:VAR", "passphrase:file:PATH",
+ * "pkcs11:token=...;object=...?module-path=...&pin-source=env:VAR",
+ * "kmip://HOST[:PORT]?key-name=...&ca=...&cert=...&client-key=...".
+ * Secrets come from the files and environment variables the URI names,
+ * never from the URI itself. `uri` is NUL-terminated UTF-8. On success
+ * `*out` is a new handle to release with ks_root_free. Errors:
+ * KS_ERR_INVALID_INPUT (an unknown scheme, a malformed URI, a secret given
+ * inline; the message echoes at most 64 characters of any part),
+ * KS_ERR_UNSUPPORTED, KS_ERR_IO (a file the URI names), and the kinds of
+ * the root's own constructor (KS_ERR_BACKEND, KS_ERR_UNAVAILABLE).
+ */
+enum ks_status ks_root_from_uri(const char *uri, struct ks_root **out, struct ks_error **err);
+
+/**
  * Creates a root whose key stays in a PKCS#11 token or HSM: the AES-256
  * key labelled `key_label` in the token labelled `token_label` (tokens are
  * found by label, never by slot number) of the module at `module_path`

@@ -138,6 +138,28 @@ func NewPassphraseRoot(passphrase string, workFactor int) (*Root, error) {
 	return newRoot(out), nil
 }
 
+// NewRootFromURI creates a root from a URI, the forms the CLI's --root
+// takes (docs/ROOTS.md): "age:FILE", "age-recipient:age1…",
+// "passphrase:VAR", "passphrase:env:VAR", "passphrase:file:PATH",
+// "pkcs11:…", "kmip://…". Secrets come from the files and environment
+// variables it names, never from the URI. Errors: ErrInvalidInput (an
+// unknown scheme, a malformed URI, a secret given inline), ErrUnsupported,
+// ErrIo, and those of the root's own constructor.
+func NewRootFromURI(uri string) (*Root, error) {
+	if hasNUL(uri) {
+		return nil, newError(1, "the root URI contains a NUL byte")
+	}
+	var cs cStrings
+	defer cs.done()
+	cu := cs.add(uri)
+	var out *C.ks_root
+	var cerr *C.ks_error
+	if err := cErr(C.ks_root_from_uri(cu, &out, &cerr), cerr); err != nil {
+		return nil, err
+	}
+	return newRoot(out), nil
+}
+
 func (r *Root) ageStrings(identity bool) ([]string, error) {
 	p, err := r.acquire()
 	if err != nil {
