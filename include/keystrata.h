@@ -1028,7 +1028,15 @@ enum ks_status ks_keychain_import_tink_cleartext(const uint8_t *json, size_t jso
 
 /**
  * Writes the encryption keys as a Tink cleartext JSON keyset (UTF-8, no
- * NUL) to `*out`. It holds key material: release with ks_buffer_free.
+ * NUL) to `*out`. It holds key material in the clear (the name is the
+ * warning, as tink-go's insecurecleartextkeyset): release with
+ * ks_buffer_free, which wipes it.
+ */
+enum ks_status ks_keychain_insecure_export_tink_cleartext(const struct ks_keychain *kc, struct ks_buffer *out, struct ks_error **err);
+
+/**
+ * Deprecated: the old name of ks_keychain_insecure_export_tink_cleartext,
+ * kept for one release; it does exactly the same.
  */
 enum ks_status ks_keychain_export_tink_cleartext(const struct ks_keychain *kc, struct ks_buffer *out, struct ks_error **err);
 

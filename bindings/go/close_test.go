@@ -52,7 +52,7 @@ func TestCloseSemantics(t *testing.T) {
 	_, calls["IsBound"] = kc.IsBound()
 	_, calls["Save"] = kc.Save(root)
 	calls["SaveFile"] = kc.SaveFile(t.TempDir()+"/x", root)
-	_, calls["ExportTinkCleartext"] = kc.ExportTinkCleartext()
+	_, calls["InsecureExportTinkCleartext"] = kc.InsecureExportTinkCleartext()
 	_, calls["Subscribe"] = kc.Subscribe(func(Event) {})
 	calls["Unsubscribe"] = kc.Unsubscribe(1)
 	_, calls["KeyManager.WrapKey"] = kc.KeyManager().WrapKey(context.Background(), []byte("k"), nil)

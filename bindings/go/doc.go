@@ -65,7 +65,7 @@
 // and it rotates by itself at the limit (an EventKeyRotated with Automatic
 // set is emitted).
 //
-// ImportTinkCleartext and ExportTinkCleartext convert to and from Tink
+// ImportTinkCleartext and InsecureExportTinkCleartext convert to and from Tink
 // cleartext JSON keysets of AES256_GCM keys.
 //
 // # KeyManager

@@ -211,9 +211,10 @@ func ImportTinkCleartext(json []byte) (*Keychain, error) {
 	return newKeychain(out), nil
 }
 
-// ExportTinkCleartext returns the encryption keys as a Tink cleartext JSON
-// keyset. It holds key material.
-func (kc *Keychain) ExportTinkCleartext() ([]byte, error) {
+// InsecureExportTinkCleartext returns the encryption keys as a Tink
+// cleartext JSON keyset. It holds key material in the clear: the name is
+// the warning, as tink-go's insecurecleartextkeyset.
+func (kc *Keychain) InsecureExportTinkCleartext() ([]byte, error) {
 	p, err := kc.acquire()
 	if err != nil {
 		return nil, err
@@ -221,11 +222,16 @@ func (kc *Keychain) ExportTinkCleartext() ([]byte, error) {
 	defer kc.release()
 	var out C.ks_buffer
 	var cerr *C.ks_error
-	if err := cErr(C.ks_keychain_export_tink_cleartext(p, &out, &cerr), cerr); err != nil {
+	if err := cErr(C.ks_keychain_insecure_export_tink_cleartext(p, &out, &cerr), cerr); err != nil {
 		return nil, err
 	}
 	return takeBuffer(&out), nil
 }
+
+// ExportTinkCleartext is the old name of InsecureExportTinkCleartext.
+//
+// Deprecated: use InsecureExportTinkCleartext (the same call).
+func (kc *Keychain) ExportTinkCleartext() ([]byte, error) { return kc.InsecureExportTinkCleartext() }
 
 // Save returns the keychain protected by root: under an age root an age
 // file (`age -d -i identity.txt` prints the keychain JSON), under a

@@ -72,3 +72,15 @@ func TestRootFromURI(t *testing.T) {
 		t.Errorf("a 100 kB URI: error of %d bytes: %.200v", len(err.Error()), err)
 	}
 }
+
+func TestDeprecatedExportNameIsTheSameCall(t *testing.T) {
+	kc := newKC(t, nil)
+	a, err := kc.InsecureExportTinkCleartext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := kc.ExportTinkCleartext()
+	if err != nil || string(a) != string(b) {
+		t.Fatalf("the deprecated name differs: %v", err)
+	}
+}

@@ -342,7 +342,7 @@ func TestVectorsTink(t *testing.T) {
 				}
 			}
 			// Export and re-import: the same ciphertexts still open.
-			exported, err := kc.ExportTinkCleartext()
+			exported, err := kc.InsecureExportTinkCleartext()
 			if err != nil {
 				t.Fatal(err)
 			}

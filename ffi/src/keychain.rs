@@ -1119,9 +1119,11 @@ pub unsafe extern "C" fn ks_keychain_import_tink_cleartext(
 }
 
 /// Writes the encryption keys as a Tink cleartext JSON keyset (UTF-8, no
-/// NUL) to `*out`. It holds key material: release with ks_buffer_free.
+/// NUL) to `*out`. It holds key material in the clear (the name is the
+/// warning, as tink-go's insecurecleartextkeyset): release with
+/// ks_buffer_free, which wipes it.
 #[no_mangle]
-pub unsafe extern "C" fn ks_keychain_export_tink_cleartext(
+pub unsafe extern "C" fn ks_keychain_insecure_export_tink_cleartext(
     kc: *const ks_keychain,
     out: *mut ks_buffer,
     err: *mut *mut ks_error,
@@ -1134,6 +1136,18 @@ pub unsafe extern "C" fn ks_keychain_export_tink_cleartext(
         unsafe { put_buffer(out, v) };
         Ok(())
     })
+}
+
+/// Deprecated: the old name of ks_keychain_insecure_export_tink_cleartext,
+/// kept for one release; it does exactly the same.
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_export_tink_cleartext(
+    kc: *const ks_keychain,
+    out: *mut ks_buffer,
+    err: *mut *mut ks_error,
+) -> ks_status {
+    // SAFETY: the same contract, passed through.
+    unsafe { ks_keychain_insecure_export_tink_cleartext(kc, out, err) }
 }
 
 #[cfg(test)]

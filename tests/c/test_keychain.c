@@ -63,7 +63,9 @@ static void group_keychain_hostile(void)
         EXPECT(ks_keychain_import_tink_cleartext(small, 8, NULL, E), KS_ERR_NULL_ARGUMENT);
         EXPECT(ks_keychain_import_tink_cleartext(small, HUGE, &kout, E), KS_ERR_INVALID_INPUT);
         EXPECT(ks_keychain_import_tink_cleartext(NULL, 0, &kout, E), KS_ERR_FORMAT);
-        EXPECT(ks_keychain_export_tink_cleartext(NULL, &out, E), KS_ERR_NULL_ARGUMENT);
+        EXPECT(ks_keychain_insecure_export_tink_cleartext(NULL, &out, E), KS_ERR_NULL_ARGUMENT);
+        EXPECT(ks_keychain_insecure_export_tink_cleartext(kc, NULL, E), KS_ERR_NULL_ARGUMENT);
+        /* The deprecated name is the same call. */
         EXPECT(ks_keychain_export_tink_cleartext(kc, NULL, E), KS_ERR_NULL_ARGUMENT);
         CHECK(kout == SENT);
         CHECK(buf_untouched(out));
@@ -738,7 +740,7 @@ static void group_tink_round_trip(void)
     OK(ks_keychain_seal(kc, (const uint8_t *)"v2", 2, (const uint8_t *)"a", 1, &s2, E));
     OK(ks_keychain_encrypt(kc, (const uint8_t *)"doc", 3, NULL, 0, &x, E));
     ks_keychain *im = NULL;
-    if (OK(ks_keychain_export_tink_cleartext(kc, &json, E))) {
+    if (OK(ks_keychain_insecure_export_tink_cleartext(kc, &json, E))) {
         CHECK(json.len > 0 && json.data[0] == '{' && memchr(json.data, '\0', json.len) == NULL);
         json_error_t err;
         json_t *parsed = json_loadb((const char *)json.data, json.len, 0, &err);
@@ -829,7 +831,7 @@ static void group_close(void)
     EXPECT(ks_keychain_derive(kc, 0, NULL, 0, 32, &out, E), U);
     EXPECT(ks_keychain_derive_origin_key(kc, 0, NULL, 0, NULL, 0, 0, &out, E), U);
     EXPECT(ks_keychain_save(kc, root, &out, E), U);
-    EXPECT(ks_keychain_export_tink_cleartext(kc, &out, E), U);
+    EXPECT(ks_keychain_insecure_export_tink_cleartext(kc, &out, E), U);
     EXPECT(ks_keychain_save_file(kc, path, root, E), U);
     EXPECT(ks_keychain_active_key_version(kc, &u32, E), U);
     EXPECT(ks_keychain_rotate(kc, &info, E), U);
