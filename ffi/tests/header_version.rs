@@ -37,3 +37,25 @@ fn header_version_matches_crate_version() {
         );
     }
 }
+
+/// The version lines cbindgen copies into the header live in
+/// ffi/cbindgen.toml; they must be the crate's version too.
+#[test]
+fn cbindgen_toml_version_matches_crate_version() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("cbindgen.toml");
+    let toml = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let quoted = format!("\"{}\"", env!("CARGO_PKG_VERSION"));
+    for (name, value) in [
+        ("KEYSTRATA_VERSION_MAJOR", env!("CARGO_PKG_VERSION_MAJOR")),
+        ("KEYSTRATA_VERSION_MINOR", env!("CARGO_PKG_VERSION_MINOR")),
+        ("KEYSTRATA_VERSION_PATCH", env!("CARGO_PKG_VERSION_PATCH")),
+        ("KEYSTRATA_VERSION", quoted.as_str()),
+    ] {
+        assert_eq!(
+            define(&toml, name),
+            Some(value),
+            "{name} in ffi/cbindgen.toml differs from the crate version: bump it and run `make header`"
+        );
+    }
+}
