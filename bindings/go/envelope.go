@@ -146,22 +146,7 @@ func isEnvelopeMetadata(name string) bool {
 // primary's key ID and version, and context (nil is fine): UnwrapKey needs
 // the same context. Errors: ErrInvalidInput (length), and as Seal.
 func (kc *Keychain) WrapKey(key, context []byte) (*KeyEnvelope, error) {
-	p, err := kc.acquire()
-	if err != nil {
-		return nil, err
-	}
-	defer kc.release()
-	kp, kl := cbytes(key)
-	cp, cl := cbytes(context)
-	co := callOuts.Get().(*callOut)
-	defer callOuts.Put(co)
-	st := C.ks_keychain_wrap_key(p, kp, kl, cp, cl, &co.env, &co.err)
-	runtime.KeepAlive(key)
-	runtime.KeepAlive(context)
-	if err := co.error(st); err != nil {
-		return nil, err
-	}
-	return envelopeFromC(&co.env), nil
+	return kc.WrapKeyWith(key, context, WrapFull)
 }
 
 // UnwrapKey returns the key wrapped in env, given the context used by

@@ -87,13 +87,7 @@ impl Gen {
 
     fn wrap(&mut self, comment: &str, key: &[u8], context: &[u8]) -> BoxResult<Envelope> {
         let env = self.kc.wrap_key(key, context)?;
-        self.unwrap.push(json!({
-            "comment": comment,
-            "envelope": envelope_json(&env),
-            "metadata": env.to_metadata(),
-            "context_hex": hex(context),
-            "key_hex": hex(key),
-        }));
+        self.unwrap.push(unwrap_case(comment, &env, context, key));
         Ok(env)
     }
 
@@ -109,15 +103,32 @@ impl Gen {
     }
 
     fn bad_env(&mut self, comment: &str, env: &Envelope, context: &[u8], kind: ErrorKind) {
-        self.invalid.push(json!({
-            "comment": comment,
-            "op": "unwrap",
-            "envelope": envelope_json(env),
-            "context_hex": hex(context),
-            "error": kind.name(),
-            "error_code": kind.code(),
-        }));
+        self.invalid
+            .push(bad_unwrap_case(comment, env, context, kind));
     }
+}
+
+/// An `unwrap[]` case: `env` opens with `context` to `key`.
+fn unwrap_case(comment: &str, env: &Envelope, context: &[u8], key: &[u8]) -> Value {
+    json!({
+        "comment": comment,
+        "envelope": envelope_json(env),
+        "metadata": env.to_metadata(),
+        "context_hex": hex(context),
+        "key_hex": hex(key),
+    })
+}
+
+/// An `invalid[]` case of op `unwrap`: `env` with `context` fails with `kind`.
+fn bad_unwrap_case(comment: &str, env: &Envelope, context: &[u8], kind: ErrorKind) -> Value {
+    json!({
+        "comment": comment,
+        "op": "unwrap",
+        "envelope": envelope_json(env),
+        "context_hex": hex(context),
+        "error": kind.name(),
+        "error_code": kind.code(),
+    })
 }
 
 fn flip(b: &[u8], at: usize) -> Vec<u8> {
@@ -765,13 +776,7 @@ fn gateway_cases(
     )?;
     let mut push = |comment: &str, key: &[u8], context: &[u8]| -> BoxResult<Envelope> {
         let env = kc.wrap_key_with(key, context, WrapForm::Compact)?;
-        unwrap.push(json!({
-            "comment": comment,
-            "envelope": envelope_json(&env),
-            "metadata": env.to_metadata(),
-            "context_hex": hex(context),
-            "key_hex": hex(key),
-        }));
+        unwrap.push(unwrap_case(comment, &env, context, key));
         Ok(env)
     };
     kc.promote(v3.parse()?)?;
@@ -795,16 +800,7 @@ fn gateway_cases(
         )?,
     )?;
     push("compact form, v4, 1-byte key", &[0x5a], b"ctx")?;
-    let bad = |comment: &str, env: &Envelope, context: &[u8], kind: ErrorKind| {
-        json!({
-            "comment": comment,
-            "op": "unwrap",
-            "envelope": envelope_json(env),
-            "context_hex": hex(context),
-            "error": kind.name(),
-            "error_code": kind.code(),
-        })
-    };
+    let bad = bad_unwrap_case;
     let mut cases = Vec::new();
     cases.push(bad(
         "compact form, wrong context",

@@ -364,6 +364,25 @@ pub(crate) unsafe fn c_str<'a>(ptr: *const c_char, what: &str) -> FfiResult<&'a 
         .map_err(|_| FfiError::invalid(format!("{what} is not UTF-8")))
 }
 
+/// `n` UTF-8 strings from an array of NUL-terminated C strings; the
+/// message names the element (`what[i]`) that is NULL or not UTF-8.
+///
+/// # Safety
+/// As [`array`] for the array, and [`c_str`] for each element.
+pub(crate) unsafe fn c_strings<'a>(
+    ptr: *const *const c_char,
+    n: usize,
+    what: &str,
+) -> FfiResult<Vec<&'a str>> {
+    // SAFETY: as the caller guarantees.
+    let list = unsafe { array(ptr, n, what)? };
+    list.iter()
+        .enumerate()
+        // SAFETY: each element as the caller guarantees.
+        .map(|(i, p)| unsafe { c_str(*p, &format!("{what}[{i}]")) })
+        .collect()
+}
+
 /// An optional C string: NULL is None.
 ///
 /// # Safety
@@ -725,6 +744,20 @@ mod tests {
             let bad = [0xffu8, 0];
             assert_eq!(
                 st(c_str(bad.as_ptr().cast(), "s")),
+                ks_status::KS_ERR_INVALID_INPUT
+            );
+            assert_eq!(
+                c_strings(ptrs.as_ptr(), 2, "names").expect("ok"),
+                ["a", "bc"]
+            );
+            assert!(c_strings(ptr::null(), 0, "names").expect("ok").is_empty());
+            let with_null = [c"a".as_ptr(), ptr::null()];
+            let e = c_strings(with_null.as_ptr(), 2, "names").expect_err("NULL element");
+            assert_eq!(e.status, ks_status::KS_ERR_NULL_ARGUMENT);
+            assert!(e.message.contains("names[1]"), "{}", e.message);
+            let with_bad = [c"a".as_ptr(), bad.as_ptr().cast()];
+            assert_eq!(
+                st(c_strings(with_bad.as_ptr(), 2, "names")),
                 ks_status::KS_ERR_INVALID_INPUT
             );
             assert_eq!(opt_str(ptr::null(), "s").expect("ok"), None);

@@ -113,14 +113,19 @@ pub unsafe extern "C" fn ks_keychain_wrap_key(
     out: *mut ks_envelope,
     err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(err, || {
-        let kc = unsafe { handle(kc, "kc")? };
-        let key = unsafe { bytes(key, key_len, "key")? };
-        let context = unsafe { bytes(context, context_len, "context")? };
-        let out = out_ptr(out, "out")?;
-        let env = kc.inner.wrap_key(key, context)?;
-        unsafe { put_envelope(out, env) }
-    })
+    // SAFETY: the same contract, passed through.
+    unsafe {
+        ks_keychain_wrap_key_with(
+            kc,
+            key,
+            key_len,
+            context,
+            context_len,
+            KS_WRAP_FULL,
+            out,
+            err,
+        )
+    }
 }
 
 /// Unwraps `envelope` (made by ks_keychain_wrap_key, filled by the library
@@ -210,15 +215,9 @@ pub unsafe extern "C" fn ks_envelope_from_metadata(
 ) -> ks_status {
     guard(err, || {
         let out = out_ptr(out, "out")?;
-        let n = unsafe { array(names, count, "names")? };
-        let v = unsafe { array(values, count, "values")? };
-        let mut pairs = Vec::with_capacity(n.len());
-        for (k, val) in n.iter().zip(v) {
-            let k = unsafe { c_str(*k, "names[i]")? };
-            let val = unsafe { c_str(*val, "values[i]")? };
-            pairs.push((k, val));
-        }
-        let env = Envelope::from_metadata(pairs)?;
+        let names = unsafe { c_strings(names, count, "names")? };
+        let values = unsafe { c_strings(values, count, "values")? };
+        let env = Envelope::from_metadata(names.into_iter().zip(values))?;
         unsafe { put_envelope(out, env) }
     })
 }
@@ -403,18 +402,6 @@ pub unsafe extern "C" fn ks_metadata_context(
         let ctx = keystrata::metadata_context(names.into_iter().zip(values), &binding)?;
         unsafe { sized.copy_from(&ctx) }
     })
-}
-
-unsafe fn c_strings<'a>(
-    ptr: *const *const c_char,
-    n: usize,
-    what: &str,
-) -> FfiResult<Vec<&'a str>> {
-    let list = unsafe { array(ptr, n, what)? };
-    list.iter()
-        .enumerate()
-        .map(|(i, p)| unsafe { c_str(*p, &format!("{what}[{i}]")) })
-        .collect()
 }
 
 #[cfg(test)]

@@ -104,14 +104,6 @@ impl ks_root {
     }
 }
 
-unsafe fn strings<'a>(ptr: *const *const c_char, n: usize, what: &str) -> FfiResult<Vec<&'a str>> {
-    let list = unsafe { array(ptr, n, what)? };
-    list.iter()
-        .enumerate()
-        .map(|(i, p)| unsafe { c_str(*p, &format!("{what}[{i}]")) })
-        .collect()
-}
-
 /// Creates an age root from `n_identities` identities (each an
 /// "AGE-SECRET-KEY-1..." string, or the whole text age-keygen prints,
 /// comments included) and `n_recipients` recipients ("age1..."). Keychains
@@ -136,8 +128,8 @@ pub unsafe extern "C" fn ks_root_age_new(
 ) -> ks_status {
     guard(err, || {
         let out = out_ptr(out, "out")?;
-        let ids = unsafe { strings(identities, n_identities, "identities")? };
-        let recs = unsafe { strings(recipients, n_recipients, "recipients")? };
+        let ids = unsafe { c_strings(identities, n_identities, "identities")? };
+        let recs = unsafe { c_strings(recipients, n_recipients, "recipients")? };
         let root = AgeRoot::new(ids, recs)?;
         unsafe { put_handle(out, ks_root::new(RootKind::Age(root))) };
         Ok(())

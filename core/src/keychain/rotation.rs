@@ -35,34 +35,20 @@ impl Keychain {
         let r = self
             .mutate(|set, bound| {
                 let current = set.keys[set.primary_encrypt].version;
-                let encrypt = |v: u32| {
-                    set.keys
+                if let Some(v) = target_version {
+                    let pos = set
+                        .keys
                         .iter()
                         .position(|k| k.purpose == Purpose::Encrypt && k.version == v)
-                };
-                if let Some(v) = target_version {
-                    let pos = encrypt(v).ok_or_else(|| {
-                        Error::new(
-                            ErrorKind::UnknownKey,
-                            format!("no encryption key has version {v}"),
-                        )
-                    })?;
+                        .ok_or_else(|| {
+                            Error::new(
+                                ErrorKind::UnknownKey,
+                                format!("no encryption key has version {v}"),
+                            )
+                        })?;
                     let k = &set.keys[pos];
-                    match k.status {
-                        KeyStatus::Enabled => {}
-                        KeyStatus::Disabled => {
-                            return Err(Error::new(
-                                ErrorKind::KeyDisabled,
-                                format!("version {v} (key {}) is disabled", k.id),
-                            ))
-                        }
-                        KeyStatus::Destroyed => {
-                            return Err(Error::new(
-                                ErrorKind::KeyDestroyed,
-                                format!("version {v} (key {}) was destroyed", k.id),
-                            ))
-                        }
-                    }
+                    // Disabled / destroyed: the same errors as any use.
+                    set.usable(k.id, Purpose::Encrypt)?;
                     if pos == set.primary_encrypt {
                         return Err(Error::policy(format!("version {v} is already active")));
                     }
