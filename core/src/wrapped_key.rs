@@ -8,7 +8,11 @@ use std::fmt;
 
 use base64::Engine as _;
 
+use zeroize::Zeroizing;
+
+use crate::aead::{fill_random, AeadEngine, Aes256Gcm, NONCE_LEN};
 use crate::error::{Error, Result};
+use crate::secret::SecretBytes;
 
 /// Metadata key holding the base64 (standard, padded) wrapped key.
 pub const META_WRAPPED_KEY: &str = "x-amz-meta-encryption-wrapped-key";
@@ -57,6 +61,15 @@ impl Envelope {
     /// [`COMPACT_WRAP_OVERHEAD`]. A `Format` error if the ciphertext is
     /// neither. (Envelopes of other providers have formats of their own.)
     pub fn keychain_key_len(&self) -> Result<usize> {
+        match self.keychain_form()? {
+            WrapForm::Compact => Ok(self.ciphertext.len() - COMPACT_WRAP_OVERHEAD),
+            WrapForm::Full => crate::seal::unsealed_len(&self.ciphertext),
+        }
+    }
+
+    /// The form of a keychain's envelope, from its first byte; a compact
+    /// one is checked to hold at least one key byte. `Format` otherwise.
+    pub(crate) fn keychain_form(&self) -> Result<WrapForm> {
         match self.ciphertext.first() {
             Some(&COMPACT_PREFIX_BYTE) => {
                 let len = self.ciphertext.len();
@@ -66,9 +79,9 @@ impl Envelope {
                         COMPACT_WRAP_OVERHEAD + 1
                     )));
                 }
-                Ok(len - COMPACT_WRAP_OVERHEAD)
+                Ok(WrapForm::Compact)
             }
-            Some(&crate::seal::PREFIX_BYTE) => crate::seal::unsealed_len(&self.ciphertext),
+            Some(&crate::seal::PREFIX_BYTE) => Ok(WrapForm::Full),
             Some(other) => Err(Error::format(format!(
                 "wrapped key starts with 0x{other:02x}; expected 0x01 (full form) or 0x02 (compact form)"
             ))),
@@ -251,6 +264,31 @@ fn labelled_wrap_aad(
     out.extend_from_slice(&len32(context.len())?.to_be_bytes());
     out.extend_from_slice(context);
     Ok(out)
+}
+
+/// The compact form (FORMAT.md §4.1): `0x02 ‖ nonce ‖ ct ‖ tag` of `key`
+/// under `cipher` with `aad` (made by [`wrap_aad_compact`]).
+pub(crate) fn seal_compact(cipher: &Aes256Gcm, key: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+    let mut out = vec![0u8; key.len() + COMPACT_WRAP_OVERHEAD];
+    out[0] = COMPACT_PREFIX_BYTE;
+    let mut nonce = [0u8; NONCE_LEN];
+    fill_random(&mut nonce)?;
+    let (nonce_out, body) = out[1..].split_at_mut(NONCE_LEN);
+    nonce_out.copy_from_slice(&nonce);
+    cipher.seal_into(&nonce, aad, key, body)?;
+    Ok(out)
+}
+
+/// Opens what [`seal_compact`] made; `ciphertext`'s form was checked by
+/// [`Envelope::keychain_form`].
+pub(crate) fn open_compact(
+    cipher: &Aes256Gcm,
+    ciphertext: &[u8],
+    aad: &[u8],
+) -> Result<SecretBytes> {
+    let mut out = Zeroizing::new(vec![0u8; ciphertext.len() - COMPACT_WRAP_OVERHEAD]);
+    crate::seal::open_to_slice(cipher, &ciphertext[1..], aad, &mut out)?;
+    Ok(SecretBytes::from_zeroizing(out))
 }
 
 /// Parses ASCII digits only (no sign, no spaces, no underscores), so every

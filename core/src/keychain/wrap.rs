@@ -3,10 +3,7 @@
 
 use std::sync::Arc;
 
-use zeroize::Zeroizing;
-
 use super::{Keychain, KEYCHAIN_PROVIDER};
-use crate::aead::{fill_random, AeadEngine, NONCE_LEN};
 use crate::error::{Error, Result};
 use crate::events::Counter;
 use crate::key::Purpose;
@@ -15,7 +12,7 @@ use crate::keyset::KeySet;
 use crate::seal;
 use crate::secret::SecretBytes;
 use crate::wrapped_key::{
-    wrap_aad, wrap_aad_compact, Envelope, WrapForm, COMPACT_PREFIX_BYTE, COMPACT_WRAP_OVERHEAD,
+    open_compact, seal_compact, wrap_aad, wrap_aad_compact, Envelope, WrapForm,
 };
 
 impl Keychain {
@@ -46,14 +43,7 @@ impl Keychain {
                 }
                 WrapForm::Compact => {
                     let aad = wrap_aad_compact(KEYCHAIN_PROVIDER, &key_id, key.version, context)?;
-                    let mut nonce = [0u8; NONCE_LEN];
-                    fill_random(&mut nonce)?;
-                    let mut out = vec![0u8; plaintext_key.len() + COMPACT_WRAP_OVERHEAD];
-                    out[0] = COMPACT_PREFIX_BYTE;
-                    let (nonce_out, body) = out[1..].split_at_mut(NONCE_LEN);
-                    nonce_out.copy_from_slice(&nonce);
-                    secret.cipher.seal_into(&nonce, &aad, plaintext_key, body)?;
-                    out
+                    seal_compact(&secret.cipher, plaintext_key, &aad)?
                 }
             };
             Ok(Envelope {
@@ -70,15 +60,13 @@ impl Keychain {
         crate::key_manager::check_provider(env, KEYCHAIN_PROVIDER)?;
         let id = crate::wrapped_key::parse_decimal_u32(&env.key_id)
             .ok_or_else(|| Error::format("envelope key_id is not a decimal key ID"))?;
-        // The form and the key's length, by the one rule in wrapped_key.rs.
-        let key_len = env.keychain_key_len()?;
-        if env.ciphertext[0] == COMPACT_PREFIX_BYTE {
+        // The form, by its first byte (checked with the length in
+        // wrapped_key.rs, the one place the layouts live).
+        if env.keychain_form()? == WrapForm::Compact {
             let set = self.set_with_key(id)?;
             let (_, secret) = set.usable(id, Purpose::Encrypt)?;
             let aad = wrap_aad_compact(KEYCHAIN_PROVIDER, &env.key_id, env.key_version, context)?;
-            let mut out = Zeroizing::new(vec![0u8; key_len]);
-            seal::open_to_slice(&secret.cipher, &env.ciphertext[1..], &aad, &mut out)?;
-            return Ok(SecretBytes::from_zeroizing(out));
+            return open_compact(&secret.cipher, &env.ciphertext, &aad);
         }
         if seal::key_id(&env.ciphertext)? != id {
             return Err(Error::authentication());
