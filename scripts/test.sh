@@ -104,6 +104,8 @@ suite c-valgrind cprint make --no-print-directory c-valgrind
 suite c-install cprint bash tests/c/install_test.sh
 suite c-device-roots cprint make --no-print-directory c-device-roots
 suite c-shared cprint make --no-print-directory c-shared
+# Last: every server the suites started, or restarted, is stopped.
+suite peers-stopped cprint bash scripts/peers-stopped.sh
 
 echo
 echo "== summary"

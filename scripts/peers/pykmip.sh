@@ -32,6 +32,30 @@ running() {
   [ -f "$DIR/pid" ] && kill -0 "$(cat "$DIR/pid")" 2>/dev/null
 }
 
+# Whether any process of the server's process group is alive. The server
+# starts in a session of its own (setsid), so its group id is its pid; it
+# forks worker processes into that group, which outlive a TERM sent to the
+# server alone (they were left orphaned after every make test).
+group_alive() { # PGID
+  pgrep -g "$1" >/dev/null 2>&1
+}
+
+# Stops the server and every process it forked: TERM to the group, KILL to
+# what is left after 5 s.
+stop_group() { # PGID
+  local g="$1"
+  kill -TERM -- "-$g" 2>/dev/null || true
+  for _ in $(seq 1 50); do
+    group_alive "$g" || return 0
+    sleep 0.1
+  done
+  kill -KILL -- "-$g" 2>/dev/null || true
+  for _ in $(seq 1 50); do
+    group_alive "$g" || return 0
+    sleep 0.1
+  done
+}
+
 make_certs() {
   [ -f "$DIR/client.key" ] && return 0
   local t="$DIR/tmp.$$"
@@ -95,6 +119,9 @@ case "$cmd" in
       echo "pykmip: already running on 127.0.0.1:$(cat "$DIR/port")"
       exit 0
     fi
+    # A server of ours that does not listen (or its workers, outliving it)
+    # is stopped before a new one starts, never left behind.
+    [ -s "$DIR/pid" ] && stop_group "$(cat "$DIR/pid")"
     [ -x "$SERVER" ] || { echo "pykmip: $SERVER not found (run make setup)" >&2; exit 1; }
     command -v openssl >/dev/null || { echo "pykmip: the openssl CLI is needed" >&2; exit 1; }
     make_certs
@@ -121,15 +148,8 @@ case "$cmd" in
     exit 1
     ;;
   stop)
-    if running; then
-      pid="$(cat "$DIR/pid")"
-      kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 1 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-      done
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
+    # The whole process group, even when the server itself already exited.
+    [ -s "$DIR/pid" ] && stop_group "$(cat "$DIR/pid")"
     rm -f "$DIR/pid"
     if [ -s "$DIR/port" ]; then
       for _ in $(seq 1 50); do
