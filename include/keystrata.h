@@ -48,6 +48,17 @@
 
 
 /**
+ * The size of the `key_id` buffer the wrap_key callback writes: a key ID
+ * of at most 256 bytes of UTF-8, then a NUL.
+ */
+#define KS_CUSTOM_KEY_ID_CAP 257
+
+/**
+ * The largest wrapped key a wrap_key callback may return, in bytes.
+ */
+#define KS_CUSTOM_MAX_CIPHERTEXT 65536
+
+/**
  * ks_keychain_wrap_key_with: the full form (the Tink-prefixed sealed
  * ciphertext, key + 33 bytes; what ks_keychain_wrap_key makes).
  */
@@ -292,6 +303,22 @@ typedef struct ks_buffer {
 } ks_buffer;
 
 /**
+ * The wrap_key callback: wraps `key` (`key_len` bytes, 1 to 4096) bound to
+ * `context` (`context_len` bytes; NULL when 0) and writes the wrapped key
+ * into `out` (room for `cap` bytes) with its length in `*out_len`, the
+ * wrapping key's ID into `key_id` (room for `key_id_cap` =
+ * KS_CUSTOM_KEY_ID_CAP bytes, NUL-terminated UTF-8; may be "") and its
+ * version (≥ 1) into `*key_version`. Returns KS_OK, or a KS_ERR_* status
+ * and, optionally, an error object in `*err` (ks_error_new) whose message
+ * the library keeps (cut to 256 characters): never put a secret in it.
+ * If the wrapped key needs more than `cap` bytes, set `*out_len` to the
+ * length needed and return KS_ERR_BUFFER_TOO_SMALL: the library calls
+ * again once with that much room (up to KS_CUSTOM_MAX_CIPHERTEXT).
+ * The pointers are valid only during the call.
+ */
+typedef int (*ks_custom_wrap_key_fn)(void *userdata, const uint8_t *key, size_t key_len, const uint8_t *context, size_t context_len, uint8_t *out, size_t cap, size_t *out_len, char *key_id, size_t key_id_cap, uint32_t *key_version, struct ks_error **err);
+
+/**
  * A wrapped data key: {key_id, key_version, provider, ciphertext}, as a
  * plain struct a caller can declare on the stack.
  *
@@ -332,6 +359,67 @@ typedef struct ks_envelope {
    */
   size_t ciphertext_len;
 } ks_envelope;
+
+/**
+ * The unwrap_key callback: unwraps `envelope` (one this root's wrap_key
+ * made; its provider is checked before the call) bound to `context`, and
+ * writes the key into `out` (room for `cap` = 4096 bytes, which the
+ * library wipes afterwards) with its length in `*out_len`. A wrong
+ * context or a changed envelope must give KS_ERR_AUTHENTICATION. Returns
+ * as wrap_key does. The pointers are valid only during the call.
+ */
+typedef int (*ks_custom_unwrap_key_fn)(void *userdata, const struct ks_envelope *envelope, const uint8_t *context, size_t context_len, uint8_t *out, size_t cap, size_t *out_len, struct ks_error **err);
+
+/**
+ * The active_key_version callback: writes the version (≥ 1) new envelopes
+ * are wrapped under into `*out`. Returns as wrap_key does.
+ */
+typedef int (*ks_custom_active_key_version_fn)(void *userdata, uint32_t *out, struct ks_error **err);
+
+/**
+ * The health_check callback: KS_OK if the backend can serve (e.g.
+ * KS_ERR_UNAVAILABLE when it is unreachable). Returns as wrap_key does.
+ */
+typedef int (*ks_custom_health_check_fn)(void *userdata, struct ks_error **err);
+
+/**
+ * The free_userdata callback: releases `userdata`. Called exactly once,
+ * when the last reference to the root goes (ks_root_free, or the last
+ * keychain opened with it freed), on whichever thread drops it.
+ */
+typedef void (*ks_custom_free_userdata_fn)(void *userdata);
+
+/**
+ * A key manager of your own, as callbacks (ks_root_custom_new): e.g. a
+ * client of your KMS. wrap_key and unwrap_key are required; the others
+ * may be NULL (active_key_version: 1; health_check: KS_OK;
+ * free_userdata: nothing to release). The struct is copied.
+ *
+ * The callbacks may be called from several threads at once, and must not
+ * call a keychain opened with this root (a save holds its lock).
+ */
+typedef struct ks_custom_root_callbacks {
+  /**
+   * Required.
+   */
+  ks_custom_wrap_key_fn wrap_key;
+  /**
+   * Required.
+   */
+  ks_custom_unwrap_key_fn unwrap_key;
+  /**
+   * Optional (NULL: version 1).
+   */
+  ks_custom_active_key_version_fn active_key_version;
+  /**
+   * Optional (NULL: always healthy).
+   */
+  ks_custom_health_check_fn health_check;
+  /**
+   * Optional (NULL: nothing to release).
+   */
+  ks_custom_free_userdata_fn free_userdata;
+} ks_custom_root_callbacks;
 
 /**
  * One object-metadata entry: `name` = `value`, both NUL-terminated.
@@ -577,6 +665,17 @@ enum ks_status ks_error_status(const struct ks_error *err);
 const char *ks_error_message(const struct ks_error *err);
 
 /**
+ * Makes an error object, for a callback of yours to hand back through its
+ * `err` argument (ks_custom_root_callbacks): the library takes it and
+ * frees it. `status` is a KS_ERR_* value; `message` is NUL-terminated
+ * UTF-8 (invalid bytes become U+FFFD) or NULL for none, and is copied.
+ * Never put a secret in it. Returns NULL for KS_OK (no error) or when
+ * out of memory; otherwise release it with ks_error_free if you do not
+ * hand it over.
+ */
+struct ks_error *ks_error_new(int status, const char *message);
+
+/**
  * Releases an error object. NULL is a no-op. Freeing one twice is not.
  */
 void ks_error_free(struct ks_error *err);
@@ -588,6 +687,31 @@ void ks_error_free(struct ks_error *err);
  * buffer already freed is not.
  */
 void ks_buffer_free(struct ks_buffer *buf);
+
+/**
+ * Creates a root from a key manager of your own: `callbacks` (copied)
+ * called with `userdata`. `provider` (NUL-terminated) names it in the
+ * envelopes it makes: 1 to 64 characters of [a-z0-9._-], not one of
+ * keystrata's own ("keystrata", "age", "age-scrypt", "pkcs11", "kmip",
+ * "aws-kms"). Keychains saved under it are in the wrapped form
+ * (docs/FORMAT.md §9): one wrap_key per save, one unwrap_key per load.
+ *
+ * The library checks what the callbacks return (docs/ROOTS.md, "A root of
+ * your own"): a wrapped key of 1 to KS_CUSTOM_MAX_CIPHERTEXT bytes, a key
+ * ID of at most 256 bytes of UTF-8, versions ≥ 1, an unwrapped key of 1 to
+ * 4096 bytes; a callback breaking a rule gives KS_ERR_BACKEND. A
+ * callback's own status is kept (an unknown one becomes KS_ERR_BACKEND).
+ *
+ * Ownership: on success the root owns `userdata` and releases it with
+ * free_userdata when its last reference goes; on failure the caller
+ * keeps it (free_userdata is not called). `*out` is released with
+ * ks_root_free.
+ * NULL: `provider`, `callbacks`, `callbacks->wrap_key`,
+ * `callbacks->unwrap_key` and `out` must not be NULL; `userdata` may be.
+ * Errors: KS_ERR_NULL_ARGUMENT, KS_ERR_INVALID_INPUT (a bad provider name).
+ * Thread safety: safe to call from any thread; the root is shareable.
+ */
+enum ks_status ks_root_custom_new(const char *provider, const struct ks_custom_root_callbacks *callbacks, void *userdata, struct ks_root **out, struct ks_error **err);
 
 /**
  * Wraps `key_len` bytes (1..4096) of `key`, binding the result to the

@@ -40,6 +40,14 @@ impl SecretBytes {
     }
 }
 
+/// Takes ownership of `bytes` (no copy) and wipes them on drop: for a key
+/// manager of your own that returns an unwrapped key.
+impl From<Vec<u8>> for SecretBytes {
+    fn from(bytes: Vec<u8>) -> SecretBytes {
+        SecretBytes(bytes)
+    }
+}
+
 impl fmt::Debug for SecretBytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SecretBytes")

@@ -7,7 +7,7 @@
 //! `ffi/abi-miri` (no aws-lc), where `make miri` runs its tests under Miri:
 //! C tests cannot see undefined behaviour on the Rust side.
 
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, c_int, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 
@@ -194,6 +194,71 @@ pub unsafe extern "C" fn ks_error_message(err: *const ks_error) -> *const c_char
             None => EMPTY.as_ptr(),
         }
     })
+}
+
+/// Makes an error object, for a callback of yours to hand back through its
+/// `err` argument (ks_custom_root_callbacks): the library takes it and
+/// frees it. `status` is a KS_ERR_* value; `message` is NUL-terminated
+/// UTF-8 (invalid bytes become U+FFFD) or NULL for none, and is copied.
+/// Never put a secret in it. Returns NULL for KS_OK (no error) or when
+/// out of memory; otherwise release it with ks_error_free if you do not
+/// hand it over.
+#[no_mangle]
+pub unsafe extern "C" fn ks_error_new(status: c_int, message: *const c_char) -> *mut ks_error {
+    guard_value(std::ptr::null_mut(), || {
+        if status == ks_status::KS_OK as c_int {
+            return std::ptr::null_mut();
+        }
+        let message = if message.is_null() {
+            String::new()
+        } else {
+            // SAFETY: a NUL-terminated string (the contract).
+            unsafe { CStr::from_ptr(message) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        ks_error::boxed(status_from_int(status), &message)
+    })
+}
+
+/// A status number from C as a ks_status: an unknown number is
+/// KS_ERR_INTERNAL (never an invalid enum value).
+pub(crate) fn status_from_int(status: c_int) -> ks_status {
+    use ks_status::*;
+    [
+        KS_OK,
+        KS_ERR_INVALID_INPUT,
+        KS_ERR_AUTHENTICATION,
+        KS_ERR_UNKNOWN_KEY,
+        KS_ERR_KEY_DISABLED,
+        KS_ERR_KEY_DESTROYED,
+        KS_ERR_POLICY,
+        KS_ERR_UNSUPPORTED,
+        KS_ERR_BACKEND,
+        KS_ERR_UNAVAILABLE,
+        KS_ERR_FORMAT,
+        KS_ERR_IO,
+        KS_ERR_INTERNAL,
+        KS_ERR_NULL_ARGUMENT,
+        KS_ERR_BUFFER_TOO_SMALL,
+    ]
+    .into_iter()
+    .find(|s| *s as c_int == status)
+    .unwrap_or(KS_ERR_INTERNAL)
+}
+
+/// Takes an error object a callback handed over: its message, and frees
+/// it. NULL gives None.
+///
+/// # Safety
+/// `err` is NULL or an object from ks_error_new not yet freed.
+pub(crate) unsafe fn take_error_message(err: *mut ks_error) -> Option<String> {
+    if err.is_null() {
+        return None;
+    }
+    // SAFETY: made by Box::into_raw in ks_error::boxed (the contract).
+    let e = unsafe { Box::from_raw(err) };
+    Some(e.message.to_string_lossy().into_owned())
 }
 
 /// Releases an error object. NULL is a no-op. Freeing one twice is not.
@@ -639,6 +704,30 @@ mod tests {
             ks_error_free(e);
         }
         assert_eq!(guard_value(7, || panic!("boom")), 7);
+    }
+
+    #[test]
+    fn callbacks_make_error_objects_the_library_takes() {
+        unsafe {
+            assert!(ks_error_new(0, c"x".as_ptr()).is_null());
+            let e = ks_error_new(
+                ks_status::KS_ERR_UNAVAILABLE as c_int,
+                c"down \xff".as_ptr().cast(),
+            );
+            assert_eq!(ks_error_status(e), ks_status::KS_ERR_UNAVAILABLE);
+            assert_eq!(take_error_message(e).as_deref(), Some("down \u{fffd}"));
+            let e = ks_error_new(4242, ptr::null());
+            assert_eq!(ks_error_status(e), ks_status::KS_ERR_INTERNAL);
+            assert_eq!(message(e), "");
+            ks_error_free(e);
+            assert_eq!(take_error_message(ptr::null_mut()), None);
+        }
+        for st in [0, 1, 12, 100, 101] {
+            assert_eq!(status_from_int(st) as c_int, st);
+        }
+        for st in [-1, 13, 99, 102, c_int::MAX] {
+            assert_eq!(status_from_int(st), ks_status::KS_ERR_INTERNAL);
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::ffi::{c_char, CStr};
 use keystrata::{Error, ErrorKind};
 
 mod abi;
+mod custom_root;
 mod envelope;
 mod events;
 mod hazmat;
@@ -25,9 +26,10 @@ mod root;
 
 pub(crate) use abi::*;
 pub use abi::{
-    ks_buffer, ks_buffer_free, ks_error, ks_error_free, ks_error_message, ks_error_status,
-    ks_status,
+    ks_buffer, ks_buffer_free, ks_error, ks_error_free, ks_error_message, ks_error_new,
+    ks_error_status, ks_status,
 };
+pub use custom_root::*;
 pub use envelope::*;
 pub use events::*;
 pub use hazmat::*;

@@ -17,9 +17,10 @@ pub(crate) enum RootKind {
     Passphrase(PassphraseRoot),
     Pkcs11(Pkcs11Root),
     Kmip(KmipRoot),
-    /// Any root named by a URI (keystrata::root::from_uri): a new kind of
-    /// root needs no code here.
-    Uri(std::sync::Arc<dyn Root>),
+    /// Any other root: one named by a URI (keystrata::root::from_uri), so
+    /// a new kind of root needs no code here, or one of the caller's own
+    /// (ks_root_custom_new).
+    Other(std::sync::Arc<dyn Root>),
 }
 
 impl RootKind {
@@ -29,7 +30,7 @@ impl RootKind {
             RootKind::Passphrase(p) => p,
             RootKind::Pkcs11(p) => p,
             RootKind::Kmip(k) => k,
-            RootKind::Uri(r) => &**r,
+            RootKind::Other(r) => &**r,
         }
     }
 
@@ -39,7 +40,7 @@ impl RootKind {
             RootKind::Passphrase(p) => p,
             RootKind::Pkcs11(p) => p,
             RootKind::Kmip(k) => k,
-            RootKind::Uri(r) => &**r,
+            RootKind::Other(r) => &**r,
         }
     }
 }
@@ -96,7 +97,7 @@ pub struct ks_root {
 }
 
 impl ks_root {
-    fn new(kind: RootKind) -> ks_root {
+    pub(crate) fn new(kind: RootKind) -> ks_root {
         ks_root {
             kind,
             portable: std::sync::OnceLock::new(),
@@ -261,7 +262,7 @@ pub unsafe extern "C" fn ks_root_from_uri(
         let out = out_ptr(out, "out")?;
         let uri = unsafe { c_str(uri, "uri")? };
         let root: std::sync::Arc<dyn Root> = keystrata::root::from_uri(uri)?.into();
-        unsafe { put_handle(out, ks_root::new(RootKind::Uri(root))) };
+        unsafe { put_handle(out, ks_root::new(RootKind::Other(root))) };
         Ok(())
     })
 }

@@ -145,5 +145,6 @@ void run_keychain(void);           /* test_keychain.c */
 void run_threads(void);            /* test_threads.c */
 void run_portable(const char *dir); /* test_portable.c */
 void run_gateway(const char *dir); /* test_gateway.c */
+void run_custom_root(void);        /* test_custom_root.c */
 
 #endif

@@ -34,6 +34,7 @@ int main(int argc, char **argv)
     run_threads();
     run_portable(dir);
     run_gateway(dir);
+    run_custom_root();
 
     rm_tmpdir();
     int pass = atomic_load(&g_pass), fail = atomic_load(&g_fail);

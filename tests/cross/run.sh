@@ -6,7 +6,7 @@
 #   KS_CROSS_KEEP=1 bash tests/cross/run.sh   # keep the work dir for a look
 #
 # Every check prints nothing when it passes and one "FAIL ..." line naming
-# the pair (A -> B: A produced, B consumed), the root and the operation
+# the pair (A -> B: A produced, B consumed, A != B), the root and the operation
 # when it does not. The last line is exactly
 #   cross-language: N passed, M failed
 # and the exit status is non-zero if M > 0 (or the tools cannot be built).
@@ -155,6 +155,9 @@ for A in "${LANGS[@]}"; do
         S=$(spec "$A" "$R")
         K="$d/keychain.age"
         for B in "${LANGS[@]}"; do
+            # A language reading its own bytes is its own suite's job
+            # (issue 14): the harness checks only pairs of two languages.
+            [[ $B == "$A" ]] && continue
             tag="[$A -> $B, $R root]"
             x="$W/x/$A-$R-$B"
             mkdir -p "$x"

@@ -10,6 +10,7 @@
 //! `kmip`) in a KMIP server. Both save keychains in the [`wrapped`] format.
 
 mod age;
+pub mod custom;
 #[cfg(any(feature = "pkcs11", feature = "kmip"))]
 mod device;
 #[cfg(feature = "kmip")]
@@ -24,6 +25,7 @@ pub use self::age::{
     AgeRoot, PassphraseRoot, AGE_PROVIDER, DEFAULT_MAX_SCRYPT_WORK_FACTOR,
     DEFAULT_SCRYPT_WORK_FACTOR, MAX_AGE_HEADER_LEN, MAX_AGE_STANZAS, SCRYPT_PROVIDER,
 };
+pub use self::custom::CustomRoot;
 #[cfg(feature = "kmip")]
 #[cfg_attr(docsrs, doc(cfg(feature = "kmip")))]
 pub use self::kmip::{
