@@ -694,7 +694,7 @@ void ks_buffer_free(struct ks_buffer *buf);
  * envelopes it makes: 1 to 64 characters of [a-z0-9._-], not one of
  * keystrata's own ("keystrata", "age", "age-scrypt", "pkcs11", "kmip",
  * "aws-kms"). Keychains saved under it are in the wrapped form
- * (docs/FORMAT.md §9): one wrap_key per save, one unwrap_key per load.
+ * (docs/FORMAT.md §7.1): one wrap_key per save, one unwrap_key per load.
  *
  * The library checks what the callbacks return (docs/ROOTS.md, "A root of
  * your own"): a wrapped key of 1 to KS_CUSTOM_MAX_CIPHERTEXT bytes, a key

@@ -24,7 +24,7 @@
 //!   close runs once.
 //!
 //! Keychains saved under a custom root are in the [`wrapped`] form
-//! (docs/FORMAT.md §9): one `wrap_key` per save, one `unwrap_key` per load.
+//! (docs/FORMAT.md §7.1): one `wrap_key` per save, one `unwrap_key` per load.
 //!
 //! [`wrapped`]: super::wrapped
 //! [`Root`]: super::Root
