@@ -94,8 +94,6 @@ suite go gotest env GO_TEST_FLAGS=-v bash bindings/go/test.sh
 suite go-module cprint bash tests/gomod/run.sh
 suite cross-language cprint bash tests/cross/run.sh
 suite fleet cprint bash tests/fleet/run.sh
-suite error-parity cprint python3 tests/cross/check_parity.py
-suite error-parity-selftest cprint python3 tests/cross/check_parity.py --self-test
 suite readme-quickstarts cprint bash tests/readme/run.sh
 suite relay-demo check make --no-print-directory relay-demo
 suite c-header check bash scripts/header.sh check

@@ -62,11 +62,11 @@ type CustomKeyManager interface {
 // ErrBackend. Errors: ErrInvalidInput for a nil km or a bad provider name.
 func NewCustomRoot(km CustomKeyManager) (*Root, error) {
 	if km == nil {
-		return nil, newError(1, "custom key manager is nil")
+		return nil, newError(C.KS_ERR_INVALID_INPUT, "custom key manager is nil")
 	}
 	provider := km.Provider()
 	if hasNUL(provider) {
-		return nil, newError(1, "the provider name contains a NUL byte")
+		return nil, newError(C.KS_ERR_INVALID_INPUT, "the provider name contains a NUL byte")
 	}
 	h := cgo.NewHandle(km)
 	// userdata is kept by the library and used from any thread until
@@ -103,9 +103,9 @@ func customKM(userdata unsafe.Pointer) CustomKeyManager {
 // reportCustom writes what a custom key manager's method returned (err,
 // or a recovered panic) as a status and an error object for the library.
 func reportCustom(method string, err error, cerr **C.ks_error) C.int {
-	code, msg := 8, ""
+	code, msg := int(C.KS_ERR_BACKEND), ""
 	var e *Error
-	if errors.As(err, &e) && e.Code >= 1 && e.Code <= 12 {
+	if errors.As(err, &e) && e.Code >= C.KS_ERR_INVALID_INPUT && e.Code <= C.KS_ERR_INTERNAL {
 		code, msg = e.Code, e.Msg
 		if msg == "" {
 			msg = err.Error()
@@ -149,12 +149,12 @@ func customWrapKey(userdata unsafe.Pointer, key []byte, context []byte, out []by
 	keyID []byte, keyVersion *C.uint32_t, cerr **C.ks_error) (status C.int) {
 	defer func() {
 		if recover() != nil {
-			status = reportCustom("WrapKey", newError(12, "WrapKey panicked"), cerr)
+			status = reportCustom("WrapKey", newError(C.KS_ERR_INTERNAL, "WrapKey panicked"), cerr)
 		}
 	}()
 	km := customKM(userdata)
 	if km == nil {
-		return reportCustom("WrapKey", newError(12, "custom key manager is gone"), cerr)
+		return reportCustom("WrapKey", newError(C.KS_ERR_INTERNAL, "custom key manager is gone"), cerr)
 	}
 	// Go copies, so the user's code never holds C memory past the call.
 	k := append([]byte(nil), key...)
@@ -188,12 +188,12 @@ func customUnwrapKey(userdata unsafe.Pointer, env *C.ks_envelope, context []byte
 	cerr **C.ks_error) (status C.int) {
 	defer func() {
 		if recover() != nil {
-			status = reportCustom("UnwrapKey", newError(12, "UnwrapKey panicked"), cerr)
+			status = reportCustom("UnwrapKey", newError(C.KS_ERR_INTERNAL, "UnwrapKey panicked"), cerr)
 		}
 	}()
 	km := customKM(userdata)
 	if km == nil {
-		return reportCustom("UnwrapKey", newError(12, "custom key manager is gone"), cerr)
+		return reportCustom("UnwrapKey", newError(C.KS_ERR_INTERNAL, "custom key manager is gone"), cerr)
 	}
 	ge := &KeyEnvelope{
 		KeyID:      C.GoString(env.key_id),
@@ -217,7 +217,7 @@ func customUnwrapKey(userdata unsafe.Pointer, env *C.ks_envelope, context []byte
 func customActiveKeyVersion(userdata unsafe.Pointer, out *C.uint32_t, cerr **C.ks_error) (status C.int) {
 	defer func() {
 		if recover() != nil {
-			status = reportCustom("ActiveKeyVersion", newError(12, "ActiveKeyVersion panicked"), cerr)
+			status = reportCustom("ActiveKeyVersion", newError(C.KS_ERR_INTERNAL, "ActiveKeyVersion panicked"), cerr)
 		}
 	}()
 	v := 1
@@ -237,7 +237,7 @@ func customActiveKeyVersion(userdata unsafe.Pointer, out *C.uint32_t, cerr **C.k
 func customHealthCheck(userdata unsafe.Pointer, cerr **C.ks_error) (status C.int) {
 	defer func() {
 		if recover() != nil {
-			status = reportCustom("HealthCheck", newError(12, "HealthCheck panicked"), cerr)
+			status = reportCustom("HealthCheck", newError(C.KS_ERR_INTERNAL, "HealthCheck panicked"), cerr)
 		}
 	}()
 	if km, ok := customKM(userdata).(interface{ HealthCheck() error }); ok {

@@ -120,7 +120,7 @@ func TestCustomRootErrorsKeepTheirKind(t *testing.T) {
 		msg  string
 	}{
 		{"keystrata kind", func(k *myKMS) { k.fail = fmt.Errorf("endpoint unreachable: %w", ErrUnavailable) }, ErrUnavailable, "endpoint unreachable"},
-		{"keystrata error", func(k *myKMS) { k.fail = newError(4, "key arn:aws:kms:x disabled") }, ErrKeyDisabled, "arn:aws:kms:x disabled"},
+		{"keystrata error", func(k *myKMS) { k.fail = &Error{Code: ErrKeyDisabled.Code, Msg: "key arn:aws:kms:x disabled"} }, ErrKeyDisabled, "arn:aws:kms:x disabled"},
 		{"other error", func(k *myKMS) { k.fail = errors.New("throttled") }, ErrBackend, "throttled"},
 		{"panic", func(k *myKMS) { k.panics = true }, ErrInternal, "panicked"},
 		{"version 0", func(k *myKMS) { k.edit = func(e *KeyEnvelope) { e.KeyVersion = 0 } }, ErrBackend, "version 0"},

@@ -40,10 +40,10 @@ type Pkcs11Config struct {
 // PIN), ErrUnknownKey (no key with the label and CreateKey false).
 func NewPkcs11Root(cfg Pkcs11Config) (*Root, error) {
 	if hasNUL(cfg.Module, cfg.TokenLabel, cfg.PIN, cfg.PINEnv, cfg.KeyLabel) {
-		return nil, newError(1, "a PKCS#11 setting contains a NUL byte")
+		return nil, newError(C.KS_ERR_INVALID_INPUT, "a PKCS#11 setting contains a NUL byte")
 	}
 	if (cfg.PIN == "") == (cfg.PINEnv == "") {
-		return nil, newError(1, "set exactly one of PIN and PINEnv")
+		return nil, newError(C.KS_ERR_INVALID_INPUT, "set exactly one of PIN and PINEnv")
 	}
 	var cs cStrings
 	defer cs.done() // wipes the copy of the PIN
@@ -93,13 +93,13 @@ type KmipConfig struct {
 // e.g. revoked), ErrKeyDestroyed.
 func NewKmipRoot(cfg KmipConfig) (*Root, error) {
 	if hasNUL(cfg.Host, cfg.ServerName, cfg.CAFile, cfg.CertFile, cfg.KeyFile, cfg.KeyID, cfg.KeyName) {
-		return nil, newError(1, "a KMIP setting contains a NUL byte")
+		return nil, newError(C.KS_ERR_INVALID_INPUT, "a KMIP setting contains a NUL byte")
 	}
 	if (cfg.KeyID == "") == (cfg.KeyName == "") {
-		return nil, newError(1, "set exactly one of KeyID and KeyName")
+		return nil, newError(C.KS_ERR_INVALID_INPUT, "set exactly one of KeyID and KeyName")
 	}
 	if cfg.Port < 0 || cfg.Port > 65535 {
-		return nil, newError(1, "port out of range")
+		return nil, newError(C.KS_ERR_INVALID_INPUT, "port out of range")
 	}
 	var version C.uint32_t
 	switch cfg.Version {
@@ -108,11 +108,11 @@ func NewKmipRoot(cfg KmipConfig) (*Root, error) {
 	case "2.0":
 		version = 20
 	default:
-		return nil, newError(1, `Version must be "1.4" or "2.0"`)
+		return nil, newError(C.KS_ERR_INVALID_INPUT, `Version must be "1.4" or "2.0"`)
 	}
 	ms := cfg.Timeout.Milliseconds()
 	if cfg.Timeout < 0 || ms > 3_600_000 || (cfg.Timeout > 0 && ms == 0) {
-		return nil, newError(1, "Timeout must be between 1 ms and 1 hour (0 for the default)")
+		return nil, newError(C.KS_ERR_INVALID_INPUT, "Timeout must be between 1 ms and 1 hour (0 for the default)")
 	}
 	var cs cStrings
 	defer cs.done()

@@ -36,13 +36,13 @@ type KeyEnvelope struct {
 // check refuses what no C envelope can hold, before any C call.
 func (e *KeyEnvelope) check() error {
 	if e == nil {
-		return newError(1, "envelope is nil")
+		return newError(C.KS_ERR_INVALID_INPUT, "envelope is nil")
 	}
 	if e.KeyVersion < 0 || uint64(e.KeyVersion) > 0xffffffff {
-		return newError(1, "envelope key version out of range")
+		return newError(C.KS_ERR_INVALID_INPUT, "envelope key version out of range")
 	}
 	if hasNUL(e.KeyID, e.Provider) {
-		return newError(10, "envelope field contains a NUL byte")
+		return newError(C.KS_ERR_FORMAT, "envelope field contains a NUL byte")
 	}
 	return nil
 }
@@ -115,7 +115,7 @@ func EnvelopeFromMetadata(metadata map[string]string) (*KeyEnvelope, error) {
 	for k, v := range metadata {
 		if hasNUL(k, v) {
 			if isEnvelopeMetadata(k) {
-				return nil, newError(10, "metadata entry "+k+" contains a NUL byte")
+				return nil, newError(C.KS_ERR_FORMAT, "metadata entry "+k+" contains a NUL byte")
 			}
 			continue
 		}

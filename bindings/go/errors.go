@@ -1,6 +1,14 @@
 package keystrata
 
-import "strconv"
+/*
+#include "keystrata.h"
+*/
+import "C"
+
+import (
+	"strconv"
+	"strings"
+)
 
 // Error is the error type of every keystrata call. Code is the stable
 // number of the error kind, the same as the C library's ks_status (1-12 for
@@ -24,48 +32,45 @@ type Error struct {
 // a keystrata error of kind X, whatever its message.
 var (
 	// ErrInvalidInput: an argument is malformed (wrong length, out of range, empty).
-	ErrInvalidInput = &Error{Code: 1}
+	ErrInvalidInput = &Error{Code: C.KS_ERR_INVALID_INPUT}
 	// ErrAuthentication: a ciphertext, envelope or saved keychain failed
 	// authentication (tampered, truncated, wrong aad/context, wrong root). It says nothing more.
-	ErrAuthentication = &Error{Code: 2}
+	ErrAuthentication = &Error{Code: C.KS_ERR_AUTHENTICATION}
 	// ErrUnknownKey: no key in the keychain has the key ID the input names.
-	ErrUnknownKey = &Error{Code: 3}
+	ErrUnknownKey = &Error{Code: C.KS_ERR_UNKNOWN_KEY}
 	// ErrKeyDisabled: the key exists but is disabled.
-	ErrKeyDisabled = &Error{Code: 4}
+	ErrKeyDisabled = &Error{Code: C.KS_ERR_KEY_DISABLED}
 	// ErrKeyDestroyed: the key exists but its material was destroyed.
-	ErrKeyDestroyed = &Error{Code: 5}
+	ErrKeyDestroyed = &Error{Code: C.KS_ERR_KEY_DESTROYED}
 	// ErrPolicy: refused by the keychain's rules or rotation policy.
-	ErrPolicy = &Error{Code: 6}
+	ErrPolicy = &Error{Code: C.KS_ERR_POLICY}
 	// ErrUnsupported: well-formed input keystrata does not support.
-	ErrUnsupported = &Error{Code: 7}
+	ErrUnsupported = &Error{Code: C.KS_ERR_UNSUPPORTED}
 	// ErrBackend: a root backend reported a failure.
-	ErrBackend = &Error{Code: 8}
+	ErrBackend = &Error{Code: C.KS_ERR_BACKEND}
 	// ErrUnavailable: the handle cannot serve calls (closed), or a backend is unreachable.
-	ErrUnavailable = &Error{Code: 9}
+	ErrUnavailable = &Error{Code: C.KS_ERR_UNAVAILABLE}
 	// ErrFormat: bytes that should be in a keystrata or Tink format are not.
-	ErrFormat = &Error{Code: 10}
+	ErrFormat = &Error{Code: C.KS_ERR_FORMAT}
 	// ErrIo: reading or writing a file failed.
-	ErrIo = &Error{Code: 11}
+	ErrIo = &Error{Code: C.KS_ERR_IO}
 	// ErrInternal: a bug in keystrata. Please report it.
-	ErrInternal = &Error{Code: 12}
+	ErrInternal = &Error{Code: C.KS_ERR_INTERNAL}
 	// ErrNullArgument: a required pointer was NULL at the C boundary (a bug in this package).
-	ErrNullArgument = &Error{Code: 100}
+	ErrNullArgument = &Error{Code: C.KS_ERR_NULL_ARGUMENT}
 	// ErrBufferTooSmall: a C output array was too small (handled inside this package).
-	ErrBufferTooSmall = &Error{Code: 101}
+	ErrBufferTooSmall = &Error{Code: C.KS_ERR_BUFFER_TOO_SMALL}
 )
 
-var kindNames = map[int]string{
-	1: "invalid input", 2: "authentication failed", 3: "unknown key", 4: "key disabled",
-	5: "key destroyed", 6: "policy", 7: "unsupported", 8: "backend", 9: "unavailable",
-	10: "format", 11: "i/o", 12: "internal error", 100: "null argument", 101: "buffer too small",
-}
-
-// Kind is the short name of the error's kind, e.g. "authentication failed".
+// Kind is the short name of the error's kind, read from the C library's
+// status names (KS_ERR_UNKNOWN_KEY is "unknown key"), e.g.
+// "authentication"; "error N" for a number the library does not know.
 func (e *Error) Kind() string {
-	if n, ok := kindNames[e.Code]; ok {
-		return n
+	name := C.GoString(C.ks_status_name(C.int(e.Code)))
+	if !strings.HasPrefix(name, "KS_ERR_") || name == "KS_ERR_UNKNOWN_STATUS" {
+		return "error " + strconv.Itoa(e.Code)
 	}
-	return "error " + strconv.Itoa(e.Code)
+	return strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, "KS_ERR_"), "_", " "))
 }
 
 // Error returns "keystrata: " and the message, or the kind's name when the
@@ -86,4 +91,4 @@ func (e *Error) Is(target error) bool {
 
 func newError(code int, msg string) error { return &Error{Code: code, Msg: msg} }
 
-func errClosed(what string) error { return newError(9, what+" is closed") }
+func errClosed(what string) error { return newError(C.KS_ERR_UNAVAILABLE, what+" is closed") }

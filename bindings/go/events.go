@@ -96,7 +96,7 @@ func lookupHandle(h cgo.Handle) (func(Event), bool) {
 // (and what fn refers to) alive.
 func (kc *Keychain) Subscribe(fn func(Event)) (uint64, error) {
 	if fn == nil {
-		return 0, newError(1, "nil event callback")
+		return 0, newError(C.KS_ERR_INVALID_INPUT, "nil event callback")
 	}
 	p, err := kc.acquire()
 	if err != nil {

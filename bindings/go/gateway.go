@@ -86,14 +86,14 @@ func (b MetadataBinding) Context(metadata map[string]string) ([]byte, error) {
 	values := make([]string, 0, len(metadata))
 	for k, v := range metadata {
 		if hasNUL(k, v) {
-			return nil, newError(1, "a metadata entry contains a NUL byte")
+			return nil, newError(C.KS_ERR_INVALID_INPUT, "a metadata entry contains a NUL byte")
 		}
 		names = append(names, k)
 		values = append(values, v)
 	}
 	for _, n := range b.names {
 		if hasNUL(n) {
-			return nil, newError(1, "a bound metadata name contains a NUL byte")
+			return nil, newError(C.KS_ERR_INVALID_INPUT, "a bound metadata name contains a NUL byte")
 		}
 	}
 	var cs cStrings
@@ -155,7 +155,7 @@ func (m *KeyManager) PrepareRotation(ctx context.Context, target *int) (Rotation
 	t := 0
 	if target != nil {
 		if *target <= 0 || uint64(*target) > 0xffffffff {
-			return RotationPlan{}, newError(1, "target version out of range")
+			return RotationPlan{}, newError(C.KS_ERR_INVALID_INPUT, "target version out of range")
 		}
 		t = *target
 	}
@@ -188,7 +188,7 @@ func (m *KeyManager) PromoteActiveVersion(ctx context.Context, plan RotationPlan
 	}
 	if plan.CurrentVersion < 0 || plan.TargetVersion < 0 ||
 		uint64(plan.CurrentVersion) > 0xffffffff || uint64(plan.TargetVersion) > 0xffffffff {
-		return newError(1, "plan version out of range")
+		return newError(C.KS_ERR_INVALID_INPUT, "plan version out of range")
 	}
 	p, err := m.kc.acquire()
 	if err != nil {

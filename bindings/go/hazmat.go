@@ -36,7 +36,7 @@ func hazmatGCM(decrypt bool, key, nonce, aad, in []byte) ([]byte, error) {
 
 func hazmatHKDF(salt, ikm, info []byte, length int) ([]byte, error) {
 	if length < 0 {
-		return nil, newError(1, "negative length")
+		return nil, newError(C.KS_ERR_INVALID_INPUT, "negative length")
 	}
 	sp, sl := cbytes(salt)
 	kp, kl := cbytes(ikm)

@@ -37,7 +37,7 @@ func newKeychain(p *C.ks_keychain) *Keychain {
 
 func (kc *Keychain) acquire() (*C.ks_keychain, error) {
 	if kc == nil {
-		return nil, newError(9, "keychain is nil")
+		return nil, newError(C.KS_ERR_UNAVAILABLE, "keychain is nil")
 	}
 	if !kc.life.acquire() {
 		return nil, errClosed("keychain")
@@ -133,7 +133,7 @@ func Load(data []byte, root *Root) (*Keychain, error) {
 // plus ErrIo if the file cannot be read.
 func LoadFile(path string, root *Root) (*Keychain, error) {
 	if hasNUL(path) {
-		return nil, newError(1, "path contains a NUL byte")
+		return nil, newError(C.KS_ERR_INVALID_INPUT, "path contains a NUL byte")
 	}
 	rp, err := root.acquire()
 	if err != nil {
@@ -172,7 +172,7 @@ func LoadFile(path string, root *Root) (*Keychain, error) {
 func Open(location string, root *Root, policy *Policy) (*Keychain, error) {
 	path := location
 	if hasNUL(path) {
-		return nil, newError(1, "location contains a NUL byte")
+		return nil, newError(C.KS_ERR_INVALID_INPUT, "location contains a NUL byte")
 	}
 	cp, err := policy.toC()
 	if err != nil {
@@ -260,7 +260,7 @@ func (kc *Keychain) Save(root *Root) ([]byte, error) {
 // Errors: ErrIo.
 func (kc *Keychain) SaveFile(path string, root *Root) error {
 	if hasNUL(path) {
-		return newError(1, "path contains a NUL byte")
+		return newError(C.KS_ERR_INVALID_INPUT, "path contains a NUL byte")
 	}
 	p, err := kc.acquire()
 	if err != nil {
@@ -367,7 +367,7 @@ func (kc *Keychain) Derive(info []byte, length int) ([]byte, error) {
 // DeriveWith is Derive under the derivation key keyID (0: the primary).
 func (kc *Keychain) DeriveWith(keyID uint32, info []byte, length int) ([]byte, error) {
 	if length < 0 {
-		return nil, newError(1, "negative length")
+		return nil, newError(C.KS_ERR_INVALID_INPUT, "negative length")
 	}
 	p, err := kc.acquire()
 	if err != nil {
@@ -450,7 +450,7 @@ func (kc *Keychain) RotateDerivation() (KeyInfo, error) {
 // ErrInvalidInput for a purpose other than PurposeEncrypt or PurposeDerive.
 func (kc *Keychain) AddKey(purpose Purpose) (KeyInfo, error) {
 	if purpose != PurposeEncrypt && purpose != PurposeDerive {
-		return KeyInfo{}, newError(1, "purpose must be PurposeEncrypt or PurposeDerive")
+		return KeyInfo{}, newError(C.KS_ERR_INVALID_INPUT, "purpose must be PurposeEncrypt or PurposeDerive")
 	}
 	return kc.lifecycle(opAddKey, uint32(purpose))
 }
@@ -489,7 +489,7 @@ func (kc *Keychain) Primary() (KeyInfo, error) { return kc.PrimaryOf(PurposeEncr
 // PrimaryOf returns the primary key of purpose.
 func (kc *Keychain) PrimaryOf(purpose Purpose) (KeyInfo, error) {
 	if purpose != PurposeEncrypt && purpose != PurposeDerive {
-		return KeyInfo{}, newError(1, "purpose must be PurposeEncrypt or PurposeDerive")
+		return KeyInfo{}, newError(C.KS_ERR_INVALID_INPUT, "purpose must be PurposeEncrypt or PurposeDerive")
 	}
 	return kc.lifecycle(opPrimary, uint32(purpose))
 }

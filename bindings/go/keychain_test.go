@@ -186,6 +186,33 @@ func TestErrorKinds(t *testing.T) {
 	}
 }
 
+// The sentinels take their numbers from the C header and Kind() reads the
+// library's status names; this pins both to the core's kinds
+// (core/tests/codes.rs has the same numbers and names).
+func TestSentinelsAreTheCoreKinds(t *testing.T) {
+	want := []struct {
+		err  *Error
+		code int
+		kind string
+	}{
+		{ErrInvalidInput, 1, "invalid input"}, {ErrAuthentication, 2, "authentication"},
+		{ErrUnknownKey, 3, "unknown key"}, {ErrKeyDisabled, 4, "key disabled"},
+		{ErrKeyDestroyed, 5, "key destroyed"}, {ErrPolicy, 6, "policy"},
+		{ErrUnsupported, 7, "unsupported"}, {ErrBackend, 8, "backend"},
+		{ErrUnavailable, 9, "unavailable"}, {ErrFormat, 10, "format"}, {ErrIo, 11, "io"},
+		{ErrInternal, 12, "internal"}, {ErrNullArgument, 100, "null argument"},
+		{ErrBufferTooSmall, 101, "buffer too small"},
+	}
+	for _, w := range want {
+		if w.err.Code != w.code || w.err.Kind() != w.kind || w.err.Error() != "keystrata: "+w.kind {
+			t.Errorf("code %d: got code %d, kind %q, %q", w.code, w.err.Code, w.err.Kind(), w.err.Error())
+		}
+	}
+	if k := (&Error{Code: 13}).Kind(); k != "error 13" {
+		t.Errorf("unknown code: %q", k)
+	}
+}
+
 func TestLifecycleAndDerive(t *testing.T) {
 	kc := newKC(t, nil)
 	k1, err := kc.DeriveOriginKey("https://a.example", "web-1", 0)

@@ -31,7 +31,7 @@ func newRoot(p *C.ks_root) *Root {
 
 func (r *Root) acquire() (*C.ks_root, error) {
 	if r == nil {
-		return nil, newError(1, "root is nil")
+		return nil, newError(C.KS_ERR_INVALID_INPUT, "root is nil")
 	}
 	if !r.life.acquire() {
 		return nil, errClosed("root")
@@ -92,7 +92,7 @@ func hasNUL(ss ...string) bool {
 // message never repeats an identity).
 func NewAgeRoot(identities, recipients []string) (*Root, error) {
 	if hasNUL(identities...) || hasNUL(recipients...) {
-		return nil, newError(1, "age identity or recipient contains a NUL byte")
+		return nil, newError(C.KS_ERR_INVALID_INPUT, "age identity or recipient contains a NUL byte")
 	}
 	var cs cStrings
 	defer cs.done() // wipes the copies of the identities
@@ -123,7 +123,7 @@ func GenerateAgeRoot() (*Root, error) {
 // or a work factor out of range.
 func NewPassphraseRoot(passphrase string, workFactor int) (*Root, error) {
 	if workFactor < 0 || workFactor > 255 {
-		return nil, newError(1, "work factor out of range")
+		return nil, newError(C.KS_ERR_INVALID_INPUT, "work factor out of range")
 	}
 	p := []byte(passphrase)
 	defer clear(p)
@@ -147,7 +147,7 @@ func NewPassphraseRoot(passphrase string, workFactor int) (*Root, error) {
 // ErrIo, and those of the root's own constructor.
 func NewRootFromURI(uri string) (*Root, error) {
 	if hasNUL(uri) {
-		return nil, newError(1, "the root URI contains a NUL byte")
+		return nil, newError(C.KS_ERR_INVALID_INPUT, "the root URI contains a NUL byte")
 	}
 	var cs cStrings
 	defer cs.done()

@@ -113,7 +113,7 @@ func (p *Policy) toC() (*C.ks_policy, error) {
 		return nil, nil
 	}
 	if p.MaxKeyAge < 0 {
-		return nil, newError(1, "negative MaxKeyAge")
+		return nil, newError(C.KS_ERR_INVALID_INPUT, "negative MaxKeyAge")
 	}
 	secs := uint64((p.MaxKeyAge + time.Second - 1) / time.Second)
 	return &C.ks_policy{

@@ -11,7 +11,8 @@
 #![deny(clippy::unwrap_used)]
 #![allow(clippy::missing_safety_doc)] // documented in the header comments
 
-use std::ffi::{c_char, CStr};
+use std::ffi::{c_char, c_int, CStr, CString};
+use std::sync::OnceLock;
 
 use keystrata::{Error, ErrorKind};
 
@@ -38,25 +39,10 @@ pub use portable::*;
 pub use root::*;
 
 impl ks_status {
+    /// The status of a core error kind: the kind's own number
+    /// (ErrorKind::code), so this crate holds no table of its own.
     pub(crate) fn from_kind(kind: ErrorKind) -> ks_status {
-        use ks_status::*;
-        match kind {
-            ErrorKind::InvalidInput => KS_ERR_INVALID_INPUT,
-            ErrorKind::Authentication => KS_ERR_AUTHENTICATION,
-            ErrorKind::UnknownKey => KS_ERR_UNKNOWN_KEY,
-            ErrorKind::KeyDisabled => KS_ERR_KEY_DISABLED,
-            ErrorKind::KeyDestroyed => KS_ERR_KEY_DESTROYED,
-            ErrorKind::Policy => KS_ERR_POLICY,
-            ErrorKind::Unsupported => KS_ERR_UNSUPPORTED,
-            ErrorKind::Backend => KS_ERR_BACKEND,
-            ErrorKind::Unavailable => KS_ERR_UNAVAILABLE,
-            ErrorKind::Format => KS_ERR_FORMAT,
-            ErrorKind::Io => KS_ERR_IO,
-            ErrorKind::Internal => KS_ERR_INTERNAL,
-            // A kind newer than this mapping is an internal inconsistency;
-            // the test below fails the build's suite before one ships.
-            _ => KS_ERR_INTERNAL,
-        }
+        status_from_int(kind.code() as c_int)
     }
 }
 
@@ -76,25 +62,37 @@ pub extern "C" fn ks_status_name(status: std::ffi::c_int) -> *const c_char {
     })
 }
 
-fn status_name(status: std::ffi::c_int) -> &'static CStr {
+fn status_name(status: c_int) -> &'static CStr {
+    // The kinds' names, spelled from the core's (UnknownKey:
+    // KS_ERR_UNKNOWN_KEY), made once.
+    static KIND_NAMES: OnceLock<Vec<CString>> = OnceLock::new();
     match status {
         0 => c"KS_OK",
-        1 => c"KS_ERR_INVALID_INPUT",
-        2 => c"KS_ERR_AUTHENTICATION",
-        3 => c"KS_ERR_UNKNOWN_KEY",
-        4 => c"KS_ERR_KEY_DISABLED",
-        5 => c"KS_ERR_KEY_DESTROYED",
-        6 => c"KS_ERR_POLICY",
-        7 => c"KS_ERR_UNSUPPORTED",
-        8 => c"KS_ERR_BACKEND",
-        9 => c"KS_ERR_UNAVAILABLE",
-        10 => c"KS_ERR_FORMAT",
-        11 => c"KS_ERR_IO",
-        12 => c"KS_ERR_INTERNAL",
         100 => c"KS_ERR_NULL_ARGUMENT",
         101 => c"KS_ERR_BUFFER_TOO_SMALL",
-        _ => c"KS_ERR_UNKNOWN_STATUS",
+        _ => match u32::try_from(status).ok().and_then(ErrorKind::from_code) {
+            Some(kind) => {
+                let names = KIND_NAMES
+                    .get_or_init(|| ErrorKind::ALL.iter().map(|k| c_name(k.name())).collect());
+                names
+                    .get(kind.code() as usize - 1)
+                    .map_or(c"KS_ERR_UNKNOWN_STATUS", |n| n.as_c_str())
+            }
+            None => c"KS_ERR_UNKNOWN_STATUS",
+        },
     }
+}
+
+/// "UnknownKey" as "KS_ERR_UNKNOWN_KEY".
+fn c_name(camel: &str) -> CString {
+    let mut s = String::from("KS_ERR_");
+    for (i, ch) in camel.chars().enumerate() {
+        if ch.is_ascii_uppercase() && i > 0 {
+            s.push('_');
+        }
+        s.push(ch.to_ascii_uppercase());
+    }
+    CString::new(s).unwrap_or_default()
 }
 
 /// keystrata's version, e.g. "0.1.0". Static storage.
@@ -108,22 +106,35 @@ pub extern "C" fn ks_version() -> *const c_char {
 mod table_tests {
     use super::*;
 
-    /// Every core error kind has its own status, numbered by the core, and
-    /// ks_status_name spells the core's name.
+    /// Every core error kind has a ks_status variant with the core's
+    /// number and the core's name (the header's enum is literal, for
+    /// cbindgen: this is what keeps it in step), and ks_status_name says
+    /// the same.
     #[test]
     fn statuses_are_the_core_codes_and_names() {
         for k in ErrorKind::ALL {
             let st = ks_status::from_kind(k);
             assert_eq!(st as u32, k.code(), "{k:?}");
-            let mut want = String::from("KS_ERR_");
-            for (i, ch) in k.name().chars().enumerate() {
-                if ch.is_ascii_uppercase() && i > 0 {
-                    want.push('_');
-                }
-                want.push(ch.to_ascii_uppercase());
-            }
-            let got = status_name(st as std::ffi::c_int).to_str().expect("ascii");
-            assert_eq!(got, want, "{k:?}");
+            let want = c_name(k.name());
+            assert_eq!(format!("{st:?}"), want.to_str().expect("ascii"), "{k:?}");
+            assert_eq!(status_name(st as c_int), want.as_c_str(), "{k:?}");
         }
+        assert_eq!(status_name(0), c"KS_OK");
+        assert_eq!(status_name(13), c"KS_ERR_UNKNOWN_STATUS");
+        assert_eq!(status_name(-1), c"KS_ERR_UNKNOWN_STATUS");
+        assert_eq!(c_name("UnknownKey").as_c_str(), c"KS_ERR_UNKNOWN_KEY");
+    }
+
+    /// The statuses C can see are KS_OK, the core's kinds and the two
+    /// C-level ones, and nothing else.
+    #[test]
+    fn the_statuses_are_ok_the_core_kinds_and_two_c_ones() {
+        let known: Vec<c_int> = (-1000..1000)
+            .filter(|&n| status_from_int(n) as c_int == n)
+            .collect();
+        let mut want: Vec<c_int> = vec![0];
+        want.extend(ErrorKind::ALL.iter().map(|k| k.code() as c_int));
+        want.extend([100, 101]);
+        assert_eq!(known, want);
     }
 }

@@ -19,14 +19,19 @@ import (
 	ks "github.com/keystrata/keystrata/bindings/go"
 )
 
-// The kinds' CamelCase names, as in Rust's ErrorKind::name (the Go
-// package's Kind() strings are human phrases). check_parity.py keeps the
-// sentinels in step with Rust; this table is checked by the driver's
-// error-parity cases.
-var kindNames = map[int]string{
-	1: "InvalidInput", 2: "Authentication", 3: "UnknownKey", 4: "KeyDisabled",
-	5: "KeyDestroyed", 6: "Policy", 7: "Unsupported", 8: "Backend", 9: "Unavailable",
-	10: "Format", 11: "Io", 12: "Internal", 100: "NullArgument", 101: "BufferTooSmall",
+// kindName is a kind's CamelCase name, as in Rust's ErrorKind::name, made
+// from the package's Kind() ("unknown key": "UnknownKey"), which reads the
+// C library's status names: no table of its own.
+func kindName(e *ks.Error) string {
+	k := e.Kind()
+	if strings.HasPrefix(k, "error ") {
+		return "Code" + strconv.Itoa(e.Code)
+	}
+	var b strings.Builder
+	for _, w := range strings.Fields(k) {
+		b.WriteString(strings.ToUpper(w[:1]) + w[1:])
+	}
+	return b.String()
 }
 
 type usageError struct{ msg string }
@@ -358,10 +363,7 @@ func main() {
 	}
 	var ke *ks.Error
 	if errors.As(err, &ke) {
-		name, ok := kindNames[ke.Code]
-		if !ok {
-			name = "Code" + strconv.Itoa(ke.Code)
-		}
+		name := kindName(ke)
 		fmt.Println(name)
 		op := ""
 		if len(a) > 0 {
