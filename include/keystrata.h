@@ -647,6 +647,27 @@ extern "C" {
 const char *ks_status_name(int status);
 
 /**
+ * The name of an event kind (a ks_event_kind value, passed as int), the
+ * same in every language: "key_created", "key_rotated", ... NULL for a
+ * number this library does not know. Static storage.
+ */
+const char *ks_event_kind_name(int kind);
+
+/**
+ * The name of a purpose (a ks_purpose value, passed as int): "encrypt",
+ * "derive", ...; "none" for KS_PURPOSE_NONE (0); NULL for a number this
+ * library does not know. Static storage.
+ */
+const char *ks_purpose_name(int purpose);
+
+/**
+ * The name of a key status (a ks_key_status value, passed as int):
+ * "enabled", "disabled", "destroyed"; NULL for a number this library does
+ * not know. Static storage.
+ */
+const char *ks_key_status_name(int status);
+
+/**
  * keystrata's version, e.g. "0.1.0". Static storage.
  */
 const char *ks_version(void);

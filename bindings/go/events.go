@@ -12,6 +12,7 @@ import "C"
 import (
 	"fmt"
 	"runtime/cgo"
+	"strings"
 	"sync"
 	"unsafe"
 )
@@ -30,24 +31,11 @@ const (
 	EventDecryptFailed EventKind = C.KS_EVENT_DECRYPT_FAILED // an unseal, decrypt or unwrap failed (Event.Err says how)
 )
 
+// String is the kind's name in words ("key rotated"), read from the C
+// library (ks_event_kind_name), or "EventKind(N)" for an unknown number.
 func (k EventKind) String() string {
-	switch k {
-	case EventKeyCreated:
-		return "key created"
-	case EventKeyRotated:
-		return "key rotated"
-	case EventKeyPromoted:
-		return "key promoted"
-	case EventKeyDisabled:
-		return "key disabled"
-	case EventKeyEnabled:
-		return "key enabled"
-	case EventKeyDestroyed:
-		return "key destroyed"
-	case EventKeyDerived:
-		return "key derived"
-	case EventDecryptFailed:
-		return "decrypt failed"
+	if n := C.ks_event_kind_name(C.int(k)); n != nil {
+		return strings.ReplaceAll(C.GoString(n), "_", " ")
 	}
 	return fmt.Sprintf("EventKind(%d)", int(k))
 }

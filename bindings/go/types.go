@@ -22,14 +22,11 @@ const (
 	PurposeDerive Purpose = C.KS_PURPOSE_DERIVE
 )
 
+// String is the purpose's name ("encrypt", "derive"; "none" for
+// PurposeNone), read from the C library (ks_purpose_name), or "Purpose(N)".
 func (p Purpose) String() string {
-	switch p {
-	case PurposeNone:
-		return "none"
-	case PurposeEncrypt:
-		return "encrypt"
-	case PurposeDerive:
-		return "derive"
+	if n := C.ks_purpose_name(C.int(p)); n != nil {
+		return C.GoString(n)
 	}
 	return fmt.Sprintf("Purpose(%d)", int(p))
 }
@@ -46,14 +43,11 @@ const (
 	KeyDestroyed KeyStatus = C.KS_KEY_DESTROYED
 )
 
+// String is the status's name ("enabled", "disabled", "destroyed"), read
+// from the C library (ks_key_status_name), or "KeyStatus(N)".
 func (s KeyStatus) String() string {
-	switch s {
-	case KeyEnabled:
-		return "enabled"
-	case KeyDisabled:
-		return "disabled"
-	case KeyDestroyed:
-		return "destroyed"
+	if n := C.ks_key_status_name(C.int(s)); n != nil {
+		return C.GoString(n)
 	}
 	return fmt.Sprintf("KeyStatus(%d)", int(s))
 }

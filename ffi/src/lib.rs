@@ -95,6 +95,69 @@ fn c_name(camel: &str) -> CString {
     CString::new(s).unwrap_or_default()
 }
 
+/// The core's names, made once as C strings, indexed by code - 1.
+fn c_names(cell: &'static OnceLock<Vec<CString>>, names: &[&str]) -> &'static [CString] {
+    cell.get_or_init(|| {
+        names
+            .iter()
+            .map(|n| CString::new(*n).unwrap_or_default())
+            .collect()
+    })
+}
+
+fn name_at(names: &'static [CString], code: Option<u32>) -> *const c_char {
+    code.and_then(|c| names.get((c as usize).checked_sub(1)?))
+        .map_or(std::ptr::null(), |n| n.as_ptr())
+}
+
+/// The name of an event kind (a ks_event_kind value, passed as int), the
+/// same in every language: "key_created", "key_rotated", ... NULL for a
+/// number this library does not know. Static storage.
+#[no_mangle]
+pub extern "C" fn ks_event_kind_name(kind: c_int) -> *const c_char {
+    static NAMES: OnceLock<Vec<CString>> = OnceLock::new();
+    guard_value(std::ptr::null(), || {
+        let all: Vec<&str> = keystrata::EventKind::ALL.iter().map(|k| k.name()).collect();
+        let code = u32::try_from(kind)
+            .ok()
+            .filter(|&c| keystrata::EventKind::from_code(c).is_some());
+        name_at(c_names(&NAMES, &all), code)
+    })
+}
+
+/// The name of a purpose (a ks_purpose value, passed as int): "encrypt",
+/// "derive", ...; "none" for KS_PURPOSE_NONE (0); NULL for a number this
+/// library does not know. Static storage.
+#[no_mangle]
+pub extern "C" fn ks_purpose_name(purpose: c_int) -> *const c_char {
+    static NAMES: OnceLock<Vec<CString>> = OnceLock::new();
+    guard_value(std::ptr::null(), || {
+        if purpose == 0 {
+            return c"none".as_ptr();
+        }
+        let all: Vec<&str> = keystrata::Purpose::ALL.iter().map(|p| p.name()).collect();
+        let code = u32::try_from(purpose)
+            .ok()
+            .filter(|&c| keystrata::Purpose::from_code(c).is_some());
+        name_at(c_names(&NAMES, &all), code)
+    })
+}
+
+/// The name of a key status (a ks_key_status value, passed as int):
+/// "enabled", "disabled", "destroyed"; NULL for a number this library does
+/// not know. Static storage.
+#[no_mangle]
+pub extern "C" fn ks_key_status_name(status: c_int) -> *const c_char {
+    static NAMES: OnceLock<Vec<CString>> = OnceLock::new();
+    guard_value(std::ptr::null(), || {
+        let all: Vec<&str> = keystrata::KeyStatus::ALL.iter().map(|s| s.name()).collect();
+        let code = u32::try_from(status)
+            .ok()
+            .filter(|&c| keystrata::KeyStatus::from_code(c).is_some());
+        name_at(c_names(&NAMES, &all), code)
+    })
+}
+
 /// keystrata's version, e.g. "0.1.0". Static storage.
 #[no_mangle]
 pub extern "C" fn ks_version() -> *const c_char {
@@ -136,5 +199,34 @@ mod table_tests {
         want.extend(ErrorKind::ALL.iter().map(|k| k.code() as c_int));
         want.extend([100, 101]);
         assert_eq!(known, want);
+    }
+
+    /// The enum names C and Go read are the core's, at the core's codes
+    /// (ALL is in code order, pinned by core/tests/codes.rs).
+    #[test]
+    fn enum_names_are_the_cores() {
+        let read = |p: *const c_char| unsafe {
+            p.as_ref()
+                .map(|_| CStr::from_ptr(p).to_str().expect("utf-8"))
+        };
+        for k in keystrata::EventKind::ALL {
+            assert_eq!(read(ks_event_kind_name(k.code() as c_int)), Some(k.name()));
+        }
+        for p in keystrata::Purpose::ALL {
+            assert_eq!(read(ks_purpose_name(p.code() as c_int)), Some(p.name()));
+        }
+        for st in keystrata::KeyStatus::ALL {
+            assert_eq!(
+                read(ks_key_status_name(st.code() as c_int)),
+                Some(st.name())
+            );
+        }
+        assert_eq!(read(ks_purpose_name(0)), Some("none"));
+        for bad in [-1, 0, 99, c_int::MAX] {
+            assert_eq!(read(ks_event_kind_name(bad)), None);
+            assert_eq!(read(ks_key_status_name(bad)), None);
+        }
+        assert_eq!(read(ks_purpose_name(-1)), None);
+        assert_eq!(read(ks_purpose_name(3)), None);
     }
 }

@@ -47,6 +47,17 @@ static void group_status_names(void)
         CHECK(s != NULL && strcmp(s, "KS_ERR_UNKNOWN_STATUS") == 0);
     }
     CHECK(ks_version() != NULL && strcmp(ks_version(), KEYSTRATA_VERSION) == 0);
+    /* The enums' names are the core's, the same in every language. */
+    CHECK(strcmp(ks_event_kind_name(KS_EVENT_KEY_ROTATED), "key_rotated") == 0);
+    CHECK(strcmp(ks_event_kind_name(KS_EVENT_DECRYPT_FAILED), "decrypt_failed") == 0);
+    CHECK(strcmp(ks_purpose_name(KS_PURPOSE_NONE), "none") == 0);
+    CHECK(strcmp(ks_purpose_name(KS_PURPOSE_DERIVE), "derive") == 0);
+    CHECK(strcmp(ks_key_status_name(KS_KEY_DESTROYED), "destroyed") == 0);
+    for (size_t i = 0; i < sizeof garbage / sizeof garbage[0]; i++) {
+        CHECK(ks_event_kind_name(garbage[i]) == NULL);
+        CHECK(ks_key_status_name(garbage[i]) == NULL);
+        CHECK(ks_purpose_name(garbage[i]) == NULL);
+    }
     group_end(NULL);
 }
 
