@@ -824,6 +824,7 @@ enum ks_status ks_metadata_context(const char *const *names, const char *const *
  * thread may still be running, with `user_data`, when
  * ks_keychain_unsubscribe returns.
  * The callback must not unwind (longjmp, C++ exceptions) into keystrata.
+ * Errors: KS_ERR_NULL_ARGUMENT; KS_ERR_UNAVAILABLE after ks_keychain_close.
  */
 enum ks_status ks_keychain_subscribe(const struct ks_keychain *kc, ks_event_callback callback, void *user_data, uint64_t *subscription, struct ks_error **err);
 
@@ -937,8 +938,9 @@ void ks_keychain_free(struct ks_keychain *kc);
  * being delivered on another thread may finish; ks_keychain_unsubscribe
  * of it still gives KS_OK), and every later call on it fails with
  * KS_ERR_UNAVAILABLE,
- * except ks_keychain_counters (final metrics), ks_keychain_unsubscribe and
- * ks_keychain_close itself, which keep working. Idempotent. The handle must still be released with
+ * except ks_keychain_counters (final metrics), ks_keychain_unsubscribe,
+ * ks_keychain_is_bound (a fact about the handle) and ks_keychain_close
+ * itself, which keep working. Idempotent. The handle must still be released with
  * ks_keychain_free.
  */
 enum ks_status ks_keychain_close(const struct ks_keychain *kc, struct ks_error **err);
@@ -963,6 +965,7 @@ enum ks_status ks_keychain_refresh(const struct ks_keychain *kc, struct ks_error
 
 /**
  * Writes 1 to `*out` if the keychain is bound to a store (ks_keychain_open), else 0.
+ * Answers after ks_keychain_close too.
  */
 enum ks_status ks_keychain_is_bound(const struct ks_keychain *kc, bool *out, struct ks_error **err);
 

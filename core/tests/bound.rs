@@ -113,7 +113,8 @@ fn bound_keychain_rotates_by_itself_and_says_so() {
         if e.kind == EventKind::KeyRotated {
             r2.lock().unwrap().push((e.key_id.unwrap(), e.automatic));
         }
-    });
+    })
+    .unwrap();
     let mut cts = Vec::new();
     for i in 0..10u32 {
         cts.push((i, kc.seal(&i.to_be_bytes(), b"").unwrap()));

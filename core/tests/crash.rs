@@ -240,7 +240,8 @@ fn crash_writer() {
             writeln!(o, "R {} {how}", e.key_id.unwrap()).unwrap();
             o.flush().unwrap();
         }
-    });
+    })
+    .expect("subscribe");
     // An Unavailable (the writer lost the race for the file too often) is
     // printed as "X" and the operation tried again, at most 100 times per
     // operation; any other error ends the writer with a panic.

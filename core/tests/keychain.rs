@@ -355,13 +355,17 @@ fn events_are_delivered_and_a_panicking_subscriber_is_contained() {
     let kc = Arc::new(Keychain::generate().unwrap());
     let seen: Arc<Mutex<Vec<Event>>> = Arc::default();
     let s2 = Arc::clone(&seen);
-    let id = kc.subscribe(move |e| s2.lock().unwrap().push(e.clone()));
-    let _bad = kc.subscribe(|_| panic!("subscriber bug"));
+    let id = kc
+        .subscribe(move |e| s2.lock().unwrap().push(e.clone()))
+        .unwrap();
+    let _bad = kc.subscribe(|_| panic!("subscriber bug")).unwrap();
     // A subscriber may call back into the keychain without deadlocking.
     let kc2 = Arc::clone(&kc);
-    let _reentrant = kc.subscribe(move |_| {
-        let _ = kc2.keys().expect("keys");
-    });
+    let _reentrant = kc
+        .subscribe(move |_| {
+            let _ = kc2.keys().expect("keys");
+        })
+        .unwrap();
 
     let r = kc.rotate().unwrap();
     let added = kc.add_key(Purpose::Encrypt).unwrap();
@@ -724,12 +728,23 @@ fn close_drops_every_subscription() {
     let kc = Keychain::generate().unwrap();
     let held = Arc::new(());
     let h2 = Arc::clone(&held);
-    let id = kc.subscribe(move |_| {
-        let _ = &h2;
-    });
+    let id = kc
+        .subscribe(move |_| {
+            let _ = &h2;
+        })
+        .unwrap();
     assert_eq!(Arc::strong_count(&held), 2);
     kc.close().unwrap();
     assert_eq!(Arc::strong_count(&held), 1, "the callback was not dropped");
+    // A subscription after close would never be called: refused, and the
+    // callback dropped.
+    let h3 = Arc::clone(&held);
+    let err = kc.subscribe(move |_| {
+        let _ = &h3;
+    });
+    assert_eq!(err.unwrap_err().kind(), keystrata::ErrorKind::Unavailable);
+    assert_eq!(Arc::strong_count(&held), 1);
+    assert!(!kc.is_bound(), "is_bound answers after close");
     // Cleanup after close is not an error; an ID never given out still is.
     assert!(kc.unsubscribe(id));
     assert!(!kc.unsubscribe(keystrata::SubscriptionId::from_raw(id.into_raw() + 1)));

@@ -106,6 +106,7 @@ fn event_to_c(e: &Event) -> ks_event {
 /// thread may still be running, with `user_data`, when
 /// ks_keychain_unsubscribe returns.
 /// The callback must not unwind (longjmp, C++ exceptions) into keystrata.
+/// Errors: KS_ERR_NULL_ARGUMENT; KS_ERR_UNAVAILABLE after ks_keychain_close.
 #[no_mangle]
 pub unsafe extern "C" fn ks_keychain_subscribe(
     kc: *const ks_keychain,
@@ -118,13 +119,12 @@ pub unsafe extern "C" fn ks_keychain_subscribe(
         let kc = unsafe { handle(kc, "kc")? };
         let cb = callback.ok_or_else(|| FfiError::null("callback"))?;
         let subscription = out_ptr(subscription, "subscription")?;
-        kc.inner.health_check()?;
         let ud = UserData(user_data);
         let id = kc.inner.subscribe(move |e| {
             let ev = event_to_c(e);
             // SAFETY: a C function pointer the caller registered.
             unsafe { cb(&ev, ud.get()) };
-        });
+        })?;
         unsafe { put(subscription, id.into_raw()) };
         Ok(())
     })

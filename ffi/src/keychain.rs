@@ -306,8 +306,9 @@ pub unsafe extern "C" fn ks_keychain_free(kc: *mut ks_keychain) {
 /// being delivered on another thread may finish; ks_keychain_unsubscribe
 /// of it still gives KS_OK), and every later call on it fails with
 /// KS_ERR_UNAVAILABLE,
-/// except ks_keychain_counters (final metrics), ks_keychain_unsubscribe and
-/// ks_keychain_close itself, which keep working. Idempotent. The handle must still be released with
+/// except ks_keychain_counters (final metrics), ks_keychain_unsubscribe,
+/// ks_keychain_is_bound (a fact about the handle) and ks_keychain_close
+/// itself, which keep working. Idempotent. The handle must still be released with
 /// ks_keychain_free.
 #[no_mangle]
 pub unsafe extern "C" fn ks_keychain_close(
@@ -367,6 +368,7 @@ pub unsafe extern "C" fn ks_keychain_refresh(
 }
 
 /// Writes 1 to `*out` if the keychain is bound to a store (ks_keychain_open), else 0.
+/// Answers after ks_keychain_close too.
 #[no_mangle]
 pub unsafe extern "C" fn ks_keychain_is_bound(
     kc: *const ks_keychain,
@@ -376,7 +378,6 @@ pub unsafe extern "C" fn ks_keychain_is_bound(
     guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
         let out = out_ptr(out, "out")?;
-        kc.inner.health_check()?;
         unsafe { put(out, kc.inner.is_bound()) };
         Ok(())
     })

@@ -90,7 +90,8 @@ pub fn fixtures() -> &'static Fixtures {
                     "a DecryptFailed event without its error kind"
                 );
             }
-        });
+        })
+        .expect("subscribe to an open keychain");
         let identity = text(&ks, &["keychain", "age_identity"]);
         let age_root =
             AgeRoot::new([identity], Vec::<&str>::new()).expect("the vector identity parses");

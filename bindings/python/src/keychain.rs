@@ -637,17 +637,20 @@ impl PyKeychain {
             )));
         }
         let callback: Py<PyAny> = callback.unbind();
-        let id = self.inner.subscribe(move |event| {
-            // During interpreter shutdown the event is dropped rather than
-            // delivered: a thread must not attach to a finalizing interpreter.
-            Python::try_attach(|py| {
-                let cb = callback.bind(py);
-                let result = Py::new(py, PyEvent::from(event)).and_then(|ev| cb.call1((ev,)));
-                if let Err(err) = result {
-                    err.write_unraisable(py, Some(cb));
-                }
-            });
-        });
+        let id = self
+            .inner
+            .subscribe(move |event| {
+                // During interpreter shutdown the event is dropped rather than
+                // delivered: a thread must not attach to a finalizing interpreter.
+                Python::try_attach(|py| {
+                    let cb = callback.bind(py);
+                    let result = Py::new(py, PyEvent::from(event)).and_then(|ev| cb.call1((ev,)));
+                    if let Err(err) = result {
+                        err.write_unraisable(py, Some(cb));
+                    }
+                });
+            })
+            .map_err(crate::errors::raise)?;
         let mut subs = self.subs();
         subs.next += 1;
         let n = subs.next;

@@ -124,6 +124,16 @@ def test_close_releases_callbacks() -> None:
     kc.close()
     gc.collect()
     assert ref() is None
+    # A subscription after close would never be called: refused, and the
+    # callback not kept.
+    late = Sink()
+    late_ref = weakref.ref(late)
+    with pytest.raises(keystrata.UnavailableError):
+        kc.subscribe(late)
+    del late
+    gc.collect()
+    assert late_ref() is None
+    assert kc.is_bound is False  # a fact about the handle, answered after close
 
 
 def test_unsubscribe_releases_callback(kc: keystrata.Keychain) -> None:

@@ -93,7 +93,8 @@ impl Keychain {
     }
 
     /// Whether this keychain is bound to a store (made by
-    /// [`open`](Keychain::open)).
+    /// [`open`](Keychain::open)). A fact about the handle: it answers after
+    /// [`close`](crate::KeyManager::close) too, as `location` does.
     pub fn is_bound(&self) -> bool {
         self.bound.is_some()
     }

@@ -14,9 +14,21 @@ impl Keychain {
     /// Registers `callback` for lifecycle events. It runs on the thread that
     /// caused the event, after the change is visible and with no keychain
     /// lock held, so it may call the keychain. A panic in the callback is
-    /// contained and does not affect the keychain.
-    pub fn subscribe(&self, callback: impl Fn(&Event) + Send + Sync + 'static) -> SubscriptionId {
-        self.telemetry.subscribe(Arc::new(callback))
+    /// contained and does not affect the keychain. `Unavailable` once
+    /// closed (close removes every subscription; a later one would never
+    /// be called).
+    pub fn subscribe(
+        &self,
+        callback: impl Fn(&Event) + Send + Sync + 'static,
+    ) -> Result<SubscriptionId> {
+        let id = self.telemetry.subscribe(Arc::new(callback));
+        // Checked after adding, so a close racing with this call either
+        // removes the subscription or is seen here.
+        if let Err(e) = self.live() {
+            self.telemetry.unsubscribe(id);
+            return Err(e);
+        }
+        Ok(id)
     }
 
     /// Removes a subscription. Returns whether it existed: true also for a
