@@ -75,6 +75,33 @@ pub(crate) fn raise(e: keystrata::Error) -> PyErr {
     })
 }
 
+/// The other way: a Python exception raised by the caller's code (a
+/// `CustomRoot`'s key manager) as a keystrata error. An instance of a
+/// `keystrata.<Kind>Error` class keeps that class's kind and its `str()`;
+/// any other exception becomes `Backend`, `"<TypeName>: <str(exc)>"`.
+/// The core bounds the message's length.
+pub(crate) fn from_python(py: Python<'_>, err: &PyErr) -> keystrata::Error {
+    let value = err.value(py);
+    let text = value
+        .str()
+        .map(|s| s.to_string())
+        .unwrap_or_else(|_| "<str() failed>".to_owned());
+    let kind = CLASSES.get(py).and_then(|classes| {
+        ErrorKind::ALL
+            .iter()
+            .zip(&classes.by_kind)
+            .find(|(_, class)| err.is_instance(py, class.bind(py)))
+            .map(|(kind, _)| *kind)
+    });
+    match kind {
+        Some(kind) => keystrata::Error::new(kind, text),
+        None => keystrata::Error::new(
+            ErrorKind::Backend,
+            format!("{}: {text}", crate::buf::type_name(value.as_any())),
+        ),
+    }
+}
+
 /// An `InvalidInput` error raised from the binding itself (for values the
 /// core never sees, such as a purpose name).
 pub(crate) fn invalid(message: impl Into<String>) -> PyErr {

@@ -8,7 +8,9 @@
 //! - `buf`: bytes in (any bytes-like object) and bytes out.
 //! - `types`: frozen value classes (`Envelope`, `KeyInfo`, `Policy`, `Event`,
 //!   `RotationPlan`).
-//! - `roots`: `AgeRoot`, `PassphraseRoot`, `Pkcs11Root`, `KmipRoot`.
+//! - `roots`: `AgeRoot`, `PassphraseRoot`, `Pkcs11Root`, `KmipRoot`,
+//!   `UriRoot`, and the `root` argument every method takes.
+//! - `custom_root`: `CustomRoot`, a Python object as a root.
 //! - `keychain`: `Keychain`.
 //!
 //! Every class is `frozen`: shared freely between threads, no borrow
@@ -21,6 +23,7 @@
 #![deny(clippy::unwrap_used)]
 
 mod buf;
+mod custom_root;
 mod errors;
 mod keychain;
 mod roots;
@@ -200,6 +203,7 @@ const _: () = {
     assert!(align_of::<roots::PyPkcs11Root>() <= 16);
     assert!(align_of::<roots::PyKmipRoot>() <= 16);
     assert!(align_of::<roots::PyUriRoot>() <= 16);
+    assert!(align_of::<custom_root::PyCustomRoot>() <= 16);
     assert!(align_of::<types::PyEnvelope>() <= 16);
     assert!(align_of::<types::PyKeyInfo>() <= 16);
     assert!(align_of::<types::PyPolicy>() <= 16);
@@ -218,6 +222,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<roots::PyPkcs11Root>()?;
     m.add_class::<roots::PyKmipRoot>()?;
     m.add_class::<roots::PyUriRoot>()?;
+    m.add_class::<custom_root::PyCustomRoot>()?;
     m.add_class::<types::PyEnvelope>()?;
     m.add_class::<types::PyKeyInfo>()?;
     m.add_class::<types::PyPolicy>()?;

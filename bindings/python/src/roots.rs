@@ -1,6 +1,7 @@
 //! Roots: what protects a keychain at rest (`AgeRoot`, `PassphraseRoot`,
-//! `Pkcs11Root`, `KmipRoot`). Every root is also a key manager; the methods
-//! of that contract are written once, in `key_manager_pymethods!`.
+//! `Pkcs11Root`, `KmipRoot`, `UriRoot`; `CustomRoot` in `custom_root`).
+//! Every root is also a key manager; the methods of that contract are
+//! written once, in `key_manager_pymethods!`.
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -14,6 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
 use crate::buf::{payload_out, secret_out, type_name, BytesIn};
+use crate::custom_root::PyCustomRoot;
 use crate::errors::call;
 use crate::types::{py_repr, PyEnvelope};
 
@@ -28,7 +30,8 @@ macro_rules! key_manager_pymethods {
             $($own)*
 
             /// The provider name written into envelopes (``"age"``,
-            /// ``"age-scrypt"``, ``"pkcs11"``, ``"kmip"``).
+            /// ``"age-scrypt"``, ``"pkcs11"``, ``"kmip"``, or a
+            /// ``CustomRoot``'s own).
             #[getter]
             fn provider(&self) -> String {
                 KeyManager::provider(&self.inner).to_owned()
@@ -132,6 +135,7 @@ macro_rules! key_manager_pymethods {
         }
     };
 }
+pub(crate) use key_manager_pymethods;
 
 /// A root of age X25519 keys: keychains are saved as age files encrypted to
 /// the recipients (``age1…``) and opened with the identities
@@ -474,6 +478,7 @@ pub(crate) enum RootArg {
     Pkcs11(keystrata::root::Pkcs11Root),
     Kmip(keystrata::root::kmip::KmipRoot),
     Uri(Arc<dyn Root>),
+    Custom(Arc<dyn Root>),
 }
 
 impl RootArg {
@@ -483,7 +488,7 @@ impl RootArg {
             RootArg::Passphrase(r) => r,
             RootArg::Pkcs11(r) => r,
             RootArg::Kmip(r) => r,
-            RootArg::Uri(r) => &**r,
+            RootArg::Uri(r) | RootArg::Custom(r) => &**r,
         }
     }
 }
@@ -542,8 +547,12 @@ impl<'a, 'py> FromPyObject<'a, 'py> for RootArg {
         if let Ok(r) = obj.cast::<PyUriRoot>() {
             return Ok(RootArg::Uri(r.get().inner.clone()));
         }
+        if let Ok(r) = obj.cast::<PyCustomRoot>() {
+            return Ok(RootArg::Custom(r.get().inner.clone()));
+        }
         Err(PyTypeError::new_err(format!(
-            "root must be an AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot or UriRoot, not {}",
+            "root must be an AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot, UriRoot or CustomRoot, \
+             not {}",
             type_name(&obj)
         )))
     }

@@ -112,7 +112,48 @@ def main() -> int:
     assert pw.unwrap_key(env) == b"k" * 16
     assert events and all(isinstance(e.kind, str) for e in events)
     device_roots()
+    custom_root()
     return 0
+
+
+class LabelledKms:
+    """A key manager of one's own (the ``KeyManager`` protocol): here a
+    keychain whose envelopes carry another provider name."""
+
+    provider = "typed-kms"
+
+    def __init__(self) -> None:
+        self.kc = Keychain.generate()
+
+    def wrap_key(self, key: bytes, context: bytes = b"") -> Envelope:
+        env = self.kc.wrap_key(key, context)
+        return Envelope(env.key_id, env.key_version, self.provider, env.ciphertext)
+
+    def unwrap_key(self, envelope: Envelope, context: bytes = b"") -> bytes:
+        env = Envelope(envelope.key_id, envelope.key_version, "keystrata", envelope.ciphertext)
+        return self.kc.unwrap_key(env, context)
+
+    def active_key_version(self) -> int:
+        return self.kc.active_key_version()
+
+    def health_check(self) -> None:
+        self.kc.health_check()
+
+    def close(self) -> None:
+        self.kc.close()
+
+
+def custom_root() -> None:
+    """A root around a key manager of one's own."""
+    custom = keystrata.CustomRoot(LabelledKms())
+    root: keystrata.Root = custom
+    km: KeyManager = custom.key_manager
+    assert km.provider == custom.provider == "typed-kms"
+    saved: bytes = Keychain.generate().save(root)
+    with Keychain.load(saved, custom) as kc:
+        assert kc.active_key_version() == 1
+    assert fetch_key(custom, store_object(custom, b"d" * 32, "o"), "o") == b"d" * 32
+    custom.close()
 
 
 def device_roots() -> None:

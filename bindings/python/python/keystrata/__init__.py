@@ -8,7 +8,9 @@ APIs and as Google Tink. At rest the keychain is protected by a **root**:
 an age X25519 identity (``AgeRoot``) or an age passphrase
 (``PassphraseRoot``) in development, where the saved keychain is a plain
 age file; in production a key that never leaves a PKCS#11 token or HSM
-(``Pkcs11Root``) or a KMIP server (``KmipRoot``).
+(``Pkcs11Root``) or a KMIP server (``KmipRoot``), or a root of your own
+(``CustomRoot``, around any object with the ``KeyManager`` methods, such
+as a client of your KMS).
 
 Quick start::
 
@@ -44,7 +46,8 @@ Quick start::
     assert keystrata.decrypt_portable(blob, root, b"doc-18") == b"for elsewhere"
 
 Classes: ``Keychain``, ``AgeRoot``, ``PassphraseRoot``, ``Pkcs11Root``,
-``KmipRoot``, ``UriRoot`` (from ``root_from_uri``, docs/ROOTS.md), ``Envelope``,
+``KmipRoot``, ``UriRoot`` (from ``root_from_uri``, docs/ROOTS.md),
+``CustomRoot``, ``Envelope``,
 ``KeyInfo``, ``Policy``, ``Event``, ``RotationPlan`` (from
 ``Keychain.prepare_rotation``); the functions ``hkdf_sha256``,
 ``metadata_context`` (an object-store gateway's wrap context from object
@@ -70,6 +73,7 @@ from typing import TYPE_CHECKING, Dict, Protocol, TypedDict, Union
 from keystrata._native import (
     CORE_VERSION,
     AgeRoot,
+    CustomRoot,
     Envelope,
     Event,
     KeyInfo,
@@ -101,17 +105,20 @@ from keystrata.exceptions import (
     UnsupportedError,
 )
 
-Root = Union[AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot, UriRoot]
+Root = Union[AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot, UriRoot, CustomRoot]
 """What protects a keychain at rest: an ``AgeRoot`` or a ``PassphraseRoot``
-(development), a ``Pkcs11Root`` or a ``KmipRoot`` (production), or any of
-them named by a URI (``root_from_uri`` returns a ``UriRoot``). Each is also
-a ``KeyManager``."""
+(development), a ``Pkcs11Root`` or a ``KmipRoot`` (production), any of
+them named by a URI (``root_from_uri`` returns a ``UriRoot``), or a
+``CustomRoot`` around a key manager of your own. Each is also a
+``KeyManager``."""
 
 
 class KeyManager(Protocol):
     """The key-manager contract shared by ``Keychain`` and every root
     (``AgeRoot``, ``PassphraseRoot``, ``Pkcs11Root``, ``KmipRoot``): what an
-    S3-style gateway needs to wrap and unwrap data keys."""
+    S3-style gateway needs to wrap and unwrap data keys. A class of your
+    own with these members becomes a root with ``CustomRoot(obj)`` (there
+    ``active_key_version``, ``health_check`` and ``close`` are optional)."""
 
     @property
     def provider(self) -> str:
@@ -180,10 +187,10 @@ def decrypt_portable(blob: "Buffer", root: Root, aad: "Buffer" = b"") -> bytes:
     Errors as for ``AgeRoot.decrypt_portable``; a ``root`` of another type
     raises ``TypeError``.
     """
-    if not isinstance(root, (AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot, UriRoot)):
+    if not isinstance(root, (AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot, UriRoot, CustomRoot)):
         raise TypeError(
-            "root must be an AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot or UriRoot, not "
-            + type(root).__name__
+            "root must be an AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot, UriRoot or "
+            "CustomRoot, not " + type(root).__name__
         )
     return root.decrypt_portable(blob, aad)
 
@@ -195,6 +202,7 @@ __all__ = [
     "Pkcs11Root",
     "KmipRoot",
     "UriRoot",
+    "CustomRoot",
     "root_from_uri",
     "Envelope",
     "KeyInfo",

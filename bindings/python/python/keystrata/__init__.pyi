@@ -7,6 +7,7 @@ from typing_extensions import Buffer, TypeAlias
 
 from keystrata._native import CORE_VERSION as CORE_VERSION
 from keystrata._native import AgeRoot as AgeRoot
+from keystrata._native import CustomRoot as CustomRoot
 from keystrata._native import Envelope as Envelope
 from keystrata._native import Event as Event
 from keystrata._native import KeyInfo as KeyInfo
@@ -35,7 +36,7 @@ from keystrata.exceptions import UnavailableError as UnavailableError
 from keystrata.exceptions import UnknownKeyError as UnknownKeyError
 from keystrata.exceptions import UnsupportedError as UnsupportedError
 
-Root: TypeAlias = Union[AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot, UriRoot]
+Root: TypeAlias = Union[AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot, UriRoot, CustomRoot]
 
 class KeyManager(Protocol):
     @property
@@ -75,6 +76,7 @@ __all__ = [
     "Pkcs11Root",
     "KmipRoot",
     "UriRoot",
+    "CustomRoot",
     "root_from_uri",
     "Envelope",
     "KeyInfo",

@@ -6,9 +6,9 @@ from typing import Callable, Iterable, List, Mapping, Optional, Tuple, Union, fi
 
 from typing_extensions import Buffer, Self, deprecated
 
-from keystrata import Counters, PortableCounters
+from keystrata import Counters, KeyManager, PortableCounters
 
-_Root = Union[AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot, UriRoot]
+_Root = Union[AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot, UriRoot, CustomRoot]
 _Path = Union[str, os.PathLike[str]]
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "Pkcs11Root",
     "KmipRoot",
     "UriRoot",
+    "CustomRoot",
     "root_from_uri",
     "Envelope",
     "KeyInfo",
@@ -225,6 +226,21 @@ class UriRoot:
     def portable_counters(self) -> PortableCounters: ...
 
 def root_from_uri(uri: str) -> UriRoot: ...
+
+@final
+class CustomRoot:
+    def __new__(cls, key_manager: KeyManager) -> Self: ...
+    @property
+    def key_manager(self) -> KeyManager: ...
+    @property
+    def provider(self) -> str: ...
+    def wrap_key(self, key: Buffer, context: Buffer = b"") -> Envelope: ...
+    def unwrap_key(self, envelope: Envelope, context: Buffer = b"") -> bytes: ...
+    def active_key_version(self) -> int: ...
+    def health_check(self) -> None: ...
+    def close(self) -> None: ...
+    def decrypt_portable(self, blob: Buffer, aad: Buffer = b"") -> bytes: ...
+    def portable_counters(self) -> PortableCounters: ...
 
 @final
 class Keychain:
