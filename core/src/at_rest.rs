@@ -6,13 +6,18 @@
 //!   "version": 1,
 //!   "revision": 7,
 //!   "policy": {"max_encryptions_per_key": 4294967296, "max_key_age_secs": null, "usage_block": 65536},
-//!   "primary": {"encrypt": 1734567890, "derive": 912345678},
+//!   "primary": {"encrypt": 1734567890, "derive": 912345678, "sign": 55512345},
 //!   "keys": [
 //!     {"key_id": 1734567890, "version": 1, "purpose": "encrypt", "status": "enabled",
-//!      "created_at": 1763890000, "usage": 65536, "material": "<base64, 32 bytes>"}
+//!      "created_at": 1763890000, "usage": 65536, "material": "<base64, 32 bytes>"},
+//!     {"key_id": 55512345, "version": 1, "purpose": "sign", "algorithm": "ed25519",
+//!      "status": "enabled", "created_at": 1763890000, "usage": 0, "material": "<base64>"}
 //!   ]
 //! }
 //! ```
+//!
+//! `primary.sign` and a key's `algorithm` appear only when the keychain has
+//! signing keys (a keychain without them is written as before).
 //!
 //! The writer builds the text by hand into a buffer reserved up front, so no
 //! reallocation leaves copies of key material behind; the reader decodes
@@ -32,6 +37,7 @@ use crate::key::{Key, KeyStatus, Purpose, Secret, Usage};
 use crate::keyset::KeySet;
 use crate::policy::Policy;
 use crate::secret::KeyMaterial;
+use crate::sign::Algorithm;
 
 /// The `format` field of a saved keychain.
 pub const FORMAT_NAME: &str = "keystrata.keychain";
@@ -49,7 +55,7 @@ pub(crate) fn to_json(set: &KeySet) -> Result<Zeroizing<Vec<u8>>> {
     let fmt_err = |_| Error::internal("formatting the keychain failed");
     write!(
         s,
-        "{{\n  \"format\": \"{FORMAT_NAME}\",\n  \"version\": {FORMAT_VERSION},\n  \"revision\": {},\n  \"policy\": {{\"max_encryptions_per_key\": {}, \"max_key_age_secs\": {age}, \"usage_block\": {}}},\n  \"primary\": {{\"encrypt\": {}, \"derive\": {}}},\n  \"keys\": [",
+        "{{\n  \"format\": \"{FORMAT_NAME}\",\n  \"version\": {FORMAT_VERSION},\n  \"revision\": {},\n  \"policy\": {{\"max_encryptions_per_key\": {}, \"max_key_age_secs\": {age}, \"usage_block\": {}}},\n  \"primary\": {{\"encrypt\": {}, \"derive\": {}",
         set.revision,
         p.max_encryptions_per_key,
         p.usage_block,
@@ -57,16 +63,24 @@ pub(crate) fn to_json(set: &KeySet) -> Result<Zeroizing<Vec<u8>>> {
         set.primary_id(Purpose::Derive),
     )
     .map_err(fmt_err)?;
+    if set.primary_sign.is_some() {
+        write!(s, ", \"sign\": {}", set.primary_id(Purpose::Sign)).map_err(fmt_err)?;
+    }
+    s.push_str("},\n  \"keys\": [");
     let mut b64 = Zeroizing::new([0u8; 48]);
     for (i, k) in set.keys.iter().enumerate() {
         let usage = k.persisted_usage();
         write!(
             s,
-            "{}\n    {{\"key_id\": {}, \"version\": {}, \"purpose\": \"{}\", \"status\": \"{}\", \"created_at\": {}, \"usage\": {}, \"material\": ",
+            "{}\n    {{\"key_id\": {}, \"version\": {}, \"purpose\": \"{}\", {}\"status\": \"{}\", \"created_at\": {}, \"usage\": {}, \"material\": ",
             if i == 0 { "" } else { "," },
             k.id,
             k.version,
             k.purpose,
+            match k.algorithm {
+                Some(a) => format!("\"algorithm\": \"{a}\", "),
+                None => String::new(),
+            },
             k.status,
             k.created_at,
             usage
@@ -116,6 +130,9 @@ struct PolicyDoc {
 struct PrimaryDoc {
     encrypt: u32,
     derive: u32,
+    /// Absent in keychains without signing keys.
+    #[serde(default)]
+    sign: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -123,6 +140,9 @@ struct KeyDoc {
     key_id: u32,
     version: u32,
     purpose: String,
+    /// Only for signing keys.
+    #[serde(default)]
+    algorithm: Option<String>,
     status: String,
     created_at: u64,
     usage: u64,
@@ -228,9 +248,45 @@ pub(crate) fn from_json(json: &[u8]) -> Result<KeySet> {
         if k.key_id == 0 || k.version == 0 {
             return Err(Error::format("a key has key_id or version 0"));
         }
+        let algorithm = match (purpose, &k.algorithm) {
+            (Purpose::Sign, Some(a)) => Some(Algorithm::from_name(a).ok_or_else(|| {
+                Error::format(format!(
+                    "key {}: unknown signing algorithm {:?}",
+                    k.key_id,
+                    truncate_for_message(a, 64)
+                ))
+            })?),
+            (Purpose::Sign, None) => {
+                return Err(Error::format(format!(
+                    "signing key {} has no algorithm",
+                    k.key_id
+                )))
+            }
+            (_, Some(_)) => {
+                return Err(Error::format(format!(
+                    "key {} is a {purpose} key but names a signing algorithm",
+                    k.key_id
+                )))
+            }
+            (_, None) => None,
+        };
         let secret = match (status, k.material) {
             (KeyStatus::Destroyed, _) => None,
-            (_, Some(m)) => Some(Arc::new(Secret::new(m.0))),
+            (_, Some(m)) => {
+                let secret = Secret::new(m.0);
+                // A signing key's material must be a valid private key of
+                // its algorithm: checked (and its key pair kept) now.
+                #[cfg(feature = "aws-lc")]
+                if let Some(alg) = algorithm {
+                    secret.key_pair(alg).map_err(|_| {
+                        Error::format(format!(
+                            "signing key {} does not hold a valid {alg} private key",
+                            k.key_id
+                        ))
+                    })?;
+                }
+                Some(Arc::new(secret))
+            }
             (_, None) => {
                 return Err(Error::format(format!(
                     "key {} is {status} but has no material",
@@ -244,12 +300,16 @@ pub(crate) fn from_json(json: &[u8]) -> Result<KeySet> {
             purpose,
             status,
             created_at: k.created_at,
+            algorithm,
             secret,
             usage: Arc::new(Usage::unbound(k.usage)),
             stored_usage: k.usage,
         });
     }
     let mut set = KeySet::new(keys, doc.primary.encrypt, doc.primary.derive, policy)?;
+    if let Some(id) = doc.primary.sign {
+        set.primary_sign = Some(set.primary_position(id, Purpose::Sign)?);
+    }
     set.revision = doc.revision;
     Ok(set)
 }

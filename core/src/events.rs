@@ -29,12 +29,17 @@ pub enum EventKind {
     KeyDerived = 7,
     /// A decryption (unseal, decrypt or unwrap_key) failed.
     DecryptFailed = 8,
-    // Retired numbers: none yet. Next free number: 9.
+    /// A signature was made (`key_id`, `algorithm` and `digest` say with
+    /// which key and over what): the audit trail of every signature.
+    Signed = 9,
+    /// A signature did not verify (`error` says how).
+    VerifyFailed = 10,
+    // Retired numbers: none yet. Next free number: 11.
 }
 
 impl EventKind {
     /// Every kind, in numeric order.
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 10] = [
         EventKind::KeyCreated,
         EventKind::KeyRotated,
         EventKind::KeyPromoted,
@@ -43,6 +48,8 @@ impl EventKind {
         EventKind::KeyDestroyed,
         EventKind::KeyDerived,
         EventKind::DecryptFailed,
+        EventKind::Signed,
+        EventKind::VerifyFailed,
     ];
 
     /// The stable number of this kind (1..=8), shared by every binding (the
@@ -63,6 +70,8 @@ impl EventKind {
             6 => EventKind::KeyDestroyed,
             7 => EventKind::KeyDerived,
             8 => EventKind::DecryptFailed,
+            9 => EventKind::Signed,
+            10 => EventKind::VerifyFailed,
             _ => return None,
         })
     }
@@ -89,6 +98,8 @@ impl EventKind {
             EventKind::KeyDestroyed => "key_destroyed",
             EventKind::KeyDerived => "key_derived",
             EventKind::DecryptFailed => "decrypt_failed",
+            EventKind::Signed => "signed",
+            EventKind::VerifyFailed => "verify_failed",
         }
     }
 }
@@ -108,8 +119,15 @@ pub struct Event {
     pub purpose: Option<Purpose>,
     /// For `KeyRotated`: whether the rotation policy triggered it.
     pub automatic: bool,
-    /// For `DecryptFailed`: the kind of error returned to the caller.
+    /// For `DecryptFailed` and `VerifyFailed`: the kind of error returned
+    /// to the caller.
     pub error: Option<ErrorKind>,
+    /// For `Signed` (and `VerifyFailed` when the key is known): the
+    /// signing algorithm.
+    pub algorithm: Option<crate::sign::Algorithm>,
+    /// For `Signed` and `VerifyFailed`: the SHA-256 digest of the message
+    /// (for `sign_digest`, the digest signed).
+    pub digest: Option<[u8; 32]>,
 }
 
 impl Event {
@@ -121,6 +139,8 @@ impl Event {
             purpose: Some(purpose),
             automatic: false,
             error: None,
+            algorithm: None,
+            digest: None,
         }
     }
 }
@@ -168,8 +188,14 @@ pub struct Counters {
     pub unwrap_failed: u64,
     /// Successful derive and derive_origin_key calls.
     pub derive: u64,
-    /// Rotations of either purpose, manual or automatic.
+    /// Rotations of any purpose, manual or automatic.
     pub rotations: u64,
+    /// Signatures made (sign, sign_digest, sign_minisign).
+    pub signed: u64,
+    /// Successful verifications.
+    pub verify_ok: u64,
+    /// Failed verifications.
+    pub verify_failed: u64,
     /// Errors returned by any keychain call, indexed by
     /// `ErrorKind::code() - 1`.
     pub errors: [u64; 12],
@@ -195,6 +221,9 @@ pub(crate) enum Counter {
     UnwrapFailed,
     Derive,
     Rotations,
+    Signed,
+    VerifyOk,
+    VerifyFailed,
 }
 
 /// How many stripes the operation counters are spread over.
@@ -203,7 +232,7 @@ pub(crate) const COUNTER_SHARDS: usize = 8;
 /// One stripe of the operation counters, alone on its cache lines.
 #[derive(Default)]
 #[repr(align(128))]
-struct CounterShard([AtomicU64; 11]);
+struct CounterShard([AtomicU64; 14]);
 
 /// The stripe this thread counts in: threads are dealt stripes in turn, so
 /// two threads counting at once on two cores do not fight over one cache
@@ -266,6 +295,9 @@ impl Telemetry {
             unwrap_failed: c(Counter::UnwrapFailed),
             derive: c(Counter::Derive),
             rotations: c(Counter::Rotations),
+            signed: c(Counter::Signed),
+            verify_ok: c(Counter::VerifyOk),
+            verify_failed: c(Counter::VerifyFailed),
             errors,
         }
     }

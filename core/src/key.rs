@@ -18,19 +18,25 @@ pub enum Purpose {
     Encrypt,
     /// An HKDF master: used by derive_origin_key and derive.
     Derive,
+    /// A signing key (Ed25519 or ECDSA, its [`Algorithm`]): used by sign,
+    /// sign_digest and verify.
+    ///
+    /// [`Algorithm`]: crate::sign::Algorithm
+    Sign,
 }
 
 impl Purpose {
     /// Every purpose, in numeric order.
-    pub const ALL: [Purpose; 2] = [Purpose::Encrypt, Purpose::Derive];
+    pub const ALL: [Purpose; 3] = [Purpose::Encrypt, Purpose::Derive, Purpose::Sign];
 
     /// The stable number of this purpose, shared by every binding (the C
     /// `KS_PURPOSE_*` values; 0 is left for "no purpose"). A number is
-    /// never reused; retired ones: none yet. Next free number: 3.
+    /// never reused; retired ones: none yet. Next free number: 4.
     pub const fn code(self) -> u32 {
         match self {
             Purpose::Encrypt => 1,
             Purpose::Derive => 2,
+            Purpose::Sign => 3,
         }
     }
 
@@ -39,6 +45,7 @@ impl Purpose {
         Some(match code {
             1 => Purpose::Encrypt,
             2 => Purpose::Derive,
+            3 => Purpose::Sign,
             _ => return None,
         })
     }
@@ -60,6 +67,7 @@ impl Purpose {
         match self {
             Purpose::Encrypt => "encrypt",
             Purpose::Derive => "derive",
+            Purpose::Sign => "sign",
         }
     }
 
@@ -67,6 +75,7 @@ impl Purpose {
         match s {
             "encrypt" => Some(Purpose::Encrypt),
             "derive" => Some(Purpose::Derive),
+            "sign" => Some(Purpose::Sign),
             _ => None,
         }
     }
@@ -175,6 +184,8 @@ pub struct KeyInfo {
     pub usage: u64,
     /// Whether this key is the primary key of its purpose.
     pub primary: bool,
+    /// For a signing key, its algorithm; `None` for the other purposes.
+    pub algorithm: Option<crate::sign::Algorithm>,
 }
 
 /// How many counts a stripe takes from a key's shared counter at most at
@@ -340,6 +351,9 @@ pub(crate) struct Secret {
     /// a derivation and kept (wiped on drop): each derive then runs only
     /// HKDF-Expand, about half the work.
     prk: OnceLock<Zeroizing<[u8; 32]>>,
+    /// For a signing key, its key pair, built on first use and kept.
+    #[cfg(feature = "aws-lc")]
+    pair: OnceLock<crate::sign::KeyPair>,
 }
 
 impl Secret {
@@ -349,7 +363,24 @@ impl Secret {
             material,
             cipher,
             prk: OnceLock::new(),
+            #[cfg(feature = "aws-lc")]
+            pair: OnceLock::new(),
         }
+    }
+
+    /// The signing key pair of this key's material under `alg` (built on
+    /// first use; the keychain checked the material when it was loaded or
+    /// made).
+    #[cfg(feature = "aws-lc")]
+    pub(crate) fn key_pair(
+        &self,
+        alg: crate::sign::Algorithm,
+    ) -> crate::Result<&crate::sign::KeyPair> {
+        if let Some(p) = self.pair.get() {
+            return Ok(p);
+        }
+        let p = crate::sign::KeyPair::from_secret(alg, &self.material.0)?;
+        Ok(self.pair.get_or_init(|| p))
     }
 
     /// The HKDF pseudorandom key of this key's material.
@@ -368,6 +399,8 @@ pub(crate) struct Key {
     pub(crate) purpose: Purpose,
     pub(crate) status: KeyStatus,
     pub(crate) created_at: u64,
+    /// For a signing key, its algorithm (`None` for other purposes).
+    pub(crate) algorithm: Option<crate::sign::Algorithm>,
     /// `None` exactly when the key is destroyed.
     pub(crate) secret: Option<Arc<Secret>>,
     /// This process's usage counts (shared by every snapshot).
@@ -403,6 +436,7 @@ impl Key {
             created_at: self.created_at,
             usage: self.persisted_usage(),
             primary,
+            algorithm: self.algorithm,
         }
     }
 }

@@ -7,6 +7,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::key::{now_unix, Key, KeyInfo, KeyStatus, Purpose, Secret, Usage};
 use crate::policy::Policy;
 use crate::secret::KeyMaterial;
+use crate::sign::Algorithm;
 use crate::store::Revision;
 
 /// An immutable snapshot of the keychain's keys. Readers load it without a
@@ -19,6 +20,8 @@ pub(crate) struct KeySet {
     index: Vec<(u32, usize)>,
     pub(crate) primary_encrypt: usize,
     pub(crate) primary_derive: usize,
+    /// The signing primary, once a signing key exists (rotate_signing).
+    pub(crate) primary_sign: Option<usize>,
     pub(crate) policy: Policy,
     /// The saved keychain's revision counter: one more on every write to a
     /// store (0 for a keychain never stored).
@@ -40,6 +43,7 @@ impl KeySet {
             index: Vec::new(),
             primary_encrypt: 0,
             primary_derive: 0,
+            primary_sign: None,
             policy,
             revision: 0,
             stored: None,
@@ -86,15 +90,42 @@ impl KeySet {
             .map(|i| self.index[i].1)
     }
 
-    pub(crate) fn primary_id(&self, purpose: Purpose) -> u32 {
+    /// The position of `purpose`'s primary; `None` only for `Sign` in a
+    /// keychain without signing keys.
+    pub(crate) fn primary_pos(&self, purpose: Purpose) -> Option<usize> {
         match purpose {
-            Purpose::Encrypt => self.keys[self.primary_encrypt].id,
-            Purpose::Derive => self.keys[self.primary_derive].id,
+            Purpose::Encrypt => Some(self.primary_encrypt),
+            Purpose::Derive => Some(self.primary_derive),
+            Purpose::Sign => self.primary_sign,
         }
     }
 
+    /// The key ID of `purpose`'s primary (0 for `Sign` without one).
+    pub(crate) fn primary_id(&self, purpose: Purpose) -> u32 {
+        self.primary_pos(purpose).map_or(0, |p| self.keys[p].id)
+    }
+
+    /// Makes the key at `pos` the primary of `purpose`.
+    pub(crate) fn set_primary(&mut self, purpose: Purpose, pos: usize) {
+        match purpose {
+            Purpose::Encrypt => self.primary_encrypt = pos,
+            Purpose::Derive => self.primary_derive = pos,
+            Purpose::Sign => self.primary_sign = Some(pos),
+        }
+    }
+
+    /// The signing primary's position, or `UnknownKey` if there is none.
+    pub(crate) fn primary_sign_pos(&self) -> Result<usize> {
+        self.primary_sign.ok_or_else(|| {
+            Error::new(
+                ErrorKind::UnknownKey,
+                "this keychain has no signing key (make one with rotate_signing)",
+            )
+        })
+    }
+
     pub(crate) fn is_primary(&self, pos: usize) -> bool {
-        pos == self.primary_encrypt || pos == self.primary_derive
+        pos == self.primary_encrypt || pos == self.primary_derive || self.primary_sign == Some(pos)
     }
 
     /// The key `key_id`, usable for `purpose`, with its material.
@@ -156,6 +187,29 @@ impl KeySet {
         usage: Usage,
         stored_usage: u64,
     ) -> Result<usize> {
+        if purpose == Purpose::Sign {
+            return Err(Error::invalid(
+                "a signing key needs an algorithm: use rotate_signing or add_signing_key",
+            ));
+        }
+        self.push_key(purpose, None, KeyMaterial::random()?, usage, stored_usage)
+    }
+
+    /// Adds a new enabled signing key of `alg` and returns its position.
+    #[cfg(feature = "aws-lc")]
+    pub(crate) fn push_new_signing(&mut self, alg: Algorithm, usage: Usage) -> Result<usize> {
+        let secret = crate::sign::KeyPair::generate_secret(alg)?;
+        self.push_key(Purpose::Sign, Some(alg), KeyMaterial(*secret), usage, 0)
+    }
+
+    fn push_key(
+        &mut self,
+        purpose: Purpose,
+        algorithm: Option<Algorithm>,
+        material: KeyMaterial,
+        usage: Usage,
+        stored_usage: u64,
+    ) -> Result<usize> {
         let id = self.fresh_id()?;
         let version = self.next_version(purpose)?;
         self.keys.push(Key {
@@ -164,7 +218,8 @@ impl KeySet {
             purpose,
             status: KeyStatus::Enabled,
             created_at: now_unix(),
-            secret: Some(Arc::new(Secret::new(KeyMaterial::random()?))),
+            algorithm,
+            secret: Some(Arc::new(Secret::new(material))),
             usage: Arc::new(usage),
             stored_usage,
         });
@@ -218,6 +273,7 @@ impl KeySet {
             index: Vec::new(),
             primary_encrypt: usize::MAX,
             primary_derive: usize::MAX,
+            primary_sign: None,
             policy: Policy::default(),
             revision: 0,
             stored: None,

@@ -76,6 +76,7 @@ pub mod portable;
 pub mod root;
 pub mod seal;
 mod secret;
+pub mod sign;
 pub mod store;
 mod sync;
 pub mod tink;
@@ -93,6 +94,8 @@ pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::events::{Counters, Event, EventKind, SubscriptionId};
 pub use crate::key::{KeyInfo, KeyStatus, Purpose};
 pub use crate::key_manager::{KeyManager, MAX_WRAPPED_KEY_LEN};
+#[cfg(feature = "aws-lc")]
+pub use crate::keychain::Signature;
 pub use crate::keychain::{
     Keychain, OpenOptions, RotationPlan, DEFAULT_REFRESH, KEYCHAIN_PROVIDER,
 };
@@ -107,6 +110,7 @@ pub use crate::root::{KmipConfig, KmipKeyRef, KmipRoot, KmipVersion};
 #[cfg_attr(docsrs, doc(cfg(feature = "pkcs11")))]
 pub use crate::root::{Pkcs11Config, Pkcs11Pin, Pkcs11Root, PKCS11_PROVIDER};
 pub use crate::secret::SecretBytes;
+pub use crate::sign::{Algorithm, PublicKeyFormat, SignatureFormat};
 pub use crate::store::{write_atomic, Store};
 pub use crate::wrapped_key::{Envelope, WrapForm};
 

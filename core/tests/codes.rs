@@ -83,6 +83,8 @@ fn event_kind_codes() {
             (EventKind::KeyDestroyed, 6, "key_destroyed"),
             (EventKind::KeyDerived, 7, "key_derived"),
             (EventKind::DecryptFailed, 8, "decrypt_failed"),
+            (EventKind::Signed, 9, "signed"),
+            (EventKind::VerifyFailed, 10, "verify_failed"),
         ],
         EventKind::code,
         EventKind::from_code,
@@ -98,6 +100,7 @@ fn purpose_codes() {
         &[
             (Purpose::Encrypt, 1, "encrypt"),
             (Purpose::Derive, 2, "derive"),
+            (Purpose::Sign, 3, "sign"),
         ],
         Purpose::code,
         Purpose::from_code,
@@ -135,4 +138,21 @@ fn names_are_what_display_prints() {
     for s in KeyStatus::ALL {
         assert_eq!(s.to_string(), s.name());
     }
+}
+
+#[test]
+fn algorithm_codes() {
+    use keystrata::Algorithm;
+    check(
+        &Algorithm::ALL,
+        &[
+            (Algorithm::Ed25519, 1, "ed25519"),
+            (Algorithm::EcdsaP256, 2, "ecdsa-p256"),
+            (Algorithm::EcdsaSecp256k1, 3, "ecdsa-secp256k1"),
+        ],
+        Algorithm::code,
+        Algorithm::from_code,
+        Algorithm::name,
+        Algorithm::from_name,
+    );
 }

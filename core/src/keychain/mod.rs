@@ -38,6 +38,8 @@ mod envelope_encryption;
 mod persist;
 mod rotation;
 mod seal;
+#[cfg(feature = "aws-lc")]
+mod sign;
 mod telemetry;
 mod tink;
 mod usage;
@@ -46,6 +48,8 @@ mod wrap;
 use self::bound::Bound;
 pub use self::bound::{OpenOptions, DEFAULT_REFRESH};
 pub use self::rotation::RotationPlan;
+#[cfg(feature = "aws-lc")]
+pub use self::sign::Signature;
 
 /// Provider name of a keychain acting as a [`KeyManager`](crate::KeyManager).
 pub const KEYCHAIN_PROVIDER: &str = "keystrata";
@@ -153,10 +157,7 @@ impl Keychain {
                 (true, _) => set.push_new(purpose, Usage::bound(), 0)?,
                 (false, _) => set.push_new(purpose, Usage::unbound(0), 0)?,
             };
-            match purpose {
-                Purpose::Encrypt => set.primary_encrypt = pos,
-                Purpose::Derive => set.primary_derive = pos,
-            }
+            set.set_primary(purpose, pos);
             let k = &set.keys[pos];
             let events = vec![
                 Event::key(EventKind::KeyCreated, k.id, k.version, purpose),
@@ -203,10 +204,7 @@ impl Keychain {
                     )));
                 }
                 let (purpose, version) = (k.purpose, k.version);
-                match purpose {
-                    Purpose::Encrypt => set.primary_encrypt = pos,
-                    Purpose::Derive => set.primary_derive = pos,
-                }
+                set.set_primary(purpose, pos);
                 let ev = Event::key(EventKind::KeyPromoted, key_id, version, purpose);
                 Ok((Some(set.info(pos)), vec![ev]))
             })
@@ -285,12 +283,13 @@ impl Keychain {
         self.primary_for(Purpose::Encrypt)
     }
 
-    /// The primary key of `purpose`.
+    /// The primary key of `purpose`. `UnknownKey` for `Sign` in a
+    /// keychain without signing keys.
     pub fn primary_for(&self, purpose: Purpose) -> Result<KeyInfo> {
         let set = self.live()?;
-        let pos = match purpose {
-            Purpose::Encrypt => set.primary_encrypt,
-            Purpose::Derive => set.primary_derive,
+        let pos = match set.primary_pos(purpose) {
+            Some(pos) => pos,
+            None => set.primary_sign_pos()?,
         };
         Ok(set.info(pos))
     }

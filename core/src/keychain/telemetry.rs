@@ -83,6 +83,8 @@ impl Keychain {
                         purpose: key.map(|k| k.purpose),
                         automatic: false,
                         error: Some(e.kind()),
+                        algorithm: None,
+                        digest: None,
                     };
                     self.telemetry.emit(&[ev]);
                 }

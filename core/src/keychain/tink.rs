@@ -32,6 +32,7 @@ impl Keychain {
                 _ => None,
             };
             set.keys.push(Key {
+                algorithm: None,
                 id: k.key_id,
                 version: u32::try_from(i + 1).map_err(|_| Error::invalid("too many keys"))?,
                 purpose: Purpose::Encrypt,

@@ -1,0 +1,1 @@
+//! minisign's formats: public keys, signatures and secret-key files.

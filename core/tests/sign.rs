@@ -1,0 +1,313 @@
+//! Signing keys in the keychain: rotation, signatures checked by OpenSSL
+//! (the real `openssl` binary), persistence, disable/destroy, audit events.
+#![cfg(feature = "aws-lc")]
+
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use keystrata::{
+    AgeRoot, Algorithm, ErrorKind, Event, EventKind, KeyStatus, Keychain, PublicKeyFormat, Purpose,
+    SignatureFormat,
+};
+use sha2::{Digest, Sha256};
+
+fn openssl() -> Command {
+    let c = Command::new("openssl");
+    if Command::new("openssl").arg("version").output().is_err() {
+        panic!("openssl is missing: apt-get install -y openssl (scripts/setup.sh installs it)");
+    }
+    c
+}
+
+/// OpenSSL verifies `sig` over `msg` with the PEM public key.
+fn openssl_verifies(alg: Algorithm, pem: &[u8], msg: &[u8], sig: &[u8]) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, m, s) = (
+        dir.path().join("pub.pem"),
+        dir.path().join("msg"),
+        dir.path().join("sig"),
+    );
+    std::fs::write(&p, pem).unwrap();
+    std::fs::write(&m, msg).unwrap();
+    std::fs::write(&s, sig).unwrap();
+    let mut cmd = openssl();
+    if alg == Algorithm::Ed25519 {
+        cmd.args(["pkeyutl", "-verify", "-pubin", "-inkey"])
+            .arg(&p)
+            .arg("-rawin")
+            .arg("-in")
+            .arg(&m)
+            .arg("-sigfile")
+            .arg(&s);
+    } else {
+        cmd.args(["dgst", "-sha256", "-verify"])
+            .arg(&p)
+            .arg("-signature")
+            .arg(&s)
+            .arg(&m);
+    }
+    let out = cmd.output().unwrap();
+    out.status.success()
+}
+
+#[test]
+fn every_algorithm_signs_what_openssl_verifies() {
+    let kc = Keychain::generate().unwrap();
+    for alg in Algorithm::ALL {
+        let info = kc.rotate_signing(alg).unwrap();
+        assert_eq!(
+            (info.purpose, info.algorithm, info.primary),
+            (Purpose::Sign, Some(alg), true)
+        );
+        let msg = format!("release 1.2.3 signed with {alg}").into_bytes();
+        let sig = kc.sign(&msg).unwrap();
+        assert_eq!((sig.key_id, sig.algorithm), (info.key_id, alg));
+        let pem = kc.public_key(info.key_id, PublicKeyFormat::Pem).unwrap();
+        assert!(
+            openssl_verifies(alg, &pem, &msg, &sig.bytes),
+            "{alg}: openssl rejects our signature"
+        );
+        assert!(
+            !openssl_verifies(alg, &pem, b"another message", &sig.bytes),
+            "{alg}: openssl accepts a wrong message"
+        );
+        assert_eq!(kc.verify(&msg, &sig.bytes).unwrap().key_id, info.key_id);
+        if alg.is_ecdsa() {
+            // Raw r‖s verifies here and converts to what OpenSSL reads.
+            let raw = kc.sign_as(&msg, SignatureFormat::Raw).unwrap();
+            assert_eq!(raw.bytes.len(), 64);
+            kc.verify(&msg, &raw.bytes).unwrap();
+            // A digest signed as AWS KMS signs digests verifies as the message.
+            let digest = Sha256::digest(&msg);
+            let by_digest = kc.sign_digest(&digest, SignatureFormat::Der).unwrap();
+            assert!(openssl_verifies(alg, &pem, &msg, &by_digest.bytes));
+            kc.verify_digest(&digest, &sig.bytes).unwrap();
+            assert_eq!(
+                kc.sign_digest(&digest[..31], SignatureFormat::Der)
+                    .unwrap_err()
+                    .kind(),
+                ErrorKind::InvalidInput
+            );
+        } else {
+            assert_eq!(
+                kc.sign_digest(&[0; 32], SignatureFormat::Der)
+                    .unwrap_err()
+                    .kind(),
+                ErrorKind::Unsupported
+            );
+        }
+        // The public key in every format.
+        let der = kc.public_key(info.key_id, PublicKeyFormat::Der).unwrap();
+        let raw = kc.public_key(info.key_id, PublicKeyFormat::Raw).unwrap();
+        assert!(der.ends_with(&raw));
+        keystrata::sign::verify(alg, &raw, &msg, &sig.bytes).unwrap();
+    }
+}
+
+#[test]
+fn no_signing_key_until_rotate_signing() {
+    let kc = Keychain::generate().unwrap();
+    assert_eq!(kc.sign(b"m").unwrap_err().kind(), ErrorKind::UnknownKey);
+    assert_eq!(
+        kc.verify(b"m", &[0; 64]).unwrap_err().kind(),
+        ErrorKind::UnknownKey
+    );
+    assert_eq!(
+        kc.primary_for(Purpose::Sign).unwrap_err().kind(),
+        ErrorKind::UnknownKey
+    );
+    assert_eq!(
+        kc.add_key(Purpose::Sign).unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    // An encryption key is not a signing key.
+    let enc = kc.primary().unwrap().key_id;
+    assert_eq!(
+        kc.public_key(enc, PublicKeyFormat::Pem).unwrap_err().kind(),
+        ErrorKind::UnknownKey
+    );
+}
+
+#[test]
+fn rotation_keeps_old_signatures_and_disable_revokes_them() {
+    let kc = Keychain::generate().unwrap();
+    let v1 = kc.rotate_signing(Algorithm::EcdsaP256).unwrap();
+    let old = kc.sign(b"doc").unwrap();
+    let v2 = kc.rotate_signing(Algorithm::Ed25519).unwrap();
+    assert_eq!(v2.version, 2);
+    let new = kc.sign(b"doc").unwrap();
+    assert_eq!(new.key_id, v2.key_id);
+    assert_eq!(kc.verify(b"doc", &old.bytes).unwrap().key_id, v1.key_id);
+    assert_eq!(kc.verify(b"doc", &new.bytes).unwrap().key_id, v2.key_id);
+    // The primary cannot be disabled; an old key can, and then verifies nothing.
+    assert_eq!(kc.disable(v2.key_id).unwrap_err().kind(), ErrorKind::Policy);
+    kc.disable(v1.key_id).unwrap();
+    assert_eq!(
+        kc.verify(b"doc", &old.bytes).unwrap_err().kind(),
+        ErrorKind::Authentication
+    );
+    assert_eq!(
+        kc.verify_with(v1.key_id, b"doc", &old.bytes)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::KeyDisabled
+    );
+    // Its public key stays readable (to publish a revocation).
+    kc.public_key(v1.key_id, PublicKeyFormat::Pem).unwrap();
+    kc.enable(v1.key_id).unwrap();
+    kc.verify(b"doc", &old.bytes).unwrap();
+    kc.disable(v1.key_id).unwrap();
+    kc.destroy(v1.key_id).unwrap();
+    assert_eq!(
+        kc.public_key(v1.key_id, PublicKeyFormat::Pem)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::KeyDestroyed
+    );
+    // Two-phase: add, then promote.
+    let v3 = kc.add_signing_key(Algorithm::EcdsaSecp256k1).unwrap();
+    assert!(!v3.primary);
+    assert_eq!(kc.sign(b"x").unwrap().key_id, v2.key_id);
+    kc.promote(v3.key_id).unwrap();
+    assert_eq!(kc.sign(b"x").unwrap().key_id, v3.key_id);
+}
+
+#[test]
+fn signing_keys_are_saved_and_loaded() {
+    let root = AgeRoot::generate();
+    let kc = Keychain::generate().unwrap();
+    let info = kc.rotate_signing(Algorithm::EcdsaSecp256k1).unwrap();
+    let sig = kc.sign(b"persisted").unwrap();
+    let pem = kc.public_key(info.key_id, PublicKeyFormat::Pem).unwrap();
+    let back = Keychain::load(&kc.save(&root).unwrap(), &root).unwrap();
+    assert_eq!(back.keys().unwrap(), kc.keys().unwrap());
+    assert_eq!(
+        back.public_key(info.key_id, PublicKeyFormat::Pem).unwrap(),
+        pem
+    );
+    back.verify(b"persisted", &sig.bytes).unwrap();
+    let again = back.sign(b"persisted").unwrap();
+    assert_eq!(again.key_id, info.key_id);
+    kc.verify(b"persisted", &again.bytes).unwrap();
+}
+
+#[test]
+fn bound_keychains_share_signing_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kc.ks");
+    let root = AgeRoot::generate();
+    let a = Keychain::open(&path, &root).unwrap();
+    let b = Keychain::open(&path, &root).unwrap();
+    a.rotate_signing(Algorithm::Ed25519).unwrap();
+    let sig = a.sign(b"fleet").unwrap();
+    // b finds the new key when it reads the store.
+    b.refresh().unwrap();
+    assert_eq!(b.verify(b"fleet", &sig.bytes).unwrap().key_id, sig.key_id);
+    assert_eq!(b.primary_for(Purpose::Sign).unwrap().key_id, sig.key_id);
+}
+
+#[test]
+fn every_signature_and_failed_verification_is_audited() {
+    let kc = Keychain::generate().unwrap();
+    kc.rotate_signing(Algorithm::EcdsaP256).unwrap();
+    let seen: Arc<Mutex<Vec<Event>>> = Arc::default();
+    let s2 = Arc::clone(&seen);
+    kc.subscribe(move |e| s2.lock().unwrap().push(e.clone()))
+        .unwrap();
+    let sig = kc.sign(b"audited").unwrap();
+    let digest: [u8; 32] = Sha256::digest(b"other").into();
+    kc.sign_digest(&digest, SignatureFormat::Raw).unwrap();
+    assert_eq!(
+        kc.verify(b"tampered", &sig.bytes).unwrap_err().kind(),
+        ErrorKind::Authentication
+    );
+    kc.verify(b"audited", &sig.bytes).unwrap();
+    let seen = seen.lock().unwrap();
+    let signed: Vec<&Event> = seen
+        .iter()
+        .filter(|e| e.kind == EventKind::Signed)
+        .collect();
+    assert_eq!(signed.len(), 2);
+    assert_eq!(signed[0].key_id, Some(sig.key_id));
+    assert_eq!(signed[0].algorithm, Some(Algorithm::EcdsaP256));
+    assert_eq!(signed[0].digest, Some(Sha256::digest(b"audited").into()));
+    assert_eq!(signed[1].digest, Some(digest));
+    let failed: Vec<&Event> = seen
+        .iter()
+        .filter(|e| e.kind == EventKind::VerifyFailed)
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].error, Some(ErrorKind::Authentication));
+    assert_eq!(failed[0].digest, Some(Sha256::digest(b"tampered").into()));
+    let c = kc.counters();
+    assert_eq!((c.signed, c.verify_ok, c.verify_failed), (2, 1, 1));
+}
+
+#[test]
+fn hostile_signing_keys_in_a_saved_keychain_are_format_errors() {
+    let kc = Keychain::generate().unwrap();
+    kc.rotate_signing(Algorithm::EcdsaP256).unwrap();
+    let root = AgeRoot::generate();
+    let json = String::from_utf8(age_decrypt(&kc.save(&root).unwrap(), &root)).unwrap();
+    assert!(json.contains("\"algorithm\": \"ecdsa-p256\""));
+    assert!(json.contains("\"sign\": "));
+    let cases = [
+        json.replace("\"algorithm\": \"ecdsa-p256\", ", ""),
+        json.replace("ecdsa-p256", "ecdsa-p384"),
+        json.replace(
+            "\"purpose\": \"encrypt\", ",
+            "\"purpose\": \"encrypt\", \"algorithm\": \"ed25519\", ",
+        ),
+    ];
+    for (i, bad) in cases.iter().enumerate() {
+        assert_ne!(bad, &json, "case {i} changed nothing");
+        let saved = age_encrypt(bad.as_bytes(), &root);
+        assert_eq!(
+            Keychain::load(&saved, &root).unwrap_err().kind(),
+            ErrorKind::Format,
+            "case {i}"
+        );
+    }
+    // A scalar that is not a valid P-256 key (all 0xff is above the order).
+    let sign_key = json.split("\"purpose\": \"sign\"").nth(1).unwrap();
+    let material = sign_key
+        .split("\"material\": \"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let bad = json.replace(material, "//////////////////////////////////////////8=");
+    let saved = age_encrypt(bad.as_bytes(), &root);
+    assert_eq!(
+        Keychain::load(&saved, &root).unwrap_err().kind(),
+        ErrorKind::Format
+    );
+}
+
+fn age_decrypt(saved: &[u8], root: &AgeRoot) -> Vec<u8> {
+    use keystrata::Root;
+    root.unprotect(saved).unwrap().to_vec()
+}
+
+fn age_encrypt(json: &[u8], root: &AgeRoot) -> Vec<u8> {
+    use keystrata::Root;
+    root.protect(json).unwrap()
+}
+
+#[test]
+fn statuses_of_signing_keys_show_in_keys() {
+    let kc = Keychain::generate().unwrap();
+    let a = kc.rotate_signing(Algorithm::Ed25519).unwrap();
+    kc.rotate_signing(Algorithm::Ed25519).unwrap();
+    kc.disable(a.key_id).unwrap();
+    let keys = kc.keys().unwrap();
+    let signing: Vec<_> = keys.iter().filter(|k| k.purpose == Purpose::Sign).collect();
+    assert_eq!(signing.len(), 2);
+    assert_eq!(signing[0].status, KeyStatus::Disabled);
+    assert!(signing[1].primary && signing[1].algorithm == Some(Algorithm::Ed25519));
+    assert!(keys
+        .iter()
+        .filter(|k| k.purpose != Purpose::Sign)
+        .all(|k| k.algorithm.is_none()));
+}
