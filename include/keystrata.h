@@ -94,6 +94,11 @@
 #define KS_ROOT_CREATE_KEY 1
 
 /**
+ * The longest signature any algorithm makes, in bytes.
+ */
+#define KS_MAX_SIGNATURE_LEN 72
+
+/**
  * The result of every fallible ks_ function. Numbers are stable and never
  * reused: 1-12 are keystrata's error kinds (the same in Rust, Go and
  * Python); 100 and up are C-specific.
@@ -200,6 +205,14 @@ typedef enum ks_event_kind {
    */
   KS_EVENT_DECRYPT_FAILED = 8,
   /**
+   * A signature was made (key_id, algorithm, digest: the audit trail).
+   */
+  KS_EVENT_SIGNED = 9,
+  /**
+   * A signature did not verify (error says how).
+   */
+  KS_EVENT_VERIFY_FAILED = 10,
+  /**
    * A kind this build of the header does not name (a newer library);
    * never a known kind in disguise.
    */
@@ -222,7 +235,33 @@ typedef enum ks_purpose {
    * An HKDF master: derive_origin_key, derive.
    */
   KS_PURPOSE_DERIVE = 2,
+  /**
+   * A signing key (its ks_algorithm in ks_key_info.algorithm).
+   */
+  KS_PURPOSE_SIGN = 3,
 } ks_purpose;
+
+/**
+ * A signing algorithm (the core's Algorithm codes).
+ */
+typedef enum ks_algorithm {
+  /**
+   * No algorithm (a key of another purpose).
+   */
+  KS_ALG_NONE = 0,
+  /**
+   * Ed25519 (RFC 8032): 64-byte signatures; minisign's algorithm.
+   */
+  KS_ALG_ED25519 = 1,
+  /**
+   * ECDSA on NIST P-256 with SHA-256 (AWS KMS ECC_NIST_P256).
+   */
+  KS_ALG_ECDSA_P256 = 2,
+  /**
+   * ECDSA on secp256k1 with SHA-256 (AWS KMS ECC_SECG_P256K1).
+   */
+  KS_ALG_ECDSA_SECP256K1 = 3,
+} ks_algorithm;
 
 /**
  * Whether a key may be used.
@@ -246,6 +285,43 @@ typedef enum ks_key_status {
    */
   KS_KEY_STATUS_UNKNOWN = 0,
 } ks_key_status;
+
+/**
+ * How an ECDSA signature is encoded (Ed25519 signatures are 64 bytes in
+ * both).
+ */
+typedef enum ks_signature_format {
+  /**
+   * ASN.1 DER (X9.62), at most 72 bytes: what OpenSSL and AWS KMS use.
+   */
+  KS_SIG_DER = 1,
+  /**
+   * r ‖ s, 32 bytes each (IEEE P1363).
+   */
+  KS_SIG_RAW = 2,
+} ks_signature_format;
+
+/**
+ * How a public key is encoded.
+ */
+typedef enum ks_public_key_format {
+  /**
+   * PEM SubjectPublicKeyInfo ("-----BEGIN PUBLIC KEY-----").
+   */
+  KS_PUBKEY_PEM = 1,
+  /**
+   * DER SubjectPublicKeyInfo.
+   */
+  KS_PUBKEY_DER = 2,
+  /**
+   * The bare key: 32 bytes (Ed25519) or the 65-byte point 04 ‖ x ‖ y.
+   */
+  KS_PUBKEY_RAW = 3,
+  /**
+   * The text of a minisign .pub file (Ed25519 keys only).
+   */
+  KS_PUBKEY_MINISIGN = 4,
+} ks_public_key_format;
 
 /**
  * The error of one failed call: its status and a message. Made by the
@@ -477,9 +553,24 @@ typedef struct ks_event {
    */
   bool automatic;
   /**
-   * For KS_EVENT_DECRYPT_FAILED: the status returned to the caller; else KS_OK.
+   * For KS_EVENT_DECRYPT_FAILED and KS_EVENT_VERIFY_FAILED: the status
+   * returned to the caller; else KS_OK.
    */
   enum ks_status error;
+  /**
+   * For KS_EVENT_SIGNED: the signing algorithm; else KS_ALG_NONE.
+   */
+  enum ks_algorithm algorithm;
+  /**
+   * For KS_EVENT_SIGNED and KS_EVENT_VERIFY_FAILED: whether `digest`
+   * holds the SHA-256 digest of the message.
+   */
+  bool has_digest;
+  /**
+   * The SHA-256 digest of the message signed or verified (for a digest
+   * signed as such, that digest); zeros when has_digest is false.
+   */
+  uint8_t digest[32];
 } ks_event;
 
 /**
@@ -534,9 +625,21 @@ typedef struct ks_counters {
    */
   uint64_t derive;
   /**
-   * Rotations (manual or automatic, either purpose).
+   * Rotations (manual or automatic, any purpose).
    */
   uint64_t rotations;
+  /**
+   * Signatures made.
+   */
+  uint64_t sign;
+  /**
+   * Successful verifications.
+   */
+  uint64_t verify_ok;
+  /**
+   * Failed verifications.
+   */
+  uint64_t verify_failed;
   /**
    * Errors returned, indexed by status - 1 (KS_ERR_INVALID_INPUT .. KS_ERR_INTERNAL).
    */
@@ -593,6 +696,10 @@ typedef struct ks_key_info {
    * Whether it is the primary of its purpose.
    */
   bool primary;
+  /**
+   * For a signing key, its algorithm; KS_ALG_NONE for other purposes.
+   */
+  enum ks_algorithm algorithm;
 } ks_key_info;
 
 /**
@@ -1369,6 +1476,96 @@ enum ks_status ks_root_health_check(const struct ks_root *root, struct ks_error 
  * with it (ks_keychain_open) keep their own reference and stay usable.
  */
 void ks_root_free(struct ks_root *root);
+
+/**
+ * Makes a new signing key of `algorithm` (a ks_algorithm value) the
+ * signing primary; older signing keys stay enabled and keep verifying.
+ * Writes its info to `*out` unless `out` is NULL. A bound keychain writes
+ * its file first. Errors: KS_ERR_INVALID_INPUT (unknown algorithm),
+ * KS_ERR_UNAVAILABLE (closed), and those of writing a bound keychain.
+ */
+enum ks_status ks_keychain_rotate_signing(struct ks_keychain *kc, uint32_t algorithm, struct ks_key_info *out, struct ks_error **err);
+
+/**
+ * Adds a signing key of `algorithm` that is not primary (promote it with
+ * ks_keychain_promote once verifiers have its public key). As
+ * ks_keychain_rotate_signing otherwise.
+ */
+enum ks_status ks_keychain_add_signing_key(struct ks_keychain *kc, uint32_t algorithm, struct ks_key_info *out, struct ks_error **err);
+
+/**
+ * Signs `message_len` bytes at `message` with the signing primary and
+ * writes the signature into `out` (room for `cap` bytes; at most
+ * KS_MAX_SIGNATURE_LEN are ever needed) with its length in `*out_len`;
+ * the signing key's ID goes to `*key_id` unless `key_id` is NULL.
+ * `format` (a ks_signature_format) chooses DER or raw ECDSA signatures.
+ * Every signature emits KS_EVENT_SIGNED. `out` NULL asks only for the
+ * length: KS_MAX_SIGNATURE_LEN (no signature is made).
+ * Errors: KS_ERR_UNKNOWN_KEY (no signing key: ks_keychain_rotate_signing
+ * first), KS_ERR_INVALID_INPUT, KS_ERR_BUFFER_TOO_SMALL (`*out_len` says
+ * how much), KS_ERR_UNAVAILABLE (closed).
+ */
+enum ks_status ks_keychain_sign(const struct ks_keychain *kc, const uint8_t *message, size_t message_len, uint32_t format, uint8_t *out, size_t cap, size_t *out_len, uint32_t *key_id, struct ks_error **err);
+
+/**
+ * Signs a 32-byte SHA-256 `digest` computed elsewhere (ECDSA keys only,
+ * as AWS KMS's MessageType=DIGEST). Outputs as ks_keychain_sign.
+ * Errors: KS_ERR_INVALID_INPUT (not 32 bytes), KS_ERR_UNSUPPORTED (an
+ * Ed25519 primary), and those of ks_keychain_sign.
+ */
+enum ks_status ks_keychain_sign_digest(const struct ks_keychain *kc, const uint8_t *digest, size_t digest_len, uint32_t format, uint8_t *out, size_t cap, size_t *out_len, uint32_t *key_id, struct ks_error **err);
+
+/**
+ * Verifies `signature` over `message` with the keychain's enabled signing
+ * keys (newest first; a disabled key verifies nothing). Writes the key
+ * that verified to `*out` unless `out` is NULL. A failure emits
+ * KS_EVENT_VERIFY_FAILED. Errors: KS_ERR_AUTHENTICATION (does not verify;
+ * says nothing more), KS_ERR_UNKNOWN_KEY (no enabled signing key),
+ * KS_ERR_UNAVAILABLE (closed).
+ */
+enum ks_status ks_keychain_verify(const struct ks_keychain *kc, const uint8_t *message, size_t message_len, const uint8_t *signature, size_t signature_len, struct ks_key_info *out, struct ks_error **err);
+
+/**
+ * Verifies with one key, `key_id`. Errors: KS_ERR_UNKNOWN_KEY,
+ * KS_ERR_KEY_DISABLED, KS_ERR_KEY_DESTROYED (not an enabled signing key),
+ * KS_ERR_AUTHENTICATION. Otherwise as ks_keychain_verify.
+ */
+enum ks_status ks_keychain_verify_with(const struct ks_keychain *kc, uint32_t key_id, const uint8_t *message, size_t message_len, const uint8_t *signature, size_t signature_len, struct ks_key_info *out, struct ks_error **err);
+
+/**
+ * Verifies an ECDSA signature over a 32-byte SHA-256 `digest` with the
+ * enabled ECDSA signing keys. As ks_keychain_verify otherwise;
+ * KS_ERR_INVALID_INPUT for a digest that is not 32 bytes.
+ */
+enum ks_status ks_keychain_verify_digest(const struct ks_keychain *kc, const uint8_t *digest, size_t digest_len, const uint8_t *signature, size_t signature_len, struct ks_key_info *out, struct ks_error **err);
+
+/**
+ * Copies the public key of signing key `key_id` in `format` (a
+ * ks_public_key_format) into `*out` (release with ks_buffer_free). PEM
+ * and minisign are text without a NUL. Disabled keys have one too.
+ * Errors: KS_ERR_UNKNOWN_KEY (not a signing key), KS_ERR_KEY_DESTROYED,
+ * KS_ERR_UNSUPPORTED (minisign for an ECDSA key), KS_ERR_INVALID_INPUT,
+ * KS_ERR_UNAVAILABLE (closed).
+ */
+enum ks_status ks_keychain_public_key(const struct ks_keychain *kc, uint32_t key_id, uint32_t format, struct ks_buffer *out, struct ks_error **err);
+
+/**
+ * Verifies `signature` over `message` with a bare public key alone (no
+ * keychain): `public_key` is 32 bytes for KS_ALG_ED25519, the 65-byte
+ * point 04 ‖ x ‖ y for ECDSA (KS_PUBKEY_RAW of the signer). ECDSA
+ * signatures may be DER or raw. Errors: KS_ERR_AUTHENTICATION (does not
+ * verify), KS_ERR_INVALID_INPUT (unknown algorithm, a public key of the
+ * wrong length), KS_ERR_NULL_ARGUMENT.
+ */
+enum ks_status ks_verify_signature(uint32_t algorithm, const uint8_t *public_key, size_t public_key_len, const uint8_t *message, size_t message_len, const uint8_t *signature, size_t signature_len, struct ks_error **err);
+
+/**
+ * The name of an algorithm (a ks_algorithm value, passed as int), the
+ * same in every language: "ed25519", "ecdsa-p256", "ecdsa-secp256k1";
+ * NULL for KS_ALG_NONE or a number this library does not know. Static
+ * storage.
+ */
+const char *ks_algorithm_name(int algorithm);
 
 #ifdef __cplusplus
 }  // extern "C"

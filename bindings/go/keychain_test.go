@@ -473,18 +473,18 @@ func TestEvents(t *testing.T) {
 // core: pinned here for every value, and for numbers it does not know.
 func TestEnumNames(t *testing.T) {
 	got := []string{}
-	for k := EventKind(0); k <= 9; k++ {
+	for k := EventKind(0); k <= 11; k++ {
 		got = append(got, k.String())
 	}
-	for p := Purpose(0); p <= 3; p++ {
+	for p := Purpose(0); p <= 4; p++ {
 		got = append(got, p.String())
 	}
 	for s := KeyStatus(0); s <= 4; s++ {
 		got = append(got, s.String())
 	}
 	want := []string{"EventKind(0)", "key created", "key rotated", "key promoted", "key disabled",
-		"key enabled", "key destroyed", "key derived", "decrypt failed", "EventKind(9)",
-		"none", "encrypt", "derive", "Purpose(3)",
+		"key enabled", "key destroyed", "key derived", "decrypt failed", "signed", "verify failed",
+		"EventKind(11)", "none", "encrypt", "derive", "sign", "Purpose(4)",
 		"KeyStatus(0)", "enabled", "disabled", "destroyed", "KeyStatus(4)"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("got  %q\nwant %q", got, want)

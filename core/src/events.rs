@@ -190,8 +190,9 @@ pub struct Counters {
     pub derive: u64,
     /// Rotations of any purpose, manual or automatic.
     pub rotations: u64,
-    /// Signatures made (sign, sign_digest, sign_minisign).
-    pub signed: u64,
+    /// Signatures made (sign, sign_digest, sign_minisign). Named like the
+    /// other operations' counters (`seal`, `encrypt`, `wrap`, `derive`).
+    pub sign: u64,
     /// Successful verifications.
     pub verify_ok: u64,
     /// Failed verifications.
@@ -295,7 +296,7 @@ impl Telemetry {
             unwrap_failed: c(Counter::UnwrapFailed),
             derive: c(Counter::Derive),
             rotations: c(Counter::Rotations),
-            signed: c(Counter::Signed),
+            sign: c(Counter::Signed),
             verify_ok: c(Counter::VerifyOk),
             verify_failed: c(Counter::VerifyFailed),
             errors,

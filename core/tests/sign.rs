@@ -240,7 +240,7 @@ fn every_signature_and_failed_verification_is_audited() {
     assert_eq!(failed[0].error, Some(ErrorKind::Authentication));
     assert_eq!(failed[0].digest, Some(Sha256::digest(b"tampered").into()));
     let c = kc.counters();
-    assert_eq!((c.signed, c.verify_ok, c.verify_failed), (2, 1, 1));
+    assert_eq!((c.sign, c.verify_ok, c.verify_failed), (2, 1, 1));
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 use std::ffi::c_void;
 
-use keystrata::{Event, EventKind, KeyManager};
+use keystrata::{Event, EventKind};
 
 use crate::*;
 
@@ -26,6 +26,10 @@ pub enum ks_event_kind {
     KS_EVENT_KEY_DERIVED = 7,
     /// An unseal, decrypt or unwrap failed.
     KS_EVENT_DECRYPT_FAILED = 8,
+    /// A signature was made (key_id, algorithm, digest: the audit trail).
+    KS_EVENT_SIGNED = 9,
+    /// A signature did not verify (error says how).
+    KS_EVENT_VERIFY_FAILED = 10,
     /// A kind this build of the header does not name (a newer library);
     /// never a known kind in disguise.
     KS_EVENT_UNKNOWN = 0,
@@ -45,8 +49,17 @@ pub struct ks_event {
     pub purpose: ks_purpose,
     /// For KS_EVENT_KEY_ROTATED: whether the rotation policy triggered it.
     pub automatic: bool,
-    /// For KS_EVENT_DECRYPT_FAILED: the status returned to the caller; else KS_OK.
+    /// For KS_EVENT_DECRYPT_FAILED and KS_EVENT_VERIFY_FAILED: the status
+    /// returned to the caller; else KS_OK.
     pub error: ks_status,
+    /// For KS_EVENT_SIGNED: the signing algorithm; else KS_ALG_NONE.
+    pub algorithm: ks_algorithm,
+    /// For KS_EVENT_SIGNED and KS_EVENT_VERIFY_FAILED: whether `digest`
+    /// holds the SHA-256 digest of the message.
+    pub has_digest: bool,
+    /// The SHA-256 digest of the message signed or verified (for a digest
+    /// signed as such, that digest); zeros when has_digest is false.
+    pub digest: [u8; 32],
 }
 
 /// An event callback. It runs on the thread that caused the event, with no
@@ -78,6 +91,8 @@ fn kind_to_c(k: EventKind) -> ks_event_kind {
         EventKind::KeyDestroyed => KS_EVENT_KEY_DESTROYED,
         EventKind::KeyDerived => KS_EVENT_KEY_DERIVED,
         EventKind::DecryptFailed => KS_EVENT_DECRYPT_FAILED,
+        EventKind::Signed => KS_EVENT_SIGNED,
+        EventKind::VerifyFailed => KS_EVENT_VERIFY_FAILED,
         _ => KS_EVENT_UNKNOWN,
     }
 }
@@ -96,6 +111,9 @@ fn event_to_c(e: &Event) -> ks_event {
             .error
             .map(ks_status::from_kind)
             .unwrap_or(ks_status::KS_OK),
+        algorithm: crate::sign::algorithm_to_c(e.algorithm),
+        has_digest: e.digest.is_some(),
+        digest: e.digest.unwrap_or([0; 32]),
     }
 }
 
@@ -177,8 +195,14 @@ pub struct ks_counters {
     pub unwrap_failed: u64,
     /// Successful derivations.
     pub derive: u64,
-    /// Rotations (manual or automatic, either purpose).
+    /// Rotations (manual or automatic, any purpose).
     pub rotations: u64,
+    /// Signatures made.
+    pub sign: u64,
+    /// Successful verifications.
+    pub verify_ok: u64,
+    /// Failed verifications.
+    pub verify_failed: u64,
     /// Errors returned, indexed by status - 1 (KS_ERR_INVALID_INPUT .. KS_ERR_INTERNAL).
     pub errors: [u64; 12],
 }
@@ -209,6 +233,9 @@ pub unsafe extern "C" fn ks_keychain_counters(
                     unwrap_failed: c.unwrap_failed,
                     derive: c.derive,
                     rotations: c.rotations,
+                    sign: c.sign,
+                    verify_ok: c.verify_ok,
+                    verify_failed: c.verify_failed,
                     errors: c.errors,
                 },
             )

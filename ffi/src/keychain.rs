@@ -30,6 +30,8 @@ pub enum ks_purpose {
     KS_PURPOSE_ENCRYPT = 1,
     /// An HKDF master: derive_origin_key, derive.
     KS_PURPOSE_DERIVE = 2,
+    /// A signing key (its ks_algorithm in ks_key_info.algorithm).
+    KS_PURPOSE_SIGN = 3,
 }
 
 /// Whether a key may be used.
@@ -65,12 +67,15 @@ pub struct ks_key_info {
     pub usage: u64,
     /// Whether it is the primary of its purpose.
     pub primary: bool,
+    /// For a signing key, its algorithm; KS_ALG_NONE for other purposes.
+    pub algorithm: ks_algorithm,
 }
 
 pub(crate) fn purpose_to_c(p: Purpose) -> ks_purpose {
     match p {
         Purpose::Encrypt => ks_purpose::KS_PURPOSE_ENCRYPT,
         Purpose::Derive => ks_purpose::KS_PURPOSE_DERIVE,
+        Purpose::Sign => ks_purpose::KS_PURPOSE_SIGN,
         _ => ks_purpose::KS_PURPOSE_NONE,
     }
 }
@@ -78,7 +83,7 @@ pub(crate) fn purpose_to_c(p: Purpose) -> ks_purpose {
 fn purpose_from_c(p: u32) -> FfiResult<Purpose> {
     Purpose::from_code(p).ok_or_else(|| {
         FfiError::invalid(format!(
-            "{p} is not a ks_purpose (KS_PURPOSE_ENCRYPT or KS_PURPOSE_DERIVE)"
+            "{p} is not a ks_purpose (KS_PURPOSE_ENCRYPT, KS_PURPOSE_DERIVE or KS_PURPOSE_SIGN)"
         ))
     })
 }
@@ -92,7 +97,7 @@ fn status_to_c(s: KeyStatus) -> ks_key_status {
     }
 }
 
-fn info_to_c(i: &KeyInfo) -> ks_key_info {
+pub(crate) fn info_to_c(i: &KeyInfo) -> ks_key_info {
     ks_key_info {
         key_id: i.key_id,
         version: i.version,
@@ -101,6 +106,7 @@ fn info_to_c(i: &KeyInfo) -> ks_key_info {
         created_at: i.created_at,
         usage: i.usage,
         primary: i.primary,
+        algorithm: crate::sign::algorithm_to_c(i.algorithm),
     }
 }
 
@@ -1162,7 +1168,7 @@ mod table_tests {
             assert_eq!(purpose_to_c(p) as u32, p.code(), "{p:?}");
             assert_eq!(purpose_from_c(p.code()).ok(), Some(p));
         }
-        assert!(purpose_from_c(0).is_err() && purpose_from_c(3).is_err());
+        assert!(purpose_from_c(0).is_err() && purpose_from_c(4).is_err());
         for s in KeyStatus::ALL {
             assert_eq!(status_to_c(s) as u32, s.code(), "{s:?}");
         }

@@ -24,6 +24,7 @@ mod hazmat;
 mod keychain;
 mod portable;
 mod root;
+mod sign;
 
 pub(crate) use abi::*;
 pub use abi::{
@@ -37,6 +38,7 @@ pub use hazmat::*;
 pub use keychain::*;
 pub use portable::*;
 pub use root::*;
+pub use sign::*;
 
 impl ks_status {
     /// The status of a core error kind: the kind's own number
@@ -96,7 +98,7 @@ fn c_name(camel: &str) -> CString {
 }
 
 /// The core's names, made once as C strings, indexed by code - 1.
-fn c_names(cell: &'static OnceLock<Vec<CString>>, names: &[&str]) -> &'static [CString] {
+pub(crate) fn c_names(cell: &'static OnceLock<Vec<CString>>, names: &[&str]) -> &'static [CString] {
     cell.get_or_init(|| {
         names
             .iter()
@@ -105,7 +107,7 @@ fn c_names(cell: &'static OnceLock<Vec<CString>>, names: &[&str]) -> &'static [C
     })
 }
 
-fn name_at(names: &'static [CString], code: Option<u32>) -> *const c_char {
+pub(crate) fn name_at(names: &'static [CString], code: Option<u32>) -> *const c_char {
     code.and_then(|c| names.get((c as usize).checked_sub(1)?))
         .map_or(std::ptr::null(), |n| n.as_ptr())
 }
@@ -227,6 +229,6 @@ mod table_tests {
             assert_eq!(read(ks_key_status_name(bad)), None);
         }
         assert_eq!(read(ks_purpose_name(-1)), None);
-        assert_eq!(read(ks_purpose_name(3)), None);
+        assert_eq!(read(ks_purpose_name(4)), None);
     }
 }

@@ -35,6 +35,7 @@ int main(int argc, char **argv)
     run_portable(dir);
     run_gateway(dir);
     run_custom_root();
+    run_sign();
 
     rm_tmpdir();
     int pass = atomic_load(&g_pass), fail = atomic_load(&g_fail);

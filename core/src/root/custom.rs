@@ -371,7 +371,8 @@ mod tests {
 
     #[test]
     fn a_backend_breaking_a_rule_gets_backend_errors() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut Backend)>)> = vec![
+        type Breaks = Box<dyn Fn(&mut Backend)>;
+        let cases: Vec<(&str, Breaks)> = vec![
             ("empty ciphertext", Box::new(|b| b.ciphertext_len = Some(0))),
             (
                 "huge ciphertext",
