@@ -20,7 +20,7 @@ mod pair;
 #[cfg(feature = "aws-lc")]
 pub(crate) use self::pair::KeyPair;
 #[cfg(feature = "aws-lc")]
-pub use self::pair::{verify, verify_digest};
+pub use self::pair::{verify, verify_digest, verify_strict};
 
 /// A signing algorithm.
 #[non_exhaustive]

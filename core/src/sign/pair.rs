@@ -261,6 +261,39 @@ pub fn verify(alg: Algorithm, public_raw: &[u8], message: &[u8], signature: &[u8
     }
 }
 
+/// Verifies like [`verify`], accepting only one ECDSA encoding: strict DER
+/// or raw `r ‖ s` of exactly 64 bytes (Ed25519 signatures have one form).
+/// For verifiers that must refuse the other encoding.
+pub fn verify_strict(
+    alg: Algorithm,
+    public_raw: &[u8],
+    message: &[u8],
+    signature: &[u8],
+    format: SignatureFormat,
+) -> Result<()> {
+    check_public(alg, public_raw)?;
+    let ok = match alg {
+        Algorithm::Ed25519 => UnparsedPublicKey::new(&ED25519, public_raw)
+            .verify(message, signature)
+            .is_ok(),
+        Algorithm::EcdsaP256 | Algorithm::EcdsaSecp256k1 => {
+            let (asn1, fixed) = verification_algs(alg);
+            match format {
+                SignatureFormat::Raw => {
+                    signature.len() == 64
+                        && fixed.verify_sig(public_raw, message, signature).is_ok()
+                }
+                SignatureFormat::Der => asn1.verify_sig(public_raw, message, signature).is_ok(),
+            }
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::authentication())
+    }
+}
+
 /// Verifies an ECDSA signature over a SHA-256 digest (as `sign_digest`
 /// makes). Errors as [`verify`]; Ed25519 is `Unsupported`.
 pub fn verify_digest(
