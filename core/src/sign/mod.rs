@@ -16,11 +16,15 @@ use std::fmt;
 pub mod minisign;
 #[cfg(feature = "aws-lc")]
 mod pair;
+#[cfg(feature = "aws-lc")]
+mod signer;
 
 #[cfg(feature = "aws-lc")]
 pub(crate) use self::pair::KeyPair;
 #[cfg(feature = "aws-lc")]
 pub use self::pair::{verify, verify_digest, verify_strict};
+#[cfg(feature = "aws-lc")]
+pub use self::signer::{KeychainSigner, Signer};
 
 /// A signing algorithm.
 #[non_exhaustive]
