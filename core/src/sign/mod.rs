@@ -22,7 +22,7 @@ mod signer;
 #[cfg(feature = "aws-lc")]
 pub(crate) use self::pair::KeyPair;
 #[cfg(feature = "aws-lc")]
-pub use self::pair::{verify, verify_digest, verify_strict};
+pub use self::pair::{ecdsa_raw_to_der, encode_public_key, verify, verify_digest, verify_strict};
 #[cfg(feature = "aws-lc")]
 pub use self::signer::{KeychainSigner, Signer};
 

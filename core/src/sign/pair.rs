@@ -5,7 +5,7 @@ use aws_lc_rs::digest::{Digest, SHA256};
 use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
 use aws_lc_rs::signature::{
     EcdsaKeyPair, EcdsaSigningAlgorithm, EcdsaVerificationAlgorithm, Ed25519KeyPair, KeyPair as _,
-    UnparsedPublicKey, VerificationAlgorithm, ECDSA_P256K1_SHA256_ASN1,
+    ParsedPublicKey, UnparsedPublicKey, VerificationAlgorithm, ECDSA_P256K1_SHA256_ASN1,
     ECDSA_P256K1_SHA256_ASN1_SIGNING, ECDSA_P256K1_SHA256_FIXED, ECDSA_P256K1_SHA256_FIXED_SIGNING,
     ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P256_SHA256_FIXED,
     ECDSA_P256_SHA256_FIXED_SIGNING, ED25519,
@@ -181,30 +181,76 @@ impl KeyPair {
         format: PublicKeyFormat,
         minisign_key_id: [u8; 8],
     ) -> Result<Vec<u8>> {
-        let spki = || -> Result<Vec<u8>> {
-            let der: Result<PublicKeyX509Der<'static>, _> = match self {
-                KeyPair::Ed25519(k) => k.public_key().as_der(),
-                KeyPair::Ecdsa { der, .. } => der.public_key().as_der(),
-            };
-            Ok(der
-                .map_err(|_| Error::internal("encoding the public key failed"))?
-                .as_ref()
-                .to_vec())
-        };
-        match format {
-            PublicKeyFormat::Raw => Ok(self.public_raw()),
-            PublicKeyFormat::Der => spki(),
-            PublicKeyFormat::Pem => Ok(pem("PUBLIC KEY", &spki()?).into_bytes()),
-            PublicKeyFormat::Minisign => match self {
-                KeyPair::Ed25519(k) => {
-                    Ok(minisign_public_text(minisign_key_id, k.public_key().as_ref()).into_bytes())
-                }
-                KeyPair::Ecdsa { alg, .. } => Err(Error::unsupported(format!(
-                    "minisign keys are ed25519, this key is {alg}"
-                ))),
-            },
-        }
+        encode_public_key(
+            self.algorithm(),
+            &self.public_raw(),
+            format,
+            minisign_key_id,
+        )
     }
+}
+
+/// A raw public key (32 bytes for Ed25519, the 65-byte point for ECDSA) in
+/// `format`: the one encoder of every signer's public key. `InvalidInput`
+/// for a raw key that is not a key of `alg` (e.g. a point off the curve).
+pub fn encode_public_key(
+    alg: Algorithm,
+    public_raw: &[u8],
+    format: PublicKeyFormat,
+    minisign_key_id: [u8; 8],
+) -> Result<Vec<u8>> {
+    check_public(alg, public_raw)?;
+    let spki = || -> Result<Vec<u8>> {
+        let verification: &'static dyn VerificationAlgorithm = match alg {
+            Algorithm::Ed25519 => &ED25519,
+            _ => verification_algs(alg).0,
+        };
+        let parsed = ParsedPublicKey::new(verification, public_raw)
+            .map_err(|_| Error::invalid(format!("not a {alg} public key")))?;
+        let der: PublicKeyX509Der<'static> = parsed
+            .as_der()
+            .map_err(|_| Error::internal("encoding the public key failed"))?;
+        Ok(der.as_ref().to_vec())
+    };
+    match format {
+        PublicKeyFormat::Raw => Ok(public_raw.to_vec()),
+        PublicKeyFormat::Der => spki(),
+        PublicKeyFormat::Pem => Ok(pem("PUBLIC KEY", &spki()?).into_bytes()),
+        PublicKeyFormat::Minisign if alg == Algorithm::Ed25519 => {
+            Ok(minisign_public_text(minisign_key_id, public_raw).into_bytes())
+        }
+        PublicKeyFormat::Minisign => Err(Error::unsupported(format!(
+            "minisign keys are ed25519, this key is {alg}"
+        ))),
+    }
+}
+
+/// A raw ECDSA signature `r ‖ s` (64 bytes, as PKCS#11's CKM_ECDSA returns
+/// it) as DER `SEQUENCE { INTEGER r, INTEGER s }`.
+pub fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>> {
+    if raw.len() != 64 {
+        return Err(Error::invalid(format!(
+            "a raw ECDSA signature is 64 bytes, got {}",
+            raw.len()
+        )));
+    }
+    let int = |x: &[u8]| -> Vec<u8> {
+        let start = x.iter().position(|&b| b != 0).unwrap_or(x.len() - 1);
+        let x = &x[start..];
+        let mut v = vec![0x02];
+        let pad = x[0] & 0x80 != 0;
+        v.push((x.len() + usize::from(pad)) as u8);
+        if pad {
+            v.push(0);
+        }
+        v.extend_from_slice(x);
+        v
+    };
+    let (r, s) = (int(&raw[..32]), int(&raw[32..]));
+    let mut der = vec![0x30, (r.len() + s.len()) as u8];
+    der.extend_from_slice(&r);
+    der.extend_from_slice(&s);
+    Ok(der)
 }
 
 /// A minisign `.pub` file: an untrusted comment naming the key ID (as
@@ -436,6 +482,29 @@ mod tests {
             kp.sign_digest(&[0; 31], SignatureFormat::Der)
                 .unwrap_err()
                 .kind(),
+            ErrorKind::InvalidInput
+        );
+    }
+
+    #[test]
+    fn raw_signatures_convert_to_der_that_verifies() {
+        for alg in [Algorithm::EcdsaP256, Algorithm::EcdsaSecp256k1] {
+            let kp = KeyPair::from_secret(alg, &KeyPair::generate_secret(alg).unwrap()).unwrap();
+            for i in 0..64u8 {
+                let raw = kp.sign(&[i], SignatureFormat::Raw).unwrap();
+                let der = ecdsa_raw_to_der(&raw).unwrap();
+                verify_strict(alg, &kp.public_raw(), &[i], &der, SignatureFormat::Der).unwrap();
+            }
+        }
+        // Leading zeros are dropped and high bits padded.
+        let mut raw = [0u8; 64];
+        raw[31] = 1;
+        raw[32] = 0x80;
+        let der = ecdsa_raw_to_der(&raw).unwrap();
+        assert_eq!(&der[..5], &[0x30, 0x26, 0x02, 0x01, 0x01]);
+        assert_eq!(&der[5..8], &[0x02, 0x21, 0x00]);
+        assert_eq!(
+            ecdsa_raw_to_der(&[0; 63]).unwrap_err().kind(),
             ErrorKind::InvalidInput
         );
     }

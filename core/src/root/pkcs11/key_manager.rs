@@ -2,8 +2,6 @@
 //! `C_Encrypt` with `CKM_AES_GCM`; keychains are saved in the
 //! [`wrapped`](crate::root::wrapped) format.
 
-use std::sync::atomic::Ordering;
-
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::Mechanism;
 use zeroize::Zeroizing;
@@ -15,7 +13,6 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::key_manager::{check_wrap_input, KeyManager};
 use crate::root::{device, Root};
 use crate::secret::SecretBytes;
-use crate::sync::lock;
 use crate::wrapped_key::Envelope;
 
 impl KeyManager for Pkcs11Root {
@@ -86,26 +83,11 @@ impl KeyManager for Pkcs11Root {
     }
 
     fn health_check(&self) -> Result<()> {
-        self.check_open()?;
-        let mut lease = self.lease()?;
-        match self.refresh_key(lease.session()?) {
-            Err(e) if e.kind() == ErrorKind::Unavailable => {
-                // Maybe only this pooled session died: try a fresh one.
-                lease.discard();
-                drop(lease);
-                let lease = self.lease()?;
-                self.refresh_key(lease.session()?)
-            }
-            other => other,
-        }
+        self.0.health_check()
     }
 
     fn close(&self) -> Result<()> {
-        self.0.closed.store(true, Ordering::Release);
-        // Closing the sessions logs this root out; the token stays logged
-        // in while other roots of the process keep sessions open.
-        let sessions = std::mem::take(&mut *lock(&self.0.idle));
-        drop(sessions);
+        self.0.close();
         Ok(())
     }
 }

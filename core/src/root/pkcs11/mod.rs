@@ -47,6 +47,9 @@ use self::token::{find_key, find_slot, generate_key, load_module, open_session, 
 #[cfg_attr(docsrs, doc(cfg(feature = "pkcs11")))]
 pub const PKCS11_PROVIDER: &str = "pkcs11";
 
+/// A key on a token and the pool of logged-in sessions that reach it:
+/// what a [`Pkcs11Root`] (an AES key) and a `Pkcs11Signer` (a private key)
+/// share.
 struct Inner {
     module: Arc<Module>,
     module_path: PathBuf,
@@ -57,7 +60,17 @@ struct Inner {
     key: Mutex<ObjectHandle>,
     idle: Mutex<Vec<Session>>,
     closed: AtomicBool,
+    /// Finds the key by label again (its handle may change when the token
+    /// is reinserted).
+    find: FindKey,
+    /// "AES key" or "private key", for messages.
+    key_kind: &'static str,
+    /// "Pkcs11Root" or "Pkcs11Signer", for messages.
+    owner: &'static str,
 }
+
+/// Looks a key up by label on a session: `(session, token, label)`.
+type FindKey = fn(&Session, &str, &str) -> Result<Option<ObjectHandle>>;
 
 /// A root whose key is a non-extractable AES-256 key in a PKCS#11 token or
 /// HSM. Wraps data keys with `CKM_AES_GCM` through `C_Encrypt`; saves
@@ -183,6 +196,9 @@ impl Pkcs11Root {
             key: Mutex::new(key),
             idle: Mutex::new(vec![session]),
             closed: AtomicBool::new(false),
+            find: find_key,
+            key_kind: "AES key",
+            owner: "Pkcs11Root",
         })))
     }
 
@@ -211,11 +227,15 @@ impl Pkcs11Root {
     }
 
     fn check_open(&self) -> Result<()> {
-        if self.0.closed.load(Ordering::Acquire) {
-            Err(Error::unavailable("this Pkcs11Root was closed"))
-        } else {
-            Ok(())
-        }
+        self.0.check_open()
+    }
+
+    fn call<T>(
+        &self,
+        op: errors::Op,
+        f: impl Fn(&Session, ObjectHandle) -> std::result::Result<T, cryptoki::error::Error>,
+    ) -> Result<T> {
+        self.0.call(op, f)
     }
 }
 

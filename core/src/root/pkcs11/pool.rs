@@ -10,8 +10,8 @@ use cryptoki::object::ObjectHandle;
 use cryptoki::session::Session;
 
 use super::errors::{ck_error, classify, is_stale_key, is_stale_session, Op};
-use super::token::{find_key, open_session};
-use super::{Inner, Pkcs11Root};
+use super::token::open_session;
+use super::Inner;
 use crate::error::{Error, ErrorKind, Result};
 use crate::sync::lock;
 
@@ -19,23 +19,54 @@ use crate::sync::lock;
 /// load and closed when given back.
 pub(super) const MAX_IDLE_SESSIONS: usize = 8;
 
-impl Pkcs11Root {
+impl Inner {
     /// Borrows an idle session, or opens (and logs in) a new one.
     pub(super) fn lease(&self) -> Result<Lease<'_>> {
-        let idle = lock(&self.0.idle).pop();
+        let idle = lock(&self.idle).pop();
         let session = match idle {
             Some(s) => s,
-            None => open_session(
-                &self.0.module,
-                self.0.slot,
-                &self.0.token_label,
-                &self.0.pin,
-            )?,
+            None => open_session(&self.module, self.slot, &self.token_label, &self.pin)?,
         };
         Ok(Lease {
-            inner: &self.0,
+            inner: self,
             session: Some(session),
         })
+    }
+
+    pub(super) fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(Error::unavailable(format!(
+                "this {} was closed",
+                self.owner
+            )))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Finds the key again on a fresh session (a pooled one may be dead).
+    pub(super) fn health_check(&self) -> Result<()> {
+        self.check_open()?;
+        let mut lease = self.lease()?;
+        match self.refresh_key(lease.session()?) {
+            Err(e) if e.kind() == ErrorKind::Unavailable => {
+                // Maybe only this pooled session died: try a fresh one.
+                lease.discard();
+                drop(lease);
+                let lease = self.lease()?;
+                self.refresh_key(lease.session()?)
+            }
+            other => other,
+        }
+    }
+
+    /// Marks the handle closed and closes its idle sessions (logging this
+    /// handle out; the token stays logged in while other handles of the
+    /// process keep sessions open).
+    pub(super) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let sessions = std::mem::take(&mut *lock(&self.idle));
+        drop(sessions);
     }
 
     /// Runs `f` on a borrowed session with the key's handle. A dead session
@@ -49,7 +80,7 @@ impl Pkcs11Root {
         loop {
             self.check_open()?;
             let mut lease = self.lease()?;
-            let key = *lock(&self.0.key);
+            let key = *lock(&self.key);
             let err = match f(lease.session()?, key) {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
@@ -69,7 +100,7 @@ impl Pkcs11Root {
                 retried = true;
                 continue;
             }
-            return Err(ck_error(err, op, &self.0.token_label));
+            return Err(ck_error(err, op, &self.token_label));
         }
     }
 
@@ -77,16 +108,16 @@ impl Pkcs11Root {
     /// reinserted) and caches the new handle.
     pub(super) fn refresh_key(&self, session: &Session) -> Result<()> {
         let handle =
-            find_key(session, &self.0.token_label, &self.0.key_label)?.ok_or_else(|| {
+            (self.find)(session, &self.token_label, &self.key_label)?.ok_or_else(|| {
                 Error::new(
                     ErrorKind::UnknownKey,
                     format!(
-                        "no AES key labelled '{}' on token '{}' any more",
-                        self.0.key_label, self.0.token_label
+                        "no {} labelled '{}' on token '{}' any more",
+                        self.key_kind, self.key_label, self.token_label
                     ),
                 )
             })?;
-        *lock(&self.0.key) = handle;
+        *lock(&self.key) = handle;
         Ok(())
     }
 }
