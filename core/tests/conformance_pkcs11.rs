@@ -547,3 +547,133 @@ fn a_pkcs11_uri_opens_the_same_key() {
 fn new_root_with_label(label: &str) -> Pkcs11Root {
     open(&config(&peer(), label)).expect("open Pkcs11Root")
 }
+
+// ---------------------------------------------------------------------
+// Pkcs11Signer: the Signer conformance suite and its own checks.
+// ---------------------------------------------------------------------
+
+mod signer_conformance;
+
+fn open_signer(
+    label: &str,
+    alg: keystrata::Algorithm,
+) -> keystrata::Result<keystrata::sign::Pkcs11Signer> {
+    let _g = TOKEN_WRITES.read().unwrap_or_else(PoisonError::into_inner);
+    keystrata::sign::Pkcs11Signer::open(&config(&peer(), label), alg)
+}
+
+macro_rules! pkcs11_signer {
+    ($name:ident, $alg:expr) => {
+        mod $name {
+            use keystrata::sign::Signer;
+
+            fn make() -> Box<dyn Signer> {
+                let label = super::unique_label(concat!("sig-", stringify!($name)));
+                Box::new(super::open_signer(&label, $alg).expect("open the PKCS#11 signer"))
+            }
+            crate::signer_conformance::signer_suite!(make);
+        }
+    };
+}
+
+pkcs11_signer!(signer_ed25519, keystrata::Algorithm::Ed25519);
+pkcs11_signer!(signer_ecdsa_p256, keystrata::Algorithm::EcdsaP256);
+pkcs11_signer!(signer_ecdsa_secp256k1, keystrata::Algorithm::EcdsaSecp256k1);
+
+#[test]
+fn signer_keys_persist_are_private_and_keep_their_algorithm() {
+    use keystrata::sign::Signer;
+    use keystrata::{Algorithm, PublicKeyFormat};
+    let label = unique_label("sig-persist");
+    let a = open_signer(&label, Algorithm::EcdsaP256).unwrap();
+    let pem = a.public_key(PublicKeyFormat::Pem).unwrap();
+    // Found again by label, with the same public key; another algorithm is refused.
+    let mut c = config(&peer(), &label);
+    c.create_key = false;
+    let b = keystrata::sign::Pkcs11Signer::open(&c, Algorithm::EcdsaP256).unwrap();
+    assert_eq!(b.public_key(PublicKeyFormat::Pem).unwrap(), pem);
+    let e = keystrata::sign::Pkcs11Signer::open(&c, Algorithm::Ed25519).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+    // What one handle signs, the other's public key verifies.
+    let raw = b.public_key(PublicKeyFormat::Raw).unwrap();
+    keystrata::sign::verify(Algorithm::EcdsaP256, &raw, b"m", &a.sign(b"m").unwrap()).unwrap();
+    // Absent without create_key: UnknownKey; an AES root key's label is not a signing key.
+    let mut missing = config(&peer(), &unique_label("sig-missing"));
+    missing.create_key = false;
+    let e = keystrata::sign::Pkcs11Signer::open(&missing, Algorithm::Ed25519).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::UnknownKey);
+    let aes = unique_label("sig-aes");
+    new_root_with_label(&aes);
+    let mut c = config(&peer(), &aes);
+    c.create_key = false;
+    assert_eq!(
+        keystrata::sign::Pkcs11Signer::open(&c, Algorithm::Ed25519)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::UnknownKey
+    );
+    // The private key never leaves the token: sensitive, never extractable,
+    // and its value cannot be read.
+    {
+        use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+        use cryptoki::error::{Error as CkError, RvError};
+        use cryptoki::object::{Attribute, AttributeType, ObjectClass};
+        use cryptoki::session::UserType;
+        let p = peer();
+        let ctx = Pkcs11::new(&p.module).expect("load module");
+        match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+            Err(e) => panic!("initialize: {e}"),
+        }
+        let slot = ctx
+            .get_slots_with_token()
+            .expect("slots")
+            .into_iter()
+            .find(|s| {
+                ctx.get_token_info(*s)
+                    .map(|i| i.label().trim_end() == p.token)
+                    .unwrap_or(false)
+            })
+            .expect("the test token");
+        let session = ctx.open_ro_session(slot).expect("session");
+        match session.login(UserType::User, Some(&SecretString::from(p.pin.clone()))) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+            Err(e) => panic!("login: {e}"),
+        }
+        let h = session
+            .find_objects(&[
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::Label(label.as_bytes().to_vec()),
+            ])
+            .expect("find");
+        assert_eq!(h.len(), 1);
+        let attrs = session
+            .get_attributes(
+                h[0],
+                &[
+                    AttributeType::Sensitive,
+                    AttributeType::Extractable,
+                    AttributeType::NeverExtractable,
+                ],
+            )
+            .expect("attributes");
+        assert_eq!(attrs.len(), 3, "{attrs:?}");
+        for a in &attrs {
+            match a {
+                Attribute::Sensitive(v) => assert!(*v, "CKA_SENSITIVE"),
+                Attribute::Extractable(v) => assert!(!*v, "CKA_EXTRACTABLE"),
+                Attribute::NeverExtractable(v) => assert!(*v, "CKA_NEVER_EXTRACTABLE"),
+                other => panic!("unexpected attribute {other:?}"),
+            }
+        }
+        match session.get_attributes(h[0], &[AttributeType::Value]) {
+            Ok(v) => assert!(
+                !v.iter().any(|a| matches!(a, Attribute::Value(_))),
+                "CKA_VALUE was readable"
+            ),
+            Err(CkError::Pkcs11(RvError::AttributeSensitive, _)) => {}
+            Err(e) => panic!("reading CKA_VALUE: {e}"),
+        }
+    }
+    assert!(format!("{b:?}").contains("Pkcs11Signer") && !format!("{b:?}").contains(&peer().pin));
+}

@@ -32,6 +32,8 @@ pub use self::kmip::{
     KmipConfig, KmipKeyRef, KmipRoot, KmipVersion, DEFAULT_KMIP_PORT, DEFAULT_KMIP_TIMEOUT,
     KMIP_PROVIDER,
 };
+#[cfg(all(feature = "pkcs11", feature = "aws-lc"))]
+pub use self::pkcs11::Pkcs11Signer;
 #[cfg(feature = "pkcs11")]
 pub use self::pkcs11::{Pkcs11Config, Pkcs11Pin, Pkcs11Root, PKCS11_PROVIDER};
 pub use self::uri::from_uri;

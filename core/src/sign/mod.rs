@@ -25,6 +25,10 @@ pub(crate) use self::pair::KeyPair;
 pub use self::pair::{ecdsa_raw_to_der, encode_public_key, verify, verify_digest, verify_strict};
 #[cfg(feature = "aws-lc")]
 pub use self::signer::{KeychainSigner, Signer};
+/// A signing key in a PKCS#11 token (features `pkcs11` and `aws-lc`).
+#[cfg(all(feature = "pkcs11", feature = "aws-lc"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "pkcs11")))]
+pub use crate::root::Pkcs11Signer;
 
 /// A signing algorithm.
 #[non_exhaustive]

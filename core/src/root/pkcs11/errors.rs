@@ -18,6 +18,7 @@ pub(super) enum Op {
     GenerateKey,
     Encrypt,
     Decrypt,
+    Sign,
 }
 
 impl Op {
@@ -32,6 +33,7 @@ impl Op {
             Op::GenerateKey => format!("PKCS#11 generating the key on token '{target}' failed"),
             Op::Encrypt => format!("PKCS#11 AES-GCM encryption on token '{target}' failed"),
             Op::Decrypt => format!("PKCS#11 AES-GCM decryption on token '{target}' failed"),
+            Op::Sign => format!("PKCS#11 signing on token '{target}' failed"),
         }
     }
 }

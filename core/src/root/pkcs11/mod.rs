@@ -38,9 +38,13 @@ mod config;
 mod errors;
 mod key_manager;
 mod pool;
+#[cfg(feature = "aws-lc")]
+mod signer;
 mod token;
 
 pub use self::config::{Pkcs11Config, Pkcs11Pin};
+#[cfg(feature = "aws-lc")]
+pub use self::signer::Pkcs11Signer;
 use self::token::{find_key, find_slot, generate_key, load_module, open_session, Module};
 
 /// Provider name of [`Pkcs11Root`], written into its envelopes.
