@@ -59,7 +59,7 @@ const RESERVED_PROVIDERS: &[&str] = &[
 ];
 
 /// A [`KeyManager`] of the caller's own, checked, and usable as a
-/// [`Root`](super::Root). See the [module docs](self) for the rules.
+/// [`Root`]. See the [module docs](crate::root::custom) for the rules.
 ///
 /// ```
 /// use keystrata::root::CustomRoot;

@@ -18,6 +18,8 @@ pub mod minisign;
 mod pair;
 #[cfg(feature = "aws-lc")]
 mod signer;
+#[cfg(feature = "aws-lc")]
+pub mod trust;
 
 #[cfg(feature = "aws-lc")]
 pub(crate) use self::pair::KeyPair;
@@ -25,6 +27,8 @@ pub(crate) use self::pair::KeyPair;
 pub use self::pair::{ecdsa_raw_to_der, encode_public_key, verify, verify_digest, verify_strict};
 #[cfg(feature = "aws-lc")]
 pub use self::signer::{KeychainSigner, Signer};
+#[cfg(feature = "aws-lc")]
+pub use self::trust::{TrustKind, TrustVerified, TrustedKey, TrustedKeys};
 /// A signing key in a PKCS#11 token (features `pkcs11` and `aws-lc`).
 #[cfg(all(feature = "pkcs11", feature = "aws-lc"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "pkcs11")))]
