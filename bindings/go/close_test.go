@@ -56,6 +56,16 @@ func TestCloseSemantics(t *testing.T) {
 	_, calls["Subscribe"] = kc.Subscribe(func(Event) {})
 	calls["Unsubscribe"] = kc.Unsubscribe(1)
 	_, calls["KeyManager.WrapKey"] = kc.KeyManager().WrapKey(context.Background(), []byte("k"), nil)
+	_, calls["RotateSigning"] = kc.RotateSigning(AlgorithmEd25519)
+	_, calls["AddSigningKey"] = kc.AddSigningKey(AlgorithmEd25519)
+	_, calls["Sign"] = kc.Sign([]byte("m"))
+	_, calls["SignAs"] = kc.SignAs([]byte("m"), SignatureRaw)
+	_, calls["SignDigest"] = kc.SignDigest(make([]byte, 32), SignatureDER)
+	_, calls["Verify"] = kc.Verify([]byte("m"), make([]byte, 64))
+	_, calls["VerifyWith"] = kc.VerifyWith(1, []byte("m"), make([]byte, 64))
+	_, calls["VerifyDigest"] = kc.VerifyDigest(make([]byte, 32), make([]byte, 64))
+	_, calls["PublicKey"] = kc.PublicKey(1, PublicKeyPEM)
+	_, calls["PrimaryOf(PurposeSign)"] = kc.PrimaryOf(PurposeSign)
 	for name, err := range calls {
 		if !errors.Is(err, ErrUnavailable) {
 			t.Errorf("%s after Close: %v", name, err)

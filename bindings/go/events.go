@@ -29,6 +29,8 @@ const (
 	EventKeyDestroyed  EventKind = C.KS_EVENT_KEY_DESTROYED  // a key's material was destroyed
 	EventKeyDerived    EventKind = C.KS_EVENT_KEY_DERIVED    // a key was derived
 	EventDecryptFailed EventKind = C.KS_EVENT_DECRYPT_FAILED // an unseal, decrypt or unwrap failed (Event.Err says how)
+	EventSigned        EventKind = C.KS_EVENT_SIGNED         // a signature was made (KeyID, Algorithm, Digest: the audit trail)
+	EventVerifyFailed  EventKind = C.KS_EVENT_VERIFY_FAILED  // a signature did not verify (Event.Err says how)
 )
 
 // String is the kind's name in words ("key rotated"), read from the C
@@ -43,11 +45,18 @@ func (k EventKind) String() string {
 // Event is one lifecycle event. It carries identifiers only, never material.
 type Event struct {
 	Kind       EventKind
-	KeyID      uint32  // the key concerned; 0 if none or unknown
-	KeyVersion uint32  // that key's version; 0 if unknown
-	Purpose    Purpose // that key's purpose; PurposeNone if unknown
-	Automatic  bool    // for EventKeyRotated: the rotation policy triggered it
-	Err        error   // for EventDecryptFailed: the error returned to the caller (a *Error); else nil
+	KeyID      uint32    // the key concerned; 0 if none or unknown
+	KeyVersion uint32    // that key's version; 0 if unknown
+	Purpose    Purpose   // that key's purpose; PurposeNone if unknown
+	Automatic  bool      // for EventKeyRotated: the rotation policy triggered it
+	Err        error     // for EventDecryptFailed and EventVerifyFailed: the error returned to the caller (a *Error); else nil
+	Algorithm  Algorithm // for EventSigned: the signing algorithm; else AlgorithmNone
+	// Digest is, for EventSigned and EventVerifyFailed, the SHA-256 digest
+	// (32 bytes) of the message signed or verified (for SignDigest and
+	// VerifyDigest, the digest given): the audit trail names what was
+	// signed without holding it. nil otherwise, and for a digest argument
+	// that was not 32 bytes.
+	Digest []byte
 }
 
 // Live subscription handles. The library may still be delivering an event
@@ -147,6 +156,10 @@ func eventFromC(ev *C.ks_event) Event {
 		KeyVersion: uint32(ev.key_version),
 		Purpose:    Purpose(ev.purpose),
 		Automatic:  bool(ev.automatic),
+		Algorithm:  Algorithm(ev.algorithm),
+	}
+	if ev.has_digest {
+		e.Digest = C.GoBytes(unsafe.Pointer(&ev.digest[0]), C.int(len(ev.digest)))
 	}
 	if ev.error != C.KS_OK {
 		e.Err = newError(int(ev.error), "")

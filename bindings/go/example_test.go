@@ -122,6 +122,28 @@ func ExampleKeychain_Subscribe() {
 	// rotations: 2
 }
 
+func ExampleKeychain_Sign() {
+	kc, _ := keystrata.Generate(nil)
+	defer kc.Close()
+	key, _ := kc.RotateSigning(keystrata.AlgorithmEd25519)
+	release := []byte("keystrata-1.2.3.tar.gz")
+	sig, _ := kc.Sign(release)
+	// Publish the public key; anyone verifies with it alone.
+	pub, _ := kc.PublicKey(sig.KeyID, keystrata.PublicKeyRaw)
+	err := keystrata.VerifySignature(sig.Algorithm, pub, release, sig.Bytes)
+	fmt.Println(sig.Algorithm, len(sig.Bytes), sig.KeyID == key.KeyID, err == nil)
+
+	kc.RotateSigning(keystrata.AlgorithmECDSAP256) // old signatures keep verifying
+	by, _ := kc.Verify(release, sig.Bytes)
+	fmt.Println(by.KeyID == key.KeyID, by.Algorithm)
+	_, err = kc.Verify([]byte("keystrata-1.2.4.tar.gz"), sig.Bytes)
+	fmt.Println(errors.Is(err, keystrata.ErrAuthentication))
+	// Output:
+	// ed25519 64 true true
+	// true ed25519
+	// true
+}
+
 func ExampleKeychain_Close() {
 	kc, _ := keystrata.Generate(nil)
 	kc.Close()

@@ -13,9 +13,11 @@ import (
 )
 
 // A Keychain holds AES-256 keys with one primary per purpose (encrypt,
-// derive). Create one with Generate, Load, LoadFile, Open or
-// ImportTinkCleartext, and Close it when done: Close wipes the key material
-// (a finalizer does it otherwise, at some later garbage collection).
+// derive) and, once RotateSigning made the first, signing keys (Ed25519,
+// ECDSA) with a signing primary. Create one with Generate, Load, LoadFile,
+// Open or ImportTinkCleartext, and Close it when done: Close wipes the key
+// material (a finalizer does it otherwise, at some later garbage
+// collection).
 //
 // A Keychain is safe for concurrent use by many goroutines, including the
 // lifecycle methods (Rotate, Promote, ...) and Close. After Close every
@@ -396,10 +398,12 @@ const (
 	opEnable
 	opDestroy
 	opPrimary
+	opRotateSigning
+	opAddSigningKey
 )
 
-// lifecycle runs one lifecycle call; arg is a key ID or a purpose, as the
-// operation needs.
+// lifecycle runs one lifecycle call; arg is a key ID, a purpose or an
+// algorithm, as the operation needs.
 func (kc *Keychain) lifecycle(op lifecycleOp, arg uint32) (KeyInfo, error) {
 	p, err := kc.acquire()
 	if err != nil {
@@ -425,6 +429,10 @@ func (kc *Keychain) lifecycle(op lifecycleOp, arg uint32) (KeyInfo, error) {
 		st = C.ks_keychain_enable(p, a, &cerr)
 	case opDestroy:
 		st = C.ks_keychain_destroy(p, a, &cerr)
+	case opRotateSigning:
+		st = C.ks_keychain_rotate_signing(p, a, &info, &cerr)
+	case opAddSigningKey:
+		st = C.ks_keychain_add_signing_key(p, a, &info, &cerr)
 	default:
 		st = C.ks_keychain_primary(p, a, &info, &cerr)
 	}
@@ -447,11 +455,9 @@ func (kc *Keychain) RotateDerivation() (KeyInfo, error) {
 
 // AddKey adds an enabled, non-primary key of purpose: the first phase of a
 // two-phase rotation (add, roll the keychain out, then Promote). Errors:
-// ErrInvalidInput for a purpose other than PurposeEncrypt or PurposeDerive.
+// ErrInvalidInput for a purpose other than PurposeEncrypt or PurposeDerive
+// (a signing key needs an algorithm: AddSigningKey).
 func (kc *Keychain) AddKey(purpose Purpose) (KeyInfo, error) {
-	if purpose != PurposeEncrypt && purpose != PurposeDerive {
-		return KeyInfo{}, newError(C.KS_ERR_INVALID_INPUT, "purpose must be PurposeEncrypt or PurposeDerive")
-	}
 	return kc.lifecycle(opAddKey, uint32(purpose))
 }
 
@@ -461,8 +467,9 @@ func (kc *Keychain) Promote(keyID uint32) (KeyInfo, error) {
 	return kc.lifecycle(opPromote, keyID)
 }
 
-// Disable disables keyID: its ciphertexts fail with ErrKeyDisabled until
-// Enable. Errors: ErrUnknownKey; ErrPolicy for a primary or destroyed key.
+// Disable disables keyID until Enable: its ciphertexts fail with
+// ErrKeyDisabled; a signing key neither signs nor verifies. Errors:
+// ErrUnknownKey; ErrPolicy for a primary or destroyed key.
 func (kc *Keychain) Disable(keyID uint32) error {
 	_, err := kc.lifecycle(opDisable, keyID)
 	return err
@@ -486,11 +493,10 @@ func (kc *Keychain) Destroy(keyID uint32) error {
 // Primary returns the encryption primary: the key new ciphertexts use.
 func (kc *Keychain) Primary() (KeyInfo, error) { return kc.PrimaryOf(PurposeEncrypt) }
 
-// PrimaryOf returns the primary key of purpose.
+// PrimaryOf returns the primary key of purpose; for PurposeSign, the key
+// Sign uses. Errors: ErrUnknownKey (PurposeSign before any RotateSigning),
+// ErrInvalidInput (not a purpose).
 func (kc *Keychain) PrimaryOf(purpose Purpose) (KeyInfo, error) {
-	if purpose != PurposeEncrypt && purpose != PurposeDerive {
-		return KeyInfo{}, newError(C.KS_ERR_INVALID_INPUT, "purpose must be PurposeEncrypt or PurposeDerive")
-	}
 	return kc.lifecycle(opPrimary, uint32(purpose))
 }
 

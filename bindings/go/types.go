@@ -20,9 +20,12 @@ const (
 	PurposeEncrypt Purpose = C.KS_PURPOSE_ENCRYPT
 	// PurposeDerive: an HKDF master, used by DeriveOriginKey and Derive.
 	PurposeDerive Purpose = C.KS_PURPOSE_DERIVE
+	// PurposeSign: a signing key (its Algorithm in KeyInfo.Algorithm), used
+	// by Sign and Verify; made by RotateSigning and AddSigningKey.
+	PurposeSign Purpose = C.KS_PURPOSE_SIGN
 )
 
-// String is the purpose's name ("encrypt", "derive"; "none" for
+// String is the purpose's name ("encrypt", "derive", "sign"; "none" for
 // PurposeNone), read from the C library (ks_purpose_name), or "Purpose(N)".
 func (p Purpose) String() string {
 	if n := C.ks_purpose_name(C.int(p)); n != nil {
@@ -61,6 +64,7 @@ type KeyInfo struct {
 	CreatedAt time.Time // creation time (second precision)
 	Usage     uint64    // encryptions so far (bound keychain: the count reserved in its file)
 	Primary   bool      // whether it is the primary of its purpose
+	Algorithm Algorithm // for PurposeSign, the key's algorithm; else AlgorithmNone
 }
 
 func keyInfoFromC(k *C.ks_key_info) KeyInfo {
@@ -72,6 +76,7 @@ func keyInfoFromC(k *C.ks_key_info) KeyInfo {
 		CreatedAt: time.Unix(int64(k.created_at), 0),
 		Usage:     uint64(k.usage),
 		Primary:   bool(k.primary),
+		Algorithm: Algorithm(k.algorithm),
 	}
 }
 
@@ -129,7 +134,10 @@ type Counters struct {
 	UnwrapOK      uint64 // successful unwraps
 	UnwrapFailed  uint64 // failed unwraps
 	Derive        uint64 // successful derivations
-	Rotations     uint64 // rotations, manual or automatic, either purpose
+	Rotations     uint64 // rotations, manual or automatic, any purpose
+	Sign          uint64 // signatures made
+	VerifyOK      uint64 // successful verifications
+	VerifyFailed  uint64 // failed verifications
 	// Errors counts errors returned, by kind: Errors[code-1] for codes 1..12
 	// (use ErrorCount for a readable lookup).
 	Errors [12]uint64
@@ -150,6 +158,7 @@ func countersFromC(c *C.ks_counters) Counters {
 		Encrypt: uint64(c.encrypt), DecryptOK: uint64(c.decrypt_ok), DecryptFailed: uint64(c.decrypt_failed),
 		Wrap: uint64(c.wrap), UnwrapOK: uint64(c.unwrap_ok), UnwrapFailed: uint64(c.unwrap_failed),
 		Derive: uint64(c.derive), Rotations: uint64(c.rotations),
+		Sign: uint64(c.sign), VerifyOK: uint64(c.verify_ok), VerifyFailed: uint64(c.verify_failed),
 	}
 	for i := range r.Errors {
 		r.Errors[i] = uint64(c.errors[i])
