@@ -742,6 +742,25 @@ typedef struct ks_portable_counters {
   uint64_t cached_keks;
 } ks_portable_counters;
 
+/**
+ * Which key made a signature (filled by ks_keychain_sign and
+ * ks_keychain_sign_digest).
+ */
+typedef struct ks_signature_info {
+  /**
+   * The signing key's ID (its public key: ks_keychain_public_key).
+   */
+  uint32_t key_id;
+  /**
+   * That key's version.
+   */
+  uint32_t key_version;
+  /**
+   * Its algorithm.
+   */
+  enum ks_algorithm algorithm;
+} ks_signature_info;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -1497,7 +1516,8 @@ enum ks_status ks_keychain_add_signing_key(struct ks_keychain *kc, uint32_t algo
  * Signs `message_len` bytes at `message` with the signing primary and
  * writes the signature into `out` (room for `cap` bytes; at most
  * KS_MAX_SIGNATURE_LEN are ever needed) with its length in `*out_len`;
- * the signing key's ID goes to `*key_id` unless `key_id` is NULL.
+ * which key signed (ID, version, algorithm) goes to `*info` unless `info`
+ * is NULL.
  * `format` (a ks_signature_format) chooses DER or raw ECDSA signatures.
  * Every signature emits KS_EVENT_SIGNED. `out` NULL asks only for the
  * length: KS_MAX_SIGNATURE_LEN (no signature is made).
@@ -1505,7 +1525,7 @@ enum ks_status ks_keychain_add_signing_key(struct ks_keychain *kc, uint32_t algo
  * first), KS_ERR_INVALID_INPUT, KS_ERR_BUFFER_TOO_SMALL (`*out_len` says
  * how much), KS_ERR_UNAVAILABLE (closed).
  */
-enum ks_status ks_keychain_sign(const struct ks_keychain *kc, const uint8_t *message, size_t message_len, uint32_t format, uint8_t *out, size_t cap, size_t *out_len, uint32_t *key_id, struct ks_error **err);
+enum ks_status ks_keychain_sign(const struct ks_keychain *kc, const uint8_t *message, size_t message_len, uint32_t format, uint8_t *out, size_t cap, size_t *out_len, struct ks_signature_info *info, struct ks_error **err);
 
 /**
  * Signs a 32-byte SHA-256 `digest` computed elsewhere (ECDSA keys only,
@@ -1513,7 +1533,7 @@ enum ks_status ks_keychain_sign(const struct ks_keychain *kc, const uint8_t *mes
  * Errors: KS_ERR_INVALID_INPUT (not 32 bytes), KS_ERR_UNSUPPORTED (an
  * Ed25519 primary), and those of ks_keychain_sign.
  */
-enum ks_status ks_keychain_sign_digest(const struct ks_keychain *kc, const uint8_t *digest, size_t digest_len, uint32_t format, uint8_t *out, size_t cap, size_t *out_len, uint32_t *key_id, struct ks_error **err);
+enum ks_status ks_keychain_sign_digest(const struct ks_keychain *kc, const uint8_t *digest, size_t digest_len, uint32_t format, uint8_t *out, size_t cap, size_t *out_len, struct ks_signature_info *info, struct ks_error **err);
 
 /**
  * Verifies `signature` over `message` with the keychain's enabled signing

@@ -70,11 +70,11 @@ func cErr(st C.enum_ks_status, e *C.ks_error) error {
 // the address of a local passed to C would escape to the heap on every
 // call, and the caller-sized calls are meant to allocate nothing.
 type callOut struct {
-	n     C.size_t
-	err   *C.ks_error
-	env   C.ks_envelope
-	keyID C.uint32_t    // the key that signed (ks_keychain_sign)
-	info  C.ks_key_info // the key that verified, or a key looked up
+	n      C.size_t
+	err    *C.ks_error
+	env    C.ks_envelope
+	signer C.ks_signature_info // the key that signed (ks_keychain_sign)
+	info   C.ks_key_info       // the key that verified, or a key looked up
 }
 
 var callOuts = sync.Pool{New: func() any { return new(callOut) }}

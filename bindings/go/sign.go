@@ -152,9 +152,9 @@ func (kc *Keychain) sign(digest bool, in []byte, format SignatureFormat) (Signat
 		op, oc := cout(out)
 		var st C.enum_ks_status
 		if digest {
-			st = C.ks_keychain_sign_digest(p, ip, il, C.uint32_t(format), op, oc, &co.n, &co.keyID, &co.err)
+			st = C.ks_keychain_sign_digest(p, ip, il, C.uint32_t(format), op, oc, &co.n, &co.signer, &co.err)
 		} else {
-			st = C.ks_keychain_sign(p, ip, il, C.uint32_t(format), op, oc, &co.n, &co.keyID, &co.err)
+			st = C.ks_keychain_sign(p, ip, il, C.uint32_t(format), op, oc, &co.n, &co.signer, &co.err)
 		}
 		runtime.KeepAlive(in)
 		runtime.KeepAlive(out)
@@ -168,42 +168,11 @@ func (kc *Keychain) sign(digest bool, in []byte, format SignatureFormat) (Signat
 		out = make([]byte, 0, int(co.n))
 	}
 	n := int(co.n)
-	sig := Signature{KeyID: uint32(co.keyID), Bytes: out[:n:n]}
-	alg, err := signingAlgorithm(p, co.keyID, co)
-	if err != nil {
-		return Signature{}, err
-	}
-	sig.Algorithm = alg
-	return sig, nil
-}
-
-// signingAlgorithm returns the algorithm of signing key keyID, which just
-// signed. ks_keychain_sign reports the key but not its algorithm, so it is
-// read from the key's info: the signing primary's in the common case, else
-// (a rotation came in between) by walking the keys, newest first. A key's
-// algorithm never changes.
-func signingAlgorithm(p *C.ks_keychain, keyID C.uint32_t, co *callOut) (Algorithm, error) {
-	st := C.ks_keychain_primary(p, C.KS_PURPOSE_SIGN, &co.info, &co.err)
-	if err := co.error(st); err != nil {
-		return AlgorithmNone, err
-	}
-	if co.info.key_id == keyID {
-		return Algorithm(co.info.algorithm), nil
-	}
-	st = C.ks_keychain_key_count(p, &co.n, &co.err)
-	if err := co.error(st); err != nil {
-		return AlgorithmNone, err
-	}
-	for i := co.n; i > 0; i-- { // keys are never removed, only added
-		st = C.ks_keychain_key_info(p, i-1, &co.info, &co.err)
-		if err := co.error(st); err != nil {
-			return AlgorithmNone, err
-		}
-		if co.info.key_id == keyID {
-			return Algorithm(co.info.algorithm), nil
-		}
-	}
-	return AlgorithmNone, newError(C.KS_ERR_INTERNAL, fmt.Sprintf("signing key %d is not in the keychain", uint32(keyID)))
+	return Signature{
+		KeyID:     uint32(co.signer.key_id),
+		Algorithm: Algorithm(co.signer.algorithm),
+		Bytes:     out[:n:n],
+	}, nil
 }
 
 type verifyOp int

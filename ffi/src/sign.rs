@@ -46,6 +46,19 @@ pub enum ks_public_key_format {
     KS_PUBKEY_MINISIGN = 4,
 }
 
+/// Which key made a signature (filled by ks_keychain_sign and
+/// ks_keychain_sign_digest).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ks_signature_info {
+    /// The signing key's ID (its public key: ks_keychain_public_key).
+    pub key_id: u32,
+    /// That key's version.
+    pub key_version: u32,
+    /// Its algorithm.
+    pub algorithm: ks_algorithm,
+}
+
 /// The longest signature any algorithm makes, in bytes.
 pub const KS_MAX_SIGNATURE_LEN: usize = 72;
 
@@ -132,7 +145,8 @@ pub unsafe extern "C" fn ks_keychain_add_signing_key(
 /// Signs `message_len` bytes at `message` with the signing primary and
 /// writes the signature into `out` (room for `cap` bytes; at most
 /// KS_MAX_SIGNATURE_LEN are ever needed) with its length in `*out_len`;
-/// the signing key's ID goes to `*key_id` unless `key_id` is NULL.
+/// which key signed (ID, version, algorithm) goes to `*info` unless `info`
+/// is NULL.
 /// `format` (a ks_signature_format) chooses DER or raw ECDSA signatures.
 /// Every signature emits KS_EVENT_SIGNED. `out` NULL asks only for the
 /// length: KS_MAX_SIGNATURE_LEN (no signature is made).
@@ -148,14 +162,14 @@ pub unsafe extern "C" fn ks_keychain_sign(
     out: *mut u8,
     cap: usize,
     out_len: *mut usize,
-    key_id: *mut u32,
+    info: *mut ks_signature_info,
     err: *mut *mut ks_error,
 ) -> ks_status {
     guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
         let msg = unsafe { bytes(message, message_len, "message")? };
         let format = signature_format_from_c(format)?;
-        unsafe { sign_out(out, cap, out_len, key_id, || kc.inner.sign_as(msg, format)) }
+        unsafe { sign_out(out, cap, out_len, info, || kc.inner.sign_as(msg, format)) }
     })
 }
 
@@ -172,18 +186,14 @@ pub unsafe extern "C" fn ks_keychain_sign_digest(
     out: *mut u8,
     cap: usize,
     out_len: *mut usize,
-    key_id: *mut u32,
+    info: *mut ks_signature_info,
     err: *mut *mut ks_error,
 ) -> ks_status {
     guard(err, || {
         let kc = unsafe { handle(kc, "kc")? };
         let d = unsafe { bytes(digest, digest_len, "digest")? };
         let format = signature_format_from_c(format)?;
-        unsafe {
-            sign_out(out, cap, out_len, key_id, || {
-                kc.inner.sign_digest(d, format)
-            })
-        }
+        unsafe { sign_out(out, cap, out_len, info, || kc.inner.sign_digest(d, format)) }
     })
 }
 
@@ -191,7 +201,7 @@ unsafe fn sign_out(
     out: *mut u8,
     cap: usize,
     out_len: *mut usize,
-    key_id: *mut u32,
+    info: *mut ks_signature_info,
     sign: impl FnOnce() -> keystrata::Result<keystrata::Signature>,
 ) -> FfiResult {
     let out_len = out_ptr(out_len, "out_len")?;
@@ -209,7 +219,12 @@ unsafe fn sign_out(
     let dst = unsafe { std::slice::from_raw_parts_mut(out, cap) };
     dst[..sig.bytes.len()].copy_from_slice(&sig.bytes);
     unsafe { put(out_len, sig.bytes.len()) };
-    unsafe { put_opt(key_id, sig.key_id) };
+    let who = ks_signature_info {
+        key_id: sig.key_id,
+        key_version: sig.key_version,
+        algorithm: algorithm_to_c(Some(sig.algorithm)),
+    };
+    unsafe { put_opt(info, who) };
     Ok(())
 }
 

@@ -33,10 +33,11 @@ static void group_sign_round_trip(void)
         for (uint32_t fmt = KS_SIG_DER; fmt <= KS_SIG_RAW; fmt++) {
             uint8_t sig[KS_MAX_SIGNATURE_LEN];
             size_t n = 0;
-            uint32_t key_id = 0;
-            if (!OK(ks_keychain_sign(kc, MSG, MSG_LEN, fmt, sig, sizeof sig, &n, &key_id, E)))
+            ks_signature_info who_signed = {0};
+            if (!OK(ks_keychain_sign(kc, MSG, MSG_LEN, fmt, sig, sizeof sig, &n, &who_signed, E)))
                 continue;
-            CHECK(key_id == info.key_id);
+            CHECK(who_signed.key_id == info.key_id && who_signed.key_version == info.version &&
+                  who_signed.algorithm == algs[i]);
             CHECK(n > 0 && n <= KS_MAX_SIGNATURE_LEN);
             if (fmt == KS_SIG_RAW || algs[i] == KS_ALG_ED25519)
                 CHECK(n == 64);
@@ -94,11 +95,11 @@ static void group_sign_sizes_and_hostile(void)
     }
     uint8_t sig[KS_MAX_SIGNATURE_LEN];
     size_t n = SENT_LEN;
-    uint32_t key_id = 77;
+    ks_signature_info key_id = {77, 77, KS_ALG_NONE};
     /* No signing key yet. */
     EXPECT(ks_keychain_sign(kc, MSG, MSG_LEN, KS_SIG_DER, sig, sizeof sig, &n, &key_id, E), KS_ERR_UNKNOWN_KEY);
     EXPECT(ks_keychain_verify(kc, MSG, MSG_LEN, sig, 64, NULL, E), KS_ERR_UNKNOWN_KEY);
-    CHECK(key_id == 77);
+    CHECK(key_id.key_id == 77 && key_id.key_version == 77);
     ks_key_info info;
     EXPECT(ks_keychain_rotate_signing(kc, 0, &info, E), KS_ERR_INVALID_INPUT);
     EXPECT(ks_keychain_rotate_signing(kc, 4, &info, E), KS_ERR_INVALID_INPUT);
@@ -156,12 +157,12 @@ static void group_sign_audit(void)
     OK(ks_keychain_subscribe(kc, ev_cb, &rec, &sub, E));
     uint8_t sig[KS_MAX_SIGNATURE_LEN];
     size_t n = 0;
-    uint32_t key_id = 0;
+    ks_signature_info key_id = {0};
     OK(ks_keychain_sign(kc, MSG, MSG_LEN, KS_SIG_DER, sig, sizeof sig, &n, &key_id, E));
     EXPECT(ks_keychain_verify(kc, MSG, 3, sig, n, NULL, E), KS_ERR_AUTHENTICATION);
     ks_event e;
     if (CHECK(ev_last(&rec, KS_EVENT_SIGNED, &e)))
-        CHECK(e.key_id == key_id && e.algorithm == KS_ALG_ED25519 && e.has_digest && !all_zero(e.digest, 32));
+        CHECK(e.key_id == key_id.key_id && e.algorithm == KS_ALG_ED25519 && e.has_digest && !all_zero(e.digest, 32));
     if (CHECK(ev_last(&rec, KS_EVENT_VERIFY_FAILED, &e)))
         CHECK(e.error == KS_ERR_AUTHENTICATION && e.has_digest && e.purpose == KS_PURPOSE_SIGN);
     CHECK(strcmp(ks_event_kind_name(KS_EVENT_SIGNED), "signed") == 0);
