@@ -11,6 +11,8 @@
 //! - `roots`: `AgeRoot`, `PassphraseRoot`, `Pkcs11Root`, `KmipRoot`,
 //!   `UriRoot`, and the `root` argument every method takes.
 //! - `custom_root`: `CustomRoot`, a Python object as a root.
+//! - `sign`: `Signature`, the algorithm and format names, and
+//!   `verify_signature`.
 //! - `keychain`: `Keychain`.
 //!
 //! Every class is `frozen`: shared freely between threads, no borrow
@@ -27,6 +29,7 @@ mod custom_root;
 mod errors;
 mod keychain;
 mod roots;
+mod sign;
 mod types;
 
 use keystrata::MetadataBinding;
@@ -209,6 +212,7 @@ const _: () = {
     assert!(align_of::<types::PyPolicy>() <= 16);
     assert!(align_of::<types::PyEvent>() <= 16);
     assert!(align_of::<types::PyRotationPlan>() <= 16);
+    assert!(align_of::<sign::PySignature>() <= 16);
 };
 
 /// The native half of the ``keystrata`` package. Import ``keystrata``, not
@@ -228,8 +232,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::PyPolicy>()?;
     m.add_class::<types::PyEvent>()?;
     m.add_class::<types::PyRotationPlan>()?;
+    m.add_class::<sign::PySignature>()?;
     m.add_function(wrap_pyfunction!(hkdf_sha256, m)?)?;
     m.add_function(wrap_pyfunction!(metadata_context, m)?)?;
+    m.add_function(wrap_pyfunction!(sign::verify_signature, m)?)?;
     m.add_function(wrap_pyfunction!(roots::root_from_uri, m)?)?;
     // Test hooks live in a private submodule, outside `__all__`.
     let testing = PyModule::new(m.py(), "_testing")?;

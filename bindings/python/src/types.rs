@@ -1,5 +1,5 @@
 //! Immutable value objects: `Envelope`, `KeyInfo`, `Policy`, `Event`,
-//! `RotationPlan`.
+//! `RotationPlan` (and, in `sign`, `Signature`).
 
 use std::collections::BTreeMap;
 
@@ -149,9 +149,11 @@ impl PyEnvelope {
 /// ``Keychain.keys().expect("keys")``, ``Keychain.primary``, ``rotate()`` and friends.
 ///
 /// Attributes: ``key_id`` (int, written on the wire), ``version`` (1, 2, 3 …
-/// per purpose), ``purpose`` (``"encrypt"`` or ``"derive"``), ``status``
-/// (``"enabled"``, ``"disabled"`` or ``"destroyed"``), ``created_at`` (Unix
-/// seconds), ``usage`` (encryptions so far) and ``primary`` (bool).
+/// per purpose), ``purpose`` (``"encrypt"``, ``"derive"`` or ``"sign"``),
+/// ``status`` (``"enabled"``, ``"disabled"`` or ``"destroyed"``),
+/// ``created_at`` (Unix seconds), ``usage`` (encryptions so far),
+/// ``primary`` (bool) and ``algorithm`` (for a signing key
+/// ``"ed25519"``, ``"ecdsa-p256"`` or ``"ecdsa-secp256k1"``; else None).
 #[pyclass(frozen, eq, hash, get_all, name = "KeyInfo", module = "keystrata")]
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub(crate) struct PyKeyInfo {
@@ -159,7 +161,7 @@ pub(crate) struct PyKeyInfo {
     key_id: u32,
     /// 1, 2, 3 … in order of creation, counted per purpose.
     version: u32,
-    /// ``"encrypt"`` or ``"derive"``.
+    /// ``"encrypt"``, ``"derive"`` or ``"sign"``.
     purpose: &'static str,
     /// ``"enabled"``, ``"disabled"`` or ``"destroyed"``.
     status: &'static str,
@@ -170,6 +172,9 @@ pub(crate) struct PyKeyInfo {
     usage: u64,
     /// Whether this key is the primary key of its purpose.
     primary: bool,
+    /// For a signing key, its algorithm (``"ed25519"``, ``"ecdsa-p256"``,
+    /// ``"ecdsa-secp256k1"``); None for the other purposes.
+    algorithm: Option<&'static str>,
 }
 
 impl From<keystrata::KeyInfo> for PyKeyInfo {
@@ -182,6 +187,7 @@ impl From<keystrata::KeyInfo> for PyKeyInfo {
             created_at: k.created_at,
             usage: k.usage,
             primary: k.primary,
+            algorithm: k.algorithm.map(keystrata::Algorithm::name),
         }
     }
 }
@@ -189,15 +195,20 @@ impl From<keystrata::KeyInfo> for PyKeyInfo {
 #[pymethods]
 impl PyKeyInfo {
     fn __repr__(&self) -> String {
+        // The algorithm only where there is one (a signing key).
+        let algorithm = self
+            .algorithm
+            .map_or_else(String::new, |a| format!(", algorithm={}", py_repr(a)));
         format!(
-            "KeyInfo(key_id={}, version={}, purpose={}, status={}, created_at={}, usage={}, primary={})",
+            "KeyInfo(key_id={}, version={}, purpose={}, status={}, created_at={}, usage={}, primary={}{})",
             self.key_id,
             self.version,
             py_repr(self.purpose),
             py_repr(self.status),
             self.created_at,
             self.usage,
-            if self.primary { "True" } else { "False" }
+            if self.primary { "True" } else { "False" },
+            algorithm
         )
     }
 }
@@ -346,28 +357,48 @@ impl PyRotationPlan {
 ///
 /// - ``kind``: ``"key_created"``, ``"key_rotated"``, ``"key_promoted"``,
 ///   ``"key_disabled"``, ``"key_enabled"``, ``"key_destroyed"``,
-///   ``"key_derived"`` or ``"decrypt_failed"``.
+///   ``"key_derived"``, ``"decrypt_failed"``, ``"signed"`` or
+///   ``"verify_failed"``.
 /// - ``key_id``, ``key_version``, ``purpose``: the key concerned, when
 ///   known (else None).
 /// - ``automatic``: for ``"key_rotated"``, whether the rotation policy
 ///   triggered it.
-/// - ``error``: for ``"decrypt_failed"``, the kind of error returned to
-///   the caller (``"Authentication"``, ``"UnknownKey"``, …), else None.
-#[pyclass(frozen, eq, hash, get_all, name = "Event", module = "keystrata")]
+/// - ``error``: for ``"decrypt_failed"`` and ``"verify_failed"``, the kind
+///   of error returned to the caller (``"Authentication"``,
+///   ``"UnknownKey"``, …), else None.
+/// - ``algorithm``: for ``"signed"``, the signing algorithm, else None.
+/// - ``digest``: for ``"signed"`` and ``"verify_failed"``, the SHA-256
+///   digest (32 bytes) of the message (for ``sign_digest`` and
+///   ``verify_digest``, the digest given), else None: the audit trail
+///   names what was signed without holding it.
+#[pyclass(frozen, eq, hash, name = "Event", module = "keystrata")]
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub(crate) struct PyEvent {
     /// What happened: ``"key_created"``, ``"key_rotated"``, … (snake_case).
+    #[pyo3(get)]
     kind: &'static str,
     /// The key concerned, or None.
+    #[pyo3(get)]
     key_id: Option<u32>,
     /// That key's version, or None.
+    #[pyo3(get)]
     key_version: Option<u32>,
-    /// That key's purpose (``"encrypt"``/``"derive"``), or None.
+    /// That key's purpose (``"encrypt"``, ``"derive"``, ``"sign"``), or
+    /// None.
+    #[pyo3(get)]
     purpose: Option<&'static str>,
     /// For ``"key_rotated"``: whether the rotation policy triggered it.
+    #[pyo3(get)]
     automatic: bool,
-    /// For ``"decrypt_failed"``: the error kind name, else None.
+    /// For ``"decrypt_failed"`` and ``"verify_failed"``: the error kind
+    /// name, else None.
+    #[pyo3(get)]
     error: Option<&'static str>,
+    /// For ``"signed"``: the signing algorithm, else None.
+    #[pyo3(get)]
+    algorithm: Option<&'static str>,
+    /// Read through the `digest` getter (bytes, not a list of ints).
+    digest: Option<[u8; 32]>,
 }
 
 impl From<&keystrata::Event> for PyEvent {
@@ -379,6 +410,8 @@ impl From<&keystrata::Event> for PyEvent {
             purpose: e.purpose.map(|p| p.as_str()),
             automatic: e.automatic,
             error: e.error.map(|k| k.name()),
+            algorithm: e.algorithm.map(keystrata::Algorithm::name),
+            digest: e.digest,
         }
     }
 }
@@ -409,15 +442,33 @@ fn opt_str(v: Option<&str>) -> String {
 
 #[pymethods]
 impl PyEvent {
+    /// For ``"signed"`` and ``"verify_failed"``: the SHA-256 digest of the
+    /// message (32 bytes; for ``sign_digest``/``verify_digest``, the digest
+    /// given), else None.
+    #[getter]
+    fn digest<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        self.digest.as_ref().map(|d| bytes_out(py, d))
+    }
+
     fn __repr__(&self) -> String {
+        // The signing fields only on events that have them.
+        let mut signing = String::new();
+        if let Some(a) = self.algorithm {
+            signing.push_str(&format!(", algorithm={}", py_repr(a)));
+        }
+        if let Some(d) = &self.digest {
+            let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
+            signing.push_str(&format!(", digest=bytes.fromhex('{hex}')"));
+        }
         format!(
-            "Event(kind={}, key_id={}, key_version={}, purpose={}, automatic={}, error={})",
+            "Event(kind={}, key_id={}, key_version={}, purpose={}, automatic={}, error={}{})",
             py_repr(self.kind),
             opt(self.key_id),
             opt(self.key_version),
             opt_str(self.purpose),
             if self.automatic { "True" } else { "False" },
-            opt_str(self.error)
+            opt_str(self.error),
+            signing
         )
     }
 }

@@ -448,6 +448,9 @@ def test_counters(kc: keystrata.Keychain) -> None:
         "unwrap_failed": 0,
         "derive": 1,
         "rotations": 1,
+        "sign": 0,
+        "verify_ok": 0,
+        "verify_failed": 0,
     }
     assert c["errors"]["Authentication"] == 1
     assert sum(c["errors"].values()) == 1

@@ -4,6 +4,7 @@ and run by test_typing.py so it cannot drift from the real behaviour."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -113,6 +114,7 @@ def main() -> int:
     assert events and all(isinstance(e.kind, str) for e in events)
     device_roots()
     custom_root()
+    signing()
     return 0
 
 
@@ -141,6 +143,40 @@ class LabelledKms:
 
     def close(self) -> None:
         self.kc.close()
+
+
+def signing() -> None:
+    """Signing keys, signatures in both formats, public keys, the audit
+    events and counters."""
+    with Keychain.generate() as kc:
+        audit: List[Event] = []
+        kc.subscribe(audit.append)
+        signer: KeyInfo = kc.rotate_signing("ecdsa-p256")
+        alg: Optional[str] = signer.algorithm
+        assert alg == "ecdsa-p256" and signer.purpose == "sign"
+        sig: keystrata.Signature = kc.sign(b"release", format="raw")
+        sig_bytes: bytes = bytes(sig)
+        assert len(sig) == 64 and sig.bytes == sig_bytes and sig.key_version == 1
+        assert kc.verify(b"release", sig).key_id == sig.key_id
+        assert kc.verify_with(signer.key_id, memoryview(b"release"), sig_bytes) == signer
+        digest = hashlib.sha256(b"release").digest()
+        assert kc.verify_digest(digest, kc.sign_digest(digest)).algorithm == "ecdsa-p256"
+        pem: bytes = kc.public_key(signer.key_id)
+        assert pem.startswith(b"-----BEGIN PUBLIC KEY-----")
+        raw_pub: bytes = kc.public_key(signer.key_id, format="raw")
+        keystrata.verify_signature(sig.algorithm, raw_pub, b"release", sig)
+        staged: KeyInfo = kc.add_signing_key("ed25519")
+        kc.promote(staged.key_id)
+        assert kc.primary_for("sign").algorithm == "ed25519"
+        try:
+            kc.verify(b"tampered", sig)
+        except keystrata.AuthenticationError:
+            pass
+        digests: List[Optional[bytes]] = [e.digest for e in audit if e.kind in ("signed", "verify_failed")]
+        assert len(digests) == 3 and all(d is not None and len(d) == 32 for d in digests)
+        counters: keystrata.Counters = kc.counters()
+        signed: int = counters["sign"]
+        assert (signed, counters["verify_ok"], counters["verify_failed"]) == (2, 3, 1)
 
 
 def custom_root() -> None:

@@ -1,13 +1,13 @@
 """keystrata: in-process key management.
 
-A **keychain** holds AES-256 keys with one primary key per purpose
-(``encrypt`` and ``derive``). With it a program can **seal** small secrets,
-**envelope-encrypt** data, **wrap** data keys and **derive** stable
-per-origin keys, producing the same bytes as keystrata's Rust, C and Go
-APIs and as Google Tink. At rest the keychain is protected by a **root**:
-an age X25519 identity (``AgeRoot``) or an age passphrase
-(``PassphraseRoot``) in development, where the saved keychain is a plain
-age file; in production a key that never leaves a PKCS#11 token or HSM
+A **keychain** holds keys with one primary key per purpose (AES-256
+``encrypt`` and ``derive`` keys; Ed25519 or ECDSA ``sign`` keys). With it a
+program can **seal** small secrets, **envelope-encrypt** data, **wrap** data
+keys, **derive** stable per-origin keys and **sign** and verify, producing
+the same bytes as keystrata's Rust, C and Go APIs and as Google Tink. At
+rest the keychain is protected by a **root**: an age X25519 identity
+(``AgeRoot``) or an age passphrase (``PassphraseRoot``) in development,
+where the saved keychain is a plain age file; in production a key that never leaves a PKCS#11 token or HSM
 (``Pkcs11Root``) or a KMIP server (``KmipRoot``), or a root of your own
 (``CustomRoot``, around any object with the ``KeyManager`` methods, such
 as a client of your KMS).
@@ -45,13 +45,23 @@ Quick start::
     blob = kc.encrypt_portable(b"for elsewhere", b"doc-18")
     assert keystrata.decrypt_portable(blob, root, b"doc-18") == b"for elsewhere"
 
+    # Signing: Ed25519, or ECDSA P-256 / secp256k1 (DER or raw r‖s).
+    key = kc.rotate_signing("ecdsa-p256")
+    sig = kc.sign(b"release 1.2.3")                      # -> keystrata.Signature
+    assert kc.verify(b"release 1.2.3", sig).key_id == key.key_id
+    pem = kc.public_key(key.key_id)                      # SubjectPublicKeyInfo PEM
+    raw = kc.public_key(key.key_id, "raw")
+    keystrata.verify_signature("ecdsa-p256", raw, b"release 1.2.3", sig.bytes)
+
 Classes: ``Keychain``, ``AgeRoot``, ``PassphraseRoot``, ``Pkcs11Root``,
 ``KmipRoot``, ``UriRoot`` (from ``root_from_uri``, docs/ROOTS.md),
 ``CustomRoot``, ``Envelope``,
 ``KeyInfo``, ``Policy``, ``Event``, ``RotationPlan`` (from
-``Keychain.prepare_rotation``); the functions ``hkdf_sha256``,
-``metadata_context`` (an object-store gateway's wrap context from object
-metadata, docs/FORMAT.md §4.2) and ``decrypt_portable``; the
+``Keychain.prepare_rotation``), ``Signature`` (from ``Keychain.sign``);
+the functions ``hkdf_sha256``, ``metadata_context`` (an object-store
+gateway's wrap context from object metadata, docs/FORMAT.md §4.2),
+``decrypt_portable`` and ``verify_signature`` (a signature checked with a
+bare public key); the
 exceptions ``Error`` and one subclass per error kind (see
 ``keystrata.exceptions``). Typing helpers: ``Root``, ``KeyManager``,
 ``Counters``, ``PortableCounters``.
@@ -64,8 +74,8 @@ Derived and unwrapped key material returned to Python (``derive``,
 wipe a ``bytes`` or ``str`` object, so keep such values short-lived.
 
 Threads: every object is immutable from Python's side and safe to share
-between threads. Payloads above 4 KiB, and every call touching a file, age
-or scrypt, release the GIL.
+between threads. Payloads above 4 KiB, signing and verifying, and every
+call touching a file, age or scrypt, release the GIL.
 """
 
 from typing import TYPE_CHECKING, Dict, Protocol, TypedDict, Union
@@ -83,11 +93,13 @@ from keystrata._native import (
     Pkcs11Root,
     Policy,
     RotationPlan,
+    Signature,
     UriRoot,
     __version__,
     hkdf_sha256,
     metadata_context,
     root_from_uri,
+    verify_signature,
 )
 from keystrata.exceptions import (
     AuthenticationError,
@@ -161,6 +173,9 @@ class Counters(TypedDict):
     unwrap_failed: int
     derive: int
     rotations: int
+    sign: int
+    verify_ok: int
+    verify_failed: int
     errors: Dict[str, int]
 
 
@@ -209,9 +224,11 @@ __all__ = [
     "Policy",
     "Event",
     "RotationPlan",
+    "Signature",
     "hkdf_sha256",
     "metadata_context",
     "decrypt_portable",
+    "verify_signature",
     "Root",
     "KeyManager",
     "Counters",

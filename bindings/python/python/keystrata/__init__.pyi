@@ -17,11 +17,13 @@ from keystrata._native import PassphraseRoot as PassphraseRoot
 from keystrata._native import Pkcs11Root as Pkcs11Root
 from keystrata._native import Policy as Policy
 from keystrata._native import RotationPlan as RotationPlan
+from keystrata._native import Signature as Signature
 from keystrata._native import UriRoot as UriRoot
 from keystrata._native import __version__ as __version__
 from keystrata._native import hkdf_sha256 as hkdf_sha256
 from keystrata._native import metadata_context as metadata_context
 from keystrata._native import root_from_uri as root_from_uri
+from keystrata._native import verify_signature as verify_signature
 from keystrata.exceptions import AuthenticationError as AuthenticationError
 from keystrata.exceptions import BackendError as BackendError
 from keystrata.exceptions import Error as Error
@@ -59,6 +61,9 @@ class Counters(TypedDict):
     unwrap_failed: int
     derive: int
     rotations: int
+    sign: int
+    verify_ok: int
+    verify_failed: int
     errors: Dict[str, int]
 
 class PortableCounters(TypedDict):
@@ -83,9 +88,11 @@ __all__ = [
     "Policy",
     "Event",
     "RotationPlan",
+    "Signature",
     "hkdf_sha256",
     "metadata_context",
     "decrypt_portable",
+    "verify_signature",
     "Root",
     "KeyManager",
     "Counters",
