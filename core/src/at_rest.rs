@@ -77,9 +77,13 @@ pub(crate) fn to_json(set: &KeySet) -> Result<Zeroizing<Vec<u8>>> {
             k.id,
             k.version,
             k.purpose,
-            match k.algorithm {
-                Some(a) => format!("\"algorithm\": \"{a}\", "),
-                None => String::new(),
+            match (k.algorithm, k.minisign_key_id) {
+                (Some(a), Some(id)) => format!(
+                    "\"algorithm\": \"{a}\", \"minisign_key_id\": \"{}\", ",
+                    hex8(&id)
+                ),
+                (Some(a), None) => format!("\"algorithm\": \"{a}\", "),
+                (None, _) => String::new(),
             },
             k.status,
             k.created_at,
@@ -143,6 +147,10 @@ struct KeyDoc {
     /// Only for signing keys.
     #[serde(default)]
     algorithm: Option<String>,
+    /// Only for Ed25519 keys imported from minisign: their key ID, 16 hex
+    /// digits (the 8 bytes in order).
+    #[serde(default)]
+    minisign_key_id: Option<String>,
     status: String,
     created_at: u64,
     usage: u64,
@@ -270,6 +278,23 @@ pub(crate) fn from_json(json: &[u8]) -> Result<KeySet> {
             }
             (_, None) => None,
         };
+        let minisign_key_id = match (&k.minisign_key_id, algorithm) {
+            (None, _) => None,
+            (Some(h), Some(crate::sign::Algorithm::Ed25519)) => {
+                Some(unhex8(h).ok_or_else(|| {
+                    Error::format(format!(
+                        "key {}: minisign_key_id is not 16 hex digits",
+                        k.key_id
+                    ))
+                })?)
+            }
+            (Some(_), _) => {
+                return Err(Error::format(format!(
+                    "key {} has a minisign_key_id but is not an ed25519 signing key",
+                    k.key_id
+                )))
+            }
+        };
         let secret = match (status, k.material) {
             (KeyStatus::Destroyed, _) => None,
             (_, Some(m)) => {
@@ -301,6 +326,7 @@ pub(crate) fn from_json(json: &[u8]) -> Result<KeySet> {
             status,
             created_at: k.created_at,
             algorithm,
+            minisign_key_id,
             secret,
             usage: Arc::new(Usage::unbound(k.usage)),
             stored_usage: k.usage,
@@ -312,4 +338,19 @@ pub(crate) fn from_json(json: &[u8]) -> Result<KeySet> {
     }
     set.revision = doc.revision;
     Ok(set)
+}
+/// 8 bytes as 16 lower-case hex digits.
+fn hex8(b: &[u8; 8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex8(s: &str) -> Option<[u8; 8]> {
+    if s.len() != 16 || !s.bytes().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut out = [0u8; 8];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
 }

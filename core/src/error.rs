@@ -145,8 +145,11 @@ impl fmt::Debug for Error {
     }
 }
 
-/// The message of every authentication failure.
+/// The message of every authentication failure of a ciphertext.
 pub(crate) const AUTH_MESSAGE: &str = "ciphertext could not be authenticated";
+
+/// The message of every signature that does not verify.
+pub(crate) const BAD_SIGNATURE_MESSAGE: &str = "signature did not verify";
 
 impl Error {
     /// A new error of `kind` with a human-readable `message`.
@@ -177,6 +180,12 @@ impl Error {
 
     pub(crate) fn authentication() -> Error {
         Error::new(ErrorKind::Authentication, AUTH_MESSAGE)
+    }
+
+    /// A signature that does not verify: `Authentication`, with one fixed
+    /// message that says nothing more.
+    pub(crate) fn bad_signature() -> Error {
+        Error::new(ErrorKind::Authentication, BAD_SIGNATURE_MESSAGE)
     }
 
     pub(crate) fn invalid(message: impl Into<String>) -> Error {

@@ -401,6 +401,9 @@ pub(crate) struct Key {
     pub(crate) created_at: u64,
     /// For a signing key, its algorithm (`None` for other purposes).
     pub(crate) algorithm: Option<crate::sign::Algorithm>,
+    /// For an Ed25519 key imported from a minisign secret key file, the
+    /// key ID it came with (others use one derived from the public key).
+    pub(crate) minisign_key_id: Option<[u8; 8]>,
     /// `None` exactly when the key is destroyed.
     pub(crate) secret: Option<Arc<Secret>>,
     /// This process's usage counts (shared by every snapshot).

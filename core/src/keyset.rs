@@ -202,6 +202,26 @@ impl KeySet {
         self.push_key(Purpose::Sign, Some(alg), KeyMaterial(*secret), usage, 0)
     }
 
+    /// Adds an imported Ed25519 signing key (from a minisign secret key
+    /// file) with the key ID it came with; returns its position.
+    #[cfg(feature = "aws-lc")]
+    pub(crate) fn push_imported_minisign(
+        &mut self,
+        seed: &[u8; 32],
+        key_id: [u8; 8],
+        usage: Usage,
+    ) -> Result<usize> {
+        let pos = self.push_key(
+            Purpose::Sign,
+            Some(Algorithm::Ed25519),
+            KeyMaterial(*seed),
+            usage,
+            0,
+        )?;
+        self.keys[pos].minisign_key_id = Some(key_id);
+        Ok(pos)
+    }
+
     fn push_key(
         &mut self,
         purpose: Purpose,
@@ -219,6 +239,7 @@ impl KeySet {
             status: KeyStatus::Enabled,
             created_at: now_unix(),
             algorithm,
+            minisign_key_id: None,
             secret: Some(Arc::new(Secret::new(material))),
             usage: Arc::new(usage),
             stored_usage,

@@ -677,3 +677,50 @@ fn signer_keys_persist_are_private_and_keep_their_algorithm() {
     }
     assert!(format!("{b:?}").contains("Pkcs11Signer") && !format!("{b:?}").contains(&peer().pin));
 }
+
+/// A minisign signature made with an Ed25519 key that never leaves the
+/// token verifies with the real `minisign -V` and the exported `.pub`.
+#[test]
+fn minisign_signatures_from_a_token_key_verify_with_minisign() {
+    use keystrata::sign::{minisign, minisign_key_id, Signer};
+    use keystrata::{Algorithm, PublicKeyFormat};
+    let s = open_signer(&unique_label("sig-minisign"), Algorithm::Ed25519).unwrap();
+    let raw: [u8; 32] = s
+        .public_key(PublicKeyFormat::Raw)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let id = minisign_key_id(&raw);
+    let text = minisign::sign_with(
+        &|m: &[u8]| s.sign(m),
+        id,
+        b"firmware",
+        "signed in the HSM",
+        None,
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("fw"), b"firmware").unwrap();
+    std::fs::write(dir.path().join("fw.minisig"), &text).unwrap();
+    std::fs::write(
+        dir.path().join("k.pub"),
+        s.public_key(PublicKeyFormat::Minisign).unwrap(),
+    )
+    .unwrap();
+    let out = std::process::Command::new("minisign")
+        .args(["-Vm", "fw", "-p", "k.pub"])
+        .current_dir(dir.path())
+        .output()
+        .expect("minisign (apt-get install -y minisign)");
+    assert!(
+        out.status.success(),
+        "minisign -V: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("signed in the HSM"));
+    let pk = minisign::PublicKey::from_text(
+        std::str::from_utf8(&s.public_key(PublicKeyFormat::Minisign).unwrap()).unwrap(),
+    )
+    .unwrap();
+    minisign::verify(&pk, b"firmware", &text).unwrap();
+}

@@ -311,3 +311,183 @@ fn statuses_of_signing_keys_show_in_keys() {
         .filter(|k| k.purpose != Purpose::Sign)
         .all(|k| k.algorithm.is_none()));
 }
+
+// ---------------------------------------------------------------------
+// minisign: the real `minisign` binary both ways.
+// ---------------------------------------------------------------------
+
+fn minisign(args: &[&str], dir: &std::path::Path, stdin: Option<&str>) -> std::process::Output {
+    use std::io::Write as _;
+    let mut cmd = Command::new("minisign");
+    cmd.args(args).current_dir(dir);
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .expect("minisign is missing: apt-get install -y minisign (scripts/setup.sh installs it)");
+    if let Some(input) = stdin {
+        // minisign reads stdin only when it needs a password: a closed pipe is fine.
+        let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn minisign_verifies_what_the_keychain_signs() {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = Keychain::generate().unwrap();
+    let info = kc.rotate_signing(Algorithm::Ed25519).unwrap();
+    std::fs::write(dir.path().join("release.tar"), b"the release").unwrap();
+    let sig = kc
+        .sign_minisign(b"the release", "release 1.2.3 by keystrata")
+        .unwrap();
+    std::fs::write(dir.path().join("release.tar.minisig"), &sig).unwrap();
+    std::fs::write(
+        dir.path().join("k.pub"),
+        kc.public_key(info.key_id, PublicKeyFormat::Minisign)
+            .unwrap(),
+    )
+    .unwrap();
+    let out = minisign(&["-Vm", "release.tar", "-p", "k.pub"], dir.path(), None);
+    assert!(
+        out.status.success(),
+        "minisign -V: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("release 1.2.3 by keystrata"));
+    // A changed file fails in minisign too.
+    std::fs::write(dir.path().join("release.tar"), b"the releasf").unwrap();
+    assert!(
+        !minisign(&["-Vm", "release.tar", "-p", "k.pub"], dir.path(), None)
+            .status
+            .success()
+    );
+    // And the keychain verifies its own, finding the key by its key ID.
+    assert_eq!(
+        kc.verify_minisign(b"the release", &sig).unwrap().key_id,
+        info.key_id
+    );
+    assert_eq!(
+        kc.verify_minisign(b"the releasf", &sig).unwrap_err().kind(),
+        ErrorKind::Authentication
+    );
+    let c = kc.counters();
+    assert_eq!((c.sign, c.verify_ok, c.verify_failed), (1, 1, 1));
+    // An ECDSA primary cannot make minisign signatures.
+    kc.rotate_signing(Algorithm::EcdsaP256).unwrap();
+    assert_eq!(
+        kc.sign_minisign(b"x", "").unwrap_err().kind(),
+        ErrorKind::Unsupported
+    );
+    assert_eq!(
+        kc.sign_minisign(b"x", "two\nlines").unwrap_err().kind(),
+        ErrorKind::Unsupported
+    );
+    kc.promote(info.key_id).unwrap();
+    assert_eq!(
+        kc.sign_minisign(b"x", "two\nlines").unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+}
+
+#[test]
+fn minisign_secret_keys_import_with_their_key_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Without a password (-W), and with one read from stdin.
+    assert!(
+        minisign(&["-G", "-W", "-p", "plain.pub", "-s", "plain.key"], d, None)
+            .status
+            .success()
+    );
+    let out = minisign(
+        &["-G", "-p", "pw.pub", "-s", "pw.key"],
+        d,
+        Some("hunter2\nhunter2\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root = AgeRoot::generate();
+    for (name, password) in [("plain", None), ("pw", Some(&b"hunter2"[..]))] {
+        let kc = Keychain::generate().unwrap();
+        let text = std::fs::read_to_string(d.join(format!("{name}.key"))).unwrap();
+        if password.is_some() {
+            assert_eq!(
+                kc.import_minisign_secret_key(&text, Some(b"wrong"))
+                    .unwrap_err()
+                    .kind(),
+                ErrorKind::Authentication
+            );
+            assert_eq!(
+                kc.import_minisign_secret_key(&text, None)
+                    .unwrap_err()
+                    .kind(),
+                ErrorKind::InvalidInput
+            );
+        }
+        let info = kc.import_minisign_secret_key(&text, password).unwrap();
+        assert!(info.primary && info.algorithm == Some(Algorithm::Ed25519));
+        assert_eq!(
+            kc.import_minisign_secret_key(&text, password)
+                .unwrap_err()
+                .kind(),
+            ErrorKind::InvalidInput
+        );
+        // Our export of the public key is the .pub minisign wrote (same key ID).
+        let ours = String::from_utf8(
+            kc.public_key(info.key_id, PublicKeyFormat::Minisign)
+                .unwrap(),
+        )
+        .unwrap();
+        let theirs = std::fs::read_to_string(d.join(format!("{name}.pub"))).unwrap();
+        assert_eq!(ours.lines().nth(1), theirs.lines().nth(1), "{name}");
+        // What the keychain signs verifies against minisign's own .pub ...
+        std::fs::write(d.join("doc"), b"document").unwrap();
+        std::fs::write(
+            d.join("doc.minisig"),
+            kc.sign_minisign(b"document", "imported").unwrap(),
+        )
+        .unwrap();
+        let out = minisign(&["-Vm", "doc", "-p", &format!("{name}.pub")], d, None);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // ... and what minisign signs with the file verifies here, also after save/load.
+        std::fs::remove_file(d.join("doc.minisig")).unwrap();
+        let out = minisign(
+            &[
+                "-Sm",
+                "doc",
+                "-s",
+                &format!("{name}.key"),
+                "-t",
+                "by minisign",
+            ],
+            d,
+            Some("hunter2\n"),
+        );
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let sig = std::fs::read_to_string(d.join("doc.minisig")).unwrap();
+        let back = Keychain::load(&kc.save(&root).unwrap(), &root).unwrap();
+        assert_eq!(
+            back.verify_minisign(b"document", &sig).unwrap().key_id,
+            info.key_id
+        );
+        assert_eq!(
+            back.public_key(info.key_id, PublicKeyFormat::Minisign)
+                .unwrap(),
+            ours.as_bytes()
+        );
+    }
+}

@@ -200,7 +200,7 @@ impl Keychain {
         }
         let r = self.verify_by(None, |k, alg, public| {
             if !alg.is_ecdsa() {
-                return Err(Error::authentication());
+                return Err(Error::bad_signature());
             }
             crate::sign::verify_digest(alg, public, digest, signature).map(|_| k)
         });
@@ -246,7 +246,7 @@ impl Keychain {
                 "this keychain has no enabled signing key",
             ));
         }
-        Err(Error::authentication())
+        Err(Error::bad_signature())
     }
 
     fn done_verify(&self, r: Result<KeyInfo>, what: Signed<'_>) -> Result<KeyInfo> {
@@ -300,15 +300,150 @@ impl Keychain {
                 )
             })?;
             let pair = secret.key_pair(algorithm_of(key)?)?;
-            let raw = pair.public_raw();
-            let id = match <[u8; 32]>::try_from(raw.as_slice()) {
-                Ok(pk) => minisign_key_id(&pk),
-                Err(_) => [0; 8],
-            };
-            pair.public_key(format, id)
+            pair.public_key(format, minisign_id(key, pair))
         })();
         self.track(r)
     }
+
+    /// Signs `data` as `minisign -S` does, with the signing primary (which
+    /// must be Ed25519: `Unsupported` otherwise), and returns the text of
+    /// the `.minisig` file: a prehashed signature and `trusted_comment`
+    /// under the global signature. `minisign -V` verifies it with
+    /// [`public_key`](Keychain::public_key)`(id, PublicKeyFormat::Minisign)`.
+    /// Emits `Signed` (digest: SHA-256 of `data`) like every signature.
+    /// `InvalidInput` for a comment minisign cannot carry.
+    pub fn sign_minisign(&self, data: &[u8], trusted_comment: &str) -> Result<String> {
+        let r = self.with_primary_signer(|key, alg, pair| {
+            if alg != Algorithm::Ed25519 {
+                return Err(Error::unsupported(format!(
+                    "minisign signs with ed25519 keys; the signing primary is {alg}"
+                )));
+            }
+            let text = crate::sign::minisign::sign_with(
+                &|m: &[u8]| pair.sign(m, SignatureFormat::Der),
+                minisign_id(key, pair),
+                data,
+                trusted_comment,
+                None,
+            )?;
+            Ok((signature(key, alg, Vec::new()), text))
+        });
+        match r {
+            Ok((sig, text)) => self.done_sign(Ok(sig), Signed::Message(data)).map(|_| text),
+            Err(e) => self
+                .done_sign(Err(e), Signed::Message(data))
+                .map(|_| String::new()),
+        }
+    }
+
+    /// Verifies a minisign signature (`.minisig` text, prehashed or legacy)
+    /// of `data` with the enabled Ed25519 signing key whose minisign key ID
+    /// it names; returns that key. `UnknownKey` if no enabled key has the
+    /// ID, `Authentication` if it does not verify (trusted comment
+    /// included), `Format` for text that is not a minisign signature.
+    pub fn verify_minisign(&self, data: &[u8], signature: &str) -> Result<KeyInfo> {
+        let r = (|| {
+            let id = crate::sign::minisign::signature_key_id(signature)?;
+            let set = self.live()?;
+            for pos in (0..set.keys.len()).rev() {
+                let key = &set.keys[pos];
+                let (Purpose::Sign, KeyStatus::Enabled, Some(Algorithm::Ed25519), Some(secret)) =
+                    (key.purpose, key.status, key.algorithm, &key.secret)
+                else {
+                    continue;
+                };
+                let pair = secret.key_pair(Algorithm::Ed25519)?;
+                if minisign_id(key, pair) != id {
+                    continue;
+                }
+                let mut pk = crate::sign::minisign::PublicKey {
+                    key_id: id,
+                    key: [0; 32],
+                };
+                pk.key.copy_from_slice(&pair.public_raw());
+                crate::sign::minisign::verify(&pk, data, signature)?;
+                return Ok(set.info(pos));
+            }
+            Err(Error::new(
+                crate::ErrorKind::UnknownKey,
+                format!(
+                    "no enabled ed25519 signing key has minisign key ID {}",
+                    crate::sign::minisign::key_id_hex(id)
+                ),
+            ))
+        })();
+        self.done_verify(r, Signed::Message(data))
+    }
+
+    /// Imports a minisign secret key file (`minisign -G` output; `password`
+    /// for an encrypted one, `None` for one made with `-W`) as an Ed25519
+    /// signing key that keeps its minisign key ID, so signatures made with
+    /// it verify against the `.pub` file published before. It becomes the
+    /// signing primary if the keychain has none; otherwise promote it.
+    ///
+    /// Errors: `Authentication` (wrong password), `InvalidInput` (an
+    /// encrypted key and no password), `Policy` (scrypt limits above
+    /// minisign's own maximum), `Format`, and `InvalidInput` if the key is
+    /// in the keychain already.
+    pub fn import_minisign_secret_key(
+        &self,
+        text: &str,
+        password: Option<&[u8]>,
+    ) -> Result<KeyInfo> {
+        let r = (|| {
+            let sk = crate::sign::minisign::SecretKey::from_text(text, password)?;
+            let (info, _) = self.mutate(|set, bound| {
+                let dup = set.keys.iter().any(|k| {
+                    k.purpose == Purpose::Sign
+                        && k.algorithm == Some(Algorithm::Ed25519)
+                        && k.secret
+                            .as_ref()
+                            .is_some_and(|s| s.material.0 == **sk.insecure_seed())
+                });
+                if dup {
+                    return Err(Error::invalid(
+                        "this minisign key is in the keychain already",
+                    ));
+                }
+                let usage = if bound {
+                    Usage::bound()
+                } else {
+                    Usage::unbound(0)
+                };
+                let pos = set.push_imported_minisign(sk.insecure_seed(), sk.key_id(), usage)?;
+                let k = &set.keys[pos];
+                let mut events = vec![Event::key(
+                    EventKind::KeyCreated,
+                    k.id,
+                    k.version,
+                    Purpose::Sign,
+                )];
+                if set.primary_sign.is_none() {
+                    set.set_primary(Purpose::Sign, pos);
+                    let k = &set.keys[pos];
+                    events.push(Event::key(
+                        EventKind::KeyPromoted,
+                        k.id,
+                        k.version,
+                        Purpose::Sign,
+                    ));
+                }
+                Ok((Some(set.info(pos)), events))
+            })?;
+            info.ok_or_else(|| Error::internal("import produced no key"))
+        })();
+        self.track(r)
+    }
+}
+
+/// A signing key's minisign key ID: the one it was imported with, or the
+/// one derived from its public key (FORMAT.md §12).
+fn minisign_id(key: &Key, pair: &crate::sign::KeyPair) -> [u8; 8] {
+    key.minisign_key_id.unwrap_or_else(|| {
+        <[u8; 32]>::try_from(pair.public_raw().as_slice())
+            .map(|pk| minisign_key_id(&pk))
+            .unwrap_or([0; 8])
+    })
 }
 
 fn signature(key: &Key, algorithm: Algorithm, bytes: Vec<u8>) -> Signature {

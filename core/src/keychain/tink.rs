@@ -33,6 +33,7 @@ impl Keychain {
             };
             set.keys.push(Key {
                 algorithm: None,
+                minisign_key_id: None,
                 id: k.key_id,
                 version: u32::try_from(i + 1).map_err(|_| Error::invalid("too many keys"))?,
                 purpose: Purpose::Encrypt,

@@ -318,6 +318,30 @@ pub fn sign(
     trusted_comment: &str,
     untrusted_comment: Option<&str>,
 ) -> Result<String> {
+    let pair = key_pair(seed)?;
+    sign_with(
+        &|m: &[u8]| Ok(pair.sign(m).as_ref().to_vec()),
+        key_id,
+        data,
+        trusted_comment,
+        untrusted_comment,
+    )
+}
+
+/// [`sign`] with the Ed25519 signing done by `ed25519` (pure Ed25519 of
+/// the bytes it is given): for a key that never leaves a token or the
+/// keychain, e.g. `|m| signer.sign(m)` over an Ed25519
+/// [`Signer`](super::Signer). `ed25519` is called twice: for the
+/// BLAKE2b-512 of `data`, then for the signature ‖ trusted comment.
+/// Errors: as [`sign`], those of `ed25519`, and `Backend` if it returns
+/// something other than 64 bytes.
+pub fn sign_with(
+    ed25519: &dyn Fn(&[u8]) -> Result<Vec<u8>>,
+    key_id: [u8; 8],
+    data: &[u8],
+    trusted_comment: &str,
+    untrusted_comment: Option<&str>,
+) -> Result<String> {
     check_comment(trusted_comment, MAX_TRUSTED_COMMENT_LEN, "trusted comment")?;
     let untrusted_comment = untrusted_comment.unwrap_or(DEFAULT_UNTRUSTED_COMMENT);
     check_comment(
@@ -325,19 +349,28 @@ pub fn sign(
         MAX_UNTRUSTED_COMMENT_LEN,
         "untrusted comment",
     )?;
-    let pair = key_pair(seed)?;
-
-    let signature = pair.sign(&Blake2b512::digest(data));
+    let sixty_four = |sig: Vec<u8>| -> Result<[u8; 64]> {
+        <[u8; 64]>::try_from(sig.as_slice()).map_err(|_| {
+            Error::new(
+                ErrorKind::Backend,
+                format!("an Ed25519 signer returned {} bytes, not 64", sig.len()),
+            )
+        })
+    };
+    let signature = sixty_four(ed25519(&Blake2b512::digest(data))?)?;
     let mut sig_struct = [0u8; SIG_STRUCT_LEN];
     sig_struct[..2].copy_from_slice(&SIGALG_HASHED);
     sig_struct[2..10].copy_from_slice(&key_id);
-    sig_struct[10..].copy_from_slice(signature.as_ref());
+    sig_struct[10..].copy_from_slice(&signature);
 
-    let global = pair.sign(&global_message(&sig_struct[10..], trusted_comment));
+    let global = sixty_four(ed25519(&global_message(
+        &sig_struct[10..],
+        trusted_comment,
+    ))?)?;
     Ok(format!(
         "{UNTRUSTED_PREFIX}{untrusted_comment}\n{}\n{TRUSTED_PREFIX}{trusted_comment}\n{}\n",
         STANDARD.encode(sig_struct),
-        STANDARD.encode(global.as_ref()),
+        STANDARD.encode(global),
     ))
 }
 
@@ -369,13 +402,13 @@ pub fn verify(pk: &PublicKey, data: &[u8], sig_text: &str) -> Result<Verified> {
     } else {
         public.verify(data, &sig.signature)
     };
-    checked.map_err(|_| Error::authentication())?;
+    checked.map_err(|_| Error::bad_signature())?;
     public
         .verify(
             &global_message(&sig.signature, sig.trusted_comment),
             &sig.global_signature,
         )
-        .map_err(|_| Error::authentication())?;
+        .map_err(|_| Error::bad_signature())?;
     Ok(Verified {
         trusted_comment: sig.trusted_comment.to_owned(),
         prehashed: sig.prehashed,
@@ -475,7 +508,10 @@ impl SecretKey {
         let computed = checksum(key_id_bytes, seed_bytes, pk_bytes);
         if !ct_eq(&computed[..], stored_chk) {
             if encrypted {
-                return Err(Error::authentication());
+                return Err(Error::new(
+                    ErrorKind::Authentication,
+                    "wrong password for the minisign secret key (its checksum does not match)",
+                ));
             }
             // `minisign -G -W` writes an all-zero checksum; `minisign -C -W`
             // (removing a password) keeps the right one.

@@ -303,7 +303,7 @@ pub fn verify(alg: Algorithm, public_raw: &[u8], message: &[u8], signature: &[u8
     if ok {
         Ok(())
     } else {
-        Err(Error::authentication())
+        Err(Error::bad_signature())
     }
 }
 
@@ -336,7 +336,7 @@ pub fn verify_strict(
     if ok {
         Ok(())
     } else {
-        Err(Error::authentication())
+        Err(Error::bad_signature())
     }
 }
 
@@ -369,7 +369,7 @@ pub fn verify_digest(
     if ok {
         Ok(())
     } else {
-        Err(Error::authentication())
+        Err(Error::bad_signature())
     }
 }
 

@@ -226,7 +226,7 @@ impl TrustedKeys {
                 "the trust file lists no official key",
             ));
         }
-        Err(Error::authentication())
+        Err(Error::bad_signature())
     }
 
     fn verify_minisign(&self, data: &[u8], text: &str) -> Result<TrustVerified> {
