@@ -57,6 +57,7 @@ TARGETS=(
   "tink_import       8192  tink.dict"
   "kmip_ttlv         4096  -"
   "portable          8192  kswr.dict"
+  "signatures        8192  -"
 )
 
 # Targets whose error-message cap (fuzz/src/lib.rs, KS_FUZZ_MAX_MESSAGE) is

@@ -365,6 +365,38 @@ fn main() {
         }
     }
 
+    // signatures: a minisign public key, signatures (prehashed, and one by
+    // another key ID), a trust file listing the fixture key, and one with an
+    // official key, each behind its mode byte.
+    {
+        use keystrata::sign::minisign::SecretKey;
+        let sk = SecretKey::from_seed(&[7; 32], [1, 2, 3, 4, 5, 6, 7, 8]).expect("seed key");
+        let other = SecretKey::from_seed(&[9; 32], [8; 8]).expect("seed key");
+        let with = |mode: u8, text: &str| {
+            let mut v = vec![mode];
+            v.extend_from_slice(text.as_bytes());
+            v
+        };
+        out.put("signatures", "pubkey", &with(0, &sk.public_key().to_text()));
+        out.put("signatures", "pubkey-line", &with(0, &sk.public_key().to_base64()));
+        let sig = sk.sign(b"data", "fixture", None).expect("sign");
+        out.put("signatures", "sig", &with(1, &sig));
+        out.put("signatures", "sig-other", &with(1, &other.sign(b"data", "", None).expect("sign")));
+        let kc = Keychain::generate().expect("keychain");
+        let info = kc.rotate_signing(keystrata::Algorithm::EcdsaP256).expect("rotate");
+        let der = kc
+            .public_key(info.key_id, keystrata::PublicKeyFormat::Der)
+            .expect("der");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        let trust = format!(
+            "# keystrata trusted keys v1\nrelease official active ecdsa-p256 {b64}\n\
+             alice community active minisign {}\nbob community revoked minisign {}\n",
+            sk.public_key().to_base64(),
+            other.public_key().to_base64()
+        );
+        out.put("signatures", "trust", &with(3, &trust));
+    }
+
     for (target, n) in &out.written {
         println!("seeds: {target}: {n}");
     }
