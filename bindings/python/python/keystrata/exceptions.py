@@ -10,8 +10,9 @@ code  kind            class                      meaning
 ====  ==============  =========================  ===============================
 1     InvalidInput    InvalidInputError          an argument is malformed or out
                                                  of range
-2     Authentication  AuthenticationError        a ciphertext or envelope failed
-                                                 authentication (never says why)
+2     Authentication  AuthenticationError        a ciphertext, envelope or
+                                                 signature failed authentication
+                                                 (never says why)
 3     UnknownKey      UnknownKeyError            no key has the key ID the input
                                                  names
 4     KeyDisabled     KeyDisabledError           the key is disabled
@@ -85,9 +86,10 @@ class InvalidInputError(Error):
 
 
 class AuthenticationError(Error):
-    """A ciphertext, envelope or saved keychain failed authentication:
-    tampered, wrong aad or context, wrong identity or passphrase. Says
-    nothing more, deliberately."""
+    """A ciphertext, envelope, saved keychain or signature failed
+    authentication: tampered, wrong aad or context, wrong identity or
+    passphrase, a signature that does not verify. Says nothing more,
+    deliberately."""
 
     kind = "Authentication"
     code = 2
@@ -132,7 +134,8 @@ class UnsupportedError(Error):
 
 
 class BackendError(Error):
-    """A root backend (age, later an HSM or KMIP server) reported a failure."""
+    """A root or signer backend (an HSM, a KMIP server, AWS KMS, a custom
+    root) reported a failure."""
 
     kind = "Backend"
     code = 8
