@@ -2,7 +2,9 @@
 //! through keystrata's verifiers: every case of ECDSA P-256 and secp256k1
 //! with SHA-256 (DER and P1363) and Ed25519. A `valid` case verifies; an
 //! `invalid` one fails with Authentication, or InvalidInput for a public key
-//! keystrata refuses; an `acceptable` one may do either.
+//! keystrata refuses; an `acceptable` one may do either. Both verifiers are
+//! checked: `verify_strict` (the file's own encoding only) and `verify`
+//! (DER, or raw `r ‖ s` at 64 bytes), which every binding exposes.
 #![cfg(feature = "aws-lc")]
 
 use keystrata::sign::{verify, verify_strict};
@@ -70,6 +72,9 @@ fn run(file: &str, alg: Algorithm, format: SignatureFormat) -> (usize, usize) {
                         matches!(kind, ErrorKind::Authentication | ErrorKind::InvalidInput),
                         "{file} #{id}: {kind:?}"
                     );
+                    // The lenient verifier (DER, or raw at 64 bytes: what the
+                    // bindings' verify_signature uses) refuses it too.
+                    assert!(verify(alg, &pk, &msg, &sig).is_err(), "{file} #{id}: lenient verify accepts");
                     invalid += 1;
                 }
                 "acceptable" => {}
