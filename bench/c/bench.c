@@ -7,6 +7,13 @@
  * nonce (RAND_bytes), allocates nonce|ct|tag, encrypts. keystrata is shown
  * both with its allocating call (ks_keychain_seal + ks_buffer_free) and
  * writing into a caller's buffer (ks_keychain_seal_to).
+ *
+ * Signing (sign_<alg>, verify_<alg>, verify_signature_<alg>; a 64-byte
+ * message): a keychain whose signing primary is a key of <alg>
+ * (ks_keychain_rotate_signing; DER ECDSA signatures) beside an OpenSSL key
+ * of the same algorithm through EVP_DigestSign / EVP_DigestVerify (SHA-256
+ * for ECDSA). ks_verify_signature takes the raw public key alone, so its
+ * peer builds the EVP_PKEY from those raw bytes on every call too.
  */
 #define _POSIX_C_SOURCE 199309L
 #include <stdint.h>
@@ -15,7 +22,9 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 
 #include "keystrata.h"
@@ -45,9 +54,16 @@ static long calibrate(fn f, void *arg) {
 	}
 }
 
+/* An optional argument runs only the cases whose names start with it (as the other programs). */
+static const char *only = "";
+
 static void run(const char *c, size_t size, struct imp *imps, int n) {
+	if (strncmp(c, only, strlen(only)) != 0) return;
 	long iters[4];
 	double s[4][64];
+	/* One call first: a one-time cost (the first ECDSA signature of a
+	 * process) must not set the batch size. */
+	for (int i = 0; i < n; i++) imps[i].f(imps[i].arg);
 	for (int i = 0; i < n; i++) iters[i] = calibrate(imps[i].f, imps[i].arg);
 	for (int r = 0; r < ROUNDS; r++)
 		for (int i = 0; i < n; i++) {
@@ -128,8 +144,137 @@ static void evp_seal_room(void *a) {
 	sink += c->room[0];
 }
 
+struct sctx {
+	ks_keychain *kc;
+	uint32_t alg;
+	uint8_t msg[64];
+	uint8_t sig[KS_MAX_SIGNATURE_LEN];
+	size_t sig_len;
+	ks_buffer pub;           /* keystrata's raw public key */
+	EVP_PKEY *pkey;          /* OpenSSL's key pair */
+	EVP_MD_CTX *md;
+	const EVP_MD *digest;    /* NULL for Ed25519 */
+	const char *group;       /* EC group name, NULL for Ed25519 */
+	uint8_t psig[128];
+	size_t psig_len;
+	uint8_t praw[65];        /* OpenSSL's raw public key */
+	size_t praw_len;
+};
+
+static void ossl_die(const char *what) { fprintf(stderr, "bench: OpenSSL %s failed\n", what); exit(1); }
+
+static void ks_sign(void *a) {
+	struct sctx *c = a;
+	uint8_t out[KS_MAX_SIGNATURE_LEN];
+	size_t n = 0;
+	if (ks_keychain_sign(c->kc, c->msg, sizeof c->msg, KS_SIG_DER, out, sizeof out, &n, NULL, &err) != KS_OK)
+		die("sign");
+	sink += n;
+}
+
+static void ks_verify(void *a) {
+	struct sctx *c = a;
+	if (ks_keychain_verify(c->kc, c->msg, sizeof c->msg, c->sig, c->sig_len, NULL, &err) != KS_OK) die("verify");
+	sink++;
+}
+
+static void ks_verify_sig(void *a) {
+	struct sctx *c = a;
+	if (ks_verify_signature(c->alg, c->pub.data, c->pub.len, c->msg, sizeof c->msg, c->sig, c->sig_len, &err) != KS_OK)
+		die("verify_signature");
+	sink++;
+}
+
+static void evp_sign(void *a) {
+	struct sctx *c = a;
+	uint8_t out[128];
+	size_t n = sizeof out;
+	if (EVP_DigestSignInit(c->md, NULL, c->digest, NULL, c->pkey) != 1 ||
+	    EVP_DigestSign(c->md, out, &n, c->msg, sizeof c->msg) != 1)
+		ossl_die("sign");
+	sink += n;
+}
+
+static void evp_verify_with(struct sctx *c, EVP_PKEY *pkey) {
+	if (EVP_DigestVerifyInit(c->md, NULL, c->digest, NULL, pkey) != 1 ||
+	    EVP_DigestVerify(c->md, c->psig, c->psig_len, c->msg, sizeof c->msg) != 1)
+		ossl_die("verify");
+	sink++;
+}
+
+static void evp_verify(void *a) {
+	struct sctx *c = a;
+	evp_verify_with(c, c->pkey);
+}
+
+/* The public key from its raw bytes, then verify: what ks_verify_signature does. */
+static void evp_verify_raw(void *a) {
+	struct sctx *c = a;
+	EVP_PKEY *pk = NULL;
+	if (!c->group) {
+		pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, c->praw, c->praw_len);
+	} else {
+		OSSL_PARAM params[] = {
+			OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)c->group, 0),
+			OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, c->praw, c->praw_len),
+			OSSL_PARAM_construct_end(),
+		};
+		EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+		if (!pc || EVP_PKEY_fromdata_init(pc) != 1 || EVP_PKEY_fromdata(pc, &pk, EVP_PKEY_PUBLIC_KEY, params) != 1)
+			ossl_die("fromdata");
+		EVP_PKEY_CTX_free(pc);
+	}
+	if (!pk) ossl_die("public key");
+	evp_verify_with(c, pk);
+	EVP_PKEY_free(pk);
+}
+
+/* sign_<alg>, verify_<alg> and verify_signature_<alg> over 64 bytes. */
+static void signing(uint32_t alg, const char *name, const char *group) {
+	struct sctx c = {0};
+	c.alg = alg;
+	c.group = group;
+	for (size_t i = 0; i < sizeof c.msg; i++) c.msg[i] = (uint8_t)i;
+	ks_key_info info;
+	if (ks_keychain_generate(NULL, &c.kc, &err) != KS_OK) die("generate");
+	if (ks_keychain_rotate_signing(c.kc, alg, &info, &err) != KS_OK) die("rotate_signing");
+	if (ks_keychain_public_key(c.kc, info.key_id, KS_PUBKEY_RAW, &c.pub, &err) != KS_OK) die("public_key");
+	if (ks_keychain_sign(c.kc, c.msg, sizeof c.msg, KS_SIG_DER, c.sig, sizeof c.sig, &c.sig_len, NULL, &err) != KS_OK)
+		die("sign");
+	c.md = EVP_MD_CTX_new();
+	if (group) {
+		c.pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", group);
+		c.digest = EVP_sha256();
+		if (!c.pkey || EVP_PKEY_get_octet_string_param(c.pkey, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, c.praw,
+		                                               sizeof c.praw, &c.praw_len) != 1)
+			ossl_die("EC keygen");
+	} else {
+		c.pkey = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+		c.praw_len = sizeof c.praw;
+		if (!c.pkey || EVP_PKEY_get_raw_public_key(c.pkey, c.praw, &c.praw_len) != 1) ossl_die("Ed25519 keygen");
+	}
+	c.psig_len = sizeof c.psig;
+	if (EVP_DigestSignInit(c.md, NULL, c.digest, NULL, c.pkey) != 1 ||
+	    EVP_DigestSign(c.md, c.psig, &c.psig_len, c.msg, sizeof c.msg) != 1)
+		ossl_die("sign");
+	char cs[64];
+	snprintf(cs, sizeof cs, "sign_%s", name);
+	struct imp sign[] = {{"keystrata", ks_sign, &c}, {"openssl-evp", evp_sign, &c}};
+	run(cs, sizeof c.msg, sign, 2);
+	snprintf(cs, sizeof cs, "verify_%s", name);
+	struct imp verify[] = {{"keystrata", ks_verify, &c}, {"openssl-evp", evp_verify, &c}};
+	run(cs, sizeof c.msg, verify, 2);
+	snprintf(cs, sizeof cs, "verify_signature_%s", name);
+	struct imp vs[] = {{"keystrata", ks_verify_sig, &c}, {"openssl-evp", evp_verify_raw, &c}};
+	run(cs, sizeof c.msg, vs, 2);
+	EVP_MD_CTX_free(c.md);
+	EVP_PKEY_free(c.pkey);
+	ks_buffer_free(&c.pub);
+	ks_keychain_free(c.kc);
+}
+
 int main(int argc, char **argv) {
-	(void)argc; (void)argv;
+	if (argc > 1) only = argv[1];
 	if (getenv("BENCH_ROUNDS")) ROUNDS = atoi(getenv("BENCH_ROUNDS"));
 	if (ROUNDS < 1 || ROUNDS > 64) ROUNDS = 7;
 	if (getenv("BENCH_SAMPLE_MS")) SAMPLE_S = atoi(getenv("BENCH_SAMPLE_MS")) / 1000.0;
@@ -153,6 +298,9 @@ int main(int argc, char **argv) {
 		free(pt);
 		free(room);
 	}
+	signing(KS_ALG_ED25519, "ed25519", NULL);
+	signing(KS_ALG_ECDSA_P256, "ecdsa-p256", "P-256");
+	signing(KS_ALG_ECDSA_SECP256K1, "ecdsa-secp256k1", "secp256k1");
 	EVP_CIPHER_CTX_free(evp);
 	ks_keychain_free(kc);
 	printf("{\"lang\":\"c\",\"case\":\"_version\",\"size\":0,\"impl\":\"%s\",\"unit\":\"\",\"samples\":[]}\n", OpenSSL_version(OPENSSL_VERSION));

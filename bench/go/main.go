@@ -5,11 +5,22 @@
 //
 // Peers do the same work keystrata does: a seal draws its random 12-byte
 // nonce (crypto/rand) and returns a freshly allocated nonce‖ct‖tag.
+//
+// Signing (sign_<alg>, verify_<alg>, verify_signature_<alg>; a 64-byte
+// message): a keychain whose signing primary is a key of <alg> beside
+// crypto/ed25519 and crypto/ecdsa (P-256, SHA-256 of the message on every
+// call, ASN.1 signatures as keystrata's default). The standard library has
+// no secp256k1: those cases have a keystrata row only. VerifySignature
+// takes the raw public key alone, so its crypto/ecdsa peer parses the
+// point on every call too (ed25519.PublicKey is the raw bytes already).
 package main
 
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
@@ -68,6 +79,11 @@ func emit(c string, size int, name, unit string, samples []float64) {
 
 func run(c string, size int, imps ...imp) {
 	iters := make([]int, len(imps))
+	// One call first: a one-time cost (the first ECDSA signature of a
+	// process) must not set the batch size.
+	for _, m := range imps {
+		m.f()
+	}
 	for i, m := range imps {
 		iters[i] = calibrate(m.f)
 	}
@@ -194,9 +210,103 @@ func main() {
 		run("rng_12B", 12,
 			imp{"crypto/rand", func() { rand.Read(n); sink.Add(int64(n[0])) }})
 	}
+	for _, alg := range []keystrata.Algorithm{keystrata.AlgorithmEd25519, keystrata.AlgorithmECDSAP256, keystrata.AlgorithmECDSASecp256k1} {
+		signing(alg, want)
+	}
 	if want("threads") {
 		threads(kc)
 	}
+}
+
+// signing runs sign_<alg>, verify_<alg> and verify_signature_<alg> over a
+// 64-byte message.
+func signing(alg keystrata.Algorithm, want func(string) bool) {
+	name := alg.String()
+	signCase, verifyCase, vsCase := "sign_"+name, "verify_"+name, "verify_signature_"+name
+	if !want(signCase) && !want(verifyCase) && !want(vsCase) {
+		return
+	}
+	msg := make([]byte, 64)
+	for i := range msg {
+		msg[i] = byte(i)
+	}
+	kc := must(keystrata.Generate(nil))
+	defer kc.Close()
+	info := must(kc.RotateSigning(alg))
+	pub := must(kc.PublicKey(info.KeyID, keystrata.PublicKeyRaw))
+	sig := must(kc.Sign(msg)).Bytes
+
+	// The standard library's peer, or none (secp256k1).
+	var peerSign, peerVerify, peerVerifyRaw func()
+	switch alg {
+	case keystrata.AlgorithmEd25519:
+		epub, epriv := must2(ed25519.GenerateKey(rand.Reader))
+		esig := ed25519.Sign(epriv, msg)
+		peerSign = func() { sink.Add(int64(len(ed25519.Sign(epriv, msg)))) }
+		peerVerify = func() {
+			if !ed25519.Verify(epub, msg, esig) {
+				panic("ed25519.Verify")
+			}
+		}
+		peerVerifyRaw = peerVerify
+	case keystrata.AlgorithmECDSAP256:
+		priv := must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader))
+		h := sha256.Sum256(msg)
+		esig := must(ecdsa.SignASN1(rand.Reader, priv, h[:]))
+		raw := must(priv.PublicKey.Bytes())
+		peerSign = func() {
+			h := sha256.Sum256(msg)
+			sink.Add(int64(len(must(ecdsa.SignASN1(rand.Reader, priv, h[:])))))
+		}
+		peerVerify = func() {
+			h := sha256.Sum256(msg)
+			if !ecdsa.VerifyASN1(&priv.PublicKey, h[:], esig) {
+				panic("ecdsa.VerifyASN1")
+			}
+		}
+		peerVerifyRaw = func() {
+			p := must(ecdsa.ParseUncompressedPublicKey(elliptic.P256(), raw))
+			h := sha256.Sum256(msg)
+			if !ecdsa.VerifyASN1(p, h[:], esig) {
+				panic("ecdsa.VerifyASN1")
+			}
+		}
+	}
+	peer := func(name string, f func()) []imp {
+		if f == nil {
+			return nil
+		}
+		return []imp{{name, f}}
+	}
+	if want(signCase) {
+		run(signCase, len(msg), append([]imp{{"keystrata", func() { sink.Add(int64(len(must(kc.Sign(msg)).Bytes))) }}},
+			peer("crypto/"+peerPkg(alg), peerSign)...)...)
+	}
+	if want(verifyCase) {
+		run(verifyCase, len(msg), append([]imp{{"keystrata", func() { must(kc.Verify(msg, sig)) }}},
+			peer("crypto/"+peerPkg(alg), peerVerify)...)...)
+	}
+	if want(vsCase) {
+		run(vsCase, len(msg), append([]imp{{"keystrata", func() {
+			if err := keystrata.VerifySignature(alg, pub, msg, sig); err != nil {
+				panic(err)
+			}
+		}}}, peer("crypto/"+peerPkg(alg), peerVerifyRaw)...)...)
+	}
+}
+
+func peerPkg(alg keystrata.Algorithm) string {
+	if alg == keystrata.AlgorithmEd25519 {
+		return "ed25519"
+	}
+	return "ecdsa"
+}
+
+func must2[A, B any](a A, b B, err error) (A, B) {
+	if err != nil {
+		panic(err)
+	}
+	return a, b
 }
 
 // threads: Seal 64 B calls per second with 1 and 2 goroutines on one

@@ -6,6 +6,11 @@
 //! several rounds; each sample times a batch of calls sized to take about
 //! `SAMPLE_MS`, and the driver reports medians. A peer that seals draws its
 //! random 12-byte nonce per message too, with the same `getrandom` call.
+//!
+//! Signing (`sign_*`, `verify_*`, `verify_signature_*`, 64-byte message):
+//! keystrata's keychain beside aws-lc-rs's own key pairs and
+//! `UnparsedPublicKey` with the same algorithms (the engine keystrata signs
+//! with, so the ratio is keystrata's overhead alone).
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,8 +18,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{
+    EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, UnparsedPublicKey, VerificationAlgorithm,
+    ECDSA_P256K1_SHA256_ASN1, ECDSA_P256K1_SHA256_ASN1_SIGNING, ECDSA_P256_SHA256_ASN1,
+    ECDSA_P256_SHA256_ASN1_SIGNING, ED25519,
+};
 use hkdf::Hkdf;
-use keystrata::{AgeRoot, KeyManager, Keychain, OpenOptions, Root, Store};
+use keystrata::{
+    AgeRoot, Algorithm, KeyManager, Keychain, OpenOptions, PublicKeyFormat, Root, Store,
+};
 use sha2::Sha256;
 
 const SIZES: [usize; 4] = [64, 1024, 64 * 1024, 1024 * 1024];
@@ -66,6 +79,11 @@ fn emit(case: &str, size: usize, imp: &str, samples: &[f64], unit: &str) {
 
 /// Runs the implementations interleaved and prints ns per call for each.
 fn run(c: &Cfg, case: &str, size: usize, imps: &mut [(&str, &mut dyn FnMut())]) {
+    // One call first: a one-time cost (the first ECDSA signature of a
+    // process) must not set the batch size.
+    for (_, f) in imps.iter_mut() {
+        f();
+    }
     let iters: Vec<u64> = imps
         .iter_mut()
         .map(|(_, f)| calibrate(&mut **f, c.sample))
@@ -343,6 +361,9 @@ fn main() {
             ],
         );
     }
+    for alg in Algorithm::ALL {
+        signing(&c, alg, &want);
+    }
     if want("threads") {
         threads(&c, &kc);
     }
@@ -351,6 +372,126 @@ fn main() {
     }
     if want("shared") {
         shared(&c, &kc);
+    }
+}
+
+/// An aws-lc-rs key pair of the same algorithm as keystrata's key.
+enum PeerPair {
+    Ed25519(Ed25519KeyPair),
+    Ecdsa(EcdsaKeyPair),
+}
+
+/// `sign_<alg>`, `verify_<alg>` and `verify_signature_<alg>` over a 64-byte
+/// message: a keychain whose signing primary is a fresh key of `alg`
+/// (`rotate_signing`; ECDSA signatures DER, its default) beside an
+/// aws-lc-rs key pair of the same algorithm. `verify` is the keychain's
+/// (its enabled signing keys: one here); `verify_signature` is
+/// `keystrata::sign::verify`, the public key alone (raw bytes). The
+/// aws-lc-rs verifier is `UnparsedPublicKey`, which parses the key on
+/// every call as keystrata does; on the `verify` row a key parsed once
+/// (`ParsedPublicKey`) shows the floor under both.
+fn signing(c: &Cfg, alg: Algorithm, want: &dyn Fn(&str) -> bool) {
+    let name = alg.name();
+    let (sign_case, verify_case, vs_case) = (
+        format!("sign_{name}"),
+        format!("verify_{name}"),
+        format!("verify_signature_{name}"),
+    );
+    if !(want(&sign_case) || want(&verify_case) || want(&vs_case)) {
+        return;
+    }
+    let msg = [0x5au8; 64];
+    let kc = Keychain::generate().expect("keychain");
+    let key_id = kc.rotate_signing(alg).expect("rotate_signing").key_id;
+    let public = kc
+        .public_key(key_id, PublicKeyFormat::Raw)
+        .expect("public_key");
+    let rng = SystemRandom::new();
+    let (peer, valg): (PeerPair, &'static dyn VerificationAlgorithm) = match alg {
+        Algorithm::Ed25519 => (
+            PeerPair::Ed25519(Ed25519KeyPair::generate().expect("ed25519")),
+            &ED25519,
+        ),
+        Algorithm::EcdsaP256 => (
+            PeerPair::Ecdsa(EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).expect("p256")),
+            &ECDSA_P256_SHA256_ASN1,
+        ),
+        _ => (
+            PeerPair::Ecdsa(
+                EcdsaKeyPair::generate(&ECDSA_P256K1_SHA256_ASN1_SIGNING).expect("secp256k1"),
+            ),
+            &ECDSA_P256K1_SHA256_ASN1,
+        ),
+    };
+    let peer_sign = |m: &[u8]| -> aws_lc_rs::signature::Signature {
+        match &peer {
+            PeerPair::Ed25519(k) => k.sign(m),
+            PeerPair::Ecdsa(k) => k.sign(&rng, m).expect("sign"),
+        }
+    };
+    let peer_public: Vec<u8> = match &peer {
+        PeerPair::Ed25519(k) => k.public_key().as_ref().to_vec(),
+        PeerPair::Ecdsa(k) => k.public_key().as_ref().to_vec(),
+    };
+    if want(&sign_case) {
+        run(
+            c,
+            &sign_case,
+            msg.len(),
+            &mut [
+                ("keystrata", &mut || {
+                    black_box(kc.sign(black_box(&msg)).expect("sign"));
+                }),
+                ("aws-lc-rs", &mut || {
+                    black_box(peer_sign(black_box(&msg)));
+                }),
+            ],
+        );
+    }
+    let sig = kc.sign(&msg).expect("sign").bytes;
+    let peer_sig = peer_sign(&msg).as_ref().to_vec();
+    let unparsed = UnparsedPublicKey::new(valg, &peer_public);
+    unparsed.verify(&msg, &peer_sig).expect("peer verifies");
+    if want(&verify_case) {
+        let parsed = unparsed.parse().expect("parse");
+        run(
+            c,
+            &verify_case,
+            msg.len(),
+            &mut [
+                ("keystrata", &mut || {
+                    black_box(kc.verify(black_box(&msg), &sig).expect("verify"));
+                }),
+                ("aws-lc-rs", &mut || {
+                    UnparsedPublicKey::new(valg, black_box(&peer_public))
+                        .verify(black_box(&msg), &peer_sig)
+                        .expect("verify");
+                }),
+                ("aws-lc-rs (key parsed once)", &mut || {
+                    parsed
+                        .verify_sig(black_box(&msg), &peer_sig)
+                        .expect("verify");
+                }),
+            ],
+        );
+    }
+    if want(&vs_case) {
+        run(
+            c,
+            &vs_case,
+            msg.len(),
+            &mut [
+                ("keystrata", &mut || {
+                    keystrata::sign::verify(alg, black_box(&public), black_box(&msg), &sig)
+                        .expect("verify_signature");
+                }),
+                ("aws-lc-rs", &mut || {
+                    UnparsedPublicKey::new(valg, black_box(&peer_public))
+                        .verify(black_box(&msg), &peer_sig)
+                        .expect("verify");
+                }),
+            ],
+        );
     }
 }
 
@@ -405,8 +546,8 @@ fn shared(c: &Cfg, unbound: &Arc<Keychain>) {
         };
         let store_calls = Arc::new(AtomicU64::new(0));
         let open = || {
-            let store = keystrata::store::open_location(std::path::Path::new(location))
-                .expect("store");
+            let store =
+                keystrata::store::open_location(std::path::Path::new(location)).expect("store");
             let counted: Arc<dyn Store> = Arc::new(CountingStore {
                 inner: store,
                 calls: Arc::clone(&store_calls),
