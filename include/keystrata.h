@@ -287,6 +287,27 @@ typedef enum ks_key_status {
 } ks_key_status;
 
 /**
+ * Which of the two signing paths a trusted key belongs to.
+ */
+typedef enum ks_trust_kind {
+  /**
+   * A kind this build of the header does not name (a newer library);
+   * never a known kind in disguise.
+   */
+  KS_TRUST_UNKNOWN = 0,
+  /**
+   * An official key: ECDSA, whose private half stays in an HSM or KMS;
+   * its signatures are DER or raw r ‖ s.
+   */
+  KS_TRUST_OFFICIAL = 1,
+  /**
+   * A community author's minisign key (Ed25519); its signatures are
+   * `.minisig` text.
+   */
+  KS_TRUST_COMMUNITY = 2,
+} ks_trust_kind;
+
+/**
  * How an ECDSA signature is encoded (Ed25519 signatures are 64 bytes in
  * both).
  */
@@ -361,6 +382,31 @@ typedef struct ks_keychain ks_keychain;
  * synchronized).
  */
 typedef struct ks_root ks_root;
+
+/**
+ * A signing key that may live outside the keychain, behind one contract
+ * (the core's Signer): a key in a PKCS#11 token (ks_signer_pkcs11_new),
+ * or a keychain's signing primary (ks_keychain_signer). Signatures are
+ * Ed25519 (64 bytes) or DER ECDSA over SHA-256 of the message, and verify
+ * with the signer's public key (ks_signer_public_key; ks_verify_signature
+ * with its KS_PUBKEY_RAW form). Release with ks_signer_free.
+ *
+ * Thread safety: shareable between threads; every call may run
+ * concurrently with any other (ks_signer_close included), except
+ * ks_signer_free.
+ */
+typedef struct ks_signer ks_signer;
+
+/**
+ * The keys of a trust file (a KEYS.txt, docs/SIGNING.md): named public
+ * keys, official (ECDSA P-256 or secp256k1, base64 of the DER
+ * SubjectPublicKeyInfo) or community (minisign), each active or revoked.
+ * Create with ks_trusted_keys_parse or ks_trusted_keys_load; release with
+ * ks_trusted_keys_free.
+ *
+ * Thread safety: immutable and shareable between threads.
+ */
+typedef struct ks_trusted_keys ks_trusted_keys;
 
 /**
  * Bytes allocated by keystrata and owned by the caller. Release with
@@ -760,6 +806,34 @@ typedef struct ks_signature_info {
    */
   enum ks_algorithm algorithm;
 } ks_signature_info;
+
+/**
+ * Which trusted key made a signature: filled by ks_trusted_keys_verify.
+ * Every pointer is library-allocated; release them with
+ * ks_trust_result_clear, which also zeroes the struct. Never pass a
+ * struct the caller filled to ks_trust_result_clear.
+ *
+ * Thread safety: plain data.
+ */
+typedef struct ks_trust_result {
+  /**
+   * The key's name in the trust file, NUL-terminated.
+   */
+  char *name;
+  /**
+   * Official or community.
+   */
+  enum ks_trust_kind kind;
+  /**
+   * The key's algorithm (KS_ALG_ED25519 for community keys).
+   */
+  enum ks_algorithm algorithm;
+  /**
+   * For a minisign signature, its trusted comment (authenticated),
+   * NUL-terminated; NULL for an official key's signature.
+   */
+  char *trusted_comment;
+} ks_trust_result;
 
 #ifdef __cplusplus
 extern "C" {
@@ -1586,6 +1660,229 @@ enum ks_status ks_verify_signature(uint32_t algorithm, const uint8_t *public_key
  * storage.
  */
 const char *ks_algorithm_name(int algorithm);
+
+/**
+ * Signs `data_len` bytes at `data` as `minisign -S` does, with the signing
+ * primary (which must be Ed25519), and writes the text of the `.minisig`
+ * file (UTF-8, no NUL) to `*out` (release with ks_buffer_free):
+ * a prehashed signature and `trusted_comment` (NUL-terminated UTF-8, ""
+ * for none; unlike minisign's CLI nothing is added to it) under the
+ * global signature. `minisign -Vm FILE -p KEY.pub` verifies it with the
+ * key's KS_PUBKEY_MINISIGN public key (ks_keychain_public_key). Emits
+ * KS_EVENT_SIGNED like every signature.
+ * Errors: KS_ERR_UNKNOWN_KEY (no signing key), KS_ERR_UNSUPPORTED (an
+ * ECDSA signing primary), KS_ERR_INVALID_INPUT (a comment minisign cannot
+ * carry: a line end or another control character, over 8173 bytes, not
+ * UTF-8), KS_ERR_UNAVAILABLE (closed).
+ */
+enum ks_status ks_keychain_sign_minisign(const struct ks_keychain *kc, const uint8_t *data, size_t data_len, const char *trusted_comment, struct ks_buffer *out, struct ks_error **err);
+
+/**
+ * Verifies a minisign signature (`signature_len` bytes of `.minisig`
+ * text at `signature`, prehashed or legacy, as `minisign -S` or
+ * ks_keychain_sign_minisign make it) of `data` with the enabled Ed25519
+ * signing key whose minisign key ID it names (imported keys keep theirs),
+ * and writes that key to `*out` unless `out` is NULL. A failure emits
+ * KS_EVENT_VERIFY_FAILED.
+ * Errors: KS_ERR_AUTHENTICATION (does not verify, trusted comment
+ * included; says nothing more), KS_ERR_UNKNOWN_KEY (no enabled key has the
+ * key ID), KS_ERR_FORMAT (not a minisign signature, over 64 KiB),
+ * KS_ERR_UNSUPPORTED (an unknown signature algorithm), KS_ERR_UNAVAILABLE
+ * (closed).
+ */
+enum ks_status ks_keychain_verify_minisign(const struct ks_keychain *kc, const uint8_t *data, size_t data_len, const uint8_t *signature, size_t signature_len, struct ks_key_info *out, struct ks_error **err);
+
+/**
+ * Imports a minisign secret key (`text_len` bytes at `text`: the file
+ * `minisign -G` writes) as an Ed25519 signing key that keeps its minisign
+ * key ID, so its signatures verify against the `.pub` file published
+ * before. It becomes the signing primary if the keychain has none
+ * (otherwise ks_keychain_promote it). `password` (`password_len` bytes)
+ * decrypts an encrypted key; pass NULL and 0 for a key made with
+ * `minisign -G -W` (a password given for it is ignored). The password is
+ * copied, and the copy wiped before return; no message contains it.
+ * Writes the new key's info to `*out` unless `out` is NULL. A bound
+ * keychain writes its file first. Decrypting runs scrypt with the key's
+ * own limits (at most minisign's: about 1 GiB and seconds).
+ * Errors: KS_ERR_AUTHENTICATION (wrong password), KS_ERR_INVALID_INPUT
+ * (an encrypted key and no password; the key is in the keychain already),
+ * KS_ERR_POLICY (scrypt limits above minisign's own), KS_ERR_UNSUPPORTED
+ * (unknown algorithms), KS_ERR_FORMAT (not a minisign secret key),
+ * KS_ERR_UNAVAILABLE (closed), and those of writing a bound keychain.
+ */
+enum ks_status ks_keychain_import_minisign_secret_key(struct ks_keychain *kc, const uint8_t *text, size_t text_len, const uint8_t *password, size_t password_len, struct ks_key_info *out, struct ks_error **err);
+
+/**
+ * Verifies a minisign signature (`.minisig` text, prehashed or legacy)
+ * of `data` with a minisign public key alone, no keychain: `public_key`
+ * is NUL-terminated, the text of a `.pub` file or its base64 line alone
+ * (what `minisign -P` takes). On success the signature's trusted comment
+ * (authenticated; UTF-8, no NUL) goes to `*trusted_comment` unless it is
+ * NULL (release it with ks_buffer_free).
+ * Errors: KS_ERR_AUTHENTICATION (does not verify), KS_ERR_UNKNOWN_KEY
+ * (the signature names another key ID; the message gives both as
+ * minisign prints them), KS_ERR_FORMAT (a key or signature that does not
+ * parse), KS_ERR_UNSUPPORTED (an unknown algorithm), KS_ERR_NULL_ARGUMENT.
+ */
+enum ks_status ks_minisign_verify(const char *public_key, const uint8_t *data, size_t data_len, const uint8_t *signature, size_t signature_len, struct ks_buffer *trusted_comment, struct ks_error **err);
+
+/**
+ * Parses a trust file from `text_len` bytes of UTF-8 at `text`. On
+ * success `*out` is a new handle to release with ks_trusted_keys_free.
+ * Errors: KS_ERR_FORMAT (a malformed line: the message names its number
+ * and echoes at most 64 characters of it; a public key that does not
+ * parse or does not match its algorithm; two keys with one name or one
+ * key; text that is not UTF-8), KS_ERR_INVALID_INPUT (over 1 MiB or
+ * 10000 keys).
+ */
+enum ks_status ks_trusted_keys_parse(const uint8_t *text, size_t text_len, struct ks_trusted_keys **out, struct ks_error **err);
+
+/**
+ * Reads and parses the trust file at `path` (NUL-terminated). On success
+ * `*out` is a new handle to release with ks_trusted_keys_free.
+ * Errors: KS_ERR_IO (cannot be read, not UTF-8), and those of
+ * ks_trusted_keys_parse.
+ */
+enum ks_status ks_trusted_keys_load(const char *path, struct ks_trusted_keys **out, struct ks_error **err);
+
+/**
+ * The number of keys the trust file lists, revoked ones included; 0 for
+ * NULL.
+ */
+size_t ks_trusted_keys_count(const struct ks_trusted_keys *tk);
+
+/**
+ * Verifies `signature` over `data` and says which trusted key made it,
+ * in `*out` (a struct the caller provides; release its fields with
+ * ks_trust_result_clear). A signature that is minisign text is checked
+ * against the community key its key ID names; any other bytes against the
+ * official keys (ECDSA, DER or raw r ‖ s).
+ * Errors: KS_ERR_KEY_DISABLED (the key that verifies was revoked; the
+ * message names it), KS_ERR_UNKNOWN_KEY (no listed key has the minisign
+ * key ID; no official key is listed), KS_ERR_AUTHENTICATION (no key
+ * verifies), KS_ERR_FORMAT (minisign text that does not parse).
+ */
+enum ks_status ks_trusted_keys_verify(const struct ks_trusted_keys *tk, const uint8_t *data, size_t data_len, const uint8_t *signature, size_t signature_len, struct ks_trust_result *out, struct ks_error **err);
+
+/**
+ * Frees the fields of a ks_trust_result the library filled and zeroes
+ * it. NULL, and a zeroed struct, are no-ops; clearing twice is safe.
+ */
+void ks_trust_result_clear(struct ks_trust_result *result);
+
+/**
+ * Releases a trust file's keys. NULL is a no-op.
+ */
+void ks_trusted_keys_free(struct ks_trusted_keys *tk);
+
+/**
+ * The name of a trust kind (a ks_trust_kind value, passed as int), the
+ * same in every language: "official", "community"; NULL for
+ * KS_TRUST_UNKNOWN or a number this library does not know. Static
+ * storage.
+ */
+const char *ks_trust_kind_name(int kind);
+
+/**
+ * Opens a signing key in a PKCS#11 token or HSM: the private key labelled
+ * `key_label` (and its public key, with the same label) in the token
+ * labelled `token_label` of the module at `module_path` (tokens are found
+ * by label, never by slot number). The user PIN is given either as `pin`
+ * or as `pin_env`, the name of an environment variable holding it:
+ * exactly one of the two is non-NULL. `algorithm` is a ks_algorithm. With
+ * KS_ROOT_CREATE_KEY in `flags`, a missing key pair of `algorithm` is
+ * generated in the token (private half sensitive and never extractable);
+ * otherwise it must exist, and be of `algorithm`.
+ *
+ * Ed25519 signs with CKM_EDDSA; ECDSA with CKM_ECDSA over a SHA-256
+ * computed here, the token's r ‖ s made DER. The key never leaves the
+ * token. Connects and logs in before returning; `*out` is released with
+ * ks_signer_free.
+ * NULL: `module_path`, `token_label`, `key_label`, `out` must not be NULL.
+ * Errors: KS_ERR_INVALID_INPUT (module cannot be loaded, both or neither
+ * PIN argument, PIN variable unset, unknown algorithm or flags);
+ * KS_ERR_UNAVAILABLE (no token with that label); KS_ERR_BACKEND (login
+ * refused, e.g. a wrong PIN; the message never contains the PIN);
+ * KS_ERR_UNKNOWN_KEY (no key with that label and no KS_ROOT_CREATE_KEY);
+ * KS_ERR_UNSUPPORTED (the key is of another algorithm).
+ * Thread safety: safe to call from any thread; the signer is shareable.
+ */
+enum ks_status ks_signer_pkcs11_new(const char *module_path, const char *token_label, const char *pin, const char *pin_env, const char *key_label, uint32_t algorithm, uint32_t flags, struct ks_signer **out, struct ks_error **err);
+
+/**
+ * The keychain's signing primary as a ks_signer, for code written against
+ * signers: it signs with whichever key is primary at the time of each
+ * call (so a rotation takes effect at once), emitting the keychain's
+ * KS_EVENT_SIGNED events and counting in its counters. Closing the signer
+ * (ks_signer_close) does not close the keychain; closing the keychain
+ * makes the signer's calls fail with KS_ERR_UNAVAILABLE.
+ *
+ * Lifetime: the signer borrows the keychain. `kc` must stay alive (not
+ * ks_keychain_free'd) while any call on the signer runs; ks_signer_free
+ * may come before or after ks_keychain_free.
+ * Errors: KS_ERR_UNAVAILABLE (the keychain is closed).
+ */
+enum ks_status ks_keychain_signer(const struct ks_keychain *kc, struct ks_signer **out, struct ks_error **err);
+
+/**
+ * The signer's algorithm, to `*out`.
+ * Errors: KS_ERR_UNKNOWN_KEY (a keychain with no signing key),
+ * KS_ERR_UNAVAILABLE (closed).
+ */
+enum ks_status ks_signer_algorithm(const struct ks_signer *signer, enum ks_algorithm *out, struct ks_error **err);
+
+/**
+ * Copies the signer's public key in `format` (a ks_public_key_format)
+ * into `*out` (release with ks_buffer_free). PEM and minisign are text
+ * without a NUL.
+ * Errors: KS_ERR_INVALID_INPUT (unknown format), KS_ERR_UNSUPPORTED
+ * (minisign for an ECDSA key), KS_ERR_UNKNOWN_KEY (a keychain with no
+ * signing key), KS_ERR_UNAVAILABLE (closed).
+ */
+enum ks_status ks_signer_public_key(const struct ks_signer *signer, uint32_t format, struct ks_buffer *out, struct ks_error **err);
+
+/**
+ * Signs `message_len` bytes at `message`: an Ed25519 signature (64
+ * bytes) or a DER ECDSA signature over SHA-256(message), written into
+ * `out` (room for `cap` bytes; KS_MAX_SIGNATURE_LEN always suffices) with
+ * its length in `*out_len`. `out` NULL asks only for the length:
+ * KS_MAX_SIGNATURE_LEN (nothing is signed).
+ * Errors: KS_ERR_BUFFER_TOO_SMALL (`*out_len` says how much; nothing is
+ * signed), KS_ERR_UNKNOWN_KEY (a keychain with no signing key),
+ * KS_ERR_UNAVAILABLE (closed, the device unreachable), KS_ERR_BACKEND.
+ */
+enum ks_status ks_signer_sign(const struct ks_signer *signer, const uint8_t *message, size_t message_len, uint8_t *out, size_t cap, size_t *out_len, struct ks_error **err);
+
+/**
+ * Signs a 32-byte SHA-256 `digest` computed elsewhere (ECDSA only: the
+ * DER signature ks_signer_sign makes over the message). Outputs as
+ * ks_signer_sign.
+ * Errors: KS_ERR_INVALID_INPUT (not 32 bytes), KS_ERR_UNSUPPORTED (an
+ * Ed25519 key), and those of ks_signer_sign.
+ */
+enum ks_status ks_signer_sign_digest(const struct ks_signer *signer, const uint8_t *digest, size_t digest_len, uint8_t *out, size_t cap, size_t *out_len, struct ks_error **err);
+
+/**
+ * Checks the signer can serve: for a token, opens a session and finds the
+ * key; for a keychain, that it is open and has a signing key.
+ * Errors: KS_ERR_UNAVAILABLE (closed, device unreachable),
+ * KS_ERR_UNKNOWN_KEY, KS_ERR_BACKEND.
+ */
+enum ks_status ks_signer_health_check(const struct ks_signer *signer, struct ks_error **err);
+
+/**
+ * Closes the signer: a token signer logs out and drops its sessions;
+ * every later call on it fails with KS_ERR_UNAVAILABLE. A keychain's
+ * signer closes only itself, not the keychain. Idempotent. The handle
+ * must still be released with ks_signer_free.
+ */
+enum ks_status ks_signer_close(const struct ks_signer *signer, struct ks_error **err);
+
+/**
+ * Releases a signer (a token signer's sessions with it). NULL is a
+ * no-op. Must not race with other calls on the same handle.
+ */
+void ks_signer_free(struct ks_signer *signer);
 
 #ifdef __cplusplus
 }  // extern "C"

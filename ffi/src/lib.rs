@@ -25,6 +25,7 @@ mod keychain;
 mod portable;
 mod root;
 mod sign;
+mod sign_more;
 
 pub(crate) use abi::*;
 pub use abi::{
@@ -39,6 +40,7 @@ pub use keychain::*;
 pub use portable::*;
 pub use root::*;
 pub use sign::*;
+pub use sign_more::*;
 
 impl ks_status {
     /// The status of a core error kind: the kind's own number

@@ -76,7 +76,7 @@ pub(crate) fn algorithm_to_c(a: Option<Algorithm>) -> ks_algorithm {
     }
 }
 
-fn algorithm_from_c(a: u32) -> FfiResult<Algorithm> {
+pub(crate) fn algorithm_from_c(a: u32) -> FfiResult<Algorithm> {
     Algorithm::from_code(a).ok_or_else(|| {
         FfiError::invalid(format!(
             "{a} is not a ks_algorithm (KS_ALG_ED25519, KS_ALG_ECDSA_P256 or KS_ALG_ECDSA_SECP256K1)"
@@ -92,7 +92,7 @@ fn signature_format_from_c(f: u32) -> FfiResult<SignatureFormat> {
     })
 }
 
-fn public_key_format_from_c(f: u32) -> FfiResult<PublicKeyFormat> {
+pub(crate) fn public_key_format_from_c(f: u32) -> FfiResult<PublicKeyFormat> {
     PublicKeyFormat::from_code(f).ok_or_else(|| {
         FfiError::invalid(format!(
             "{f} is not a ks_public_key_format (KS_PUBKEY_PEM, _DER, _RAW or _MINISIGN)"
@@ -100,7 +100,7 @@ fn public_key_format_from_c(f: u32) -> FfiResult<PublicKeyFormat> {
     })
 }
 
-unsafe fn put_key_info(out: *mut ks_key_info, info: &KeyInfo) {
+pub(crate) unsafe fn put_key_info(out: *mut ks_key_info, info: &KeyInfo) {
     unsafe { put_opt(out, crate::keychain::info_to_c(info)) };
 }
 
