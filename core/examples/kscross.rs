@@ -10,7 +10,10 @@ use std::path::Path;
 use std::process::exit;
 
 use age::secrecy::ExposeSecret;
-use keystrata::{AgeRoot, Envelope, Error, KeyManager, Keychain, PassphraseRoot, Root};
+use keystrata::{
+    AgeRoot, Algorithm, Envelope, Error, ErrorKind, KeyManager, Keychain, PassphraseRoot,
+    PublicKeyFormat, Purpose, Root, SignatureFormat,
+};
 
 type Res<T> = Result<T, Failure>;
 
@@ -138,6 +141,34 @@ fn read_envelope(path: &str) -> Res<Envelope> {
     }
 }
 
+/// The algorithm, signature format or public key format named `name`, by
+/// the core's own names (a name it does not know is `InvalidInput`, as the
+/// other languages' libraries say).
+fn algorithm(name: &str) -> Res<Algorithm> {
+    Algorithm::from_name(name).ok_or_else(|| invalid("algorithm", name))
+}
+
+fn sig_format(name: &str) -> Res<SignatureFormat> {
+    (1..16)
+        .filter_map(SignatureFormat::from_code)
+        .find(|f| f.name() == name)
+        .ok_or_else(|| invalid("signature format", name))
+}
+
+fn pub_format(name: &str) -> Res<PublicKeyFormat> {
+    (1..16)
+        .filter_map(PublicKeyFormat::from_code)
+        .find(|f| f.name() == name)
+        .ok_or_else(|| invalid("public key format", name))
+}
+
+fn invalid(what: &str, name: &str) -> Failure {
+    Failure::Ks(Error::new(
+        ErrorKind::InvalidInput,
+        format!("unknown {what} {name:?}"),
+    ))
+}
+
 /// Generates the harness keychain in `dir`: fixtures under v1 and v2, two
 /// rotations, v1 disabled.
 fn gen(dir: &str, root: &dyn Root) -> Res<()> {
@@ -230,6 +261,31 @@ fn run(args: &[String]) -> Res<()> {
             kc.destroy(id)?;
             Ok(kc.save_file(out, r.as_ref())?)
         }
+        ["add-signing", spec, kc_path, alg] => {
+            let r = root(spec)?;
+            let kc = Keychain::load_file(kc_path, r.as_ref())?;
+            kc.rotate_signing(algorithm(alg)?)?;
+            Ok(kc.save_file(kc_path, r.as_ref())?)
+        }
+        ["sign", spec, kc, format, msg, out] => {
+            let kc = load(spec, kc)?;
+            let sig = kc.sign_as(&read(msg)?, sig_format(format)?)?;
+            write(out, &sig.bytes)
+        }
+        ["verify", spec, kc, msg, sig, out] => {
+            let kc = load(spec, kc)?;
+            let info = kc.verify(&read(msg)?, &read(sig)?)?;
+            write(out, format!("{}\n", info.key_id).as_bytes())
+        }
+        ["pubkey", spec, kc, format, out] => {
+            let kc = load(spec, kc)?;
+            let id = kc.primary_for(Purpose::Sign)?.key_id;
+            write(out, &kc.public_key(id, pub_format(format)?)?)
+        }
+        ["verify-pub", alg, public, msg, sig, out] => {
+            keystrata::sign::verify(algorithm(alg)?, &read(public)?, &read(msg)?, &read(sig)?)?;
+            write(out, b"ok\n")
+        }
         ["keys", spec, kc] => {
             let kc = load(spec, kc)?;
             for k in kc.keys().expect("keys") {
@@ -237,7 +293,7 @@ fn run(args: &[String]) -> Res<()> {
             }
             Ok(())
         }
-        _ => usage("usage: kscross gen-age DIR | gen-pass DIR PASS | seal|unseal|encrypt|decrypt ROOT KC IN AAD OUT | wrap ROOT KC KEYFILE CONTEXT OUT_ENV OUT_META | unwrap ROOT KC ENVFILE CONTEXT OUT | derive ROOT KC ORIGIN INSTANCE EPOCH OUT | destroy ROOT KC KEY_ID OUT_KC | keys ROOT KC | encrypt-portable ROOT KC IN AAD OUT | decrypt-portable ROOT IN AAD OUT"),
+        _ => usage("usage: kscross gen-age DIR | gen-pass DIR PASS | seal|unseal|encrypt|decrypt ROOT KC IN AAD OUT | wrap ROOT KC KEYFILE CONTEXT OUT_ENV OUT_META | unwrap ROOT KC ENVFILE CONTEXT OUT | derive ROOT KC ORIGIN INSTANCE EPOCH OUT | destroy ROOT KC KEY_ID OUT_KC | keys ROOT KC | encrypt-portable ROOT KC IN AAD OUT | decrypt-portable ROOT IN AAD OUT | add-signing ROOT KC ALG | sign ROOT KC FORMAT MSG OUT | verify ROOT KC MSG SIG OUT | pubkey ROOT KC FORMAT OUT | verify-pub ALG PUBFILE MSG SIG OUT"),
     }
 }
 

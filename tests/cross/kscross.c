@@ -290,6 +290,32 @@ static void aead_op(const char *op, const ks_keychain *kc, const uint8_t *in, si
     else CHECK(ks_keychain_decrypt(kc, in, n, a, al, out, &err));
 }
 
+/* A ks_algorithm by the library's own name (ks_algorithm_name). A name it
+ * does not know is 0, which the library rejects with KS_ERR_INVALID_INPUT,
+ * as the other languages do. */
+static uint32_t algorithm_named(const char *name) {
+    for (int a = 1; a < 64; a++) {
+        const char *n = ks_algorithm_name(a);
+        if (n && !strcmp(n, name)) return (uint32_t)a;
+    }
+    return 0;
+}
+
+/* The command line's format words; another word is 0 (KS_ERR_INVALID_INPUT). */
+static uint32_t sig_format_named(const char *name) {
+    if (!strcmp(name, "der")) return KS_SIG_DER;
+    if (!strcmp(name, "raw")) return KS_SIG_RAW;
+    return 0;
+}
+
+static uint32_t pub_format_named(const char *name) {
+    if (!strcmp(name, "pem")) return KS_PUBKEY_PEM;
+    if (!strcmp(name, "der")) return KS_PUBKEY_DER;
+    if (!strcmp(name, "raw")) return KS_PUBKEY_RAW;
+    if (!strcmp(name, "minisign")) return KS_PUBKEY_MINISIGN;
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *op = argc > 1 ? argv[1] : "";
     int n = argc - 1;
@@ -395,16 +421,68 @@ int main(int argc, char **argv) {
         ks_buffer_free(&out);
         free(in);
         ks_root_free(r);
+    } else if (!strcmp(op, "add-signing") && n == 4) {
+        ks_root *r = make_root(argv[2]);
+        ks_keychain *kc = NULL;
+        CHECK(ks_keychain_load_file(argv[3], r, &kc, &err));
+        CHECK(ks_keychain_rotate_signing(kc, algorithm_named(argv[4]), NULL, &err));
+        CHECK(ks_keychain_save_file(kc, argv[3], r, &err));
+        ks_keychain_free(kc);
+        ks_root_free(r);
+    } else if (!strcmp(op, "sign") && n == 6) {
+        ks_keychain *kc = load(argv[2], argv[3]);
+        size_t len, sig_len = 0;
+        uint8_t *msg = read_file(argv[5], &len);
+        uint8_t sig[KS_MAX_SIGNATURE_LEN];
+        CHECK(ks_keychain_sign(kc, msg, len, sig_format_named(argv[4]), sig, sizeof sig, &sig_len, NULL, &err));
+        write_file(argv[6], sig, sig_len);
+        free(msg);
+        ks_keychain_free(kc);
+    } else if (!strcmp(op, "verify") && n == 6) {
+        ks_keychain *kc = load(argv[2], argv[3]);
+        size_t len, sig_len;
+        uint8_t *msg = read_file(argv[4], &len);
+        uint8_t *sig = read_file(argv[5], &sig_len);
+        ks_key_info info;
+        CHECK(ks_keychain_verify(kc, msg, len, sig, sig_len, &info, &err));
+        char idtxt[32];
+        snprintf(idtxt, sizeof idtxt, "%" PRIu32 "\n", info.key_id);
+        write_file(argv[6], idtxt, strlen(idtxt));
+        free(sig);
+        free(msg);
+        ks_keychain_free(kc);
+    } else if (!strcmp(op, "pubkey") && n == 5) {
+        ks_keychain *kc = load(argv[2], argv[3]);
+        ks_key_info pi;
+        CHECK(ks_keychain_primary(kc, KS_PURPOSE_SIGN, &pi, &err));
+        ks_buffer out;
+        CHECK(ks_keychain_public_key(kc, pi.key_id, pub_format_named(argv[4]), &out, &err));
+        write_file(argv[5], out.data, out.len);
+        ks_buffer_free(&out);
+        ks_keychain_free(kc);
+    } else if (!strcmp(op, "verify-pub") && n == 6) {
+        size_t pl, ml, sl;
+        uint8_t *pub = read_file(argv[3], &pl);
+        uint8_t *msg = read_file(argv[4], &ml);
+        uint8_t *sig = read_file(argv[5], &sl);
+        CHECK(ks_verify_signature(algorithm_named(argv[2]), pub, pl, msg, ml, sig, sl, &err));
+        write_file(argv[6], "ok\n", 3);
+        free(sig);
+        free(msg);
+        free(pub);
     } else if (!strcmp(op, "keys") && n == 3) {
         ks_keychain *kc = load(argv[2], argv[3]);
         size_t count = 0;
         ks_key_info infos[64];
         CHECK(ks_keychain_keys(kc, infos, 64, &count, &err));
-        static const char *purposes[] = {"none", "encrypt", "derive"};
-        static const char *statuses[] = {"?", "enabled", "disabled", "destroyed"};
-        for (size_t i = 0; i < count; i++)
+        /* The names are the library's (ks_purpose_name, ks_key_status_name):
+         * a signing key lists as "sign" here as in every language. */
+        for (size_t i = 0; i < count; i++) {
+            const char *purpose = ks_purpose_name((int)infos[i].purpose);
+            const char *status = ks_key_status_name((int)infos[i].status);
             printf("%" PRIu32 " %" PRIu32 " %s %s %d\n", infos[i].key_id, infos[i].version,
-                   purposes[infos[i].purpose], statuses[infos[i].status], infos[i].primary ? 1 : 0);
+                   purpose ? purpose : "?", status ? status : "?", infos[i].primary ? 1 : 0);
+        }
         ks_keychain_free(kc);
     } else {
         die_usage("usage: see tests/cross/README.md", NULL);

@@ -139,6 +139,24 @@ def run(a):
         write(a[5], kc.encrypt_portable(read(a[3]), arg_bytes(a[4])))
     elif op == "decrypt-portable" and n == 5:
         write(a[4], keystrata.decrypt_portable(read(a[2]), root(a[1]), arg_bytes(a[3])))
+    elif op == "add-signing" and n == 4:
+        r = root(a[1])
+        kc = keystrata.Keychain.load_file(a[2], r)
+        kc.rotate_signing(a[3])
+        kc.save_file(a[2], r)
+    elif op == "sign" and n == 6:
+        kc = load(a[1], a[2])
+        write(a[5], kc.sign(read(a[4]), format=a[3]).bytes)
+    elif op == "verify" and n == 6:
+        kc = load(a[1], a[2])
+        info = kc.verify(read(a[3]), read(a[4]))
+        write(a[5], f"{info.key_id}\n".encode())
+    elif op == "pubkey" and n == 5:
+        kc = load(a[1], a[2])
+        write(a[4], kc.public_key(kc.primary_for("sign").key_id, a[3]))
+    elif op == "verify-pub" and n == 6:
+        keystrata.verify_signature(a[1], read(a[2]), read(a[3]), read(a[4]))
+        write(a[5], b"ok\n")
     elif op == "keys" and n == 3:
         kc = load(a[1], a[2])
         for k in kc.keys():

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The cross-language harness (issue 6): C, Go, Python and Rust read each
-# other's keychains and bytes, and fail with the same error kinds.
+# other's keychains and bytes, verify each other's signatures (issue 15,
+# item 7), and fail with the same error kinds.
 #
 #   bash tests/cross/run.sh            # from anywhere; builds the four tools
 #   KS_CROSS_KEEP=1 bash tests/cross/run.sh   # keep the work dir for a look
@@ -83,6 +84,17 @@ if v == "-": del o[k]
 else: o[k] = v
 json.dump(o, open(sys.argv[2], "w"))' "$1" "$2" "$3" "$4"; }
 
+# raw2der IN OUT: an ECDSA signature r ‖ s (32 bytes each) as DER
+# SEQUENCE { r, s }, for openssl, which reads only DER.
+raw2der() { "$PY" -c 'import sys
+b = open(sys.argv[1], "rb").read()
+def i(x):
+    x = x.lstrip(b"\0") or b"\0"
+    x = b"\0" + x if x[0] & 0x80 else x
+    return b"\x02" + bytes([len(x)]) + x
+body = i(b[:32]) + i(b[32:])
+open(sys.argv[2], "wb").write(b"\x30" + bytes([len(body)]) + body)' "$1" "$2"; }
+
 # --- shared inputs ------------------------------------------------------------
 IN="$W/in"
 mkdir -p "$IN"
@@ -93,11 +105,13 @@ head -c 32 /dev/urandom >"$IN/dek32.bin"
 head -c 4096 /dev/urandom >"$IN/dek4096.bin"
 printf 'fixture v2' >"$IN/fixture-v2.txt"
 printf '\x22%.0s' $(seq 32) >"$IN/fixture-v2.key"
+printf 'ok\n' >"$IN/ok.txt"
 PASSPHRASE='cross pässwörd ✓'
 AAD1='aad-ü'
 CTX1='bucket/obj ü'
 # derive tuples: ORIGIN INSTANCE EPOCH
 DERIVE=("https://app.example|web-1|0" "||18446744073709551615" "orígin ✓|inst|42")
+SIG_ALGS=(ed25519 ecdsa-p256 ecdsa-secp256k1)
 
 spec() { # spec LANG ROOTKIND -> the ROOTSPEC of LANG's keychain
     if [[ $2 == age ]]; then echo "age:$W/$1-age/identity.txt"; else echo "pass:$PASSPHRASE"; fi
@@ -209,18 +223,155 @@ for A in "${LANGS[@]}"; do
 done
 echo "cross: every pair consumed the other's bytes in $((SECONDS - t0))s"
 
+# --- signatures: A signs, B verifies (issue 15, item 7) ------------------------------
+# For each A and algorithm: a copy of A's age keychain gains a signing
+# primary (add-signing), A signs doc.bin in both formats and the empty
+# message, and exports the public key in every format. openssl, from the
+# outside, verifies A's signatures with A's PEM and reads A's DER key.
+t0=$SECONDS
+if command -v openssl >/dev/null; then HAVE_OPENSSL=1; else
+    HAVE_OPENSSL=""
+    fail "openssl is not on PATH (scripts/setup.sh installs it): the outside check of the signatures cannot run"
+fi
+pubformats() { if [[ $1 == ed25519 ]]; then echo pem der raw minisign; else echo pem der raw; fi; }
+for A in "${LANGS[@]}"; do
+    base="$W/$A-age/keychain.age"
+    [[ -s $base ]] || continue
+    S=$(spec "$A" age)
+    for ALG in "${SIG_ALGS[@]}"; do
+        g="$W/sig/$A-$ALG"
+        mkdir -p "$g"
+        tag="[$A $ALG]"
+        K="$g/keychain.age"
+        cp "$base" "$K"
+        if ! ks "$A" add-signing "$S" "$K" "$ALG" >/dev/null; then
+            fail "$tag add-signing"
+            continue
+        fi
+        pass
+        # The four keys of before, and the new signing key, primary.
+        ks "$A" keys "$S" "$K" >"$g/keys.txt" && [[ $(wc -l <"$g/keys.txt") -eq 5 ]] &&
+            cmp -s <(head -n 4 "$g/keys.txt") "$W/$A-age/out/keys.txt" &&
+            [[ $(grep -c ' 1 sign enabled 1$' "$g/keys.txt") -eq 1 ]] &&
+            pass || fail "$tag keys after add-signing: not the four keys and one signing primary"
+        awk '$3 == "sign" { print $1 }' "$g/keys.txt" >"$g/sign_key_id"
+        # lengths: a DER signature (ECDSA) 8 to 72 bytes; raw and Ed25519 64;
+        # a raw public key 32 bytes (Ed25519) or the point 04 ‖ x ‖ y (65)
+        if [[ $ALG == ed25519 ]]; then derlo=64 derhi=64 pubraw=32; else derlo=8 derhi=72 pubraw=65; fi
+        n=""
+        ks "$A" sign "$S" "$K" der "$IN/doc.bin" "$g/doc.der" >/dev/null &&
+            n=$(stat -c %s "$g/doc.der") && [[ $n -ge $derlo && $n -le $derhi ]] &&
+            pass || fail "$tag sign (der): error, or a signature of ${n:-?} bytes"
+        ks "$A" sign "$S" "$K" raw "$IN/doc.bin" "$g/doc.raw" >/dev/null &&
+            [[ $(stat -c %s "$g/doc.raw") -eq 64 ]] && pass || fail "$tag sign (raw): error, or not 64 bytes"
+        ks "$A" sign "$S" "$K" der "$IN/empty.bin" "$g/empty.der" >/dev/null && pass || fail "$tag sign (empty message)"
+        for P in $(pubformats "$ALG"); do
+            ks "$A" pubkey "$S" "$K" "$P" "$g/pub.$P" >/dev/null && [[ -s "$g/pub.$P" ]] &&
+                pass || fail "$tag pubkey ($P)"
+        done
+        [[ $(stat -c %s "$g/pub.raw" 2>/dev/null) == "$pubraw" ]] && pass || fail "$tag pubkey (raw): not $pubraw bytes"
+        [[ -z $HAVE_OPENSSL ]] && continue
+        # openssl reads A's DER key as A's PEM, and verifies A's signatures:
+        # DER as made, raw after re-encoding as DER (ECDSA; Ed25519 has one form).
+        openssl pkey -pubin -inform DER -in "$g/pub.der" -outform PEM 2>/dev/null | cmp -s - "$g/pub.pem" &&
+            pass || fail "$tag openssl: the DER public key is not the PEM one"
+        if [[ $ALG == ed25519 ]]; then
+            openssl pkeyutl -verify -pubin -inkey "$g/pub.pem" -rawin -in "$IN/doc.bin" -sigfile "$g/doc.der" >/dev/null 2>&1 &&
+                pass || fail "$tag openssl pkeyutl -verify: the signature does not verify"
+            cmp -s "$g/doc.der" "$g/doc.raw" && pass || fail "$tag Ed25519: der and raw signatures differ"
+        else
+            openssl dgst -sha256 -verify "$g/pub.pem" -signature "$g/doc.der" "$IN/doc.bin" >/dev/null 2>&1 &&
+                pass || fail "$tag openssl dgst -verify: the DER signature does not verify"
+            raw2der "$g/doc.raw" "$g/doc.raw.der"
+            openssl dgst -sha256 -verify "$g/pub.pem" -signature "$g/doc.raw.der" "$IN/doc.bin" >/dev/null 2>&1 &&
+                pass || fail "$tag openssl dgst -verify: the raw signature (as DER) does not verify"
+            # (openssl pkeyutl -rawin cannot take an empty input; the empty
+            # message is checked across the four languages only.)
+            openssl dgst -sha256 -verify "$g/pub.pem" -signature "$g/empty.der" "$IN/empty.bin" >/dev/null 2>&1 &&
+                pass || fail "$tag openssl dgst -verify: the signature of the empty message does not verify"
+            # openssl refuses a tampered one (the harness's tampering is real)
+            flip "$g/doc.der" "$g/doc.der.bad" -1
+            ! openssl dgst -sha256 -verify "$g/pub.pem" -signature "$g/doc.der.bad" "$IN/doc.bin" >/dev/null 2>&1 &&
+                pass || fail "$tag openssl dgst -verify accepts a tampered signature"
+        fi
+    done
+done
+echo "cross: signing keys added, signatures made and checked by openssl in $((SECONDS - t0))s"
+
+t0=$SECONDS
+for A in "${LANGS[@]}"; do
+    S=$(spec "$A" age)
+    for ALG in "${SIG_ALGS[@]}"; do
+        g="$W/sig/$A-$ALG"
+        K="$g/keychain.age"
+        [[ -s "$g/pub.raw" ]] || continue
+        for B in "${LANGS[@]}"; do
+            [[ $B == "$A" ]] && continue
+            tag="[$A -> $B, $ALG]"
+            x="$W/sx/$A-$ALG-$B"
+            mkdir -p "$x"
+            # schk WHAT EXPECTED_FILE LANG ARGS...: run LANG, compare output file $x/got
+            schk() {
+                local what=$1 exp=$2 lang=$3
+                shift 3
+                rm -f "$x/got"
+                if ! ks "$lang" "$@" "$x/got" >/dev/null; then
+                    fail "$tag $what: error"
+                elif ! cmp -s "$x/got" "$exp"; then
+                    fail "$tag $what: bytes differ"
+                else
+                    pass
+                fi
+            }
+            ks "$B" keys "$S" "$K" >"$x/keys.txt" && cmp -s "$x/keys.txt" "$g/keys.txt" &&
+                pass || fail "$tag load the signing keychain: key listing differs"
+            # (a) with the keychain: the signing key verifies, by its key_id
+            schk "verify (der)" "$g/sign_key_id" "$B" verify "$S" "$K" "$IN/doc.bin" "$g/doc.der"
+            schk "verify (raw)" "$g/sign_key_id" "$B" verify "$S" "$K" "$IN/doc.bin" "$g/doc.raw"
+            schk "verify (empty message)" "$g/sign_key_id" "$B" verify "$S" "$K" "$IN/empty.bin" "$g/empty.der"
+            # (b) with the raw public key alone
+            schk "verify-pub (der)" "$IN/ok.txt" "$B" verify-pub "$ALG" "$g/pub.raw" "$IN/doc.bin" "$g/doc.der"
+            schk "verify-pub (raw)" "$IN/ok.txt" "$B" verify-pub "$ALG" "$g/pub.raw" "$IN/doc.bin" "$g/doc.raw"
+            schk "verify-pub (empty message)" "$IN/ok.txt" "$B" verify-pub "$ALG" "$g/pub.raw" "$IN/empty.bin" "$g/empty.der"
+            # (c) the same public key, byte for byte, in every format
+            for P in $(pubformats "$ALG"); do
+                schk "pubkey ($P)" "$g/pub.$P" "$B" pubkey "$S" "$K" "$P"
+            done
+            # B signs with A's key: Ed25519 is deterministic (the same bytes
+            # as A's); ECDSA is randomized, so A verifies B's instead.
+            for F in der raw; do
+                if ! ks "$B" sign "$S" "$K" "$F" "$IN/doc.bin" "$x/doc.$F" >/dev/null; then
+                    fail "$tag sign ($F) with A's key: error"
+                elif [[ $ALG == ed25519 ]]; then
+                    cmp -s "$x/doc.$F" "$g/doc.$F" && pass || fail "$tag Ed25519 sign ($F): not the bytes $A made"
+                else
+                    ks "$A" verify-pub "$ALG" "$g/pub.raw" "$IN/doc.bin" "$x/doc.$F" "$x/back" >/dev/null &&
+                        cmp -s "$x/back" "$IN/ok.txt" && pass || fail "$tag sign ($F) by $B -> verify-pub by $A"
+                fi
+            done
+        done
+    done
+done
+echo "cross: every pair verified the other's signatures in $((SECONDS - t0))s"
+
 # --- error parity: the same bad inputs, the same kind in every language ---------------
 t0=$SECONDS
 # expect TAG KIND ARGS...: every language's tool fails with KIND (the kind's
 # name on stdout) and the same exit status, 10 + the kind's number (each
 # binding takes the number from the core; the numbers themselves are pinned
 # by core/tests/codes.rs). On a mismatch all four answers are printed.
+# expect appends an output file to ARGS; expect_args does not (add-signing).
 expect() {
+    local tag=$1 kind=$2
+    shift 2
+    expect_args "$tag" "$kind" "$@" "$W/err.out"
+}
+expect_args() {
     local tag=$1 kind=$2
     shift 2
     local B out rc rc0="" nbad=0 answers=""
     for B in "${LANGS[@]}"; do
-        out=$(ks "$B" "$@" "$W/err.out" 2>/dev/null)
+        out=$(ks "$B" "$@" 2>/dev/null)
         rc=$?
         answers+=" $B=${out:-?}(exit $rc)"
         [[ -z $rc0 ]] && rc0=$rc
@@ -304,6 +455,48 @@ for ai in "${!LANGS[@]}"; do
     else
         fail "$tag portable error cases: no input"
     fi
+    # signatures (issue 15, item 7): A's signing keychains and signatures
+    flip "$IN/doc.bin" "$e/doc-changed.bin" 1234
+    expect "$tag no signing key: sign" UnknownKey sign "$S" "$K" der "$IN/doc.bin"
+    expect "$tag no signing key: verify" UnknownKey verify "$S" "$K" "$IN/doc.bin" "$W/sig/$A-ed25519/doc.der"
+    expect "$tag no signing key: pubkey" UnknownKey pubkey "$S" "$K" raw
+    cp "$K" "$e/add-signing.age"
+    expect_args "$tag unknown algorithm: add-signing" InvalidInput add-signing "$S" "$e/add-signing.age" rsa-2048
+    cmp -s "$e/add-signing.age" "$K" && pass || fail "$tag a failed add-signing changed the keychain file"
+    for ALG in "${SIG_ALGS[@]}"; do
+        g="$W/sig/$A-$ALG"
+        G="$g/keychain.age"
+        go="$W/sig/$other-$ALG"
+        [[ -s "$g/doc.der" && -s "$g/doc.raw" && -s "$g/pub.raw" ]] || { fail "$tag $ALG: no signatures"; continue; }
+        t="$tag $ALG"
+        flip "$g/doc.der" "$e/$ALG-der-last" -1
+        flip "$g/doc.der" "$e/$ALG-der-10" 10 64
+        flip "$g/doc.raw" "$e/$ALG-raw-first" 0
+        head -c 63 "$g/doc.raw" >"$e/$ALG-raw-short"
+        head -c 20 "$g/pub.raw" >"$e/$ALG-pub-short"
+        expect "$t tampered signature (last byte): verify" Authentication verify "$S" "$G" "$IN/doc.bin" "$e/$ALG-der-last"
+        expect "$t tampered signature (byte 10): verify" Authentication verify "$S" "$G" "$IN/doc.bin" "$e/$ALG-der-10"
+        expect "$t tampered raw signature: verify" Authentication verify "$S" "$G" "$IN/doc.bin" "$e/$ALG-raw-first"
+        expect "$t truncated raw signature: verify" Authentication verify "$S" "$G" "$IN/doc.bin" "$e/$ALG-raw-short"
+        expect "$t changed message: verify" Authentication verify "$S" "$G" "$e/doc-changed.bin" "$g/doc.der"
+        expect "$t tampered signature: verify-pub" Authentication verify-pub "$ALG" "$g/pub.raw" "$IN/doc.bin" "$e/$ALG-der-last"
+        expect "$t tampered raw signature: verify-pub" Authentication verify-pub "$ALG" "$g/pub.raw" "$IN/doc.bin" "$e/$ALG-raw-first"
+        expect "$t changed message: verify-pub" Authentication verify-pub "$ALG" "$g/pub.raw" "$e/doc-changed.bin" "$g/doc.raw"
+        if [[ -s "$go/pub.raw" && -s "$go/keychain.age" ]]; then
+            expect "$t ${other}'s public key: verify-pub" Authentication verify-pub "$ALG" "$go/pub.raw" "$IN/doc.bin" "$g/doc.der"
+            expect "$t ${other}'s signing keychain: verify" Authentication verify "$(spec "$other" age)" "$go/keychain.age" "$IN/doc.bin" "$g/doc.der"
+        else
+            fail "$t no signing keychain by $other"
+        fi
+        expect "$t public key too short: verify-pub" InvalidInput verify-pub "$ALG" "$e/$ALG-pub-short" "$IN/doc.bin" "$g/doc.der"
+        expect "$t unknown algorithm: verify-pub" InvalidInput verify-pub rsa-2048 "$g/pub.raw" "$IN/doc.bin" "$g/doc.der"
+        expect "$t unknown signature format: sign" InvalidInput sign "$S" "$G" p1363 "$IN/doc.bin"
+        expect "$t unknown public key format: pubkey" InvalidInput pubkey "$S" "$G" jwk
+        if [[ $ALG != ed25519 ]]; then
+            expect "$t minisign public key of an ECDSA key: pubkey" Unsupported pubkey "$S" "$G" minisign
+            expect "$t Ed25519 key for an ECDSA signature: verify-pub" InvalidInput verify-pub ed25519 "$g/pub.raw" "$IN/doc.bin" "$g/doc.raw"
+        fi
+    done
 done
 echo "cross: error parity checked in $((SECONDS - t0))s"
 

@@ -125,6 +125,43 @@ func readEnvelope(path string) (*ks.KeyEnvelope, error) {
 	return ks.EnvelopeFromMetadata(m)
 }
 
+// algorithm is the Algorithm named name, by the library's own names
+// (Algorithm.String); a name it does not know is AlgorithmNone, which the
+// library rejects with ErrInvalidInput, as the other languages do.
+func algorithm(name string) ks.Algorithm {
+	for a := ks.Algorithm(1); a < 64; a++ {
+		if a.String() == name {
+			return a
+		}
+	}
+	return ks.AlgorithmNone
+}
+
+// sigFormat and pubFormat: the command line's format words; another word
+// is 0, not a format (ErrInvalidInput).
+func sigFormat(name string) ks.SignatureFormat {
+	return map[string]ks.SignatureFormat{"der": ks.SignatureDER, "raw": ks.SignatureRaw}[name]
+}
+
+func pubFormat(name string) ks.PublicKeyFormat {
+	return map[string]ks.PublicKeyFormat{
+		"pem": ks.PublicKeyPEM, "der": ks.PublicKeyDER, "raw": ks.PublicKeyRaw, "minisign": ks.PublicKeyMinisign,
+	}[name]
+}
+
+// readAll reads every file of paths, in order.
+func readAll(paths ...string) ([][]byte, error) {
+	out := make([][]byte, len(paths))
+	for i, p := range paths {
+		b, err := read(p)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = b
+	}
+	return out, nil
+}
+
 func gen(dir string, r *ks.Root) error {
 	kc, err := ks.Generate(nil)
 	if err != nil {
@@ -333,6 +370,75 @@ func run(a []string) error {
 			return err
 		}
 		return write(a[4], out)
+	case op == "add-signing" && n == 4:
+		r, err := root(a[1])
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		kc, err := ks.LoadFile(a[2], r)
+		if err != nil {
+			return err
+		}
+		defer kc.Close()
+		if _, err := kc.RotateSigning(algorithm(a[3])); err != nil {
+			return err
+		}
+		return kc.SaveFile(a[2], r)
+	case op == "sign" && n == 6:
+		kc, err := load(a[1], a[2])
+		if err != nil {
+			return err
+		}
+		defer kc.Close()
+		msg, err := read(a[4])
+		if err != nil {
+			return err
+		}
+		sig, err := kc.SignAs(msg, sigFormat(a[3]))
+		if err != nil {
+			return err
+		}
+		return write(a[5], sig.Bytes)
+	case op == "verify" && n == 6:
+		kc, err := load(a[1], a[2])
+		if err != nil {
+			return err
+		}
+		defer kc.Close()
+		in, err := readAll(a[3], a[4])
+		if err != nil {
+			return err
+		}
+		info, err := kc.Verify(in[0], in[1])
+		if err != nil {
+			return err
+		}
+		return write(a[5], []byte(fmt.Sprintf("%d\n", info.KeyID)))
+	case op == "pubkey" && n == 5:
+		kc, err := load(a[1], a[2])
+		if err != nil {
+			return err
+		}
+		defer kc.Close()
+		p, err := kc.PrimaryOf(ks.PurposeSign)
+		if err != nil {
+			return err
+		}
+		pub, err := kc.PublicKey(p.KeyID, pubFormat(a[3]))
+		if err != nil {
+			return err
+		}
+		return write(a[4], pub)
+	case op == "verify-pub" && n == 6:
+		in, err := readAll(a[2], a[3], a[4])
+		if err != nil {
+			return err
+		}
+		if err := ks.VerifySignature(algorithm(a[1]), in[0], in[1], in[2]); err != nil {
+			return err
+		}
+		return write(a[5], []byte("ok\n"))
 	case op == "keys" && n == 3:
 		kc, err := load(a[1], a[2])
 		if err != nil {
