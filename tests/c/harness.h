@@ -147,5 +147,6 @@ void run_portable(const char *dir); /* test_portable.c */
 void run_gateway(const char *dir); /* test_gateway.c */
 void run_custom_root(void);        /* test_custom_root.c */
 void run_sign(void);               /* test_sign.c */
+void run_sign_more(void);          /* test_sign_more.c */
 
 #endif

@@ -36,6 +36,7 @@ int main(int argc, char **argv)
     run_gateway(dir);
     run_custom_root();
     run_sign();
+    run_sign_more();
 
     rm_tmpdir();
     int pass = atomic_load(&g_pass), fail = atomic_load(&g_fail);
