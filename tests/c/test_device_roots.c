@@ -1,6 +1,8 @@
 /*
  * ks_root_pkcs11_new and ks_root_kmip_new against the real peers: a
- * SoftHSM2 token and a PyKMIP server on loopback, started by
+ * SoftHSM2 token and a PyKMIP server on loopback; ks_signer_pkcs11_new
+ * (Ed25519, P-256, secp256k1 key pairs made in the token) against the
+ * same token. Started by
  * scripts/peers.sh (make test does it; the settings come from the
  * KS_TEST_* environment variables it exports).
  *
@@ -128,6 +130,138 @@ static void pkcs11(void)
     ks_root_free(other);
 }
 
+/* The base64 of a PEM's body (the DER SubjectPublicKeyInfo, as a trust
+ * file lists an official key). */
+static void pem_body(const ks_buffer *pem, char *out, size_t cap)
+{
+    size_t o = 0, i = 0;
+    while (i < pem->len) {
+        size_t j = i;
+        while (j < pem->len && pem->data[j] != '\n')
+            j++;
+        if (!(j - i >= 5 && memcmp(pem->data + i, "-----", 5) == 0) && o + (j - i) + 1 <= cap) {
+            memcpy(out + o, pem->data + i, j - i);
+            o += j - i;
+        }
+        i = j + 1;
+    }
+    out[o] = '\0';
+}
+
+/* ks_signer_pkcs11_new: a key pair made in the token signs; its
+ * signatures verify with the public key it exports, in a trust file too. */
+static void pkcs11_signer(void)
+{
+    const char *module = env("KS_TEST_PKCS11_MODULE");
+    const char *token = env("KS_TEST_PKCS11_TOKEN");
+    const char *pin = env("KS_TEST_PKCS11_PIN");
+    static const uint8_t msg[] = "abc";
+    /* SHA-256("abc") (FIPS 180-2, B.1). */
+    static const uint8_t abc_sha256[32] = {0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40,
+                                           0xde, 0x5d, 0xae, 0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17,
+                                           0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
+    const ks_algorithm algs[] = {KS_ALG_ED25519, KS_ALG_ECDSA_P256, KS_ALG_ECDSA_SECP256K1};
+    char p256_label[64] = "";
+    for (size_t i = 0; i < 3; i++) {
+        ks_algorithm alg = algs[i];
+        char label[64];
+        unique(label, sizeof label, "c-sign");
+        ks_signer *s = NULL, *again = NULL, *wrong = NULL;
+        if (!CHECK(ks_signer_pkcs11_new(module, token, pin, NULL, label, alg, KS_ROOT_CREATE_KEY, &s, E) == KS_OK))
+            continue;
+        ks_algorithm got = KS_ALG_NONE;
+        CHECK(ks_signer_algorithm(s, &got, E) == KS_OK && got == alg);
+        CHECK(ks_signer_health_check(s, E) == KS_OK);
+        ks_buffer raw = {0}, pem = {0};
+        CHECK(ks_signer_public_key(s, KS_PUBKEY_RAW, &raw, E) == KS_OK);
+        CHECK(raw.len == (alg == KS_ALG_ED25519 ? 32u : 65u));
+        CHECK(ks_signer_public_key(s, KS_PUBKEY_PEM, &pem, E) == KS_OK);
+        uint8_t sig[KS_MAX_SIGNATURE_LEN];
+        size_t n = 0;
+        if (CHECK(ks_signer_sign(s, msg, 3, sig, sizeof sig, &n, E) == KS_OK)) {
+            CHECK(alg == KS_ALG_ED25519 ? n == 64 : (sig[0] == 0x30 && n <= KS_MAX_SIGNATURE_LEN));
+            CHECK(ks_verify_signature(alg, raw.data, raw.len, msg, 3, sig, n, E) == KS_OK);
+            CHECK(ks_verify_signature(alg, raw.data, raw.len, msg, 2, sig, n, E) == KS_ERR_AUTHENTICATION);
+        }
+        CHECK(ks_signer_sign(s, msg, 3, NULL, 0, &n, E) == KS_OK && n == KS_MAX_SIGNATURE_LEN);
+        CHECK(ks_signer_sign(s, msg, 3, sig, 10, &n, E) == KS_ERR_BUFFER_TOO_SMALL && n == KS_MAX_SIGNATURE_LEN);
+        ks_buffer ms = {0};
+        if (alg == KS_ALG_ED25519) {
+            CHECK(ks_signer_sign_digest(s, abc_sha256, 32, sig, sizeof sig, &n, E) == KS_ERR_UNSUPPORTED);
+            CHECK(ks_signer_public_key(s, KS_PUBKEY_MINISIGN, &ms, E) == KS_OK && ms.len > 40);
+        } else {
+            /* A digest computed elsewhere: the signature of the message. */
+            if (CHECK(ks_signer_sign_digest(s, abc_sha256, 32, sig, sizeof sig, &n, E) == KS_OK))
+                CHECK(ks_verify_signature(alg, raw.data, raw.len, msg, 3, sig, n, E) == KS_OK);
+            CHECK(ks_signer_sign_digest(s, abc_sha256, 31, sig, sizeof sig, &n, E) == KS_ERR_INVALID_INPUT);
+            CHECK(ks_signer_public_key(s, KS_PUBKEY_MINISIGN, &ms, E) == KS_ERR_UNSUPPORTED);
+        }
+        ks_buffer_free(&ms);
+        /* The key exists now: opened without the flag, it is the same
+         * key; as another algorithm, refused. */
+        if (CHECK(ks_signer_pkcs11_new(module, token, pin, NULL, label, alg, 0, &again, E) == KS_OK)) {
+            ks_buffer raw2 = {0};
+            CHECK(ks_signer_public_key(again, KS_PUBKEY_RAW, &raw2, E) == KS_OK && raw2.len == raw.len &&
+                  memcmp(raw2.data, raw.data, raw.len) == 0);
+            ks_buffer_free(&raw2);
+        }
+        ks_algorithm other = alg == KS_ALG_ECDSA_P256 ? KS_ALG_ED25519 : KS_ALG_ECDSA_P256;
+        CHECK(ks_signer_pkcs11_new(module, token, pin, NULL, label, other, KS_ROOT_CREATE_KEY, &wrong, E) ==
+              KS_ERR_UNSUPPORTED);
+        CHECK(wrong == NULL);
+        /* An official key of a trust file: the token's signature names it. */
+        if (alg == KS_ALG_ECDSA_P256 && pem.len > 0) {
+            snprintf(p256_label, sizeof p256_label, "%s", label);
+            char b64[512], text[1024];
+            pem_body(&pem, b64, sizeof b64);
+            snprintf(text, sizeof text, "# token keys\nhsm-release official active ecdsa-p256 %s\n", b64);
+            ks_trusted_keys *tk = NULL;
+            ks_trust_result r = {0};
+            if (CHECK(ks_trusted_keys_parse((const uint8_t *)text, strlen(text), &tk, E) == KS_OK) &&
+                CHECK(ks_signer_sign(s, msg, 3, sig, sizeof sig, &n, E) == KS_OK) &&
+                CHECK(ks_trusted_keys_verify(tk, msg, 3, sig, n, &r, E) == KS_OK)) {
+                CHECK(strcmp(r.name, "hsm-release") == 0 && r.kind == KS_TRUST_OFFICIAL);
+                ks_trust_result_clear(&r);
+            }
+            ks_trusted_keys_free(tk);
+        }
+        /* Closed: every call is unavailable; closing twice is fine. */
+        CHECK(ks_signer_close(s, E) == KS_OK);
+        CHECK(ks_signer_close(s, E) == KS_OK);
+        CHECK(ks_signer_sign(s, msg, 3, sig, sizeof sig, &n, E) == KS_ERR_UNAVAILABLE);
+        CHECK(ks_signer_algorithm(s, &got, E) == KS_ERR_UNAVAILABLE);
+        CHECK(ks_signer_health_check(s, E) == KS_ERR_UNAVAILABLE);
+        /* Another handle on the key is not closed with it. */
+        if (again)
+            CHECK(ks_signer_sign(again, msg, 3, sig, sizeof sig, &n, E) == KS_OK);
+        ks_buffer_free(&raw);
+        ks_buffer_free(&pem);
+        ks_signer_free(s);
+        ks_signer_free(again);
+    }
+    /* Errors, each of its documented kind; never the PIN in a message. */
+    ks_signer *s = NULL;
+    char missing[64];
+    unique(missing, sizeof missing, "c-sign-missing");
+    CHECK(ks_signer_pkcs11_new(module, token, pin, NULL, missing, KS_ALG_ED25519, 0, &s, E) == KS_ERR_UNKNOWN_KEY);
+    if (p256_label[0]) {
+        CHECK(ks_signer_pkcs11_new(module, token, "not-the-pin-0000", NULL, p256_label, KS_ALG_ECDSA_P256, 0, &s, E) ==
+              KS_ERR_BACKEND);
+        CHECK(strstr(last_msg(), "not-the-pin-0000") == NULL);
+        setenv("KS_TEST_C_PIN", pin, 1);
+        CHECK(ks_signer_pkcs11_new(module, token, NULL, "KS_TEST_C_PIN", p256_label, KS_ALG_ECDSA_P256, 0, &s, E) ==
+              KS_OK);
+        ks_signer_free(s);
+        s = NULL;
+        unsetenv("KS_TEST_C_PIN");
+    }
+    CHECK(ks_signer_pkcs11_new(module, "no-such-token", pin, NULL, missing, KS_ALG_ED25519, 0, &s, E) ==
+          KS_ERR_UNAVAILABLE);
+    CHECK(ks_signer_pkcs11_new(module, token, pin, NULL, missing, 9, KS_ROOT_CREATE_KEY, &s, E) == KS_ERR_INVALID_INPUT);
+    CHECK(ks_signer_pkcs11_new(module, token, pin, NULL, missing, KS_ALG_ED25519, 0x80, &s, E) == KS_ERR_INVALID_INPUT);
+    CHECK(s == NULL);
+}
+
 static void kmip(void)
 {
     const char *host = env("KS_TEST_KMIP_HOST");
@@ -161,6 +295,7 @@ static void kmip(void)
 int main(void)
 {
     pkcs11();
+    pkcs11_signer();
     kmip();
     printf("device-roots: %d passed, %d failed\n", g_pass, g_fail);
     return g_fail ? 1 : 0;
