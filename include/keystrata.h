@@ -239,6 +239,10 @@ typedef enum ks_purpose {
    * A signing key (its ks_algorithm in ks_key_info.algorithm).
    */
   KS_PURPOSE_SIGN = 3,
+  /**
+   * A streaming key (Tink's AES-GCM-HKDF streaming AEAD).
+   */
+  KS_PURPOSE_STREAM = 4,
 } ks_purpose;
 
 /**

@@ -476,7 +476,7 @@ func TestEnumNames(t *testing.T) {
 	for k := EventKind(0); k <= 11; k++ {
 		got = append(got, k.String())
 	}
-	for p := Purpose(0); p <= 4; p++ {
+	for p := Purpose(0); p <= 5; p++ {
 		got = append(got, p.String())
 	}
 	for s := KeyStatus(0); s <= 4; s++ {
@@ -484,7 +484,7 @@ func TestEnumNames(t *testing.T) {
 	}
 	want := []string{"EventKind(0)", "key created", "key rotated", "key promoted", "key disabled",
 		"key enabled", "key destroyed", "key derived", "decrypt failed", "signed", "verify failed",
-		"EventKind(11)", "none", "encrypt", "derive", "sign", "Purpose(4)",
+		"EventKind(11)", "none", "encrypt", "derive", "sign", "stream", "Purpose(5)",
 		"KeyStatus(0)", "enabled", "disabled", "destroyed", "KeyStatus(4)"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("got  %q\nwant %q", got, want)

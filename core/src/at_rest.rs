@@ -66,6 +66,9 @@ pub(crate) fn to_json(set: &KeySet) -> Result<Zeroizing<Vec<u8>>> {
     if set.primary_sign.is_some() {
         write!(s, ", \"sign\": {}", set.primary_id(Purpose::Sign)).map_err(fmt_err)?;
     }
+    if set.primary_stream.is_some() {
+        write!(s, ", \"stream\": {}", set.primary_id(Purpose::Stream)).map_err(fmt_err)?;
+    }
     s.push_str("},\n  \"keys\": [");
     let mut b64 = Zeroizing::new([0u8; 48]);
     for (i, k) in set.keys.iter().enumerate() {
@@ -83,7 +86,10 @@ pub(crate) fn to_json(set: &KeySet) -> Result<Zeroizing<Vec<u8>>> {
                     hex8(&id)
                 ),
                 (Some(a), None) => format!("\"algorithm\": \"{a}\", "),
-                (None, _) => String::new(),
+                (None, _) => match k.stream_format {
+                    Some(f) => format!("\"stream_format\": \"{}\", ", f.name()),
+                    None => String::new(),
+                },
             },
             k.status,
             k.created_at,
@@ -137,6 +143,9 @@ struct PrimaryDoc {
     /// Absent in keychains without signing keys.
     #[serde(default)]
     sign: Option<u32>,
+    /// Absent in keychains without streaming keys.
+    #[serde(default)]
+    stream: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -151,6 +160,9 @@ struct KeyDoc {
     /// digits (the 8 bytes in order).
     #[serde(default)]
     minisign_key_id: Option<String>,
+    /// Only for streaming keys: their format's name.
+    #[serde(default)]
+    stream_format: Option<String>,
     status: String,
     created_at: u64,
     usage: u64,
@@ -278,6 +290,30 @@ pub(crate) fn from_json(json: &[u8]) -> Result<KeySet> {
             }
             (_, None) => None,
         };
+        let stream_format = match (purpose, &k.stream_format) {
+            (Purpose::Stream, Some(f)) => {
+                Some(crate::stream::StreamFormat::from_name(f).ok_or_else(|| {
+                    Error::format(format!(
+                        "key {}: unknown stream format {:?}",
+                        k.key_id,
+                        truncate_for_message(f, 64)
+                    ))
+                })?)
+            }
+            (Purpose::Stream, None) => {
+                return Err(Error::format(format!(
+                    "streaming key {} has no stream_format",
+                    k.key_id
+                )))
+            }
+            (_, Some(_)) => {
+                return Err(Error::format(format!(
+                    "key {} is a {purpose} key but names a stream format",
+                    k.key_id
+                )))
+            }
+            (_, None) => None,
+        };
         let minisign_key_id = match (&k.minisign_key_id, algorithm) {
             (None, _) => None,
             (Some(h), Some(crate::sign::Algorithm::Ed25519)) => {
@@ -327,6 +363,7 @@ pub(crate) fn from_json(json: &[u8]) -> Result<KeySet> {
             created_at: k.created_at,
             algorithm,
             minisign_key_id,
+            stream_format,
             secret,
             usage: Arc::new(Usage::unbound(k.usage)),
             stored_usage: k.usage,
@@ -335,6 +372,9 @@ pub(crate) fn from_json(json: &[u8]) -> Result<KeySet> {
     let mut set = KeySet::new(keys, doc.primary.encrypt, doc.primary.derive, policy)?;
     if let Some(id) = doc.primary.sign {
         set.primary_sign = Some(set.primary_position(id, Purpose::Sign)?);
+    }
+    if let Some(id) = doc.primary.stream {
+        set.primary_stream = Some(set.primary_position(id, Purpose::Stream)?);
     }
     set.revision = doc.revision;
     Ok(set)

@@ -149,6 +149,7 @@ impl fmt::Debug for Error {
 pub(crate) const AUTH_MESSAGE: &str = "ciphertext could not be authenticated";
 
 /// The message of every signature that does not verify.
+#[cfg(feature = "aws-lc")]
 pub(crate) const BAD_SIGNATURE_MESSAGE: &str = "signature did not verify";
 
 impl Error {
@@ -184,6 +185,7 @@ impl Error {
 
     /// A signature that does not verify: `Authentication`, with one fixed
     /// message that says nothing more.
+    #[cfg(feature = "aws-lc")]
     pub(crate) fn bad_signature() -> Error {
         Error::new(ErrorKind::Authentication, BAD_SIGNATURE_MESSAGE)
     }

@@ -23,20 +23,31 @@ pub enum Purpose {
     ///
     /// [`Algorithm`]: crate::sign::Algorithm
     Sign,
+    /// A streaming key (Tink's AES-GCM-HKDF streaming AEAD, its
+    /// [`StreamFormat`]): used by encrypting_writer and decrypting_reader.
+    ///
+    /// [`StreamFormat`]: crate::stream::StreamFormat
+    Stream,
 }
 
 impl Purpose {
     /// Every purpose, in numeric order.
-    pub const ALL: [Purpose; 3] = [Purpose::Encrypt, Purpose::Derive, Purpose::Sign];
+    pub const ALL: [Purpose; 4] = [
+        Purpose::Encrypt,
+        Purpose::Derive,
+        Purpose::Sign,
+        Purpose::Stream,
+    ];
 
     /// The stable number of this purpose, shared by every binding (the C
     /// `KS_PURPOSE_*` values; 0 is left for "no purpose"). A number is
-    /// never reused; retired ones: none yet. Next free number: 4.
+    /// never reused; retired ones: none yet. Next free number: 5.
     pub const fn code(self) -> u32 {
         match self {
             Purpose::Encrypt => 1,
             Purpose::Derive => 2,
             Purpose::Sign => 3,
+            Purpose::Stream => 4,
         }
     }
 
@@ -46,6 +57,7 @@ impl Purpose {
             1 => Purpose::Encrypt,
             2 => Purpose::Derive,
             3 => Purpose::Sign,
+            4 => Purpose::Stream,
             _ => return None,
         })
     }
@@ -68,6 +80,7 @@ impl Purpose {
             Purpose::Encrypt => "encrypt",
             Purpose::Derive => "derive",
             Purpose::Sign => "sign",
+            Purpose::Stream => "stream",
         }
     }
 
@@ -76,6 +89,7 @@ impl Purpose {
             "encrypt" => Some(Purpose::Encrypt),
             "derive" => Some(Purpose::Derive),
             "sign" => Some(Purpose::Sign),
+            "stream" => Some(Purpose::Stream),
             _ => None,
         }
     }
@@ -186,6 +200,8 @@ pub struct KeyInfo {
     pub primary: bool,
     /// For a signing key, its algorithm; `None` for the other purposes.
     pub algorithm: Option<crate::sign::Algorithm>,
+    /// For a streaming key, its format; `None` for the other purposes.
+    pub stream_format: Option<crate::stream::StreamFormat>,
 }
 
 /// How many counts a stripe takes from a key's shared counter at most at
@@ -404,6 +420,8 @@ pub(crate) struct Key {
     /// For an Ed25519 key imported from a minisign secret key file, the
     /// key ID it came with (others use one derived from the public key).
     pub(crate) minisign_key_id: Option<[u8; 8]>,
+    /// For a streaming key, its format (`None` for other purposes).
+    pub(crate) stream_format: Option<crate::stream::StreamFormat>,
     /// `None` exactly when the key is destroyed.
     pub(crate) secret: Option<Arc<Secret>>,
     /// This process's usage counts (shared by every snapshot).
@@ -440,6 +458,7 @@ impl Key {
             usage: self.persisted_usage(),
             primary,
             algorithm: self.algorithm,
+            stream_format: self.stream_format,
         }
     }
 }

@@ -22,6 +22,8 @@ pub(crate) struct KeySet {
     pub(crate) primary_derive: usize,
     /// The signing primary, once a signing key exists (rotate_signing).
     pub(crate) primary_sign: Option<usize>,
+    /// The streaming primary, once a stream key exists (rotate_streaming).
+    pub(crate) primary_stream: Option<usize>,
     pub(crate) policy: Policy,
     /// The saved keychain's revision counter: one more on every write to a
     /// store (0 for a keychain never stored).
@@ -44,6 +46,7 @@ impl KeySet {
             primary_encrypt: 0,
             primary_derive: 0,
             primary_sign: None,
+            primary_stream: None,
             policy,
             revision: 0,
             stored: None,
@@ -97,6 +100,7 @@ impl KeySet {
             Purpose::Encrypt => Some(self.primary_encrypt),
             Purpose::Derive => Some(self.primary_derive),
             Purpose::Sign => self.primary_sign,
+            Purpose::Stream => self.primary_stream,
         }
     }
 
@@ -111,6 +115,7 @@ impl KeySet {
             Purpose::Encrypt => self.primary_encrypt = pos,
             Purpose::Derive => self.primary_derive = pos,
             Purpose::Sign => self.primary_sign = Some(pos),
+            Purpose::Stream => self.primary_stream = Some(pos),
         }
     }
 
@@ -125,7 +130,20 @@ impl KeySet {
     }
 
     pub(crate) fn is_primary(&self, pos: usize) -> bool {
-        pos == self.primary_encrypt || pos == self.primary_derive || self.primary_sign == Some(pos)
+        pos == self.primary_encrypt
+            || pos == self.primary_derive
+            || self.primary_sign == Some(pos)
+            || self.primary_stream == Some(pos)
+    }
+
+    /// The streaming primary's position, or `UnknownKey` if there is none.
+    pub(crate) fn primary_stream_pos(&self) -> Result<usize> {
+        self.primary_stream.ok_or_else(|| {
+            Error::new(
+                ErrorKind::UnknownKey,
+                "this keychain has no streaming key (make one with rotate_streaming)",
+            )
+        })
     }
 
     /// The key `key_id`, usable for `purpose`, with its material.
@@ -192,6 +210,11 @@ impl KeySet {
                 "a signing key needs an algorithm: use rotate_signing or add_signing_key",
             ));
         }
+        if purpose == Purpose::Stream {
+            return Err(Error::invalid(
+                "a streaming key needs a format: use rotate_streaming or add_stream_key",
+            ));
+        }
         self.push_key(purpose, None, KeyMaterial::random()?, usage, stored_usage)
     }
 
@@ -222,6 +245,17 @@ impl KeySet {
         Ok(pos)
     }
 
+    /// Adds a new enabled streaming key of `format`; returns its position.
+    pub(crate) fn push_new_stream(
+        &mut self,
+        format: crate::stream::StreamFormat,
+        usage: Usage,
+    ) -> Result<usize> {
+        let pos = self.push_key(Purpose::Stream, None, KeyMaterial::random()?, usage, 0)?;
+        self.keys[pos].stream_format = Some(format);
+        Ok(pos)
+    }
+
     fn push_key(
         &mut self,
         purpose: Purpose,
@@ -240,6 +274,7 @@ impl KeySet {
             created_at: now_unix(),
             algorithm,
             minisign_key_id: None,
+            stream_format: None,
             secret: Some(Arc::new(Secret::new(material))),
             usage: Arc::new(usage),
             stored_usage,
@@ -295,6 +330,7 @@ impl KeySet {
             primary_encrypt: usize::MAX,
             primary_derive: usize::MAX,
             primary_sign: None,
+            primary_stream: None,
             policy: Policy::default(),
             revision: 0,
             stored: None,

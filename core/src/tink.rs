@@ -16,12 +16,18 @@ use crate::key::KeyStatus;
 /// Tink's type URL for AES-GCM keys.
 pub const AES_GCM_TYPE_URL: &str = "type.googleapis.com/google.crypto.tink.AesGcmKey";
 
+/// The type URL of Tink's streaming AEAD keys (AES-GCM-HKDF).
+pub const AES_GCM_HKDF_STREAMING_TYPE_URL: &str =
+    "type.googleapis.com/google.crypto.tink.AesGcmHkdfStreamingKey";
+
 /// One key read from a Tink keyset.
 pub(crate) struct TinkKey {
     pub(crate) key_id: u32,
     pub(crate) status: KeyStatus,
     /// `None` for a destroyed key whose data Tink cleared.
     pub(crate) material: Option<Zeroizing<[u8; KEY_LEN]>>,
+    /// For a streaming key, its format (`None`: an AES-GCM AEAD key).
+    pub(crate) stream: Option<crate::stream::StreamFormat>,
 }
 
 /// A Tink keyset, parsed.
@@ -32,7 +38,8 @@ pub(crate) struct TinkKeyset {
 
 fn unsupported_key(id: u64, what: &str) -> Error {
     Error::unsupported(format!(
-        "Tink key {id}: {what}; keystrata imports only 32-byte AesGcmKey keys with TINK output prefix"
+        "Tink key {id}: {what}; keystrata imports 32-byte AesGcmKey keys with TINK output prefix \
+         and AesGcmHkdfStreamingKey keys (4 KB or 1 MB segments) with RAW prefix"
     ))
 }
 
@@ -80,6 +87,118 @@ pub(crate) fn aes_gcm_key_from_proto(proto: &[u8]) -> Result<Zeroizing<[u8; KEY_
     key.ok_or_else(|| bad("no key_value"))
 }
 
+/// Reads a protobuf varint at `*i`.
+fn varint(proto: &[u8], i: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *proto.get(*i)?;
+        *i += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+fn push_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Parses the protobuf of a Tink `AesGcmHkdfStreamingKey`: `version`
+/// (field 1, 0), `params` (field 2: `ciphertext_segment_size` 4096 or
+/// 1048576, `derived_key_size` 32, `hkdf_hash_type` SHA256 = 3), and
+/// `key_value` (field 3, 32 bytes). Each field at most once; nothing else.
+pub(crate) fn streaming_key_from_proto(
+    proto: &[u8],
+) -> Result<(Zeroizing<[u8; KEY_LEN]>, crate::stream::StreamFormat)> {
+    let bad = |m: &str| Error::unsupported(format!("AesGcmHkdfStreamingKey protobuf: {m}"));
+    let cut = || Error::format("AesGcmHkdfStreamingKey protobuf is truncated");
+    let (mut i, mut key, mut params, mut version) = (0, None, None, false);
+    while i < proto.len() {
+        let tag = varint(proto, &mut i).ok_or_else(cut)?;
+        match tag {
+            0x08 => {
+                if std::mem::replace(&mut version, true)
+                    || varint(proto, &mut i).ok_or_else(cut)? != 0
+                {
+                    return Err(bad("a repeated or non-zero version"));
+                }
+            }
+            0x12 | 0x1a => {
+                let n =
+                    usize::try_from(varint(proto, &mut i).ok_or_else(cut)?).map_err(|_| cut())?;
+                let end = i
+                    .checked_add(n)
+                    .filter(|&e| e <= proto.len())
+                    .ok_or_else(cut)?;
+                let field = &proto[i..end];
+                i = end;
+                if tag == 0x12 {
+                    if params.replace(field).is_some() {
+                        return Err(bad("the params field is repeated"));
+                    }
+                } else {
+                    if key.is_some() || n != KEY_LEN {
+                        return Err(bad("key_value is repeated or not 32 bytes"));
+                    }
+                    let mut k = Zeroizing::new([0u8; KEY_LEN]);
+                    k.copy_from_slice(field);
+                    key = Some(k);
+                }
+            }
+            t => return Err(bad(&format!("unexpected field tag 0x{t:02x}"))),
+        }
+    }
+    let params = params.ok_or_else(|| bad("no params"))?;
+    let (mut j, mut seg, mut derived, mut hash) = (0, None, None, None);
+    while j < params.len() {
+        let tag = varint(params, &mut j).ok_or_else(cut)?;
+        let v = varint(params, &mut j).ok_or_else(cut)?;
+        let slot = match tag {
+            0x08 => &mut seg,
+            0x10 => &mut derived,
+            0x18 => &mut hash,
+            t => return Err(bad(&format!("unexpected params field tag 0x{t:02x}"))),
+        };
+        if slot.replace(v).is_some() {
+            return Err(bad("a params field is repeated"));
+        }
+    }
+    if derived != Some(KEY_LEN as u64) || hash != Some(3) {
+        return Err(bad(
+            "only a 32-byte derived key with HKDF-SHA256 is supported",
+        ));
+    }
+    let format = seg
+        .and_then(crate::stream::StreamFormat::from_segment_size)
+        .ok_or_else(|| bad("ciphertext_segment_size must be 4096 or 1048576"))?;
+    Ok((key.ok_or_else(|| bad("no key_value"))?, format))
+}
+
+/// The protobuf of a Tink `AesGcmHkdfStreamingKey` (version 0 left out, as
+/// proto3 does).
+pub(crate) fn streaming_key_proto(
+    material: &[u8; KEY_LEN],
+    format: crate::stream::StreamFormat,
+) -> Zeroizing<Vec<u8>> {
+    let mut params = Vec::with_capacity(12);
+    params.push(0x08);
+    push_varint(&mut params, format.segment_size() as u64);
+    params.extend_from_slice(&[0x10, KEY_LEN as u8, 0x18, 0x03]);
+    let mut out = Zeroizing::new(Vec::with_capacity(4 + params.len() + KEY_LEN));
+    out.push(0x12);
+    out.push(params.len() as u8);
+    out.extend_from_slice(&params);
+    out.extend_from_slice(&[0x1a, KEY_LEN as u8]);
+    out.extend_from_slice(material);
+    out
+}
+
 fn u32_field(v: &Value, name: &str) -> Result<u32> {
     let n = v
         .get(name)
@@ -122,8 +241,8 @@ pub(crate) fn parse_keyset(json: &str) -> Result<TinkKeyset> {
                 )))
             }
         };
-        match k.get("outputPrefixType").and_then(Value::as_str) {
-            Some("TINK") => {}
+        let prefix = match k.get("outputPrefixType").and_then(Value::as_str) {
+            Some(p @ ("TINK" | "RAW")) => p,
             Some(other) => {
                 return Err(unsupported_key(
                     id,
@@ -131,7 +250,7 @@ pub(crate) fn parse_keyset(json: &str) -> Result<TinkKeyset> {
                 ))
             }
             None => return Err(Error::format(format!("Tink key {id}: no outputPrefixType"))),
-        }
+        };
         let data = k.get("keyData");
         if status == KeyStatus::Destroyed && data.is_none() {
             // Tink clears the key data of destroyed keys: keep the key ID
@@ -145,17 +264,28 @@ pub(crate) fn parse_keyset(json: &str) -> Result<TinkKeyset> {
                 key_id,
                 status,
                 material: None,
+                stream: None,
             });
             continue;
         }
         let data = data.ok_or_else(|| Error::format(format!("Tink key {id}: no keyData")))?;
         let type_url = data.get("typeUrl").and_then(Value::as_str).unwrap_or("");
-        if type_url != AES_GCM_TYPE_URL {
-            return Err(unsupported_key(
-                id,
-                &format!("key type {}", truncate_for_message(type_url, 128)),
-            ));
-        }
+        let streaming = match (type_url, prefix) {
+            (AES_GCM_TYPE_URL, "TINK") => false,
+            (AES_GCM_HKDF_STREAMING_TYPE_URL, "RAW") => true,
+            (AES_GCM_TYPE_URL | AES_GCM_HKDF_STREAMING_TYPE_URL, p) => {
+                return Err(unsupported_key(
+                    id,
+                    &format!("output prefix {p} for this key type"),
+                ))
+            }
+            _ => {
+                return Err(unsupported_key(
+                    id,
+                    &format!("key type {}", truncate_for_message(type_url, 128)),
+                ))
+            }
+        };
         let value = data
             .get("value")
             .and_then(Value::as_str)
@@ -167,7 +297,12 @@ pub(crate) fn parse_keyset(json: &str) -> Result<TinkKeyset> {
                     Error::format(format!("Tink key {id}: keyData.value is not base64"))
                 })?,
         );
-        let material = aes_gcm_key_from_proto(&proto).map_err(|e| {
+        let parsed = if streaming {
+            streaming_key_from_proto(&proto).map(|(k, f)| (k, Some(f)))
+        } else {
+            aes_gcm_key_from_proto(&proto).map(|k| (k, None))
+        };
+        let (material, stream) = parsed.map_err(|e| {
             if e.kind() == crate::ErrorKind::Unsupported {
                 unsupported_key(id, e.message())
             } else {
@@ -183,7 +318,14 @@ pub(crate) fn parse_keyset(json: &str) -> Result<TinkKeyset> {
             key_id,
             status,
             material: Some(material),
+            stream,
         });
+    }
+    let with_data = || keys.iter().filter(|k| k.material.is_some());
+    if with_data().any(|k| k.stream.is_some()) && with_data().any(|k| k.stream.is_none()) {
+        return Err(Error::format(
+            "Tink keyset mixes AEAD and streaming AEAD keys (a keyset holds one primitive)",
+        ));
     }
     match keys.iter().find(|k| k.key_id == primary_key_id) {
         Some(k) if k.status == KeyStatus::Enabled => {}
@@ -194,6 +336,33 @@ pub(crate) fn parse_keyset(json: &str) -> Result<TinkKeyset> {
         primary_key_id,
         keys,
     })
+}
+
+/// Writes one streaming key entry (RAW prefix) of a Tink cleartext JSON
+/// keyset into `out`.
+pub(crate) fn write_stream_key_json(
+    out: &mut Zeroizing<String>,
+    key_id: u32,
+    status: KeyStatus,
+    material: &[u8; KEY_LEN],
+    format: crate::stream::StreamFormat,
+) {
+    let proto = streaming_key_proto(material, format);
+    let b64 = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&proto[..]));
+    let status = match status {
+        KeyStatus::Enabled => "ENABLED",
+        KeyStatus::Disabled => "DISABLED",
+        KeyStatus::Destroyed => "DESTROYED",
+    };
+    out.push_str("{\"keyData\":{\"typeUrl\":\"");
+    out.push_str(AES_GCM_HKDF_STREAMING_TYPE_URL);
+    out.push_str("\",\"value\":\"");
+    out.push_str(&b64);
+    out.push_str("\",\"keyMaterialType\":\"SYMMETRIC\"},\"status\":\"");
+    out.push_str(status);
+    out.push_str("\",\"keyId\":");
+    out.push_str(&key_id.to_string());
+    out.push_str(",\"outputPrefixType\":\"RAW\"}");
 }
 
 /// Writes one key entry of a Tink cleartext JSON keyset into `out`, whose

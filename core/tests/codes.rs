@@ -101,6 +101,7 @@ fn purpose_codes() {
             (Purpose::Encrypt, 1, "encrypt"),
             (Purpose::Derive, 2, "derive"),
             (Purpose::Sign, 3, "sign"),
+            (Purpose::Stream, 4, "stream"),
         ],
         Purpose::code,
         Purpose::from_code,
@@ -154,5 +155,21 @@ fn algorithm_codes() {
         Algorithm::from_code,
         Algorithm::name,
         Algorithm::from_name,
+    );
+}
+
+#[test]
+fn stream_format_codes() {
+    use keystrata::StreamFormat;
+    check(
+        &StreamFormat::ALL,
+        &[
+            (StreamFormat::AesGcmHkdf4Kb, 1, "aes256-gcm-hkdf-4kb"),
+            (StreamFormat::AesGcmHkdf1Mb, 2, "aes256-gcm-hkdf-1mb"),
+        ],
+        StreamFormat::code,
+        StreamFormat::from_code,
+        StreamFormat::name,
+        StreamFormat::from_name,
     );
 }

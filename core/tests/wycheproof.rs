@@ -74,7 +74,10 @@ fn run(file: &str, alg: Algorithm, format: SignatureFormat) -> (usize, usize) {
                     );
                     // The lenient verifier (DER, or raw at 64 bytes: what the
                     // bindings' verify_signature uses) refuses it too.
-                    assert!(verify(alg, &pk, &msg, &sig).is_err(), "{file} #{id}: lenient verify accepts");
+                    assert!(
+                        verify(alg, &pk, &msg, &sig).is_err(),
+                        "{file} #{id}: lenient verify accepts"
+                    );
                     invalid += 1;
                 }
                 "acceptable" => {}

@@ -32,6 +32,8 @@ pub enum ks_purpose {
     KS_PURPOSE_DERIVE = 2,
     /// A signing key (its ks_algorithm in ks_key_info.algorithm).
     KS_PURPOSE_SIGN = 3,
+    /// A streaming key (Tink's AES-GCM-HKDF streaming AEAD).
+    KS_PURPOSE_STREAM = 4,
 }
 
 /// Whether a key may be used.
@@ -76,6 +78,7 @@ pub(crate) fn purpose_to_c(p: Purpose) -> ks_purpose {
         Purpose::Encrypt => ks_purpose::KS_PURPOSE_ENCRYPT,
         Purpose::Derive => ks_purpose::KS_PURPOSE_DERIVE,
         Purpose::Sign => ks_purpose::KS_PURPOSE_SIGN,
+        Purpose::Stream => ks_purpose::KS_PURPOSE_STREAM,
         _ => ks_purpose::KS_PURPOSE_NONE,
     }
 }
@@ -83,7 +86,7 @@ pub(crate) fn purpose_to_c(p: Purpose) -> ks_purpose {
 fn purpose_from_c(p: u32) -> FfiResult<Purpose> {
     Purpose::from_code(p).ok_or_else(|| {
         FfiError::invalid(format!(
-            "{p} is not a ks_purpose (KS_PURPOSE_ENCRYPT, KS_PURPOSE_DERIVE or KS_PURPOSE_SIGN)"
+            "{p} is not a ks_purpose (KS_PURPOSE_ENCRYPT, _DERIVE, _SIGN or _STREAM)"
         ))
     })
 }
@@ -1168,7 +1171,7 @@ mod table_tests {
             assert_eq!(purpose_to_c(p) as u32, p.code(), "{p:?}");
             assert_eq!(purpose_from_c(p.code()).ok(), Some(p));
         }
-        assert!(purpose_from_c(0).is_err() && purpose_from_c(4).is_err());
+        assert!(purpose_from_c(0).is_err() && purpose_from_c(5).is_err());
         for s in KeyStatus::ALL {
             assert_eq!(status_to_c(s) as u32, s.code(), "{s:?}");
         }

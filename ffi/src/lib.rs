@@ -231,6 +231,6 @@ mod table_tests {
             assert_eq!(read(ks_key_status_name(bad)), None);
         }
         assert_eq!(read(ks_purpose_name(-1)), None);
-        assert_eq!(read(ks_purpose_name(4)), None);
+        assert_eq!(read(ks_purpose_name(5)), None);
     }
 }

@@ -193,7 +193,8 @@ static void group_keychain_hostile(void)
         EXPECT(ks_keychain_primary(NULL, 1, &info, E), KS_ERR_NULL_ARGUMENT);
         EXPECT(ks_keychain_primary(kc, 1, NULL, E), KS_ERR_NULL_ARGUMENT);
         EXPECT(ks_keychain_primary(kc, 0, &info, E), KS_ERR_INVALID_INPUT);
-        EXPECT(ks_keychain_primary(kc, 4, &info, E), KS_ERR_INVALID_INPUT);
+        EXPECT(ks_keychain_primary(kc, 5, &info, E), KS_ERR_INVALID_INPUT);
+        EXPECT(ks_keychain_primary(kc, KS_PURPOSE_STREAM, &info, E), KS_ERR_UNKNOWN_KEY); /* no stream key yet */
         EXPECT(ks_keychain_primary(kc, KS_PURPOSE_SIGN, &info, E), KS_ERR_UNKNOWN_KEY); /* no signing key yet */
         EXPECT(ks_keychain_get_policy(NULL, &pol, E), KS_ERR_NULL_ARGUMENT);
         EXPECT(ks_keychain_get_policy(kc, NULL, E), KS_ERR_NULL_ARGUMENT);

@@ -40,6 +40,7 @@ mod rotation;
 mod seal;
 #[cfg(feature = "aws-lc")]
 mod sign;
+mod stream;
 mod telemetry;
 mod tink;
 mod usage;
@@ -287,9 +288,10 @@ impl Keychain {
     /// keychain without signing keys.
     pub fn primary_for(&self, purpose: Purpose) -> Result<KeyInfo> {
         let set = self.live()?;
-        let pos = match set.primary_pos(purpose) {
-            Some(pos) => pos,
-            None => set.primary_sign_pos()?,
+        let pos = match (set.primary_pos(purpose), purpose) {
+            (Some(pos), _) => pos,
+            (None, Purpose::Stream) => set.primary_stream_pos()?,
+            (None, _) => set.primary_sign_pos()?,
         };
         Ok(set.info(pos))
     }

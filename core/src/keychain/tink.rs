@@ -22,6 +22,7 @@ impl Keychain {
     /// Any other key type, key size or prefix gives `Unsupported`.
     pub fn import_tink_cleartext(json: &str) -> Result<Keychain> {
         let ks = tink::parse_keyset(json)?;
+        let streaming = ks.keys.iter().any(|k| k.stream.is_some());
         let now = now_unix();
         let mut set = KeySet::empty();
         for (i, k) in ks.keys.iter().enumerate() {
@@ -34,9 +35,14 @@ impl Keychain {
             set.keys.push(Key {
                 algorithm: None,
                 minisign_key_id: None,
+                stream_format: k.stream,
                 id: k.key_id,
                 version: u32::try_from(i + 1).map_err(|_| Error::invalid("too many keys"))?,
-                purpose: Purpose::Encrypt,
+                purpose: if streaming {
+                    Purpose::Stream
+                } else {
+                    Purpose::Encrypt
+                },
                 status: k.status,
                 created_at: now,
                 secret,
@@ -45,7 +51,14 @@ impl Keychain {
             });
         }
         set.rebuild_index()?;
-        set.primary_encrypt = set.primary_position(ks.primary_key_id, Purpose::Encrypt)?;
+        if streaming {
+            // A streaming keyset: its keys are the stream keys; the
+            // keychain gets fresh encryption and derivation primaries.
+            set.primary_stream = Some(set.primary_position(ks.primary_key_id, Purpose::Stream)?);
+            set.primary_encrypt = set.push_new(Purpose::Encrypt, Usage::unbound(0), 0)?;
+        } else {
+            set.primary_encrypt = set.primary_position(ks.primary_key_id, Purpose::Encrypt)?;
+        }
         set.primary_derive = set.push_new(Purpose::Derive, Usage::unbound(0), 0)?;
         Ok(Keychain::from_set(set, None))
     }
@@ -75,6 +88,53 @@ impl Keychain {
         }
         out.push_str("]}");
         Ok(out)
+    }
+
+    /// The keys of one purpose as a Tink cleartext JSON keyset:
+    /// `Purpose::Encrypt` as [`insecure_export_tink_cleartext`] does,
+    /// `Purpose::Stream` as `AesGcmHkdfStreamingKey` keys (RAW prefix) that
+    /// Tink's streaming AEAD reads. Destroyed keys are left out. Other
+    /// purposes have no Tink form: `Unsupported`; no key of the purpose:
+    /// `UnknownKey`. The result holds key material in the clear.
+    ///
+    /// [`insecure_export_tink_cleartext`]: Keychain::insecure_export_tink_cleartext
+    pub fn insecure_export_tink_cleartext_for(
+        &self,
+        purpose: Purpose,
+    ) -> Result<Zeroizing<String>> {
+        match purpose {
+            Purpose::Encrypt => self.insecure_export_tink_cleartext(),
+            Purpose::Stream => {
+                let set = self.live()?;
+                let primary = set.primary_stream_pos()?;
+                let mut out = Zeroizing::new(String::with_capacity(64 + set.keys.len() * 320));
+                out.push_str("{\"primaryKeyId\":");
+                out.push_str(&set.keys[primary].id.to_string());
+                out.push_str(",\"key\":[");
+                let mut first = true;
+                for k in set.keys.iter().filter(|k| k.purpose == Purpose::Stream) {
+                    let (Some(secret), Some(format)) = (&k.secret, k.stream_format) else {
+                        continue;
+                    };
+                    if !first {
+                        out.push(',');
+                    }
+                    first = false;
+                    tink::write_stream_key_json(
+                        &mut out,
+                        k.id,
+                        k.status,
+                        &secret.material.0,
+                        format,
+                    );
+                }
+                out.push_str("]}");
+                Ok(out)
+            }
+            other => Err(Error::unsupported(format!(
+                "{other} keys have no Tink keyset form"
+            ))),
+        }
     }
 
     /// The old name of

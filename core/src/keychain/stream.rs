@@ -1,0 +1,130 @@
+//! Streaming encryption with the keychain's keys of purpose `stream`
+//! (Tink's AES-GCM-HKDF streaming AEAD; the format is crate::stream's).
+
+use std::io::{Read, Seek, Write};
+
+use zeroize::Zeroizing;
+
+use super::Keychain;
+use crate::error::{Error, Result};
+use crate::events::{Event, EventKind};
+use crate::key::{KeyInfo, KeyStatus, Purpose, Usage};
+use crate::stream::{
+    Candidate, DecryptingReader, EncryptingWriter, SeekableDecryptor, StreamFormat,
+};
+
+impl Keychain {
+    /// Makes a new streaming key of `format` the streaming primary: what
+    /// [`encrypting_writer`](Keychain::encrypting_writer) uses from now on.
+    /// Older streaming keys stay enabled, so their streams keep decrypting.
+    pub fn rotate_streaming(&self, format: StreamFormat) -> Result<KeyInfo> {
+        let r = self.new_stream_key(format, true);
+        self.track(r)
+    }
+
+    /// Adds an enabled streaming key that is not primary (roll it out to
+    /// every reader, then [`promote`](Keychain::promote) it).
+    pub fn add_stream_key(&self, format: StreamFormat) -> Result<KeyInfo> {
+        let r = self.new_stream_key(format, false);
+        self.track(r)
+    }
+
+    fn new_stream_key(&self, format: StreamFormat, primary: bool) -> Result<KeyInfo> {
+        let (info, _) = self.mutate(|set, bound| {
+            let usage = if bound {
+                Usage::bound()
+            } else {
+                Usage::unbound(0)
+            };
+            let pos = set.push_new_stream(format, usage)?;
+            if primary {
+                set.set_primary(Purpose::Stream, pos);
+            }
+            let k = &set.keys[pos];
+            let mut events = vec![Event::key(
+                EventKind::KeyCreated,
+                k.id,
+                k.version,
+                Purpose::Stream,
+            )];
+            if primary {
+                events.push(Event::key(
+                    EventKind::KeyRotated,
+                    k.id,
+                    k.version,
+                    Purpose::Stream,
+                ));
+            }
+            Ok((Some(set.info(pos)), events))
+        })?;
+        info.ok_or_else(|| Error::internal("rotate_streaming produced no key"))
+    }
+
+    /// Encrypts what is written into `w` as one stream under the streaming
+    /// primary, bound to `aad` (docs/STREAMING.md, FORMAT.md §13). Call
+    /// `finish()` at the end; memory stays O(segment) for any size.
+    /// `UnknownKey` if the keychain has no streaming key yet.
+    pub fn encrypting_writer<W: Write>(&self, w: W, aad: &[u8]) -> Result<EncryptingWriter<W>> {
+        let r = (|| {
+            let set = self.live()?;
+            let pos = set.primary_stream_pos()?;
+            let (key, secret) = set.usable(set.keys[pos].id, Purpose::Stream)?;
+            let format = key
+                .stream_format
+                .ok_or_else(|| Error::internal("a streaming key has no format"))?;
+            EncryptingWriter::new(w, &secret.material.0, format, aad)
+        })();
+        self.track(r)
+    }
+
+    /// Decrypts a stream read from `r`, made under one of this keychain's
+    /// enabled streaming keys with `aad`. The stream does not name its key:
+    /// each enabled streaming key is tried on the first segment, primary
+    /// first (as Tink does). Errors come from reading, as an `io::Error`
+    /// holding the keystrata error ([`crate::stream::error_of`]).
+    pub fn decrypting_reader<R: Read>(&self, r: R, aad: &[u8]) -> Result<DecryptingReader<R>> {
+        let c = self.stream_candidates();
+        let r = c.map(|c| DecryptingReader::new(r, c, aad));
+        self.track(r)
+    }
+
+    /// Random access to a stream in a seekable source: any range of the
+    /// plaintext, decrypting only the segments it touches. Finds the key
+    /// now, on the first segment: `Authentication` if none opens it.
+    pub fn seekable_decryptor<R: Read + Seek>(
+        &self,
+        r: R,
+        aad: &[u8],
+    ) -> Result<SeekableDecryptor<R>> {
+        let r = self
+            .stream_candidates()
+            .and_then(|c| SeekableDecryptor::new(r, c, aad));
+        self.track(r)
+    }
+
+    /// The enabled streaming keys, primary first, then newest first.
+    fn stream_candidates(&self) -> Result<Vec<Candidate>> {
+        let set = self.live()?;
+        let mut order: Vec<usize> = set.primary_stream.into_iter().collect();
+        order.extend(
+            (0..set.keys.len())
+                .rev()
+                .filter(|p| Some(*p) != set.primary_stream),
+        );
+        let mut out = Vec::new();
+        for pos in order {
+            let k = &set.keys[pos];
+            let (Purpose::Stream, KeyStatus::Enabled, Some(format), Some(secret)) =
+                (k.purpose, k.status, k.stream_format, &k.secret)
+            else {
+                continue;
+            };
+            out.push(Candidate {
+                key: Zeroizing::new(secret.material.0),
+                format,
+                key_id: k.id,
+            });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,238 @@
+//! Streaming encryption through the keychain: round trips, random access,
+//! key rotation and trial, save/load, errors; and Tink's streaming AEAD both
+//! ways (Google Tink for Python, tests/tink/streaming.py) and the committed
+//! vectors (tests/vectors/stream.json).
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::process::Command;
+
+use keystrata::stream::error_of;
+use keystrata::{AgeRoot, ErrorKind, Keychain, Purpose, StreamFormat};
+
+fn plaintext(n: usize) -> Vec<u8> {
+    (0..n).map(|i| ((7 * i + 3) % 251) as u8).collect()
+}
+
+fn encrypt(kc: &Keychain, pt: &[u8], aad: &[u8]) -> Vec<u8> {
+    let mut w = kc.encrypting_writer(Vec::new(), aad).unwrap();
+    for c in pt.chunks(70_001) {
+        w.write_all(c).unwrap();
+    }
+    w.finish().unwrap()
+}
+
+fn decrypt(kc: &Keychain, ct: &[u8], aad: &[u8]) -> keystrata::Result<Vec<u8>> {
+    let mut r = kc.decrypting_reader(ct, aad)?;
+    let mut out = Vec::new();
+    r.read_to_end(&mut out).map_err(error_of)?;
+    Ok(out)
+}
+
+#[test]
+fn streams_round_trip_and_survive_rotation_and_save() {
+    let kc = Keychain::generate().unwrap();
+    assert_eq!(
+        kc.encrypting_writer(Vec::new(), b"")
+            .err()
+            .map(|e| e.kind()),
+        Some(ErrorKind::UnknownKey)
+    );
+    let v1 = kc.rotate_streaming(StreamFormat::AesGcmHkdf4Kb).unwrap();
+    assert_eq!(
+        (v1.purpose, v1.stream_format, v1.primary),
+        (Purpose::Stream, Some(StreamFormat::AesGcmHkdf4Kb), true)
+    );
+    let pt = plaintext(100_000);
+    let old = encrypt(&kc, &pt, b"file.bin");
+    let v2 = kc.rotate_streaming(StreamFormat::AesGcmHkdf1Mb).unwrap();
+    let new = encrypt(&kc, &pt, b"file.bin");
+    // Both decrypt: the reader tries every enabled stream key.
+    assert_eq!(decrypt(&kc, &old, b"file.bin").unwrap(), pt);
+    assert_eq!(decrypt(&kc, &new, b"file.bin").unwrap(), pt);
+    let mut r = kc.decrypting_reader(&old[..], b"file.bin").unwrap();
+    r.read_exact(&mut [0u8; 10]).unwrap();
+    assert_eq!(r.key_id(), Some(v1.key_id));
+    // Saved and loaded, the keys and their formats stay.
+    let root = AgeRoot::generate();
+    let back = Keychain::load(&kc.save(&root).unwrap(), &root).unwrap();
+    assert_eq!(back.keys().unwrap(), kc.keys().unwrap());
+    assert_eq!(decrypt(&back, &old, b"file.bin").unwrap(), pt);
+    // A disabled key decrypts nothing; the wrong aad fails; a stream under no
+    // key of this keychain fails.
+    kc.disable(v1.key_id).unwrap();
+    assert_eq!(
+        decrypt(&kc, &old, b"file.bin").unwrap_err().kind(),
+        ErrorKind::Authentication
+    );
+    assert_eq!(
+        decrypt(&kc, &new, b"other").unwrap_err().kind(),
+        ErrorKind::Authentication
+    );
+    let other = Keychain::generate().unwrap();
+    other.rotate_streaming(StreamFormat::AesGcmHkdf1Mb).unwrap();
+    assert_eq!(
+        decrypt(&other, &new, b"file.bin").unwrap_err().kind(),
+        ErrorKind::Authentication
+    );
+    assert_eq!(v2.version, 2);
+}
+
+#[test]
+fn random_access_reads_any_range() {
+    let kc = Keychain::generate().unwrap();
+    kc.rotate_streaming(StreamFormat::AesGcmHkdf4Kb).unwrap();
+    let pt = plaintext(50_000);
+    let ct = encrypt(&kc, &pt, b"");
+    let mut s = kc
+        .seekable_decryptor(std::io::Cursor::new(ct.clone()), b"")
+        .unwrap();
+    assert_eq!(s.plaintext_len(), 50_000);
+    for (off, len) in [
+        (0, 10),
+        (4039, 3),
+        (4040, 4096),
+        (20_000, 7_000),
+        (49_990, 100),
+    ] {
+        s.seek(SeekFrom::Start(off)).unwrap();
+        let mut buf = vec![0u8; len];
+        let mut got = 0;
+        while got < len {
+            let n = s.read(&mut buf[got..]).unwrap();
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        let end = (off as usize + len).min(pt.len());
+        assert_eq!(&buf[..got], &pt[off as usize..end], "off {off}");
+    }
+    // A tampered segment fails only where it is read.
+    let mut bad = ct.clone();
+    bad[3 * 4096 + 10] ^= 1;
+    let mut s = kc
+        .seekable_decryptor(std::io::Cursor::new(bad), b"")
+        .unwrap();
+    assert_eq!(s.read_at(0, &mut [0u8; 10]).unwrap(), 10);
+    assert_eq!(
+        s.read_at(3 * 4080, &mut [0u8; 10]).unwrap_err().kind(),
+        ErrorKind::Authentication
+    );
+}
+
+fn python() -> PathBuf {
+    let py = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    assert!(
+        py.exists(),
+        "no venv with Tink: run `bash scripts/setup.sh` (make test does)"
+    );
+    py
+}
+
+fn script(cmd: &str, dir: &std::path::Path) -> String {
+    let out = Command::new(python())
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/tink/streaming.py"))
+        .arg(cmd)
+        .arg(dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "streaming.py {cmd}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+/// Tink's streams decrypt here; ours decrypt in Tink, under Tink's keyset
+/// and under our export of it.
+#[test]
+fn tink_reads_ours_and_we_read_tinks() {
+    let dir = tempfile::tempdir().unwrap();
+    script("gen", dir.path());
+    let mut checked = 0;
+    for name in ["4kb", "1mb"] {
+        let json = std::fs::read_to_string(dir.path().join(format!("keyset-{name}.json"))).unwrap();
+        let kc = Keychain::import_tink_cleartext(&json).unwrap();
+        let primary = kc.primary_for(Purpose::Stream).unwrap();
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            let file = path.file_name().unwrap().to_str().unwrap().to_owned();
+            let Some(n) = file
+                .strip_prefix(&format!("tink-{name}-"))
+                .and_then(|s| s.strip_suffix(".ct"))
+            else {
+                continue;
+            };
+            let n: usize = n.parse().unwrap();
+            let aad = format!("aad-{n}");
+            let ct = std::fs::read(&path).unwrap();
+            assert_eq!(
+                decrypt(&kc, &ct, aad.as_bytes()).unwrap(),
+                plaintext(n),
+                "{file}"
+            );
+            let ours = encrypt(&kc, &plaintext(n), aad.as_bytes());
+            std::fs::write(dir.path().join(format!("ks-{name}-{n}.ct")), ours).unwrap();
+            checked += 1;
+        }
+        let export = kc
+            .insecure_export_tink_cleartext_for(Purpose::Stream)
+            .unwrap();
+        std::fs::write(
+            dir.path().join(format!("ks-keyset-{name}.json")),
+            export.as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(
+            Keychain::import_tink_cleartext(&export)
+                .unwrap()
+                .primary_for(Purpose::Stream)
+                .unwrap()
+                .key_id,
+            primary.key_id
+        );
+    }
+    assert_eq!(checked, 16);
+    let report = script("check", dir.path());
+    assert!(
+        report.trim_end().ends_with("48 passed, 0 failed"),
+        "{report}"
+    );
+}
+
+/// The committed vectors (made by Tink): every case decrypts here.
+#[test]
+fn committed_vectors_decrypt() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors/stream.json");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let kc = Keychain::import_tink_cleartext(doc["keyset_json"].as_str().unwrap()).unwrap();
+    let unhex = |s: &str| {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect::<Vec<u8>>()
+    };
+    let cases = doc["decrypt"].as_array().unwrap();
+    assert_eq!(cases.len(), 5);
+    for c in cases {
+        let ct = unhex(c["ciphertext_hex"].as_str().unwrap());
+        let aad = unhex(c["aad_hex"].as_str().unwrap());
+        let n = c["plaintext_len"].as_u64().unwrap() as usize;
+        assert_eq!(
+            decrypt(&kc, &ct, &aad).unwrap(),
+            plaintext(n),
+            "{}",
+            c["comment"]
+        );
+        assert_eq!(
+            StreamFormat::AesGcmHkdf4Kb
+                .plaintext_len_of(ct.len() as u64)
+                .unwrap(),
+            n as u64
+        );
+    }
+}
