@@ -122,5 +122,10 @@ pub use crate::wrapped_key::{Envelope, WrapForm};
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
 
+/// docs/STREAMING.md's Rust examples, run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/STREAMING.md")]
+pub struct StreamingDocDoctests;
+
 /// The version of this crate.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
