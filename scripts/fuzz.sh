@@ -58,6 +58,7 @@ TARGETS=(
   "kmip_ttlv         4096  -"
   "portable          8192  kswr.dict"
   "signatures        8192  -"
+  "stream            8192  -"
 )
 
 # Targets whose error-message cap (fuzz/src/lib.rs, KS_FUZZ_MAX_MESSAGE) is

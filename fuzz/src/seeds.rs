@@ -397,6 +397,15 @@ fn main() {
         out.put("signatures", "trust", &with(3, &trust));
     }
 
+    // stream: the committed Tink streams (4 KB segments), behind their aad.
+    {
+        let doc: Json = serde_json::from_str(include_str!("../../tests/vectors/stream.json")).expect("stream.json");
+        for (i, c) in list(&doc, &["decrypt"]).iter().enumerate() {
+            let aad = hex_field(c, "aad_hex");
+            out.put("stream", &format!("tink-{i}"), &join_field(&aad, &hex_field(c, "ciphertext_hex")));
+        }
+    }
+
     for (target, n) in &out.written {
         println!("seeds: {target}: {n}");
     }
