@@ -25,6 +25,16 @@ func cbytes(b []byte) (*C.uint8_t, C.size_t) {
 	return (*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(b))), C.size_t(len(b))
 }
 
+// cstringBytes passes the bytes of s (no NUL added) to C as a
+// (pointer, length) input for the duration of one call: (nil, 0) when
+// empty. C only reads them, and Go strings are immutable.
+func cstringBytes(s string) (*C.uint8_t, C.size_t) {
+	if len(s) == 0 {
+		return nil, 0
+	}
+	return (*C.uint8_t)(unsafe.Pointer(unsafe.StringData(s))), C.size_t(len(s))
+}
+
 // emptyOut is where a caller-sized call with no room points: a non-NULL
 // out with capacity 0 (NULL would ask for the length only). C never writes
 // to it.

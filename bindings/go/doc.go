@@ -75,6 +75,50 @@
 // ActiveKeyVersion, HealthCheck, Close, all taking a context.Context, with
 // a map[string]string of metadata as the wrap context). See KeyManager.
 //
+// # Signing
+//
+// Keys of PurposeSign sign with an Algorithm: AlgorithmEd25519,
+// AlgorithmECDSAP256 or AlgorithmECDSASecp256k1 (both with SHA-256).
+// RotateSigning makes a new signing primary (AddSigningKey then Promote
+// for fleets); older keys keep verifying until disabled. Every signature
+// emits an EventSigned carrying the SHA-256 of what was signed.
+//
+//	kc.RotateSigning(keystrata.AlgorithmECDSAP256)
+//	sig, _ := kc.Sign(msg)                           // DER; SignAs for raw r ‖ s
+//	who, _ := kc.Verify(msg, sig.Bytes)              // the key that verified
+//	pemKey, _ := kc.PublicKey(sig.KeyID, keystrata.PublicKeyPEM)
+//	err := keystrata.VerifySignature(alg, rawKey, msg, sig.Bytes) // no keychain
+//
+// minisign: with an Ed25519 primary, SignMinisign returns the text of a
+// .minisig file that `minisign -V` verifies with
+// PublicKey(id, PublicKeyMinisign); VerifyMinisign checks minisign's own
+// signatures (prehashed and legacy) with the key they name;
+// ImportMinisignSecretKey brings a `minisign -G` key in, keeping its key
+// ID; MinisignVerify checks a signature with a .pub key alone and returns
+// its trusted comment.
+//
+//	text, _ := kc.SignMinisign(data, "file:release.tar.gz")
+//	comment, err := keystrata.MinisignVerify(pubText, data, text)
+//
+// Trust files: TrustedKeys (ParseTrustedKeys, LoadTrustedKeys) lists
+// named official (ECDSA) and community (minisign) keys, active or
+// revoked; Verify says which one made a signature, and a revoked key's
+// signature fails with ErrKeyDisabled naming it.
+//
+//	tk, _ := keystrata.LoadTrustedKeys("KEYS.txt")
+//	v, err := tk.Verify(data, sigBytesOrMinisignText) // v.Name, v.Kind, v.TrustedComment
+//
+// Signers: a *Signer signs with a key wherever it lives, with one set of
+// methods (Algorithm, PublicKey, Sign, SignDigest, HealthCheck, Close):
+// NewPkcs11Signer for a key pair in a PKCS#11 token (it never leaves the
+// token), (*Keychain).Signer for the keychain's signing primary. ECDSA
+// signatures are DER over SHA-256(message), as crypto/ecdsa's VerifyASN1
+// takes them.
+//
+//	s, _ := keystrata.NewPkcs11Signer(cfg, keystrata.AlgorithmECDSAP256)
+//	defer s.Close()
+//	sig, _ := s.Sign(msg)
+//
 // # Errors
 //
 // Every error returned by keystrata is a *Error with a stable Code, the
@@ -87,13 +131,14 @@
 //
 // # Concurrency and lifetimes
 //
-// Keychain, Root and KeyManager are safe for concurrent use. Close a
-// Keychain or Root when done: Close wipes key material, is idempotent, and
+// Keychain, Root, KeyManager, Signer and TrustedKeys are safe for
+// concurrent use. Close a Keychain, Root or Signer when done: Close wipes key material, is idempotent, and
 // may run concurrently with other calls; afterwards every method returns an
 // error wrapping ErrUnavailable. A finalizer releases handles that were
 // never closed, as a safety net only. Secrets returned as []byte (Unseal,
 // UnwrapKey, DeriveOriginKey, ...) are ordinary Go memory: clear them when
-// you are done if that matters to you.
+// you are done if that matters to you. A keychain's Signer keeps its
+// Keychain alive; closing the Keychain makes the Signer unavailable.
 //
 // # Events and counters
 //
