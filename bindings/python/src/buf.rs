@@ -5,7 +5,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyString};
 use zeroize::Zeroizing;
 
-use crate::errors::call;
+use crate::errors::{call, raise};
 
 /// Payloads larger than this many bytes are processed with the interpreter
 /// released (the GIL dropped), so other Python threads run meanwhile.
@@ -98,6 +98,59 @@ impl<'a, 'py> FromPyObject<'a, 'py> for TextOrBytes<'a, 'py> {
             return Ok(TextOrBytes::Text(s.to_cow()?.into_owned()));
         }
         BytesIn::extract(obj).map(TextOrBytes::Bytes).map_err(|_| {
+            PyTypeError::new_err(format!(
+                "expected str or a bytes-like object, not {}",
+                type_name(&obj)
+            ))
+        })
+    }
+}
+
+impl TextOrBytes<'_, '_> {
+    /// The text, for an argument the core reads as text (minisign keys and
+    /// signatures, which `Keychain.public_key` hands out as bytes): a
+    /// `str` as it is, bytes if they are UTF-8. Other bytes cannot be what
+    /// the core expects: `FormatError` saying `what` is not UTF-8 text.
+    pub(crate) fn as_text(&self, what: &str) -> PyResult<&str> {
+        match self {
+            TextOrBytes::Text(s) => Ok(s),
+            TextOrBytes::Bytes(b) => std::str::from_utf8(b.as_slice()).map_err(|_| {
+                raise(keystrata::Error::new(
+                    keystrata::ErrorKind::Format,
+                    format!("{what} is not UTF-8 text"),
+                ))
+            }),
+        }
+    }
+}
+
+/// A secret argument such as a password: a `str` (used as UTF-8) or a
+/// bytes-like object. Never echoed in messages. Keystrata's own copy (the
+/// UTF-8 of a `str`, the copy of a `bytearray`) is wiped after the call;
+/// the caller's object is outside its reach.
+pub(crate) enum SecretIn<'a, 'py> {
+    Text(Zeroizing<String>),
+    Bytes(BytesIn<'a, 'py>),
+}
+
+impl SecretIn<'_, '_> {
+    /// The bytes (UTF-8 for a `str`).
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            SecretIn::Text(s) => s.as_bytes(),
+            SecretIn::Bytes(b) => b.as_slice(),
+        }
+    }
+}
+
+impl<'a, 'py> FromPyObject<'a, 'py> for SecretIn<'a, 'py> {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        if let Ok(s) = obj.cast::<PyString>() {
+            return Ok(SecretIn::Text(Zeroizing::new(s.to_cow()?.into_owned())));
+        }
+        BytesIn::extract(obj).map(SecretIn::Bytes).map_err(|_| {
             PyTypeError::new_err(format!(
                 "expected str or a bytes-like object, not {}",
                 type_name(&obj)

@@ -10,13 +10,14 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
 use crate::buf::{
-    bytes_out, payload_out, secret_out, type_name, BytesIn, TextOrBytes, DETACH_ABOVE,
+    bytes_out, payload_out, secret_out, type_name, BytesIn, SecretIn, TextOrBytes, DETACH_ABOVE,
 };
 use crate::errors::{call, invalid, raise};
 use crate::roots::RootArg;
 use crate::sign::{
     algorithm_from, public_key_format_from, signature_format_from, PySignature, SignatureIn,
 };
+use crate::signer::PyKeychainSigner;
 use crate::types::{PyEnvelope, PyEvent, PyKeyInfo, PyPolicy, PyRotationPlan};
 
 /// A keychain: keys with one primary key per purpose (AES-256 ``encrypt``
@@ -36,7 +37,10 @@ use crate::types::{PyEnvelope, PyEvent, PyKeyInfo, PyPolicy, PyRotationPlan};
 /// - ``derive_origin_key``/``derive``: HKDF-SHA256 under the derivation
 ///   key; stable across ``rotate()``.
 /// - ``sign``/``verify``: Ed25519 or ECDSA (P-256, secp256k1) signatures
-///   under the signing primary (``rotate_signing``), ``public_key``.
+///   under the signing primary (``rotate_signing``), ``public_key``;
+///   ``sign_minisign``/``verify_minisign`` and
+///   ``import_minisign_secret_key`` in minisign's formats; ``signer()``,
+///   the signing primary as a ``keystrata.Signer``.
 /// - lifecycle: ``rotate``, ``rotate_derivation``, ``add_key``,
 ///   ``promote``, ``prepare_rotation``/``promote_version`` (two-step
 ///   rotation), ``disable``, ``enable``, ``destroy``, ``keys``,
@@ -58,7 +62,7 @@ pub(crate) struct PyKeychain {
     /// lines of their own), and CPython allocates objects 16-byte aligned,
     /// so held inline it would sit misaligned (undefined behaviour; a debug
     /// build aborts on it).
-    inner: Box<keystrata::Keychain>,
+    pub(crate) inner: Box<keystrata::Keychain>,
     /// Python-visible subscription numbers → the core's IDs.
     subscriptions: Mutex<Subscriptions>,
 }
@@ -598,6 +602,86 @@ impl PyKeychain {
         let format = public_key_format_from(format)?;
         let key = call(py, false, || self.inner.public_key(key_id, format))?;
         Ok(bytes_out(py, &key))
+    }
+
+    /// This keychain's signing primary as a ``KeychainSigner``: the
+    /// ``keystrata.Signer`` contract (``algorithm``, ``public_key``,
+    /// ``sign``, ``sign_digest``, ``health_check``, ``close``) that a
+    /// ``Pkcs11Signer`` also offers, so code written against ``Signer``
+    /// runs over either. It signs with whichever key is primary at the
+    /// time of each call, with this keychain's events and counters.
+    /// Closing it closes nothing of the keychain.
+    fn signer(slf: &Bound<'_, Self>) -> PyKeychainSigner {
+        PyKeychainSigner::new(slf.clone().unbind())
+    }
+
+    // ------------------------------------------------------------------
+    // minisign
+    // ------------------------------------------------------------------
+
+    /// Signs ``data`` as ``minisign -S`` does, with the signing primary
+    /// (which must be Ed25519: ``UnsupportedError`` otherwise), and returns
+    /// the text of the ``.minisig`` file (a str): a prehashed signature
+    /// and ``trusted_comment`` under the global signature. ``minisign -V``
+    /// verifies it with ``public_key(key_id, "minisign")``. An empty
+    /// ``trusted_comment`` stays empty (minisign's CLI writes a timestamp
+    /// there); one minisign cannot carry (a line end, a control character,
+    /// over 8173 bytes) raises ``InvalidInputError``. Emits a ``"signed"``
+    /// event like every signature.
+    #[pyo3(signature = (data, trusted_comment = ""))]
+    fn sign_minisign(
+        &self,
+        py: Python<'_>,
+        data: BytesIn<'_, '_>,
+        trusted_comment: &str,
+    ) -> PyResult<String> {
+        let d = data.as_slice();
+        call(py, true, || self.inner.sign_minisign(d, trusted_comment))
+    }
+
+    /// Verifies a minisign ``signature`` (the text of a ``.minisig`` file,
+    /// as str or UTF-8 bytes; prehashed or legacy) of ``data`` with the
+    /// enabled Ed25519 signing key whose minisign key ID it names; returns
+    /// that key's ``KeyInfo``. ``keystrata.verify_minisign`` does the same
+    /// with a bare public key and gives the trusted comment.
+    ///
+    /// Raises ``UnknownKeyError`` if no enabled key has the ID,
+    /// ``AuthenticationError`` if the signature or its trusted comment
+    /// does not verify, ``FormatError`` for text that is not a minisign
+    /// signature. A failure emits a ``"verify_failed"`` event.
+    fn verify_minisign(
+        &self,
+        py: Python<'_>,
+        data: BytesIn<'_, '_>,
+        signature: TextOrBytes<'_, '_>,
+    ) -> PyResult<PyKeyInfo> {
+        let (d, s) = (data.as_slice(), signature.as_text("a minisign signature")?);
+        call(py, true, || self.inner.verify_minisign(d, s)).map(PyKeyInfo::from)
+    }
+
+    /// Imports a minisign secret key (the text ``minisign -G`` writes, a
+    /// str) as an Ed25519 signing key that keeps its minisign key ID, so
+    /// its signatures verify against the ``.pub`` file published before.
+    /// ``password`` (str or bytes) opens an encrypted key; a key made with
+    /// ``minisign -G -W`` needs none. The key becomes the signing primary
+    /// if the keychain has none; otherwise ``promote`` it. Returns its
+    /// ``KeyInfo``. keystrata keeps no copy of the password.
+    ///
+    /// An encrypted key costs one scrypt at minisign's own limits (1 GiB of
+    /// memory, seconds), run with the GIL released. Raises
+    /// ``AuthenticationError`` for a wrong password, ``InvalidInputError``
+    /// for an encrypted key without one or a key already in the keychain,
+    /// ``PolicyError`` for scrypt limits above minisign's, ``FormatError``
+    /// for text that is not a minisign secret key.
+    #[pyo3(signature = (text, password = None))]
+    fn import_minisign_secret_key(
+        &self,
+        py: Python<'_>,
+        text: &str,
+        password: Option<SecretIn<'_, '_>>,
+    ) -> PyResult<PyKeyInfo> {
+        let pw = password.as_ref().map(SecretIn::as_slice);
+        call(py, true, || self.inner.import_minisign_secret_key(text, pw)).map(PyKeyInfo::from)
     }
 
     // ------------------------------------------------------------------

@@ -11,8 +11,12 @@
 //! - `roots`: `AgeRoot`, `PassphraseRoot`, `Pkcs11Root`, `KmipRoot`,
 //!   `UriRoot`, and the `root` argument every method takes.
 //! - `custom_root`: `CustomRoot`, a Python object as a root.
-//! - `sign`: `Signature`, the algorithm and format names, and
-//!   `verify_signature`.
+//! - `sign`: `Signature`, the algorithm and format names,
+//!   `verify_signature` and `verify_minisign`.
+//! - `signer`: `Pkcs11Signer`, `KeychainSigner` (the `Signer` contract) and
+//!   `sign_minisign` through either.
+//! - `trust`: `TrustedKeys`, `TrustedKey`, `TrustVerified` (the trust
+//!   file).
 //! - `keychain`: `Keychain`.
 //!
 //! Every class is `frozen`: shared freely between threads, no borrow
@@ -30,6 +34,8 @@ mod errors;
 mod keychain;
 mod roots;
 mod sign;
+mod signer;
+mod trust;
 mod types;
 
 use keystrata::MetadataBinding;
@@ -213,6 +219,11 @@ const _: () = {
     assert!(align_of::<types::PyEvent>() <= 16);
     assert!(align_of::<types::PyRotationPlan>() <= 16);
     assert!(align_of::<sign::PySignature>() <= 16);
+    assert!(align_of::<signer::PyPkcs11Signer>() <= 16);
+    assert!(align_of::<signer::PyKeychainSigner>() <= 16);
+    assert!(align_of::<trust::PyTrustedKeys>() <= 16);
+    assert!(align_of::<trust::PyTrustedKey>() <= 16);
+    assert!(align_of::<trust::PyTrustVerified>() <= 16);
 };
 
 /// The native half of the ``keystrata`` package. Import ``keystrata``, not
@@ -233,9 +244,16 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::PyEvent>()?;
     m.add_class::<types::PyRotationPlan>()?;
     m.add_class::<sign::PySignature>()?;
+    m.add_class::<signer::PyPkcs11Signer>()?;
+    m.add_class::<signer::PyKeychainSigner>()?;
+    m.add_class::<trust::PyTrustedKeys>()?;
+    m.add_class::<trust::PyTrustedKey>()?;
+    m.add_class::<trust::PyTrustVerified>()?;
     m.add_function(wrap_pyfunction!(hkdf_sha256, m)?)?;
     m.add_function(wrap_pyfunction!(metadata_context, m)?)?;
     m.add_function(wrap_pyfunction!(sign::verify_signature, m)?)?;
+    m.add_function(wrap_pyfunction!(sign::verify_minisign, m)?)?;
+    m.add_function(wrap_pyfunction!(signer::sign_minisign, m)?)?;
     m.add_function(wrap_pyfunction!(roots::root_from_uri, m)?)?;
     // Test hooks live in a private submodule, outside `__all__`.
     let testing = PyModule::new(m.py(), "_testing")?;

@@ -274,6 +274,31 @@ impl PyPassphraseRoot {
 }
 }
 
+/// The configuration of a PKCS#11 key from the Python arguments that
+/// `Pkcs11Root` and `Pkcs11Signer` share: exactly one of `pin` and
+/// `pin_env` (`ValueError` otherwise).
+pub(crate) fn pkcs11_config(
+    module: PathBuf,
+    token_label: String,
+    key_label: String,
+    pin: Option<String>,
+    pin_env: Option<String>,
+    create_key: bool,
+) -> PyResult<Pkcs11Config> {
+    let pin = match (pin, pin_env) {
+        (Some(p), None) => Pkcs11Pin::Value(SecretString::from(p)),
+        (None, Some(e)) => Pkcs11Pin::Env(e),
+        _ => {
+            return Err(PyValueError::new_err(
+                "give exactly one of pin= and pin_env=",
+            ))
+        }
+    };
+    let mut config = Pkcs11Config::new(module, token_label, pin, key_label);
+    config.create_key = create_key;
+    Ok(config)
+}
+
 /// A root whose AES-256 key stays in a PKCS#11 token or HSM.
 ///
 /// ``module`` is the path of the PKCS#11 library (SoftHSM2:
@@ -311,13 +336,7 @@ impl PyPkcs11Root {
         pin_env: Option<String>,
         create_key: bool,
     ) -> PyResult<Self> {
-        let pin = match (pin, pin_env) {
-            (Some(p), None) => Pkcs11Pin::Value(SecretString::from(p)),
-            (None, Some(e)) => Pkcs11Pin::Env(e),
-            _ => return Err(PyValueError::new_err("give exactly one of pin= and pin_env=")),
-        };
-        let mut config = Pkcs11Config::new(module, token_label, pin, key_label);
-        config.create_key = create_key;
+        let config = pkcs11_config(module, token_label, key_label, pin, pin_env, create_key)?;
         let inner = call(py, true, || keystrata::root::Pkcs11Root::open(&config))?;
         Ok(PyPkcs11Root {
             inner,

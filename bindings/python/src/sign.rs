@@ -1,13 +1,15 @@
 //! Signing: `keystrata.Signature`, the `signature` argument (a `Signature`
-//! or bytes), the algorithm and format names, and `verify_signature`.
-//! The keychain's signing methods live with the rest of `Keychain`.
+//! or bytes), the algorithm and format names, `verify_signature` and
+//! `verify_minisign`. The keychain's signing methods live with the rest of
+//! `Keychain`; signers in `signer`, the trust file in `trust`.
 
+use keystrata::sign::minisign;
 use keystrata::{Algorithm, PublicKeyFormat, SignatureFormat};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::buf::{bytes_out, type_name, BytesIn};
+use crate::buf::{bytes_out, type_name, BytesIn, TextOrBytes};
 use crate::errors::{call, invalid};
 use crate::types::py_repr;
 
@@ -207,4 +209,36 @@ pub(crate) fn verify_signature(
         signature.as_slice(),
     );
     call(py, true, || keystrata::sign::verify(alg, pk, m, s))
+}
+
+/// verify_minisign(public_key, data, signature) -> str
+///
+/// Verifies a minisign ``signature`` (the text of a ``.minisig`` file;
+/// prehashed, as ``minisign -S`` writes by default, or legacy) of ``data``
+/// as ``minisign -V`` does, with ``public_key``: the text of a minisign
+/// ``.pub`` file or its base64 line alone (what ``minisign -P`` takes), as
+/// ``Keychain.public_key(key_id, "minisign")`` gives it. Both texts may be
+/// str or UTF-8 bytes. Returns the trusted comment, which the signature
+/// authenticates. No keychain needed.
+///
+/// Raises ``AuthenticationError`` when the signature or its trusted
+/// comment does not verify, ``UnknownKeyError`` when the signature names
+/// another key ID than the public key's (the message gives both),
+/// ``FormatError`` for text that is not a minisign public key or
+/// signature, ``UnsupportedError`` for an algorithm minisign does not
+/// define. Runs with the GIL released.
+#[pyfunction]
+pub(crate) fn verify_minisign(
+    py: Python<'_>,
+    public_key: TextOrBytes<'_, '_>,
+    data: BytesIn<'_, '_>,
+    signature: TextOrBytes<'_, '_>,
+) -> PyResult<String> {
+    let pk = public_key.as_text("a minisign public key")?;
+    let sig = signature.as_text("a minisign signature")?;
+    let d = data.as_slice();
+    call(py, true, || {
+        let pk = minisign::PublicKey::from_text(pk)?;
+        minisign::verify(&pk, d, sig).map(|v| v.trusted_comment)
+    })
 }

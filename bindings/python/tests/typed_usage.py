@@ -4,6 +4,7 @@ and run by test_typing.py so it cannot drift from the real behaviour."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import tempfile
@@ -115,6 +116,7 @@ def main() -> int:
     device_roots()
     custom_root()
     signing()
+    minisign_and_trust()
     return 0
 
 
@@ -177,6 +179,65 @@ def signing() -> None:
         counters: keystrata.Counters = kc.counters()
         signed: int = counters["sign"]
         assert (signed, counters["verify_ok"], counters["verify_failed"]) == (2, 3, 1)
+
+
+def release_signature(signer: keystrata.Signer, artifact: bytes) -> Dict[str, str]:
+    """Code written against the Signer protocol: any signer will do."""
+    sig: bytes = signer.sign(artifact)
+    spki: bytes = signer.public_key("der")
+    signer.health_check()
+    return {"algorithm": signer.algorithm, "signature": sig.hex(), "key": spki.hex()}
+
+
+def minisign_and_trust() -> None:
+    """minisign signatures, signers and a trust file."""
+    with Keychain.generate() as kc:
+        ed: KeyInfo = kc.rotate_signing("ed25519")
+        minisig: str = kc.sign_minisign(b"tarball", trusted_comment="v1.2.3")
+        pub: bytes = kc.public_key(ed.key_id, "minisign")
+        comment: str = keystrata.verify_minisign(pub, b"tarball", minisig)
+        assert comment == "v1.2.3" and kc.verify_minisign(b"tarball", minisig) == ed
+        assert keystrata.verify_minisign(pub.decode(), memoryview(b"tarball"), minisig.encode()) == comment
+
+        with kc.signer() as signer:
+            made: Dict[str, str] = release_signature(signer, b"tarball")
+            assert made["algorithm"] == "ed25519"
+            through: str = keystrata.sign_minisign(signer, b"tarball", "via signer")
+            assert kc.verify_minisign(b"tarball", through) == ed
+
+        official = Keychain.generate()
+        p256 = official.rotate_signing("ecdsa-p256")
+        spki = base64.b64encode(official.public_key(p256.key_id, "der")).decode()
+        line = pub.decode().splitlines()[1]
+        keys = keystrata.TrustedKeys.parse(
+            f"release official active ecdsa-p256 {spki}\nme community active minisign {line}\n"
+        )
+        listed: List[keystrata.TrustedKey] = keys.keys
+        names: List[str] = [k.name for k in keys]
+        assert len(keys) == len(listed) == 2 and names == ["release", "me"]
+        key_id: Optional[str] = listed[1].minisign_key_id
+        assert key_id is not None and listed[0].minisign_key_id is None
+        who: keystrata.TrustVerified = keys.verify(b"tarball", official.sign(b"tarball"))
+        assert (who.name, who.kind, who.trusted_comment) == ("release", "official", None)
+        tc: Optional[str] = keys.verify(b"tarball", minisig).trusted_comment
+        assert tc == "v1.2.3"
+        try:
+            kc.import_minisign_secret_key("not a key", password="pw")
+        except keystrata.FormatError:
+            pass
+
+    module = os.environ.get("KS_TEST_PKCS11_MODULE")
+    if module:
+        with keystrata.Pkcs11Signer(
+            module,
+            os.environ["KS_TEST_PKCS11_TOKEN"],
+            "typed-usage-signer",
+            "ed25519",
+            pin_env="KS_TEST_PKCS11_PIN",
+            create_key=True,
+        ) as hsm:
+            assert release_signature(hsm, b"tarball")["algorithm"] == "ed25519"
+            assert keystrata.sign_minisign(hsm, b"tarball").startswith("untrusted comment:")
 
 
 def custom_root() -> None:

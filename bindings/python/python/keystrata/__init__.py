@@ -53,18 +53,36 @@ Quick start::
     raw = kc.public_key(key.key_id, "raw")
     keystrata.verify_signature("ecdsa-p256", raw, b"release 1.2.3", sig.bytes)
 
+    # minisign: `minisign -V` verifies what an Ed25519 key signs, and back.
+    ed = kc.rotate_signing("ed25519")
+    minisig = kc.sign_minisign(b"data", "release 1.2.3")  # the .minisig text
+    pub = kc.public_key(ed.key_id, "minisign")          # the .pub text
+    assert keystrata.verify_minisign(pub, b"data", minisig) == "release 1.2.3"
+
+    # A trust file (KEYS.txt) of official and community keys.
+    trusted = keystrata.TrustedKeys.load("KEYS.txt")
+    who = trusted.verify(b"data", minisig)              # .name, .kind, .trusted_comment
+
+    # Signers: a key that never leaves a token, and the keychain's own.
+    with keystrata.Pkcs11Signer(module, "token", "release", "ecdsa-p256", pin_env="HSM_PIN") as s:
+        der = s.sign(b"release 1.2.3")
+
 Classes: ``Keychain``, ``AgeRoot``, ``PassphraseRoot``, ``Pkcs11Root``,
 ``KmipRoot``, ``UriRoot`` (from ``root_from_uri``, docs/ROOTS.md),
 ``CustomRoot``, ``Envelope``,
 ``KeyInfo``, ``Policy``, ``Event``, ``RotationPlan`` (from
-``Keychain.prepare_rotation``), ``Signature`` (from ``Keychain.sign``);
+``Keychain.prepare_rotation``), ``Signature`` (from ``Keychain.sign``),
+``Pkcs11Signer`` and ``KeychainSigner`` (from ``Keychain.signer()``),
+``TrustedKeys`` with ``TrustedKey`` and ``TrustVerified``;
 the functions ``hkdf_sha256``, ``metadata_context`` (an object-store
 gateway's wrap context from object metadata, docs/FORMAT.md §4.2),
-``decrypt_portable`` and ``verify_signature`` (a signature checked with a
-bare public key); the
+``decrypt_portable``, ``verify_signature`` (a signature checked with a
+bare public key), ``verify_minisign`` (a ``.minisig`` checked with a
+minisign public key) and ``sign_minisign`` (a ``.minisig`` made through a
+signer); the
 exceptions ``Error`` and one subclass per error kind (see
 ``keystrata.exceptions``). Typing helpers: ``Root``, ``KeyManager``,
-``Counters``, ``PortableCounters``.
+``Signer``, ``Counters``, ``PortableCounters``.
 
 Bytes in: every bytes argument accepts ``bytes``, ``bytearray``,
 ``memoryview`` or any other buffer. Bytes out: new ``bytes`` objects.
@@ -75,7 +93,7 @@ wipe a ``bytes`` or ``str`` object, so keep such values short-lived.
 
 Threads: every object is immutable from Python's side and safe to share
 between threads. Payloads above 4 KiB, signing and verifying, and every
-call touching a file, age or scrypt, release the GIL.
+call touching a file, a token, age or scrypt, release the GIL.
 """
 
 from typing import TYPE_CHECKING, Dict, Protocol, TypedDict, Union
@@ -88,17 +106,24 @@ from keystrata._native import (
     Event,
     KeyInfo,
     Keychain,
+    KeychainSigner,
     KmipRoot,
     PassphraseRoot,
     Pkcs11Root,
+    Pkcs11Signer,
     Policy,
     RotationPlan,
     Signature,
+    TrustedKey,
+    TrustedKeys,
+    TrustVerified,
     UriRoot,
     __version__,
     hkdf_sha256,
     metadata_context,
     root_from_uri,
+    sign_minisign,
+    verify_minisign,
     verify_signature,
 )
 from keystrata.exceptions import (
@@ -155,6 +180,42 @@ class KeyManager(Protocol):
 
     def close(self) -> None:
         """Releases the key manager; later calls raise ``UnavailableError``."""
+        ...
+
+
+class Signer(Protocol):
+    """The signer contract shared by ``Pkcs11Signer`` (a key that never
+    leaves a PKCS#11 token) and ``KeychainSigner`` (``Keychain.signer()``,
+    the keychain's signing primary): code written against it runs over
+    either. Signatures are 64 bytes for Ed25519 and DER for ECDSA over
+    SHA-256; they verify with ``verify_signature`` and the ``"raw"`` public
+    key, and with OpenSSL and ``cryptography`` using the PEM one. After
+    ``close()`` every call raises ``UnavailableError``. Both classes are
+    context managers too (``with`` closes them)."""
+
+    @property
+    def algorithm(self) -> str:
+        """``"ed25519"``, ``"ecdsa-p256"`` or ``"ecdsa-secp256k1"``."""
+        ...
+
+    def public_key(self, format: str = "pem") -> bytes:
+        """The public key: ``"pem"``, ``"der"``, ``"raw"`` or ``"minisign"``."""
+        ...
+
+    def sign(self, message: bytes) -> bytes:
+        """Signs ``message``."""
+        ...
+
+    def sign_digest(self, digest: bytes) -> bytes:
+        """Signs a SHA-256 digest (ECDSA only)."""
+        ...
+
+    def health_check(self) -> None:
+        """Raises if the signer cannot serve."""
+        ...
+
+    def close(self) -> None:
+        """Releases the signer; later calls raise ``UnavailableError``."""
         ...
 
 
@@ -225,12 +286,20 @@ __all__ = [
     "Event",
     "RotationPlan",
     "Signature",
+    "Pkcs11Signer",
+    "KeychainSigner",
+    "TrustedKeys",
+    "TrustedKey",
+    "TrustVerified",
     "hkdf_sha256",
     "metadata_context",
     "decrypt_portable",
     "verify_signature",
+    "verify_minisign",
+    "sign_minisign",
     "Root",
     "KeyManager",
+    "Signer",
     "Counters",
     "PortableCounters",
     "Error",

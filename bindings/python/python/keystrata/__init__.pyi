@@ -12,17 +12,24 @@ from keystrata._native import Envelope as Envelope
 from keystrata._native import Event as Event
 from keystrata._native import KeyInfo as KeyInfo
 from keystrata._native import Keychain as Keychain
+from keystrata._native import KeychainSigner as KeychainSigner
 from keystrata._native import KmipRoot as KmipRoot
 from keystrata._native import PassphraseRoot as PassphraseRoot
 from keystrata._native import Pkcs11Root as Pkcs11Root
+from keystrata._native import Pkcs11Signer as Pkcs11Signer
 from keystrata._native import Policy as Policy
 from keystrata._native import RotationPlan as RotationPlan
 from keystrata._native import Signature as Signature
+from keystrata._native import TrustedKey as TrustedKey
+from keystrata._native import TrustedKeys as TrustedKeys
+from keystrata._native import TrustVerified as TrustVerified
 from keystrata._native import UriRoot as UriRoot
 from keystrata._native import __version__ as __version__
 from keystrata._native import hkdf_sha256 as hkdf_sha256
 from keystrata._native import metadata_context as metadata_context
 from keystrata._native import root_from_uri as root_from_uri
+from keystrata._native import sign_minisign as sign_minisign
+from keystrata._native import verify_minisign as verify_minisign
 from keystrata._native import verify_signature as verify_signature
 from keystrata.exceptions import AuthenticationError as AuthenticationError
 from keystrata.exceptions import BackendError as BackendError
@@ -46,6 +53,15 @@ class KeyManager(Protocol):
     def wrap_key(self, key: bytes, context: bytes = b"") -> Envelope: ...
     def unwrap_key(self, envelope: Envelope, context: bytes = b"") -> bytes: ...
     def active_key_version(self) -> int: ...
+    def health_check(self) -> None: ...
+    def close(self) -> None: ...
+
+class Signer(Protocol):
+    @property
+    def algorithm(self) -> str: ...
+    def public_key(self, format: str = "pem") -> bytes: ...
+    def sign(self, message: bytes) -> bytes: ...
+    def sign_digest(self, digest: bytes) -> bytes: ...
     def health_check(self) -> None: ...
     def close(self) -> None: ...
 
@@ -89,12 +105,20 @@ __all__ = [
     "Event",
     "RotationPlan",
     "Signature",
+    "Pkcs11Signer",
+    "KeychainSigner",
+    "TrustedKeys",
+    "TrustedKey",
+    "TrustVerified",
     "hkdf_sha256",
     "metadata_context",
     "decrypt_portable",
     "verify_signature",
+    "verify_minisign",
+    "sign_minisign",
     "Root",
     "KeyManager",
+    "Signer",
     "Counters",
     "PortableCounters",
     "Error",
