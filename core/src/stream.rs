@@ -269,6 +269,38 @@ impl<W: Write> EncryptingWriter<W> {
         Ok(())
     }
 
+    /// The number of bytes a `write` of `n` bytes passes to the inner
+    /// writer: the segments it completes (a full segment is held back until
+    /// more data shows it is not the last), and the header with the first.
+    /// `None` if that number does not fit in a `usize`.
+    pub fn pending_output_len(&self, n: usize) -> Option<usize> {
+        let limit = self.seg.format.plaintext_len(self.index);
+        let total = self.buf.len().checked_add(n)?;
+        if n == 0 || total <= limit {
+            return Some(0);
+        }
+        // The current segment is sealed, then every full one after it that
+        // more data follows.
+        let full = self.seg.format.plaintext_len(1);
+        let more = (total - limit - 1) / full;
+        let header = if self.header_written { 0 } else { HEADER_LEN };
+        (limit + TAG_LEN + header).checked_add(more.checked_mul(full + TAG_LEN)?)
+    }
+
+    /// The number of bytes [`finish`](EncryptingWriter::finish) passes to
+    /// the inner writer: the last segment, and the header if no segment
+    /// was written yet.
+    pub fn finish_output_len(&self) -> usize {
+        let header = if self.header_written { 0 } else { HEADER_LEN };
+        header + self.buf.len() + TAG_LEN
+    }
+
+    /// The inner writer (to drain what was written so far, as the C ABI
+    /// does with a `Vec<u8>`).
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.w
+    }
+
     /// Writes the last segment and returns the inner writer (flushed).
     pub fn finish(mut self) -> Result<W> {
         self.seal(true).map_err(error_of)?;
@@ -471,6 +503,357 @@ impl<R: Read> Read for DecryptingReader<R> {
             }
         }
     }
+}
+
+/// Decrypts a stream pushed to it a piece at a time, for callers that are
+/// handed bytes rather than a reader (the C ABI, event loops).
+/// [`update`](Decryptor::update) returns the plaintext of every segment
+/// that is complete and known not to be the last (more bytes follow it);
+/// [`finish`](Decryptor::finish) the last segment. The rules are
+/// [`DecryptingReader`]'s: the first segment tries every candidate key,
+/// no plaintext of a segment is returned before its tag checks, a stream
+/// cut short (even at a segment boundary) fails with `Authentication`, one
+/// shorter than its header with `Format`. After an error every later call
+/// returns the same error; after `finish`, every call fails with
+/// `Unavailable`.
+pub struct Decryptor {
+    aad: Vec<u8>,
+    candidates: Vec<Candidate>,
+    header: Option<[u8; HEADER_LEN]>,
+    seg: Option<Segments>,
+    key_id: Option<u32>,
+    index: u64,
+    /// Bytes received and not yet decrypted: the header until it is
+    /// complete, then ciphertext.
+    pending: Vec<u8>,
+    failed: Option<(ErrorKind, String)>,
+    finished: bool,
+}
+
+impl Decryptor {
+    pub(crate) fn new(candidates: Vec<Candidate>, aad: &[u8]) -> Result<Decryptor> {
+        if candidates.is_empty() {
+            return Err(Error::new(
+                ErrorKind::UnknownKey,
+                "this keychain has no enabled stream key",
+            ));
+        }
+        Ok(Decryptor {
+            aad: aad.to_vec(),
+            candidates,
+            header: None,
+            seg: None,
+            key_id: None,
+            index: 0,
+            pending: Vec::new(),
+            failed: None,
+            finished: false,
+        })
+    }
+
+    /// The key the stream was found to be under, once its first segment
+    /// opened.
+    pub fn key_id(&self) -> Option<u32> {
+        self.key_id
+    }
+
+    /// The bytes received and not yet decrypted.
+    pub fn buffered(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The format of the segments to come, if known: the key was found, or
+    /// every key still tried has the same format.
+    fn format(&self) -> Option<StreamFormat> {
+        if let Some(seg) = &self.seg {
+            return Some(seg.format);
+        }
+        let f = self.candidates.first()?.format;
+        self.candidates.iter().all(|c| c.format == f).then_some(f)
+    }
+
+    /// Ciphertext bytes of segment `i` under `format`.
+    fn segment_len(format: StreamFormat, i: u64) -> usize {
+        format.plaintext_len(i) + TAG_LEN
+    }
+
+    /// The plaintext length an [`update`](Decryptor::update) with `n` more
+    /// bytes returns if it succeeds, when that is known (see
+    /// [`update`](Decryptor::update)): `None` while the key is not found and
+    /// the keys still tried differ in format, or if the number does not
+    /// fit in a `usize`.
+    pub fn update_output_len(&self, n: usize) -> Option<usize> {
+        let format = self.format()?;
+        let mut avail = if self.header.is_some() {
+            self.pending.len().checked_add(n)?
+        } else {
+            (self.pending.len().checked_add(n)?).saturating_sub(HEADER_LEN)
+        };
+        let mut total = 0;
+        let mut i = self.index;
+        if i == 0 {
+            let want = Self::segment_len(format, 0);
+            if avail <= want {
+                return Some(0);
+            }
+            total += want - TAG_LEN;
+            avail -= want;
+            i = 1;
+        }
+        let want = Self::segment_len(format, i);
+        if avail > want {
+            // Every segment that more bytes follow.
+            let k = (avail - 1) / want;
+            total = total.checked_add(k.checked_mul(want - TAG_LEN)?)?;
+        }
+        Some(total)
+    }
+
+    /// The plaintext length [`finish`](Decryptor::finish) returns if it
+    /// succeeds.
+    pub fn finish_output_len(&self) -> usize {
+        if self.header.is_none() {
+            return 0;
+        }
+        self.pending.len().saturating_sub(TAG_LEN)
+    }
+
+    /// The most any update with `n` more bytes can return:
+    /// [`update_output_len`](Decryptor::update_output_len) when known, else
+    /// `n` plus what is buffered.
+    pub fn update_output_bound(&self, n: usize) -> usize {
+        self.update_output_len(n)
+            .unwrap_or_else(|| n.saturating_add(self.pending.len()))
+    }
+
+    fn check_live(&self) -> Result<()> {
+        if let Some((kind, msg)) = &self.failed {
+            return Err(Error::new(*kind, msg.clone()));
+        }
+        if self.finished {
+            return Err(Error::unavailable("the stream decryptor has finished"));
+        }
+        Ok(())
+    }
+
+    fn fail(&mut self, e: Error) -> Error {
+        self.failed = Some((e.kind(), e.message().to_owned()));
+        self.pending = Vec::new();
+        self.candidates.clear();
+        e
+    }
+
+    /// Pushes `input`; writes the plaintext of every segment now complete
+    /// and known not to be the last to the start of `out`, and returns its
+    /// length. `out` must hold
+    /// [`update_output_bound`](Decryptor::update_output_bound)`(input.len())`
+    /// bytes (`InvalidInput` otherwise, and nothing is consumed). On
+    /// failure nothing is returned: the bytes of `out` this call wrote are
+    /// wiped.
+    pub fn update(&mut self, input: &[u8], out: &mut [u8]) -> Result<usize> {
+        self.check_live()?;
+        let need = self.update_output_bound(input.len());
+        if out.len() < need {
+            return Err(Error::invalid(format!(
+                "the output holds {}; {need} bytes are needed",
+                out.len()
+            )));
+        }
+        let mut written = 0;
+        match self.push(input, out, &mut written) {
+            Ok(()) => Ok(written),
+            Err(e) => {
+                zeroize::Zeroize::zeroize(&mut out[..written]);
+                Err(self.fail(e))
+            }
+        }
+    }
+
+    /// Moves up to `want - pending.len()` bytes of `input` into `pending`.
+    fn top_up(&mut self, input: &mut &[u8], want: usize) {
+        let n = want.saturating_sub(self.pending.len()).min(input.len());
+        self.pending.extend_from_slice(&input[..n]);
+        *input = &input[n..];
+    }
+
+    fn push(&mut self, mut input: &[u8], out: &mut [u8], written: &mut usize) -> Result<()> {
+        if self.header.is_none() {
+            self.top_up(&mut input, HEADER_LEN);
+            if self.pending.len() < HEADER_LEN {
+                return Ok(());
+            }
+            let mut header = [0u8; HEADER_LEN];
+            header.copy_from_slice(&self.pending);
+            if usize::from(header[0]) != HEADER_LEN {
+                return Err(Error::format(
+                    "not a keystrata/Tink AES-GCM-HKDF stream (header length byte)",
+                ));
+            }
+            self.pending.clear();
+            self.header = Some(header);
+        }
+        if self.seg.is_none() && !self.find_key(&mut input, out, written)? {
+            return Ok(());
+        }
+        loop {
+            let Some(seg) = &self.seg else {
+                return Err(Error::internal("no stream key after the first segment"));
+            };
+            let want = Self::segment_len(seg.format, self.index);
+            // A segment is known not to be the last once a byte follows it.
+            if self.pending.is_empty() {
+                if input.len() <= want {
+                    self.pending.extend_from_slice(input);
+                    return Ok(());
+                }
+                let (ct, rest) = input.split_at(want);
+                open_at(seg, self.index, false, ct, out, written)?;
+                input = rest;
+            } else {
+                self.top_up(&mut input, want);
+                if self.pending.len() < want || (self.pending.len() == want && input.is_empty()) {
+                    return Ok(());
+                }
+                let Some(seg) = &self.seg else {
+                    return Err(Error::internal("no stream key"));
+                };
+                open_at(seg, self.index, false, &self.pending[..want], out, written)?;
+                self.pending.drain(..want);
+            }
+            self.index += 1;
+        }
+    }
+
+    /// Decrypts segment `self.index` from `ct` into `out` at `*written`.
+    fn open_segment(
+        &mut self,
+        ct: &[u8],
+        last: bool,
+        out: &mut [u8],
+        written: &mut usize,
+    ) -> Result<()> {
+        let seg = self
+            .seg
+            .as_ref()
+            .ok_or_else(|| Error::internal("no stream key"))?;
+        open_at(seg, self.index, last, ct, out, written)?;
+        self.index += 1;
+        Ok(())
+    }
+
+    /// Tries the candidate keys on the first segment, for each key as soon
+    /// as its whole first segment and one more byte are here. True once a
+    /// key opened it (its plaintext written).
+    fn find_key(&mut self, input: &mut &[u8], out: &mut [u8], written: &mut usize) -> Result<bool> {
+        let header = self
+            .header
+            .ok_or_else(|| Error::internal("no stream header"))?;
+        let most = self
+            .candidates
+            .iter()
+            .map(|c| Self::segment_len(c.format, 0))
+            .max()
+            .unwrap_or(0);
+        self.top_up(input, most);
+        let mut i = 0;
+        while i < self.candidates.len() {
+            let c = &self.candidates[i];
+            let want = Self::segment_len(c.format, 0);
+            let avail = self.pending.len();
+            if avail < want || (avail == want && input.is_empty()) {
+                i += 1;
+                continue;
+            }
+            let seg = Segments::new(&c.key, c.format, &header, &self.aad)?;
+            if open_at(&seg, 0, false, &self.pending[..want], out, written).is_ok() {
+                self.key_id = Some(c.key_id);
+                self.seg = Some(seg);
+                self.index = 1;
+                self.candidates.clear();
+                self.pending.drain(..want);
+                return Ok(true);
+            }
+            // Its first segment is complete and does not open: not the key.
+            self.candidates.remove(i);
+        }
+        if self.candidates.is_empty() {
+            return Err(Error::authentication());
+        }
+        Ok(false)
+    }
+
+    /// Ends the stream: writes the last segment's plaintext to the start
+    /// of `out`, which must hold
+    /// [`finish_output_len`](Decryptor::finish_output_len) bytes, and
+    /// returns its length. `Authentication` for a stream cut short,
+    /// `Format` for one shorter than its header.
+    pub fn finish(&mut self, out: &mut [u8]) -> Result<usize> {
+        self.check_live()?;
+        let need = self.finish_output_len();
+        if out.len() < need {
+            return Err(Error::invalid(format!(
+                "the output holds {}; {need} bytes are needed",
+                out.len()
+            )));
+        }
+        let mut written = 0;
+        match self.finish_inner(out, &mut written) {
+            Ok(()) => {
+                self.finished = true;
+                self.pending = Vec::new();
+                Ok(written)
+            }
+            Err(e) => {
+                zeroize::Zeroize::zeroize(&mut out[..written]);
+                Err(self.fail(e))
+            }
+        }
+    }
+
+    fn finish_inner(&mut self, out: &mut [u8], written: &mut usize) -> Result<()> {
+        let Some(header) = self.header else {
+            return Err(Error::format("the stream is shorter than its header"));
+        };
+        if self.seg.is_some() {
+            let ct = std::mem::take(&mut self.pending);
+            return self.open_segment(&ct, true, out, written);
+        }
+        for c in &self.candidates {
+            if self.pending.len() > Self::segment_len(c.format, 0) {
+                continue;
+            }
+            let seg = Segments::new(&c.key, c.format, &header, &self.aad)?;
+            if open_at(&seg, 0, true, &self.pending, out, written).is_ok() {
+                self.key_id = Some(c.key_id);
+                self.seg = Some(seg);
+                self.index = 1;
+                return Ok(());
+            }
+        }
+        Err(Error::authentication())
+    }
+}
+
+/// Opens segment `i` from `ct` into `out` at `*written`, and advances
+/// `*written`; `out` holds no plaintext of it on failure.
+fn open_at(
+    seg: &Segments,
+    i: u64,
+    last: bool,
+    ct: &[u8],
+    out: &mut [u8],
+    written: &mut usize,
+) -> Result<()> {
+    if ct.len() < TAG_LEN {
+        return Err(Error::authentication());
+    }
+    let n = ct.len() - TAG_LEN;
+    let dst = out
+        .get_mut(*written..*written + n)
+        .ok_or_else(|| Error::internal("stream output too small"))?;
+    seg.cipher.open_into(&seg.nonce(i, last)?, b"", ct, dst)?;
+    *written += n;
+    Ok(())
 }
 
 /// Random access to a stream in a seekable source: reads any range of the
@@ -749,5 +1132,252 @@ mod tests {
         };
         assert_eq!(n, f.plaintext_len(0));
         assert_eq!(error_of(err).kind(), ErrorKind::Authentication);
+    }
+
+    /// Feeds `ct` to a Decryptor in pieces of `chunk` bytes, checking each
+    /// call's length against what the decryptor said it would be.
+    fn push_decrypt(cands: Vec<Candidate>, aad: &[u8], ct: &[u8], chunk: usize) -> Result<Vec<u8>> {
+        let mut d = Decryptor::new(cands, aad)?;
+        let mut pt = Vec::new();
+        for c in ct.chunks(chunk.max(1)) {
+            let exact = d.update_output_len(c.len());
+            let bound = d.update_output_bound(c.len());
+            assert!(bound <= c.len() + d.buffered());
+            let mut out = vec![0xAA; bound];
+            let n = d.update(c, &mut out)?;
+            if let Some(e) = exact {
+                assert_eq!(n, e, "update of {} bytes", c.len());
+            }
+            assert!(n <= bound);
+            pt.extend_from_slice(&out[..n]);
+        }
+        let want = d.finish_output_len();
+        let mut out = vec![0xAA; want];
+        let n = d.finish(&mut out)?;
+        assert_eq!(n, want);
+        pt.extend_from_slice(&out[..n]);
+        Ok(pt)
+    }
+
+    #[test]
+    fn decryptor_round_trips_at_every_boundary_in_any_pieces() {
+        for f in StreamFormat::ALL {
+            let first = f.plaintext_len(0);
+            let full = f.plaintext_len(1);
+            let seg = f.segment_size();
+            let sizes = [
+                0,
+                1,
+                first - 1,
+                first,
+                first + 1,
+                first + full - 1,
+                first + full,
+                first + full + 1,
+                first + 2 * full,
+                first + 2 * full + 5,
+            ];
+            for n in sizes {
+                let pt: Vec<u8> = (0..n).map(|i| (i * 7 + 3) as u8).collect();
+                let ct = encrypt([3; 32], f, b"a", &pt, 5000);
+                let chunks: &[usize] = if f == StreamFormat::AesGcmHkdf4Kb {
+                    &[
+                        1,
+                        2,
+                        39,
+                        40,
+                        41,
+                        4055,
+                        4056,
+                        4057,
+                        4096,
+                        4097,
+                        10_000,
+                        usize::MAX,
+                    ]
+                } else {
+                    &[40, 4096, seg - 41, seg, seg + 1, 3 * seg + 17, usize::MAX]
+                };
+                for &chunk in chunks {
+                    let got = push_decrypt(cand([3; 32], f), b"a", &ct, chunk.min(ct.len()))
+                        .unwrap_or_else(|e| panic!("{f:?} n {n} chunk {chunk}: {e}"));
+                    assert!(got == pt, "{f:?} n {n} chunk {chunk}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn decryptor_tries_every_key_whatever_their_formats() {
+        let (k4, k1) = (StreamFormat::AesGcmHkdf4Kb, StreamFormat::AesGcmHkdf1Mb);
+        let c = |key: u8, format| Candidate {
+            key: Zeroizing::new([key; 32]),
+            format,
+            key_id: u32::from(key),
+        };
+        for n in [0, 10, 4040, 4041, 20_000, (1 << 20) + 3] {
+            let pt = vec![9u8; n];
+            for (key, f) in [(1u8, k4), (2u8, k1)] {
+                let ct = encrypt([key; 32], f, b"", &pt, 1 << 16);
+                for chunk in [1000, 4057, 1 << 16, usize::MAX] {
+                    let cands = vec![c(7, k1), c(2, k1), c(8, k4), c(1, k4)];
+                    let mut d = Decryptor::new(cands, b"").unwrap();
+                    assert_eq!(d.update_output_len(5), None, "the formats differ");
+                    let got = push_decrypt(
+                        vec![c(7, k1), c(2, k1), c(8, k4), c(1, k4)],
+                        b"",
+                        &ct,
+                        chunk,
+                    )
+                    .unwrap();
+                    assert!(got == pt, "n {n} key {key} chunk {chunk}");
+                    // The key is found by the first segment.
+                    let mut out = vec![0; ct.len()];
+                    let _ = d.update(&ct, &mut out).unwrap();
+                    let mut out = vec![0; d.finish_output_len()];
+                    d.finish(&mut out).unwrap();
+                    assert_eq!(d.key_id(), Some(u32::from(key)));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn decryptor_fails_on_truncation_tampering_reordering_key_and_aad() {
+        let f = StreamFormat::AesGcmHkdf4Kb;
+        let pt = vec![5u8; 3 * 4096];
+        let ct = encrypt([1; 32], f, b"aad", &pt, 1000);
+        let kind = |ct: &[u8], key: [u8; 32], aad: &[u8], chunk: usize| {
+            push_decrypt(cand(key, f), aad, ct, chunk)
+                .map(|_| ())
+                .unwrap_err()
+                .kind()
+        };
+        for chunk in [1, 100, 4096, usize::MAX] {
+            let chunk = chunk.min(ct.len());
+            assert_eq!(kind(&ct, [2; 32], b"aad", chunk), ErrorKind::Authentication);
+            assert_eq!(kind(&ct, [1; 32], b"aaD", chunk), ErrorKind::Authentication);
+            for cut in [4096, 2 * 4096, 3 * 4096, ct.len() - 1, 41, 55, HEADER_LEN] {
+                assert_eq!(
+                    kind(&ct[..cut], [1; 32], b"aad", chunk),
+                    ErrorKind::Authentication,
+                    "cut at {cut}"
+                );
+            }
+            assert_eq!(kind(&ct[..30], [1; 32], b"aad", chunk), ErrorKind::Format);
+            assert_eq!(kind(&[], [1; 32], b"aad", 1), ErrorKind::Format);
+            let mut swapped = ct[..4096].to_vec();
+            swapped.extend_from_slice(&ct[2 * 4096..3 * 4096]);
+            swapped.extend_from_slice(&ct[4096..2 * 4096]);
+            swapped.extend_from_slice(&ct[3 * 4096..]);
+            assert_eq!(
+                kind(&swapped, [1; 32], b"aad", chunk),
+                ErrorKind::Authentication
+            );
+            let mut dup = ct[..2 * 4096].to_vec();
+            dup.extend_from_slice(&ct[4096..]);
+            assert_eq!(
+                kind(&dup, [1; 32], b"aad", chunk),
+                ErrorKind::Authentication
+            );
+            for i in [0, 1, 40, 4095, 4096, 9000, ct.len() - 1] {
+                let mut bad = ct.clone();
+                bad[i] ^= 1;
+                let k = kind(&bad, [1; 32], b"aad", chunk);
+                assert!(
+                    matches!(k, ErrorKind::Authentication | ErrorKind::Format),
+                    "byte {i}: {k:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn decryptor_returns_no_plaintext_of_a_failing_segment_and_stays_failed() {
+        let f = StreamFormat::AesGcmHkdf4Kb;
+        let pt = vec![5u8; 3 * 4096];
+        let ct = encrypt([1; 32], f, b"", &pt, 1000);
+        let mut bad = ct.clone();
+        bad[5000] ^= 1;
+        // Segment 0 comes back once a byte of segment 1 is here.
+        let mut d = Decryptor::new(cand([1; 32], f), b"").unwrap();
+        let mut out = vec![0u8; 20_000];
+        assert_eq!(d.update(&bad[..4096], &mut out).unwrap(), 0);
+        assert_eq!(d.update(&bad[4096..4097], &mut out).unwrap(), 4040);
+        // Segment 1 does not open: nothing of it, nor of the call.
+        let mut out = vec![0xEEu8; 20_000];
+        let e = d.update(&bad[4097..], &mut out).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Authentication);
+        assert!(out.iter().all(|&b| b == 0 || b == 0xEE));
+        // Every later call fails the same way, queries included.
+        for _ in 0..2 {
+            assert_eq!(
+                d.update(b"x", &mut out).unwrap_err().kind(),
+                ErrorKind::Authentication
+            );
+            assert_eq!(
+                d.finish(&mut out).unwrap_err().kind(),
+                ErrorKind::Authentication
+            );
+        }
+        // A whole tampered stream in one call returns nothing.
+        let mut d = Decryptor::new(cand([1; 32], f), b"").unwrap();
+        let mut out = vec![0xEEu8; bad.len()];
+        assert!(d.update(&bad, &mut out).is_err());
+        assert!(out.iter().all(|&b| b == 0 || b == 0xEE));
+        // Finished: every call is Unavailable; too small an output
+        // consumes nothing.
+        let mut d = Decryptor::new(cand([1; 32], f), b"").unwrap();
+        let mut small = vec![0u8; 10];
+        assert_eq!(
+            d.update(&ct, &mut small).unwrap_err().kind(),
+            ErrorKind::InvalidInput
+        );
+        assert_eq!(d.buffered(), 0);
+        let mut out = vec![0u8; ct.len()];
+        let n = d.update(&ct, &mut out).unwrap();
+        let mut last = vec![0u8; d.finish_output_len()];
+        let m = d.finish(&mut last).unwrap();
+        assert_eq!(n + m, pt.len());
+        assert_eq!(
+            d.update(b"", &mut out).unwrap_err().kind(),
+            ErrorKind::Unavailable
+        );
+        assert_eq!(
+            d.finish(&mut out).unwrap_err().kind(),
+            ErrorKind::Unavailable
+        );
+        assert!(Decryptor::new(Vec::new(), b"").is_err());
+    }
+
+    #[test]
+    fn writer_says_how_much_each_write_and_finish_emit() {
+        for f in StreamFormat::ALL {
+            let full = f.plaintext_len(1);
+            let first = f.plaintext_len(0);
+            let writes = [0, 1, first - 2, 1, 1, 0, full, 1, 3 * full + 7, full - 8, 1];
+            for skip in 0..3 {
+                let mut w = EncryptingWriter::new(Vec::new(), &[4; 32], f, b"").unwrap();
+                let mut ct = Vec::new();
+                let mut pt = Vec::new();
+                for (i, &n) in writes.iter().enumerate().skip(skip) {
+                    let data = vec![i as u8; n];
+                    let want = w.pending_output_len(n).unwrap();
+                    w.write_all(&data).unwrap();
+                    assert_eq!(w.get_mut().len(), want, "{f:?} write {i} of {n}");
+                    ct.append(w.get_mut());
+                    pt.extend_from_slice(&data);
+                }
+                let want = w.finish_output_len();
+                let rest = w.finish().unwrap();
+                assert_eq!(rest.len(), want);
+                ct.extend_from_slice(&rest);
+                assert_eq!(decrypt([4; 32], f, b"", &ct).unwrap(), pt);
+            }
+        }
+        let w =
+            EncryptingWriter::new(Vec::new(), &[4; 32], StreamFormat::AesGcmHkdf4Kb, b"").unwrap();
+        assert_eq!(w.pending_output_len(usize::MAX), None);
+        assert_eq!(w.finish_output_len(), HEADER_LEN + TAG_LEN);
     }
 }

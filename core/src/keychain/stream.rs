@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::events::{Event, EventKind};
 use crate::key::{KeyInfo, KeyStatus, Purpose, Usage};
 use crate::stream::{
-    Candidate, DecryptingReader, EncryptingWriter, SeekableDecryptor, StreamFormat,
+    Candidate, DecryptingReader, Decryptor, EncryptingWriter, SeekableDecryptor, StreamFormat,
 };
 
 impl Keychain {
@@ -85,6 +85,19 @@ impl Keychain {
     pub fn decrypting_reader<R: Read>(&self, r: R, aad: &[u8]) -> Result<DecryptingReader<R>> {
         let c = self.stream_candidates();
         let r = c.map(|c| DecryptingReader::new(r, c, aad));
+        self.track(r)
+    }
+
+    /// A push-style decryptor for a stream made under one of this
+    /// keychain's enabled streaming keys with `aad`, for callers handed
+    /// bytes rather than a reader (the C ABI): the rules of
+    /// [`decrypting_reader`](Keychain::decrypting_reader), through
+    /// [`Decryptor::update`] and [`Decryptor::finish`]. `UnknownKey` if the
+    /// keychain has no enabled streaming key.
+    pub fn stream_decryptor(&self, aad: &[u8]) -> Result<Decryptor> {
+        let r = self
+            .stream_candidates()
+            .and_then(|c| Decryptor::new(c, aad));
         self.track(r)
     }
 
