@@ -349,6 +349,21 @@ typedef enum ks_public_key_format {
 } ks_public_key_format;
 
 /**
+ * A streaming format (passed as uint32_t; the core's StreamFormat codes).
+ */
+typedef enum ks_stream_format {
+  /**
+   * Tink's AES256_GCM_HKDF_4KB: 4096-byte ciphertext segments.
+   */
+  KS_STREAM_AES256_GCM_HKDF_4KB = 1,
+  /**
+   * Tink's AES256_GCM_HKDF_1MB: 1 MiB ciphertext segments (the better
+   * choice for anything but small records).
+   */
+  KS_STREAM_AES256_GCM_HKDF_1MB = 2,
+} ks_stream_format;
+
+/**
  * The error of one failed call: its status and a message. Made by the
  * library when a fallible function fails and its `err` argument is
  * non-NULL; read with ks_error_status and ks_error_message; released by
@@ -400,6 +415,42 @@ typedef struct ks_root ks_root;
  * ks_signer_free.
  */
 typedef struct ks_signer ks_signer;
+
+/**
+ * Decrypts one stream pushed to it a piece at a time (bytes from a socket,
+ * a file read in chunks): ks_stream_decrypt_update for each piece,
+ * ks_stream_decrypt_finish at the end of the input. Create with
+ * ks_stream_decryptor_new; release with ks_stream_decryptor_free. The
+ * stream does not name its key: each enabled streaming key of the keychain
+ * is tried on the first segment, primary first (as Tink does). No
+ * plaintext of a segment is returned before its tag checks. Memory stays
+ * O(segment).
+ *
+ * It holds the keys it may need: it does not use the keychain after
+ * ks_stream_decryptor_new.
+ *
+ * Thread safety: as ks_stream_encryptor.
+ */
+typedef struct ks_stream_decryptor ks_stream_decryptor;
+
+/**
+ * Encrypts one stream, a piece at a time, under the keychain's streaming
+ * primary: ks_stream_encrypt_update for each piece of plaintext,
+ * ks_stream_encrypt_finish once at the end (without it the stream does
+ * not decrypt: it reads as truncated). Create with
+ * ks_stream_encryptor_new; release with ks_stream_encryptor_free.
+ * Memory stays O(segment) whatever the stream's size.
+ *
+ * It holds its own segment key: it does not use the keychain after
+ * ks_stream_encryptor_new, and keeps working after the keychain is closed
+ * or freed.
+ *
+ * Thread safety: may move between threads; calls on one encryptor are
+ * serialized internally (never a crash), but a stream is one sequence, so
+ * feed it from one thread at a time. Only ks_stream_encryptor_free must
+ * not race with another call on it.
+ */
+typedef struct ks_stream_encryptor ks_stream_encryptor;
 
 /**
  * The keys of a trust file (a KEYS.txt, docs/SIGNING.md): named public
@@ -1887,6 +1938,111 @@ enum ks_status ks_signer_close(const struct ks_signer *signer, struct ks_error *
  * no-op. Must not race with other calls on the same handle.
  */
 void ks_signer_free(struct ks_signer *signer);
+
+/**
+ * Makes a new streaming key of `format` (a ks_stream_format value) the
+ * streaming primary, which ks_stream_encryptor_new uses from now on; older
+ * streaming keys stay enabled, so their streams keep decrypting. Writes its
+ * info to `*out` unless `out` is NULL. A bound keychain writes its file
+ * first. Errors: KS_ERR_INVALID_INPUT (unknown format), KS_ERR_UNAVAILABLE
+ * (closed), and those of writing a bound keychain.
+ */
+enum ks_status ks_keychain_rotate_streaming(struct ks_keychain *kc, uint32_t format, struct ks_key_info *out, struct ks_error **err);
+
+/**
+ * Adds an enabled streaming key of `format` that is not primary (roll it
+ * out to every reader, then ks_keychain_promote it). As
+ * ks_keychain_rotate_streaming otherwise.
+ */
+enum ks_status ks_keychain_add_stream_key(struct ks_keychain *kc, uint32_t format, struct ks_key_info *out, struct ks_error **err);
+
+/**
+ * Starts a stream under the streaming primary bound to `aad` (`aad_len`
+ * bytes; the same aad is needed to decrypt) and writes a new encryptor to
+ * `*out`. Errors: KS_ERR_UNKNOWN_KEY (no streaming key yet:
+ * ks_keychain_rotate_streaming first), KS_ERR_UNAVAILABLE (closed).
+ */
+enum ks_status ks_stream_encryptor_new(const struct ks_keychain *kc, const uint8_t *aad, size_t aad_len, struct ks_stream_encryptor **out, struct ks_error **err);
+
+/**
+ * Encrypts `input_len` bytes at `input` and writes the ciphertext this call
+ * produces (the header and the segments the data completes; a full
+ * segment is held back until more data or finish shows whether it is the
+ * last) to `out` (room for `cap` bytes), its length to `*out_len`. The
+ * length depends only on `input_len` and what came before: `out` NULL reports
+ * it exactly, without consuming anything; so does KS_ERR_BUFFER_TOO_SMALL.
+ * `out` must not overlap `input`. After any other error the stream is over:
+ * every later call returns the same error.
+ * Errors: KS_ERR_UNAVAILABLE (finished), KS_ERR_POLICY (2^32 segments).
+ */
+enum ks_status ks_stream_encrypt_update(struct ks_stream_encryptor *enc, const uint8_t *input, size_t input_len, uint8_t *out, size_t cap, size_t *out_len, struct ks_error **err);
+
+/**
+ * Ends the stream: writes its last segment (and the header, for a stream
+ * given no data at all) to `out` (room for `cap` bytes), its length to
+ * `*out_len`; `out` NULL reports that length exactly. After success every
+ * call on the encryptor fails with KS_ERR_UNAVAILABLE; release it with
+ * ks_stream_encryptor_free.
+ */
+enum ks_status ks_stream_encrypt_finish(struct ks_stream_encryptor *enc, uint8_t *out, size_t cap, size_t *out_len, struct ks_error **err);
+
+/**
+ * Releases an encryptor and wipes its key and buffered plaintext. NULL is
+ * a no-op. An unfinished stream stays unfinished (it does not decrypt).
+ */
+void ks_stream_encryptor_free(struct ks_stream_encryptor *enc);
+
+/**
+ * Starts decrypting a stream bound to `aad` with the keychain's enabled
+ * streaming keys, and writes a new decryptor to `*out`. Errors:
+ * KS_ERR_UNKNOWN_KEY (no enabled streaming key), KS_ERR_UNAVAILABLE
+ * (closed).
+ */
+enum ks_status ks_stream_decryptor_new(const struct ks_keychain *kc, const uint8_t *aad, size_t aad_len, struct ks_stream_decryptor **out, struct ks_error **err);
+
+/**
+ * Pushes `input_len` bytes at `input` and writes the plaintext of every segment
+ * now complete and known not to be the last (more bytes follow it) to
+ * `out` (room for `cap` bytes), its length to `*out_len`; the rest stays
+ * buffered until more bytes or ks_stream_decrypt_finish.
+ *
+ * Sizing: `cap >= input_len + ks_stream_decryptor_buffered(dec)` always
+ * suffices. `out` NULL reports, without consuming anything, exactly what
+ * this call returns if it succeeds when that is known (the stream's key
+ * was found, or every enabled streaming key has the same format), and
+ * otherwise that bound; a `cap` below the number reported gives
+ * KS_ERR_BUFFER_TOO_SMALL with it in `*out_len`, consuming nothing.
+ * `out` must not overlap `input`.
+ *
+ * On failure nothing is returned (bytes of `out` this call wrote are
+ * wiped to zero) and every later call, queries included, returns the same
+ * error. Errors: KS_ERR_AUTHENTICATION (wrong key or aad, tampered,
+ * reordered: says nothing more), KS_ERR_FORMAT (not a stream's header),
+ * KS_ERR_UNAVAILABLE (finished).
+ */
+enum ks_status ks_stream_decrypt_update(struct ks_stream_decryptor *dec, const uint8_t *input, size_t input_len, uint8_t *out, size_t cap, size_t *out_len, struct ks_error **err);
+
+/**
+ * Ends the input: checks and writes the last segment's plaintext to `out`
+ * (room for `cap` bytes), its length to `*out_len`; `out` NULL reports
+ * that length exactly (what is buffered, less the 16-byte tag). A stream
+ * cut short, even exactly at a segment boundary, fails with
+ * KS_ERR_AUTHENTICATION; one shorter than its 40-byte header with
+ * KS_ERR_FORMAT. After success every call fails with KS_ERR_UNAVAILABLE;
+ * after a failure, every call returns that failure.
+ */
+enum ks_status ks_stream_decrypt_finish(struct ks_stream_decryptor *dec, uint8_t *out, size_t cap, size_t *out_len, struct ks_error **err);
+
+/**
+ * The number of bytes pushed to `dec` and not yet decrypted (at most a
+ * segment and its header); 0 for NULL.
+ */
+size_t ks_stream_decryptor_buffered(const struct ks_stream_decryptor *dec);
+
+/**
+ * Releases a decryptor and wipes its keys. NULL is a no-op.
+ */
+void ks_stream_decryptor_free(struct ks_stream_decryptor *dec);
 
 #ifdef __cplusplus
 }  // extern "C"

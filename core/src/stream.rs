@@ -626,7 +626,9 @@ impl Decryptor {
             .unwrap_or_else(|| n.saturating_add(self.pending.len()))
     }
 
-    fn check_live(&self) -> Result<()> {
+    /// `Ok` while the decryptor takes more calls; otherwise the error every
+    /// call returns (the first failure's, or `Unavailable` after `finish`).
+    pub fn check(&self) -> Result<()> {
         if let Some((kind, msg)) = &self.failed {
             return Err(Error::new(*kind, msg.clone()));
         }
@@ -651,7 +653,7 @@ impl Decryptor {
     /// failure nothing is returned: the bytes of `out` this call wrote are
     /// wiped.
     pub fn update(&mut self, input: &[u8], out: &mut [u8]) -> Result<usize> {
-        self.check_live()?;
+        self.check()?;
         let need = self.update_output_bound(input.len());
         if out.len() < need {
             return Err(Error::invalid(format!(
@@ -788,7 +790,7 @@ impl Decryptor {
     /// returns its length. `Authentication` for a stream cut short,
     /// `Format` for one shorter than its header.
     pub fn finish(&mut self, out: &mut [u8]) -> Result<usize> {
-        self.check_live()?;
+        self.check()?;
         let need = self.finish_output_len();
         if out.len() < need {
             return Err(Error::invalid(format!(

@@ -26,6 +26,7 @@ mod portable;
 mod root;
 mod sign;
 mod sign_more;
+mod stream;
 
 pub(crate) use abi::*;
 pub use abi::{
@@ -41,6 +42,7 @@ pub use portable::*;
 pub use root::*;
 pub use sign::*;
 pub use sign_more::*;
+pub use stream::*;
 
 impl ks_status {
     /// The status of a core error kind: the kind's own number

@@ -1,0 +1,426 @@
+//! Streaming encryption (Tink's AES-GCM-HKDF streaming AEAD) through the C
+//! ABI: keys of purpose stream, an encryptor and a push-style decryptor.
+//! The rules (segment layout, key trial, what a call returns) are the
+//! core's (core/src/stream.rs); this file translates and sizes outputs.
+
+use std::sync::{Mutex, MutexGuard};
+
+use keystrata::stream::{error_of, Decryptor, EncryptingWriter};
+use keystrata::StreamFormat;
+
+use crate::keychain::{ks_key_info, ks_keychain};
+use crate::sign::put_key_info;
+use crate::*;
+
+/// A streaming format (passed as uint32_t; the core's StreamFormat codes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ks_stream_format {
+    /// Tink's AES256_GCM_HKDF_4KB: 4096-byte ciphertext segments.
+    KS_STREAM_AES256_GCM_HKDF_4KB = 1,
+    /// Tink's AES256_GCM_HKDF_1MB: 1 MiB ciphertext segments (the better
+    /// choice for anything but small records).
+    KS_STREAM_AES256_GCM_HKDF_1MB = 2,
+}
+
+fn stream_format_from_c(f: u32) -> FfiResult<StreamFormat> {
+    StreamFormat::from_code(f).ok_or_else(|| {
+        FfiError::invalid(format!(
+            "{f} is not a ks_stream_format (KS_STREAM_AES256_GCM_HKDF_4KB or _1MB)"
+        ))
+    })
+}
+
+/// Makes a new streaming key of `format` (a ks_stream_format value) the
+/// streaming primary, which ks_stream_encryptor_new uses from now on; older
+/// streaming keys stay enabled, so their streams keep decrypting. Writes its
+/// info to `*out` unless `out` is NULL. A bound keychain writes its file
+/// first. Errors: KS_ERR_INVALID_INPUT (unknown format), KS_ERR_UNAVAILABLE
+/// (closed), and those of writing a bound keychain.
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_rotate_streaming(
+    kc: *mut ks_keychain,
+    format: u32,
+    out: *mut ks_key_info,
+    err: *mut *mut ks_error,
+) -> ks_status {
+    guard(err, || {
+        let kc = unsafe { handle(kc, "kc")? };
+        let info = kc.inner.rotate_streaming(stream_format_from_c(format)?)?;
+        unsafe { put_key_info(out, &info) };
+        Ok(())
+    })
+}
+
+/// Adds an enabled streaming key of `format` that is not primary (roll it
+/// out to every reader, then ks_keychain_promote it). As
+/// ks_keychain_rotate_streaming otherwise.
+#[no_mangle]
+pub unsafe extern "C" fn ks_keychain_add_stream_key(
+    kc: *mut ks_keychain,
+    format: u32,
+    out: *mut ks_key_info,
+    err: *mut *mut ks_error,
+) -> ks_status {
+    guard(err, || {
+        let kc = unsafe { handle(kc, "kc")? };
+        let info = kc.inner.add_stream_key(stream_format_from_c(format)?)?;
+        unsafe { put_key_info(out, &info) };
+        Ok(())
+    })
+}
+
+/// The mutex of a stream handle; a panic in an earlier call poisons it.
+fn lock<T>(m: &Mutex<T>) -> FfiResult<MutexGuard<'_, T>> {
+    m.lock().map_err(|_| {
+        FfiError::new(
+            ks_status::KS_ERR_INTERNAL,
+            "Internal: an earlier call on this stream handle panicked",
+        )
+    })
+}
+
+/// Ciphertext is drained from the encryptor's buffer at least this often,
+/// so its memory stays O(segment) whatever one call is given.
+const ENCRYPT_CHUNK: usize = 1 << 16;
+
+enum EncState {
+    Open(EncryptingWriter<Vec<u8>>),
+    /// The error every call returns after a failure.
+    Failed(ks_status, String),
+    Finished,
+}
+
+/// Encrypts one stream, a piece at a time, under the keychain's streaming
+/// primary: ks_stream_encrypt_update for each piece of plaintext,
+/// ks_stream_encrypt_finish once at the end (without it the stream does
+/// not decrypt: it reads as truncated). Create with
+/// ks_stream_encryptor_new; release with ks_stream_encryptor_free.
+/// Memory stays O(segment) whatever the stream's size.
+///
+/// It holds its own segment key: it does not use the keychain after
+/// ks_stream_encryptor_new, and keeps working after the keychain is closed
+/// or freed.
+///
+/// Thread safety: may move between threads; calls on one encryptor are
+/// serialized internally (never a crash), but a stream is one sequence, so
+/// feed it from one thread at a time. Only ks_stream_encryptor_free must
+/// not race with another call on it.
+pub struct ks_stream_encryptor {
+    state: Mutex<EncState>,
+}
+
+/// Starts a stream under the streaming primary bound to `aad` (`aad_len`
+/// bytes; the same aad is needed to decrypt) and writes a new encryptor to
+/// `*out`. Errors: KS_ERR_UNKNOWN_KEY (no streaming key yet:
+/// ks_keychain_rotate_streaming first), KS_ERR_UNAVAILABLE (closed).
+#[no_mangle]
+pub unsafe extern "C" fn ks_stream_encryptor_new(
+    kc: *const ks_keychain,
+    aad: *const u8,
+    aad_len: usize,
+    out: *mut *mut ks_stream_encryptor,
+    err: *mut *mut ks_error,
+) -> ks_status {
+    guard(err, || {
+        let kc = unsafe { handle(kc, "kc")? };
+        let aad = unsafe { bytes(aad, aad_len, "aad")? };
+        let out = out_ptr(out, "out")?;
+        let w = kc.inner.encrypting_writer(Vec::new(), aad)?;
+        let enc = ks_stream_encryptor {
+            state: Mutex::new(EncState::Open(w)),
+        };
+        unsafe { put_handle(out, enc) };
+        Ok(())
+    })
+}
+
+/// The writer of an open encryptor, or the error every call on it returns.
+fn open_writer(st: &mut EncState) -> FfiResult<&mut EncryptingWriter<Vec<u8>>> {
+    match st {
+        EncState::Open(w) => Ok(w),
+        EncState::Failed(status, msg) => Err(FfiError::new(*status, msg.clone())),
+        EncState::Finished => Err(FfiError::new(
+            ks_status::KS_ERR_UNAVAILABLE,
+            "Unavailable: the stream encryptor has finished",
+        )),
+    }
+}
+
+fn internal(msg: &str) -> FfiError {
+    FfiError::new(ks_status::KS_ERR_INTERNAL, format!("Internal: {msg}"))
+}
+
+/// Copies what the writer emitted to `dst` at `*off` and empties it.
+fn drain(w: &mut EncryptingWriter<Vec<u8>>, dst: &mut [u8], off: &mut usize) -> FfiResult {
+    let v = w.get_mut();
+    let end = *off + v.len();
+    dst.get_mut(*off..end)
+        .ok_or_else(|| internal("the stream output is longer than announced"))?
+        .copy_from_slice(v);
+    *off = end;
+    v.clear();
+    Ok(())
+}
+
+/// Encrypts `input_len` bytes at `input` and writes the ciphertext this call
+/// produces (the header and the segments the data completes; a full
+/// segment is held back until more data or finish shows whether it is the
+/// last) to `out` (room for `cap` bytes), its length to `*out_len`. The
+/// length depends only on `input_len` and what came before: `out` NULL reports
+/// it exactly, without consuming anything; so does KS_ERR_BUFFER_TOO_SMALL.
+/// `out` must not overlap `input`. After any other error the stream is over:
+/// every later call returns the same error.
+/// Errors: KS_ERR_UNAVAILABLE (finished), KS_ERR_POLICY (2^32 segments).
+#[no_mangle]
+pub unsafe extern "C" fn ks_stream_encrypt_update(
+    enc: *mut ks_stream_encryptor,
+    input: *const u8,
+    input_len: usize,
+    out: *mut u8,
+    cap: usize,
+    out_len: *mut usize,
+    err: *mut *mut ks_error,
+) -> ks_status {
+    guard(err, || {
+        let enc = unsafe { handle(enc, "enc")? };
+        let data = unsafe { bytes(input, input_len, "input")? };
+        let dst = SizedOut::new(out, cap, out_len, "out")?;
+        let mut st = lock(&enc.state)?;
+        let w = open_writer(&mut st)?;
+        let need = w
+            .pending_output_len(data.len())
+            .ok_or_else(|| FfiError::invalid("input_len is out of range"))?;
+        let Some(buf) = (unsafe { dst.slice(need, &[(input, data.len())])? }) else {
+            dst.set_len(need);
+            return Ok(());
+        };
+        // From here the input is consumed: a failure ends the stream.
+        let r = (|| {
+            let mut off = 0;
+            for chunk in data.chunks(ENCRYPT_CHUNK) {
+                std::io::Write::write_all(w, chunk).map_err(|e| FfiError::from(error_of(e)))?;
+                drain(w, buf, &mut off)?;
+            }
+            if off != need {
+                return Err(internal("the stream output is shorter than announced"));
+            }
+            Ok(())
+        })();
+        if let Err(e) = &r {
+            *st = EncState::Failed(e.status, e.message.clone());
+        }
+        r?;
+        dst.set_len(need);
+        Ok(())
+    })
+}
+
+/// Ends the stream: writes its last segment (and the header, for a stream
+/// given no data at all) to `out` (room for `cap` bytes), its length to
+/// `*out_len`; `out` NULL reports that length exactly. After success every
+/// call on the encryptor fails with KS_ERR_UNAVAILABLE; release it with
+/// ks_stream_encryptor_free.
+#[no_mangle]
+pub unsafe extern "C" fn ks_stream_encrypt_finish(
+    enc: *mut ks_stream_encryptor,
+    out: *mut u8,
+    cap: usize,
+    out_len: *mut usize,
+    err: *mut *mut ks_error,
+) -> ks_status {
+    guard(err, || {
+        let enc = unsafe { handle(enc, "enc")? };
+        let dst = SizedOut::new(out, cap, out_len, "out")?;
+        let mut st = lock(&enc.state)?;
+        let need = open_writer(&mut st)?.finish_output_len();
+        let Some(buf) = (unsafe { dst.slice(need, &[])? }) else {
+            dst.set_len(need);
+            return Ok(());
+        };
+        let EncState::Open(w) = std::mem::replace(&mut *st, EncState::Finished) else {
+            return Err(internal("the stream encryptor changed state"));
+        };
+        let v = match w.finish() {
+            Ok(v) => v,
+            Err(e) => {
+                let e = FfiError::from(e);
+                *st = EncState::Failed(e.status, e.message.clone());
+                return Err(e);
+            }
+        };
+        buf.get_mut(..v.len())
+            .ok_or_else(|| internal("the stream output is longer than announced"))?
+            .copy_from_slice(&v);
+        dst.set_len(v.len());
+        Ok(())
+    })
+}
+
+/// Releases an encryptor and wipes its key and buffered plaintext. NULL is
+/// a no-op. An unfinished stream stays unfinished (it does not decrypt).
+#[no_mangle]
+pub unsafe extern "C" fn ks_stream_encryptor_free(enc: *mut ks_stream_encryptor) {
+    // SAFETY: NULL or a handle from put_handle, freed once (the contract).
+    guard_value((), || unsafe { free_handle(enc) })
+}
+
+/// Decrypts one stream pushed to it a piece at a time (bytes from a socket,
+/// a file read in chunks): ks_stream_decrypt_update for each piece,
+/// ks_stream_decrypt_finish at the end of the input. Create with
+/// ks_stream_decryptor_new; release with ks_stream_decryptor_free. The
+/// stream does not name its key: each enabled streaming key of the keychain
+/// is tried on the first segment, primary first (as Tink does). No
+/// plaintext of a segment is returned before its tag checks. Memory stays
+/// O(segment).
+///
+/// It holds the keys it may need: it does not use the keychain after
+/// ks_stream_decryptor_new.
+///
+/// Thread safety: as ks_stream_encryptor.
+pub struct ks_stream_decryptor {
+    inner: Mutex<Decryptor>,
+}
+
+/// Starts decrypting a stream bound to `aad` with the keychain's enabled
+/// streaming keys, and writes a new decryptor to `*out`. Errors:
+/// KS_ERR_UNKNOWN_KEY (no enabled streaming key), KS_ERR_UNAVAILABLE
+/// (closed).
+#[no_mangle]
+pub unsafe extern "C" fn ks_stream_decryptor_new(
+    kc: *const ks_keychain,
+    aad: *const u8,
+    aad_len: usize,
+    out: *mut *mut ks_stream_decryptor,
+    err: *mut *mut ks_error,
+) -> ks_status {
+    guard(err, || {
+        let kc = unsafe { handle(kc, "kc")? };
+        let aad = unsafe { bytes(aad, aad_len, "aad")? };
+        let out = out_ptr(out, "out")?;
+        let d = kc.inner.stream_decryptor(aad)?;
+        let dec = ks_stream_decryptor {
+            inner: Mutex::new(d),
+        };
+        unsafe { put_handle(out, dec) };
+        Ok(())
+    })
+}
+
+/// Pushes `input_len` bytes at `input` and writes the plaintext of every segment
+/// now complete and known not to be the last (more bytes follow it) to
+/// `out` (room for `cap` bytes), its length to `*out_len`; the rest stays
+/// buffered until more bytes or ks_stream_decrypt_finish.
+///
+/// Sizing: `cap >= input_len + ks_stream_decryptor_buffered(dec)` always
+/// suffices. `out` NULL reports, without consuming anything, exactly what
+/// this call returns if it succeeds when that is known (the stream's key
+/// was found, or every enabled streaming key has the same format), and
+/// otherwise that bound; a `cap` below the number reported gives
+/// KS_ERR_BUFFER_TOO_SMALL with it in `*out_len`, consuming nothing.
+/// `out` must not overlap `input`.
+///
+/// On failure nothing is returned (bytes of `out` this call wrote are
+/// wiped to zero) and every later call, queries included, returns the same
+/// error. Errors: KS_ERR_AUTHENTICATION (wrong key or aad, tampered,
+/// reordered: says nothing more), KS_ERR_FORMAT (not a stream's header),
+/// KS_ERR_UNAVAILABLE (finished).
+#[no_mangle]
+pub unsafe extern "C" fn ks_stream_decrypt_update(
+    dec: *mut ks_stream_decryptor,
+    input: *const u8,
+    input_len: usize,
+    out: *mut u8,
+    cap: usize,
+    out_len: *mut usize,
+    err: *mut *mut ks_error,
+) -> ks_status {
+    guard(err, || {
+        let dec = unsafe { handle(dec, "dec")? };
+        let data = unsafe { bytes(input, input_len, "input")? };
+        let dst = SizedOut::new(out, cap, out_len, "out")?;
+        let mut d = lock(&dec.inner)?;
+        d.check()?;
+        let need = d.update_output_bound(data.len());
+        let Some(buf) = (unsafe { dst.slice(need, &[(input, data.len())])? }) else {
+            dst.set_len(need);
+            return Ok(());
+        };
+        let n = d.update(data, buf)?;
+        dst.set_len(n);
+        Ok(())
+    })
+}
+
+/// Ends the input: checks and writes the last segment's plaintext to `out`
+/// (room for `cap` bytes), its length to `*out_len`; `out` NULL reports
+/// that length exactly (what is buffered, less the 16-byte tag). A stream
+/// cut short, even exactly at a segment boundary, fails with
+/// KS_ERR_AUTHENTICATION; one shorter than its 40-byte header with
+/// KS_ERR_FORMAT. After success every call fails with KS_ERR_UNAVAILABLE;
+/// after a failure, every call returns that failure.
+#[no_mangle]
+pub unsafe extern "C" fn ks_stream_decrypt_finish(
+    dec: *mut ks_stream_decryptor,
+    out: *mut u8,
+    cap: usize,
+    out_len: *mut usize,
+    err: *mut *mut ks_error,
+) -> ks_status {
+    guard(err, || {
+        let dec = unsafe { handle(dec, "dec")? };
+        let dst = SizedOut::new(out, cap, out_len, "out")?;
+        let mut d = lock(&dec.inner)?;
+        d.check()?;
+        let need = d.finish_output_len();
+        let Some(buf) = (unsafe { dst.slice(need, &[])? }) else {
+            dst.set_len(need);
+            return Ok(());
+        };
+        let n = d.finish(buf)?;
+        dst.set_len(n);
+        Ok(())
+    })
+}
+
+/// The number of bytes pushed to `dec` and not yet decrypted (at most a
+/// segment and its header); 0 for NULL.
+#[no_mangle]
+pub unsafe extern "C" fn ks_stream_decryptor_buffered(dec: *const ks_stream_decryptor) -> usize {
+    guard_value(0, || {
+        // SAFETY: NULL or a live handle (the contract).
+        match unsafe { dec.as_ref() } {
+            Some(d) => d.inner.lock().map_or(0, |d| d.buffered()),
+            None => 0,
+        }
+    })
+}
+
+/// Releases a decryptor and wipes its keys. NULL is a no-op.
+#[no_mangle]
+pub unsafe extern "C" fn ks_stream_decryptor_free(dec: *mut ks_stream_decryptor) {
+    // SAFETY: NULL or a handle from put_handle, freed once (the contract).
+    guard_value((), || unsafe { free_handle(dec) })
+}
+
+#[cfg(test)]
+mod table_tests {
+    use super::*;
+
+    /// The C numbers are the core's codes, for every format the core has.
+    #[test]
+    fn stream_formats_are_the_core_codes() {
+        use ks_stream_format::*;
+        for (c, f) in [
+            (KS_STREAM_AES256_GCM_HKDF_4KB, StreamFormat::AesGcmHkdf4Kb),
+            (KS_STREAM_AES256_GCM_HKDF_1MB, StreamFormat::AesGcmHkdf1Mb),
+        ] {
+            assert_eq!(c as u32, f.code());
+            assert_eq!(stream_format_from_c(c as u32).ok(), Some(f));
+        }
+        assert_eq!(StreamFormat::ALL.len(), 2);
+        for bad in [0, 3, u32::MAX] {
+            assert!(stream_format_from_c(bad).is_err());
+        }
+    }
+}
