@@ -37,6 +37,7 @@ int main(int argc, char **argv)
     run_custom_root();
     run_sign();
     run_sign_more();
+    run_stream(dir);
 
     rm_tmpdir();
     int pass = atomic_load(&g_pass), fail = atomic_load(&g_fail);
