@@ -35,6 +35,7 @@ PIP_PINS=(
   "protobuf==7.36.2"  # tink's runtime dependency, pinned so a new major cannot break tink
   "PyKMIP==0.11.0"    # the KMIP peer: its server runs on loopback during tests
   "SQLAlchemy==2.1.9" # PyKMIP's server keeps its keys in SQLite through it
+  "moto[server]==5.2.5" # the AWS KMS peer: moto's server runs on loopback during tests
 )
 
 log() { echo "setup: $*"; }
@@ -97,6 +98,7 @@ import sys
 from importlib.metadata import version, PackageNotFoundError
 for pin in sys.argv[1:]:
     name, want = pin.split("==")
+    name = name.split("[")[0]  # moto[server]: the version is moto's
     try:
         have = version(name)
     except PackageNotFoundError:
