@@ -1872,9 +1872,9 @@ enum ks_status ks_signer_pkcs11_new(const char *module_path, const char *token_l
  * (ks_signer_close) does not close the keychain; closing the keychain
  * makes the signer's calls fail with KS_ERR_UNAVAILABLE.
  *
- * Lifetime: the signer borrows the keychain. `kc` must stay alive (not
- * ks_keychain_free'd) while any call on the signer runs; ks_signer_free
- * may come before or after ks_keychain_free.
+ * Lifetime: the signer keeps the keychain alive: ks_signer_free and
+ * ks_keychain_free may come in either order, and the signer keeps
+ * working after ks_keychain_free.
  * Errors: KS_ERR_UNAVAILABLE (the keychain is closed).
  */
 enum ks_status ks_keychain_signer(const struct ks_keychain *kc, struct ks_signer **out, struct ks_error **err);

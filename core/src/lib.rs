@@ -48,6 +48,9 @@
 //!   (`docs/PKCS11.md`).
 //! - `kmip`: `KmipRoot`, a root key kept in a
 //!   KMIP server (binary TTLV over mutual TLS, `rustls`).
+//! - `aws-kms`: `AwsKmsRoot`, a root key kept in AWS KMS, and
+//!   `sign::AwsKmsSigner`, an ECDSA key kept there, through the official
+//!   AWS SDK (rustls, no OpenSSL; `docs/AWS-KMS.md`).
 //! - `etcd`: `etcd://` and `etcds://` locations for [`Keychain::open`]:
 //!   a keychain shared by a fleet through etcd v3
 //!   (`store::etcd::EtcdStore`, `docs/ETCD.md`). Building it needs
@@ -104,6 +107,9 @@ pub use crate::metadata::{metadata_context, MetadataBinding};
 pub use crate::policy::Policy;
 pub use crate::portable::{decrypt_portable, PortableCounters, PortableDecryptor};
 pub use crate::root::{AgeRoot, PassphraseRoot, Root};
+#[cfg(feature = "aws-kms")]
+#[cfg_attr(docsrs, doc(cfg(feature = "aws-kms")))]
+pub use crate::root::{AwsKmsConfig, AwsKmsRoot};
 #[cfg(feature = "kmip")]
 #[cfg_attr(docsrs, doc(cfg(feature = "kmip")))]
 pub use crate::root::{KmipConfig, KmipKeyRef, KmipRoot, KmipVersion};

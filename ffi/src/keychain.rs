@@ -17,7 +17,9 @@ use crate::*;
 /// only to say they change state; they are internally synchronized. Only
 /// ks_keychain_free must not race with any other call on the handle.
 pub struct ks_keychain {
-    pub(crate) inner: Keychain,
+    /// Shared, so a handle made from this one (ks_keychain_signer) keeps
+    /// the keychain alive after ks_keychain_free.
+    pub(crate) inner: std::sync::Arc<Keychain>,
 }
 
 /// What a key is for.
@@ -148,7 +150,14 @@ pub extern "C" fn ks_policy_default() -> ks_policy {
 }
 
 unsafe fn put_keychain(out: *mut *mut ks_keychain, kc: Keychain) {
-    unsafe { put_handle(out, ks_keychain { inner: kc }) }
+    unsafe {
+        put_handle(
+            out,
+            ks_keychain {
+                inner: std::sync::Arc::new(kc),
+            },
+        )
+    }
 }
 
 // ---------------------------------------------------------------------

@@ -506,9 +506,9 @@ unsafe fn put_signer(out: *mut *mut ks_signer, signer: impl Signer + 'static) {
 /// (ks_signer_close) does not close the keychain; closing the keychain
 /// makes the signer's calls fail with KS_ERR_UNAVAILABLE.
 ///
-/// Lifetime: the signer borrows the keychain. `kc` must stay alive (not
-/// ks_keychain_free'd) while any call on the signer runs; ks_signer_free
-/// may come before or after ks_keychain_free.
+/// Lifetime: the signer keeps the keychain alive: ks_signer_free and
+/// ks_keychain_free may come in either order, and the signer keeps
+/// working after ks_keychain_free.
 /// Errors: KS_ERR_UNAVAILABLE (the keychain is closed).
 #[no_mangle]
 pub unsafe extern "C" fn ks_keychain_signer(
@@ -517,12 +517,10 @@ pub unsafe extern "C" fn ks_keychain_signer(
     err: *mut *mut ks_error,
 ) -> ks_status {
     guard(err, || {
-        // SAFETY: a live handle that outlives every call on the signer
-        // (the documented contract); dropping the borrow touches nothing.
-        let kc: &'static ks_keychain = unsafe { handle(kc, "kc")? };
+        let kc = unsafe { handle(kc, "kc")? };
         let out = out_ptr(out, "out")?;
         kc.inner.health_check()?;
-        unsafe { put_signer(out, kc.inner.signer()) };
+        unsafe { put_signer(out, keystrata::Keychain::shared_signer(&kc.inner)) };
         Ok(())
     })
 }

@@ -632,6 +632,20 @@ static void group_signer_keychain(void)
     /* A keychain's signer may be freed after the keychain. */
     ks_keychain_free(kc);
     ks_signer_free(s2);
+
+    /* A signer keeps its keychain alive: it signs after ks_keychain_free. */
+    ks_keychain *kc2 = NULL;
+    ks_signer *s4 = NULL;
+    if (OK(ks_keychain_generate(NULL, &kc2, E)) && OK(ks_keychain_rotate_signing(kc2, KS_ALG_ED25519, NULL, E)) &&
+        OK(ks_keychain_signer(kc2, &s4, E))) {
+        ks_keychain_free(kc2);
+        kc2 = NULL;
+        if (OK(ks_signer_sign(s4, DATA, DATA_LEN, sig, sizeof sig, &n, E)))
+            CHECK(n == 64);
+        OK(ks_signer_health_check(s4, E));
+    }
+    ks_signer_free(s4);
+    ks_keychain_free(kc2);
     group_end(NULL);
 }
 

@@ -10,6 +10,9 @@
 //! `kmip`) in a KMIP server. Both save keychains in the [`wrapped`] format.
 
 mod age;
+#[cfg(feature = "aws-kms")]
+#[cfg_attr(docsrs, doc(cfg(feature = "aws-kms")))]
+pub mod aws_kms;
 pub mod custom;
 #[cfg(any(feature = "pkcs11", feature = "kmip"))]
 mod device;
@@ -25,6 +28,11 @@ pub use self::age::{
     AgeRoot, PassphraseRoot, AGE_PROVIDER, DEFAULT_MAX_SCRYPT_WORK_FACTOR,
     DEFAULT_SCRYPT_WORK_FACTOR, MAX_AGE_HEADER_LEN, MAX_AGE_STANZAS, SCRYPT_PROVIDER,
 };
+#[cfg(all(feature = "aws-kms", feature = "aws-lc"))]
+pub use self::aws_kms::AwsKmsSigner;
+#[cfg(feature = "aws-kms")]
+#[cfg_attr(docsrs, doc(cfg(feature = "aws-kms")))]
+pub use self::aws_kms::{AwsKmsConfig, AwsKmsRoot, AWS_KMS_PROVIDER, DEFAULT_AWS_KMS_TIMEOUT};
 pub use self::custom::CustomRoot;
 #[cfg(feature = "kmip")]
 #[cfg_attr(docsrs, doc(cfg(feature = "kmip")))]

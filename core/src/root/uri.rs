@@ -10,6 +10,7 @@
 //! pkcs11:token=T;object=K?module-path=M&pin-source=env:VAR|file:PATH[&x-create=true]
 //! kmip://HOST[:PORT]?key-name=N|key-id=I&ca=F&cert=F&client-key=F
 //!        [&version=1.4|2.0][&server-name=S][&timeout=SECS][&x-create=true]
+//! aws-kms:KEY[?region=R][&endpoint-url=URL][&profile=P][&timeout=SECS]
 //! ```
 //!
 //! Secrets never travel in the URI: a passphrase, a PIN or a private key
@@ -39,6 +40,7 @@ const ECHO: usize = 64;
 /// passphrase:file:PATH                     scrypt passphrase from a file
 /// pkcs11:token=T;object=K?module-path=M&pin-source=env:VAR|file:PATH[&x-create=true]
 /// kmip://HOST[:PORT]?key-name=N|key-id=I&ca=F&cert=F&client-key=F[&version=2.0]…
+/// aws-kms:KEY[?region=R][&endpoint-url=URL][&profile=P][&timeout=SECS]
 /// ```
 ///
 /// Errors: a malformed URI, an unknown scheme or attribute, or a secret
@@ -64,7 +66,7 @@ pub fn from_uri(uri: &str) -> Result<Box<dyn Root>> {
     let Some((scheme, rest)) = uri.split_once(':') else {
         return Err(Error::invalid(format!(
             "a root URI starts with a scheme (age:, age-recipient:, passphrase:, pkcs11:, \
-             kmip:); got {:?}",
+             kmip:, aws-kms:); got {:?}",
             truncate_for_message(uri, 16)
         )));
     };
@@ -74,12 +76,10 @@ pub fn from_uri(uri: &str) -> Result<Box<dyn Root>> {
         "passphrase" => Ok(Box::new(passphrase(rest)?)),
         "pkcs11" => pkcs11(rest),
         "kmip" => kmip(rest),
-        "aws-kms" => Err(Error::unsupported(
-            "aws-kms: roots are not implemented in this release",
-        )),
+        "aws-kms" => aws_kms(rest),
         other => Err(Error::invalid(format!(
-            "unknown root scheme {:?} (expected age:, age-recipient:, passphrase:, pkcs11: or \
-             kmip:)",
+            "unknown root scheme {:?} (expected age:, age-recipient:, passphrase:, pkcs11:, \
+             kmip: or aws-kms:)",
             truncate_for_message(other, ECHO)
         ))),
     }
@@ -538,6 +538,102 @@ fn kmip(rest: &str) -> Result<Box<dyn Root>> {
     ))
 }
 
+#[cfg_attr(not(feature = "aws-kms"), allow(dead_code))]
+struct AwsKmsUri {
+    key: String,
+    region: Option<String>,
+    endpoint_url: Option<String>,
+    profile: Option<String>,
+    timeout: Option<std::time::Duration>,
+}
+
+/// `aws-kms:KEY[?attributes]`: KEY is a key ID, key ARN, alias name or
+/// alias ARN (percent-decoded); credentials come from the AWS SDK's chain
+/// and are refused in the URI.
+fn parse_aws_kms(rest: &str) -> Result<AwsKmsUri> {
+    let (key, attrs) = split_query("aws-kms", rest)?;
+    let key = pct_decode("aws-kms", non_empty("aws-kms: the key (aws-kms:KEY)", key)?)?;
+    let mut a = Attrs {
+        scheme: "aws-kms",
+        list: attrs,
+    };
+    for secret in ["access-key-id", "secret-access-key", "session-token"] {
+        a.refuse_inline_secret(
+            secret,
+            "the AWS SDK's credential chain (environment, profile, web identity)",
+        )?;
+    }
+    let mut optional = |name: &str| -> Result<Option<String>> {
+        match a.take(name) {
+            None => Ok(None),
+            Some(v) => Ok(Some(
+                non_empty(&format!("aws-kms: the {name} attribute"), &v)?.to_owned(),
+            )),
+        }
+    };
+    let region = optional("region")?;
+    let endpoint_url = optional("endpoint-url")?;
+    if let Some(url) = &endpoint_url {
+        let authority = url.split("://").nth(1).unwrap_or("");
+        if authority
+            .split(['/', '?', '#'])
+            .next()
+            .unwrap_or("")
+            .contains('@')
+        {
+            return Err(Error::invalid(
+                "aws-kms: user information in endpoint-url is refused: secrets never go in a \
+                 root URI",
+            ));
+        }
+    }
+    let profile = optional("profile")?;
+    let timeout = optional("timeout")?
+        .map(|t| {
+            t.parse::<u64>()
+                .ok()
+                .filter(|&s| (1..=3600).contains(&s))
+                .map(std::time::Duration::from_secs)
+                .ok_or_else(|| {
+                    Error::invalid(format!(
+                        "aws-kms: timeout must be 1 to 3600 seconds, not {:?}",
+                        truncate_for_message(&t, ECHO)
+                    ))
+                })
+        })
+        .transpose()?;
+    a.finish()?;
+    Ok(AwsKmsUri {
+        key,
+        region,
+        endpoint_url,
+        profile,
+        timeout,
+    })
+}
+
+#[cfg(feature = "aws-kms")]
+fn aws_kms(rest: &str) -> Result<Box<dyn Root>> {
+    use super::{AwsKmsConfig, AwsKmsRoot};
+    let u = parse_aws_kms(rest)?;
+    let mut config = AwsKmsConfig::new(u.key);
+    config.region = u.region;
+    config.endpoint_url = u.endpoint_url;
+    config.profile = u.profile;
+    if let Some(t) = u.timeout {
+        config.timeout = t;
+    }
+    Ok(Box::new(AwsKmsRoot::connect(config)?))
+}
+
+#[cfg(not(feature = "aws-kms"))]
+fn aws_kms(rest: &str) -> Result<Box<dyn Root>> {
+    parse_aws_kms(rest)?;
+    Err(Error::unsupported(
+        "aws-kms: roots need keystrata built with the aws-kms feature",
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -584,6 +680,31 @@ mod tests {
     }
 
     #[test]
+    fn aws_kms_grammar() {
+        let u = parse_aws_kms(
+            "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        )
+        .unwrap();
+        assert_eq!(
+            u.key,
+            "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+        );
+        assert_eq!(
+            (u.region, u.endpoint_url, u.profile, u.timeout),
+            (None, None, None, None)
+        );
+        let u = parse_aws_kms(
+            "alias%2Fkeystrata-root?region=us-east-1&endpoint-url=http://127.0.0.1:5000&profile=ops&timeout=9",
+        )
+        .unwrap();
+        assert_eq!(u.key, "alias/keystrata-root");
+        assert_eq!(u.region.as_deref(), Some("us-east-1"));
+        assert_eq!(u.endpoint_url.as_deref(), Some("http://127.0.0.1:5000"));
+        assert_eq!(u.profile.as_deref(), Some("ops"));
+        assert_eq!(u.timeout, Some(std::time::Duration::from_secs(9)));
+    }
+
+    #[test]
     fn errors_are_invalid_input_and_bounded() {
         let long = "x".repeat(500);
         for uri in [
@@ -625,6 +746,18 @@ mod tests {
             "kmip://h?key-id=1&ca=/c&cert=/e&client-key=/k&x-create=true".to_owned(),
             "kmip://h?key-name=k&ca=/c&cert=/e&client-key=/k&client-key-pem=SECRETPEM".to_owned(),
             "kmip://h?key-name=k&ca=/c&cert=/e&client-key=/k&colour=blue".to_owned(),
+            "aws-kms:".to_owned(),
+            "aws-kms:?region=us-east-1".to_owned(),
+            "aws-kms:alias/k?region=".to_owned(),
+            "aws-kms:alias/k?region=a&region=b".to_owned(),
+            "aws-kms:alias/k?timeout=0".to_owned(),
+            "aws-kms:alias/k?timeout=4000".to_owned(),
+            "aws-kms:alias/k?colour=blue".to_owned(),
+            "aws-kms:alias/k?secret-access-key=SECRETPEM".to_owned(),
+            "aws-kms:alias/k?access-key-id=AKIA123456".to_owned(),
+            "aws-kms:alias/k?session-token=SECRETPEM".to_owned(),
+            "aws-kms:alias/k?region=us-east-1&endpoint-url=https://u:secret@h".to_owned(),
+            format!("aws-kms:alias/k?{long}=1"),
         ] {
             let e = err(&uri);
             assert_eq!(e.kind(), ErrorKind::InvalidInput, "{uri}: {e}");
@@ -640,7 +773,14 @@ mod tests {
     fn unknown_and_unserved_schemes() {
         assert_eq!(err("vault:secret/x").kind(), ErrorKind::InvalidInput);
         assert!(err("vault:secret/x").message().contains("\"vault\""));
-        assert_eq!(err("aws-kms:arn:aws:kms:…").kind(), ErrorKind::Unsupported);
+        // Without the feature a well-formed aws-kms: URI is Unsupported;
+        // with it, opening one reaches AWS (tested against moto in
+        // tests/conformance_aws_kms.rs).
+        #[cfg(not(feature = "aws-kms"))]
+        assert_eq!(
+            err("aws-kms:alias/k?region=us-east-1").kind(),
+            ErrorKind::Unsupported
+        );
         assert_eq!(
             err("pkcs11:token=t;object=k;id=%01?module-path=/m.so&pin-source=env:P").kind(),
             ErrorKind::Unsupported

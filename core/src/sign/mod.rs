@@ -29,6 +29,10 @@ pub use self::pair::{ecdsa_raw_to_der, encode_public_key, verify, verify_digest,
 pub use self::signer::{KeychainSigner, Signer};
 #[cfg(feature = "aws-lc")]
 pub use self::trust::{TrustKind, TrustVerified, TrustedKey, TrustedKeys};
+/// A signing key in AWS KMS (features `aws-kms` and `aws-lc`).
+#[cfg(all(feature = "aws-kms", feature = "aws-lc"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "aws-kms")))]
+pub use crate::root::AwsKmsSigner;
 /// A signing key in a PKCS#11 token (features `pkcs11` and `aws-lc`).
 #[cfg(all(feature = "pkcs11", feature = "aws-lc"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "pkcs11")))]

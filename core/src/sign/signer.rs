@@ -42,15 +42,33 @@ pub trait Signer: Send + Sync {
 /// Closing it closes nothing: the keychain stays the caller's.
 #[derive(Debug)]
 pub struct KeychainSigner<'a> {
-    kc: &'a Keychain,
+    kc: KcRef<'a>,
     closed: std::sync::atomic::AtomicBool,
+}
+
+/// The keychain a [`KeychainSigner`] signs with: borrowed, or shared (the
+/// signer keeps it alive).
+#[derive(Debug)]
+enum KcRef<'a> {
+    Borrowed(&'a Keychain),
+    Shared(std::sync::Arc<Keychain>),
 }
 
 impl Keychain {
     /// This keychain's signing primary as a [`Signer`].
     pub fn signer(&self) -> KeychainSigner<'_> {
         KeychainSigner {
-            kc: self,
+            kc: KcRef::Borrowed(self),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// The signing primary of a shared keychain as a [`Signer`] that keeps
+    /// the keychain alive (for a signer that outlives its borrower: a C or
+    /// Go handle).
+    pub fn shared_signer(kc: &std::sync::Arc<Keychain>) -> KeychainSigner<'static> {
+        KeychainSigner {
+            kc: KcRef::Shared(std::sync::Arc::clone(kc)),
             closed: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -64,7 +82,10 @@ impl KeychainSigner<'_> {
                 "this keychain signer was closed",
             ));
         }
-        Ok(self.kc)
+        Ok(match &self.kc {
+            KcRef::Borrowed(k) => k,
+            KcRef::Shared(k) => k,
+        })
     }
 }
 
