@@ -218,8 +218,8 @@ fn trust_kind_to_c(k: TrustKind) -> ks_trust_kind {
     }
 }
 
-/// The core's trust kinds, in the order of their C numbers (1, 2, ...).
-const TRUST_KINDS: [TrustKind; 2] = [TrustKind::Official, TrustKind::Community];
+/// The core's trust kinds, in the order of their numbers (1, 2, ...).
+const TRUST_KINDS: [TrustKind; 2] = TrustKind::ALL;
 
 /// Which trusted key made a signature: filled by ks_trusted_keys_verify.
 /// Every pointer is library-allocated; release them with
@@ -399,7 +399,7 @@ pub extern "C" fn ks_trust_kind_name(kind: std::ffi::c_int) -> *const c_char {
         let all: Vec<&str> = TRUST_KINDS.iter().map(|k| k.name()).collect();
         let code = u32::try_from(kind)
             .ok()
-            .filter(|&c| (1..=TRUST_KINDS.len() as u32).contains(&c));
+            .filter(|&c| TrustKind::from_code(c).is_some());
         name_at(c_names(&NAMES, &all), code)
     })
 }
@@ -694,6 +694,7 @@ mod table_tests {
         for (i, k) in TRUST_KINDS.iter().enumerate() {
             let c = trust_kind_to_c(*k);
             assert_eq!(c as usize, i + 1, "{k:?}");
+            assert_eq!(c as u32, k.code(), "{k:?}");
             let name = ks_trust_kind_name(c as std::ffi::c_int);
             let name = unsafe { std::ffi::CStr::from_ptr(name) };
             assert_eq!(name.to_str().expect("utf-8"), k.name());

@@ -40,6 +40,27 @@ pub enum TrustKind {
 }
 
 impl TrustKind {
+    /// Every kind, in numeric order.
+    pub const ALL: [TrustKind; 2] = [TrustKind::Official, TrustKind::Community];
+
+    /// The stable number (official 1, community 2), shared by every
+    /// binding (the C `KS_TRUST_*` values; 0 is left for "unknown").
+    pub const fn code(self) -> u32 {
+        match self {
+            TrustKind::Official => 1,
+            TrustKind::Community => 2,
+        }
+    }
+
+    /// The kind with the given stable number, if there is one.
+    pub const fn from_code(code: u32) -> Option<TrustKind> {
+        match code {
+            1 => Some(TrustKind::Official),
+            2 => Some(TrustKind::Community),
+            _ => None,
+        }
+    }
+
     /// `"official"` or `"community"`.
     pub const fn name(self) -> &'static str {
         match self {
