@@ -95,6 +95,8 @@ suite go-module cprint bash tests/gomod/run.sh
 suite cross-language cprint bash tests/cross/run.sh
 suite fleet cprint bash tests/fleet/run.sh
 suite readme-quickstarts cprint bash tests/readme/run.sh
+# docs/SIGNING.md run as written (SoftHSM2 peer).
+suite docs-signing cprint bash tests/docs/signing.sh
 suite relay-demo check make --no-print-directory relay-demo
 suite c-header check bash scripts/header.sh check
 suite c-asan cprint make --no-print-directory c-test
