@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Starts and stops the real peers the tests talk to: a SoftHSM2 token in a
 # temporary directory and a PyKMIP server on loopback (mutual TLS, freshly
-# generated EC P-256 certificates) for the PKCS#11 and KMIP roots; a
-# 3-member etcd cluster and a TLS + auth etcd member for the etcd store.
+# generated EC P-256 certificates) for the PKCS#11 and KMIP roots; a moto
+# server on loopback standing in for AWS KMS (the AWS KMS root and signer);
+# a 3-member etcd cluster and a TLS + auth etcd member for the etcd store.
 #
 #   eval "$(bash scripts/peers.sh start)"   # start them all, export their settings
 #   bash scripts/peers.sh env               # print the export lines again
@@ -24,14 +25,17 @@ case "$cmd" in
     mkdir -p "$DIR"
     bash "$REPO/scripts/peers/softhsm.sh" start "$DIR/softhsm" >&2
     bash "$REPO/scripts/peers/pykmip.sh" start "$DIR/pykmip" >&2
+    bash "$REPO/scripts/peers/moto.sh" start "$DIR/moto" >&2
     bash "$REPO/scripts/peers/etcd.sh" start "$DIR/etcd" >&2
     bash "$REPO/scripts/peers/softhsm.sh" env "$DIR/softhsm"
     bash "$REPO/scripts/peers/pykmip.sh" env "$DIR/pykmip"
+    bash "$REPO/scripts/peers/moto.sh" env "$DIR/moto"
     bash "$REPO/scripts/peers/etcd.sh" env "$DIR/etcd"
     ;;
   env)
     bash "$REPO/scripts/peers/softhsm.sh" env "$DIR/softhsm"
     bash "$REPO/scripts/peers/pykmip.sh" env "$DIR/pykmip"
+    bash "$REPO/scripts/peers/moto.sh" env "$DIR/moto"
     bash "$REPO/scripts/peers/etcd.sh" env "$DIR/etcd"
     ;;
   etcd-member)
@@ -39,6 +43,7 @@ case "$cmd" in
     ;;
   stop)
     bash "$REPO/scripts/peers/etcd.sh" stop "$DIR/etcd" >&2 || true
+    bash "$REPO/scripts/peers/moto.sh" stop "$DIR/moto" >&2 || true
     bash "$REPO/scripts/peers/pykmip.sh" stop "$DIR/pykmip" >&2 || true
     bash "$REPO/scripts/peers/softhsm.sh" stop "$DIR/softhsm" >&2 || true
     ;;
