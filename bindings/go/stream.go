@@ -1,0 +1,341 @@
+package keystrata
+
+/*
+#include "keystrata.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"io"
+	"runtime"
+	"sync"
+)
+
+// PurposeStream is the purpose of streaming keys (RotateStreaming,
+// AddStreamKey). (It belongs beside the other purposes in types.go; it is
+// here until that file is next edited.)
+const PurposeStream Purpose = C.KS_PURPOSE_STREAM
+
+// StreamFormat is a streaming format: Tink's AES-GCM-HKDF streaming AEAD
+// with one ciphertext segment size, byte for byte, so Tink reads keystrata's
+// streams and keystrata reads Tink's (docs/STREAMING.md).
+type StreamFormat uint32
+
+const (
+	// StreamAES256GCMHKDF4KB is Tink's AES256_GCM_HKDF_4KB: 4096-byte
+	// ciphertext segments.
+	StreamAES256GCMHKDF4KB StreamFormat = C.KS_STREAM_AES256_GCM_HKDF_4KB
+	// StreamAES256GCMHKDF1MB is Tink's AES256_GCM_HKDF_1MB: 1 MiB ciphertext
+	// segments, the better choice for anything but small records.
+	StreamAES256GCMHKDF1MB StreamFormat = C.KS_STREAM_AES256_GCM_HKDF_1MB
+)
+
+// RotateStreaming makes a new streaming key of format the streaming
+// primary, which NewEncryptingWriter uses from now on. Older streaming keys
+// stay enabled, so their streams keep decrypting. A bound keychain writes
+// its store first. Errors: ErrInvalidInput (unknown format), ErrUnavailable
+// (closed).
+func (kc *Keychain) RotateStreaming(format StreamFormat) (KeyInfo, error) {
+	return kc.streamKey(true, format)
+}
+
+// AddStreamKey adds an enabled streaming key of format that is not primary:
+// the first phase of a two-phase rotation (roll the keychain out to every
+// reader, then Promote it). Errors: as RotateStreaming.
+func (kc *Keychain) AddStreamKey(format StreamFormat) (KeyInfo, error) {
+	return kc.streamKey(false, format)
+}
+
+func (kc *Keychain) streamKey(primary bool, format StreamFormat) (KeyInfo, error) {
+	p, err := kc.acquire()
+	if err != nil {
+		return KeyInfo{}, err
+	}
+	defer kc.release()
+	var info C.ks_key_info
+	var cerr *C.ks_error
+	var st C.enum_ks_status
+	if primary {
+		st = C.ks_keychain_rotate_streaming(p, C.uint32_t(format), &info, &cerr)
+	} else {
+		st = C.ks_keychain_add_stream_key(p, C.uint32_t(format), &info, &cerr)
+	}
+	if err := cErr(st, cerr); err != nil {
+		return KeyInfo{}, err
+	}
+	return keyInfoFromC(&info), nil
+}
+
+// streamChunk is how much plaintext or ciphertext one C call is given, so
+// that memory stays O(segment) whatever a Write or the source hands over.
+const streamChunk = 64 << 10
+
+// encryptingWriter is the io.WriteCloser of NewEncryptingWriter.
+type encryptingWriter struct {
+	mu  sync.Mutex
+	ptr *C.ks_stream_encryptor
+	w   io.Writer
+	buf []byte // ciphertext of one call, before it goes to w
+	err error  // once set, every call returns it
+}
+
+// NewEncryptingWriter returns a writer that encrypts what is written to it
+// into w as one stream under the keychain's streaming primary, bound to
+// aad (the same aad is needed to decrypt). Close writes the last segment:
+// without it the stream does not decrypt (it reads as truncated). Close
+// does not close w. Memory stays O(segment) for any size.
+//
+// The writer holds its own segment key: it keeps working after the
+// keychain is closed. It is safe for concurrent use, but a stream is one
+// sequence of bytes: write it from one goroutine. After an error (from w,
+// or the stream's) every call returns it; Write after Close returns an
+// error wrapping ErrUnavailable. Errors of the constructor: ErrUnknownKey
+// (no streaming key: RotateStreaming first), ErrUnavailable (closed).
+func (kc *Keychain) NewEncryptingWriter(w io.Writer, aad []byte) (io.WriteCloser, error) {
+	if w == nil {
+		return nil, newError(C.KS_ERR_INVALID_INPUT, "the writer is nil")
+	}
+	p, err := kc.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer kc.release()
+	ap, al := cbytes(aad)
+	var out *C.ks_stream_encryptor
+	var cerr *C.ks_error
+	st := C.ks_stream_encryptor_new(p, ap, al, &out, &cerr)
+	runtime.KeepAlive(aad)
+	if err := cErr(st, cerr); err != nil {
+		return nil, err
+	}
+	ew := &encryptingWriter{ptr: out, w: w}
+	runtime.SetFinalizer(ew, (*encryptingWriter).free)
+	return ew, nil
+}
+
+func (ew *encryptingWriter) free() {
+	if ew.ptr != nil {
+		C.ks_stream_encryptor_free(ew.ptr)
+		ew.ptr = nil
+	}
+}
+
+// fail records err as the writer's final state and releases the C handle.
+func (ew *encryptingWriter) fail(err error) error {
+	ew.err = err
+	ew.free()
+	runtime.SetFinalizer(ew, nil)
+	return err
+}
+
+// call runs one caller-sized C call into ew.buf, growing it once if the
+// call says so (a buffer too small consumes nothing), and returns the
+// output.
+func (ew *encryptingWriter) call(f func(out *C.uint8_t, cap C.size_t, n *C.size_t, e **C.ks_error) C.enum_ks_status) ([]byte, error) {
+	for {
+		var n C.size_t
+		var cerr *C.ks_error
+		op, oc := cout(ew.buf[:0])
+		st := f(op, oc, &n, &cerr)
+		runtime.KeepAlive(ew)
+		if st == C.KS_ERR_BUFFER_TOO_SMALL && int(n) > cap(ew.buf) {
+			cErr(st, cerr)
+			ew.buf = make([]byte, 0, int(n))
+			continue
+		}
+		if err := cErr(st, cerr); err != nil {
+			return nil, err
+		}
+		return ew.buf[:int(n)], nil
+	}
+}
+
+// Write encrypts p and writes the ciphertext of every segment it completes
+// to w. It returns len(p) or an error.
+func (ew *encryptingWriter) Write(p []byte) (int, error) {
+	ew.mu.Lock()
+	defer ew.mu.Unlock()
+	if ew.err != nil {
+		return 0, ew.err
+	}
+	for off := 0; off < len(p); {
+		chunk := p[off:min(len(p), off+streamChunk)]
+		ct, err := ew.call(func(out *C.uint8_t, cap C.size_t, n *C.size_t, e **C.ks_error) C.enum_ks_status {
+			ip, il := cbytes(chunk)
+			st := C.ks_stream_encrypt_update(ew.ptr, ip, il, out, cap, n, e)
+			runtime.KeepAlive(chunk)
+			return st
+		})
+		if err != nil {
+			return off, ew.fail(err)
+		}
+		if len(ct) > 0 {
+			if _, err := ew.w.Write(ct); err != nil {
+				return off, ew.fail(err)
+			}
+		}
+		off += len(chunk)
+	}
+	return len(p), nil
+}
+
+// Close writes the last segment to w and releases the stream. Calling it
+// again returns nil (or the error that ended the stream).
+func (ew *encryptingWriter) Close() error {
+	ew.mu.Lock()
+	defer ew.mu.Unlock()
+	if ew.err != nil {
+		if errors.Is(ew.err, errWriterClosed) {
+			return nil
+		}
+		return ew.err
+	}
+	ct, err := ew.call(func(out *C.uint8_t, cap C.size_t, n *C.size_t, e **C.ks_error) C.enum_ks_status {
+		return C.ks_stream_encrypt_finish(ew.ptr, out, cap, n, e)
+	})
+	if err != nil {
+		return ew.fail(err)
+	}
+	if _, err := ew.w.Write(ct); err != nil {
+		return ew.fail(err)
+	}
+	ew.fail(errWriterClosed)
+	return nil
+}
+
+// errWriterClosed is what Write returns after Close.
+var errWriterClosed = errClosed("stream writer")
+
+// decryptingReader is the io.Reader of NewDecryptingReader.
+type decryptingReader struct {
+	mu  sync.Mutex
+	ptr *C.ks_stream_decryptor
+	r   io.Reader
+	in  []byte // ciphertext read from r
+	out []byte // plaintext decrypted and not yet returned: out[pos:]
+	pos int
+	err error // once set (io.EOF at the end), returned after out is drained
+}
+
+// NewDecryptingReader returns a reader of the plaintext of the stream read
+// from r, made under one of the keychain's enabled streaming keys with aad
+// (each is tried on the first segment, primary first, as Tink does). It
+// returns a segment's plaintext only after its tag checked. A stream cut
+// short (even at a segment boundary), reordered or tampered segments, the
+// wrong key or aad give an error wrapping ErrAuthentication; bytes that are
+// not a stream, ErrFormat. After such an error every Read returns it. An
+// error from r is returned as it is, and a later Read retries r. Memory
+// stays O(segment). The reader holds its own keys: it keeps working after
+// the keychain is closed. Errors of the constructor: ErrUnknownKey (no
+// enabled streaming key), ErrUnavailable (closed).
+func (kc *Keychain) NewDecryptingReader(r io.Reader, aad []byte) (io.Reader, error) {
+	if r == nil {
+		return nil, newError(C.KS_ERR_INVALID_INPUT, "the reader is nil")
+	}
+	p, err := kc.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer kc.release()
+	ap, al := cbytes(aad)
+	var out *C.ks_stream_decryptor
+	var cerr *C.ks_error
+	st := C.ks_stream_decryptor_new(p, ap, al, &out, &cerr)
+	runtime.KeepAlive(aad)
+	if err := cErr(st, cerr); err != nil {
+		return nil, err
+	}
+	dr := &decryptingReader{ptr: out, r: r, in: make([]byte, streamChunk)}
+	runtime.SetFinalizer(dr, (*decryptingReader).free)
+	return dr, nil
+}
+
+func (dr *decryptingReader) free() {
+	if dr.ptr != nil {
+		C.ks_stream_decryptor_free(dr.ptr)
+		dr.ptr = nil
+	}
+}
+
+// end records the reader's final state (io.EOF or an error) and releases
+// the C handle.
+func (dr *decryptingReader) end(err error) {
+	dr.err = err
+	dr.free()
+	runtime.SetFinalizer(dr, nil)
+}
+
+// push gives ct to the decryptor (last: the end of the stream instead) and
+// appends the plaintext it returns to what is not yet read. A capacity of
+// len(ct) + buffered always suffices.
+func (dr *decryptingReader) push(ct []byte, last bool) error {
+	rest := copy(dr.out, dr.out[dr.pos:])
+	clear(dr.out[rest:])
+	dr.out, dr.pos = dr.out[:rest], 0
+	need := rest + len(ct) + int(C.ks_stream_decryptor_buffered(dr.ptr))
+	if cap(dr.out) < need {
+		grown := make([]byte, rest, need)
+		copy(grown, dr.out)
+		clear(dr.out)
+		dr.out = grown
+	}
+	var n C.size_t
+	var cerr *C.ks_error
+	op, oc := cout(dr.out)
+	var st C.enum_ks_status
+	if last {
+		st = C.ks_stream_decrypt_finish(dr.ptr, op, oc, &n, &cerr)
+	} else {
+		ip, il := cbytes(ct)
+		st = C.ks_stream_decrypt_update(dr.ptr, ip, il, op, oc, &n, &cerr)
+	}
+	runtime.KeepAlive(ct)
+	runtime.KeepAlive(dr)
+	if err := cErr(st, cerr); err != nil {
+		return err
+	}
+	dr.out = dr.out[:rest+int(n)]
+	return nil
+}
+
+// Read returns plaintext; io.EOF once the whole stream was read and
+// checked.
+func (dr *decryptingReader) Read(p []byte) (int, error) {
+	dr.mu.Lock()
+	defer dr.mu.Unlock()
+	for {
+		if dr.pos < len(dr.out) {
+			n := copy(p, dr.out[dr.pos:])
+			clear(dr.out[dr.pos : dr.pos+n])
+			dr.pos += n
+			return n, nil
+		}
+		if dr.err != nil {
+			return 0, dr.err
+		}
+		if len(p) == 0 {
+			return 0, nil
+		}
+		n, rerr := dr.r.Read(dr.in)
+		if n > 0 {
+			if err := dr.push(dr.in[:n], false); err != nil {
+				dr.end(err)
+				return 0, err
+			}
+		}
+		switch {
+		case rerr == io.EOF:
+			if err := dr.push(nil, true); err != nil {
+				dr.end(err)
+			} else {
+				dr.end(io.EOF)
+			}
+		case rerr != nil:
+			if dr.pos < len(dr.out) {
+				continue // return the plaintext first; r is asked again later
+			}
+			return 0, rerr
+		}
+	}
+}
