@@ -18,6 +18,9 @@ use crate::sign::{
     algorithm_from, public_key_format_from, signature_format_from, PySignature, SignatureIn,
 };
 use crate::signer::PyKeychainSigner;
+use crate::stream::{
+    stream_format_from, PyDecryptingReader, PyEncryptingWriter, PySeekableDecryptor,
+};
 use crate::types::{PyEnvelope, PyEvent, PyKeyInfo, PyPolicy, PyRotationPlan};
 
 /// A keychain: keys with one primary key per purpose (AES-256 ``encrypt``
@@ -811,6 +814,84 @@ impl PyKeychain {
     }
 
     // ------------------------------------------------------------------
+    // Streaming (docs/STREAMING.md; the file objects are in stream.rs)
+    // ------------------------------------------------------------------
+
+    /// Adds a new streaming key of ``format`` (``"aes256-gcm-hkdf-1mb"``,
+    /// the default, or ``"aes256-gcm-hkdf-4kb"``: Tink's
+    /// AES256_GCM_HKDF_1MB / _4KB) and makes it the streaming primary:
+    /// what ``encrypting_writer`` uses from now on. Older streaming keys
+    /// stay enabled, so their streams keep decrypting. Returns its
+    /// ``KeyInfo`` (``purpose == "stream"``). An unknown format raises
+    /// ``InvalidInputError``.
+    #[pyo3(signature = (format = "aes256-gcm-hkdf-1mb"))]
+    fn rotate_streaming(&self, py: Python<'_>, format: &str) -> PyResult<PyKeyInfo> {
+        let format = stream_format_from(format)?;
+        call(py, self.inner.is_bound(), || {
+            self.inner.rotate_streaming(format)
+        })
+        .map(PyKeyInfo::from)
+    }
+
+    /// Adds an enabled streaming key of ``format`` that is not primary
+    /// (roll it out to every reader, then ``promote`` it).
+    #[pyo3(signature = (format = "aes256-gcm-hkdf-1mb"))]
+    fn add_stream_key(&self, py: Python<'_>, format: &str) -> PyResult<PyKeyInfo> {
+        let format = stream_format_from(format)?;
+        call(py, self.inner.is_bound(), || {
+            self.inner.add_stream_key(format)
+        })
+        .map(PyKeyInfo::from)
+    }
+
+    /// A writable binary file object (``EncryptingWriter``) that encrypts
+    /// what is written to it into ``fileobj`` (anything with ``write``) as
+    /// one stream under the streaming primary, bound to ``aad``. Close it
+    /// (or leave its ``with`` block) to write the last segment; without
+    /// that the stream never decrypts. ``UnknownKeyError`` if the keychain
+    /// has no streaming key (``rotate_streaming`` makes one).
+    #[pyo3(signature = (fileobj, aad = b"".as_slice().into()), text_signature = "($self, fileobj, aad=b'')")]
+    fn encrypting_writer(
+        &self,
+        py: Python<'_>,
+        fileobj: &Bound<'_, PyAny>,
+        aad: BytesIn<'_, '_>,
+    ) -> PyResult<PyEncryptingWriter> {
+        let detach = self.detach_encrypt(aad.as_slice().len());
+        PyEncryptingWriter::new(py, &self.inner, fileobj, aad.as_slice(), detach)
+    }
+
+    /// A readable binary file object (``DecryptingReader``) that decrypts
+    /// the stream read from ``fileobj`` (anything with ``read(n)``), made
+    /// under one of this keychain's enabled streaming keys (or by Tink with
+    /// an imported keyset) with ``aad``. Errors surface on reading:
+    /// ``AuthenticationError`` (tampered, truncated, wrong key or aad),
+    /// ``FormatError`` (not a stream).
+    #[pyo3(signature = (fileobj, aad = b"".as_slice().into()), text_signature = "($self, fileobj, aad=b'')")]
+    fn decrypting_reader(
+        &self,
+        py: Python<'_>,
+        fileobj: &Bound<'_, PyAny>,
+        aad: BytesIn<'_, '_>,
+    ) -> PyResult<PyDecryptingReader> {
+        PyDecryptingReader::new(py, &self.inner, fileobj, aad.as_slice())
+    }
+
+    /// Random access to the stream in ``fileobj`` (with ``read``, ``seek``
+    /// and ``tell``): a ``SeekableDecryptor`` that decrypts only the
+    /// segments a read touches. Reads the first segment now:
+    /// ``AuthenticationError`` if no enabled streaming key opens it.
+    #[pyo3(signature = (fileobj, aad = b"".as_slice().into()), text_signature = "($self, fileobj, aad=b'')")]
+    fn seekable_decryptor(
+        &self,
+        py: Python<'_>,
+        fileobj: &Bound<'_, PyAny>,
+        aad: BytesIn<'_, '_>,
+    ) -> PyResult<PySeekableDecryptor> {
+        PySeekableDecryptor::new(py, &self.inner, fileobj, aad.as_slice())
+    }
+
+    // ------------------------------------------------------------------
     // Tink
     // ------------------------------------------------------------------
 
@@ -829,20 +910,29 @@ impl PyKeychain {
         .map(Self::wrap)
     }
 
-    /// The encryption keys as a Tink cleartext JSON keyset (AES-256-GCM,
-    /// TINK prefix), for Tink to decrypt ``seal`` output and to serve as
-    /// the remote AEAD of its KmsEnvelopeAead (which then decrypts
-    /// ``encrypt`` output). Destroyed keys and derivation keys are left
-    /// out.
+    /// The keys of ``purpose`` as a Tink cleartext JSON keyset.
+    /// ``"encrypt"`` (the default): the encryption keys (AES-256-GCM, TINK
+    /// prefix), for Tink to decrypt ``seal`` output and to serve as the
+    /// remote AEAD of its KmsEnvelopeAead (which then decrypts ``encrypt``
+    /// output). ``"stream"``: the streaming keys (AesGcmHkdfStreamingKey,
+    /// RAW prefix), for Tink's streaming AEAD to read and write the streams
+    /// of ``encrypting_writer``/``decrypting_reader``. Destroyed keys are
+    /// left out. Other purposes have no Tink form (``UnsupportedError``);
+    /// no key of the purpose raises ``UnknownKeyError``.
     ///
     /// The result holds key material in the clear, in a ``str`` keystrata
     /// cannot wipe: treat it as a secret. The name says so, as tink-go's
     /// ``insecurecleartextkeyset`` does.
+    #[pyo3(signature = (purpose = "encrypt"))]
     fn insecure_export_tink_cleartext<'py>(
         &self,
         py: Python<'py>,
+        purpose: &str,
     ) -> PyResult<Bound<'py, PyString>> {
-        let json = call(py, false, || self.inner.insecure_export_tink_cleartext())?;
+        let purpose = purpose_from(purpose)?;
+        let json = call(py, false, || {
+            self.inner.insecure_export_tink_cleartext_for(purpose)
+        })?;
         Ok(PyString::new(py, &json))
     }
 
@@ -855,7 +945,7 @@ impl PyKeychain {
             c"export_tink_cleartext is renamed insecure_export_tink_cleartext",
             1,
         )?;
-        self.insecure_export_tink_cleartext(py)
+        self.insecure_export_tink_cleartext(py, "encrypt")
     }
 
     // ------------------------------------------------------------------

@@ -17,6 +17,8 @@
 //!   `sign_minisign` through either.
 //! - `trust`: `TrustedKeys`, `TrustedKey`, `TrustVerified` (the trust
 //!   file).
+//! - `stream`: `EncryptingWriter`, `DecryptingReader`,
+//!   `SeekableDecryptor` (streaming encryption as Python file objects).
 //! - `keychain`: `Keychain`.
 //!
 //! Every class is `frozen`: shared freely between threads, no borrow
@@ -35,6 +37,7 @@ mod keychain;
 mod roots;
 mod sign;
 mod signer;
+mod stream;
 mod trust;
 mod types;
 
@@ -224,6 +227,9 @@ const _: () = {
     assert!(align_of::<trust::PyTrustedKeys>() <= 16);
     assert!(align_of::<trust::PyTrustedKey>() <= 16);
     assert!(align_of::<trust::PyTrustVerified>() <= 16);
+    assert!(align_of::<stream::PyEncryptingWriter>() <= 16);
+    assert!(align_of::<stream::PyDecryptingReader>() <= 16);
+    assert!(align_of::<stream::PySeekableDecryptor>() <= 16);
 };
 
 /// The native half of the ``keystrata`` package. Import ``keystrata``, not
@@ -249,6 +255,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<trust::PyTrustedKeys>()?;
     m.add_class::<trust::PyTrustedKey>()?;
     m.add_class::<trust::PyTrustVerified>()?;
+    m.add_class::<stream::PyEncryptingWriter>()?;
+    m.add_class::<stream::PyDecryptingReader>()?;
+    m.add_class::<stream::PySeekableDecryptor>()?;
     m.add_function(wrap_pyfunction!(hkdf_sha256, m)?)?;
     m.add_function(wrap_pyfunction!(metadata_context, m)?)?;
     m.add_function(wrap_pyfunction!(sign::verify_signature, m)?)?;

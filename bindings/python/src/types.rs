@@ -152,8 +152,10 @@ impl PyEnvelope {
 /// per purpose), ``purpose`` (``"encrypt"``, ``"derive"`` or ``"sign"``),
 /// ``status`` (``"enabled"``, ``"disabled"`` or ``"destroyed"``),
 /// ``created_at`` (Unix seconds), ``usage`` (encryptions so far),
-/// ``primary`` (bool) and ``algorithm`` (for a signing key
-/// ``"ed25519"``, ``"ecdsa-p256"`` or ``"ecdsa-secp256k1"``; else None).
+/// ``primary`` (bool), ``algorithm`` (for a signing key
+/// ``"ed25519"``, ``"ecdsa-p256"`` or ``"ecdsa-secp256k1"``; else None)
+/// and ``stream_format`` (for a streaming key ``"aes256-gcm-hkdf-4kb"`` or
+/// ``"aes256-gcm-hkdf-1mb"``; else None).
 #[pyclass(frozen, eq, hash, get_all, name = "KeyInfo", module = "keystrata")]
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub(crate) struct PyKeyInfo {
@@ -161,7 +163,7 @@ pub(crate) struct PyKeyInfo {
     key_id: u32,
     /// 1, 2, 3 … in order of creation, counted per purpose.
     version: u32,
-    /// ``"encrypt"``, ``"derive"`` or ``"sign"``.
+    /// ``"encrypt"``, ``"derive"``, ``"sign"`` or ``"stream"``.
     purpose: &'static str,
     /// ``"enabled"``, ``"disabled"`` or ``"destroyed"``.
     status: &'static str,
@@ -175,6 +177,9 @@ pub(crate) struct PyKeyInfo {
     /// For a signing key, its algorithm (``"ed25519"``, ``"ecdsa-p256"``,
     /// ``"ecdsa-secp256k1"``); None for the other purposes.
     algorithm: Option<&'static str>,
+    /// For a streaming key, its format (``"aes256-gcm-hkdf-4kb"`` or
+    /// ``"aes256-gcm-hkdf-1mb"``); None for the other purposes.
+    stream_format: Option<&'static str>,
 }
 
 impl From<keystrata::KeyInfo> for PyKeyInfo {
@@ -188,6 +193,7 @@ impl From<keystrata::KeyInfo> for PyKeyInfo {
             usage: k.usage,
             primary: k.primary,
             algorithm: k.algorithm.map(keystrata::Algorithm::name),
+            stream_format: k.stream_format.map(keystrata::StreamFormat::name),
         }
     }
 }
@@ -199,8 +205,12 @@ impl PyKeyInfo {
         let algorithm = self
             .algorithm
             .map_or_else(String::new, |a| format!(", algorithm={}", py_repr(a)));
+        // The format only where there is one (a streaming key).
+        let stream_format = self
+            .stream_format
+            .map_or_else(String::new, |f| format!(", stream_format={}", py_repr(f)));
         format!(
-            "KeyInfo(key_id={}, version={}, purpose={}, status={}, created_at={}, usage={}, primary={}{})",
+            "KeyInfo(key_id={}, version={}, purpose={}, status={}, created_at={}, usage={}, primary={}{}{})",
             self.key_id,
             self.version,
             py_repr(self.purpose),
@@ -208,7 +218,8 @@ impl PyKeyInfo {
             self.created_at,
             self.usage,
             if self.primary { "True" } else { "False" },
-            algorithm
+            algorithm,
+            stream_format
         )
     }
 }

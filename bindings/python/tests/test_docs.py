@@ -21,6 +21,9 @@ CLASSES = [
     keystrata.Policy,
     keystrata.Event,
     keystrata.RotationPlan,
+    keystrata.EncryptingWriter,
+    keystrata.DecryptingReader,
+    keystrata.SeekableDecryptor,
 ]
 
 
@@ -46,6 +49,14 @@ def test_signatures_are_visible() -> None:
     assert str(inspect.signature(keystrata.Keychain.seal)) == "(self, /, plaintext, aad=b'')"
     assert str(inspect.signature(keystrata.Keychain.open)) == "(location, root, policy=None)"
     assert str(inspect.signature(keystrata.hkdf_sha256)) == "(salt, ikm, info, length)"
+    assert (
+        str(inspect.signature(keystrata.Keychain.encrypting_writer))
+        == "(self, /, fileobj, aad=b'')"
+    )
+    assert (
+        str(inspect.signature(keystrata.Keychain.insecure_export_tink_cleartext))
+        == "(self, /, purpose='encrypt')"
+    )
 
 
 def test_help_renders() -> None:

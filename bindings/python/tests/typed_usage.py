@@ -116,6 +116,7 @@ def main() -> int:
     device_roots()
     custom_root()
     signing()
+    streaming()
     minisign_and_trust()
     return 0
 
@@ -282,6 +283,36 @@ def device_roots() -> None:
         assert Keychain.load(saved, kmip).provider == "keystrata"
         kmip_id: str = kmip.key_id
         assert kmip_id
+
+
+def streaming() -> None:
+    import io
+    import shutil
+
+    kc = Keychain.generate()
+    key: KeyInfo = kc.rotate_streaming()
+    fmt: Optional[str] = key.stream_format
+    assert fmt == "aes256-gcm-hkdf-1mb"
+    staged: KeyInfo = kc.add_stream_key("aes256-gcm-hkdf-4kb")
+    assert kc.primary_for("stream").key_id == key.key_id != staged.key_id
+    dst = io.BytesIO()
+    w: keystrata.EncryptingWriter
+    with kc.encrypting_writer(dst, b"aad") as w:
+        n: int = w.write(b"hello ")
+        shutil.copyfileobj(io.BytesIO(b"world"), w)
+        assert n == 6
+    r: keystrata.DecryptingReader = kc.decrypting_reader(io.BytesIO(dst.getvalue()), b"aad")
+    out = io.BytesIO()
+    shutil.copyfileobj(r, out)
+    assert out.getvalue() == b"hello world"
+    with tempfile.TemporaryFile() as f:
+        f.write(dst.getvalue())
+        s: keystrata.SeekableDecryptor = kc.seekable_decryptor(f, b"aad")
+        length: int = s.plaintext_len()
+        s.seek(-5, 2)
+        assert s.read() == b"world" and s.tell() == length
+    tink_stream: str = kc.insecure_export_tink_cleartext(purpose="stream")
+    assert tink_stream
 
 
 if __name__ == "__main__":

@@ -63,6 +63,15 @@ Quick start::
     trusted = keystrata.TrustedKeys.load("KEYS.txt")
     who = trusted.verify(b"data", minisig)              # .name, .kind, .trusted_comment
 
+    # Streaming: files of any size in O(segment) memory, in Tink's
+    # AES256_GCM_HKDF_1MB format (docs/STREAMING.md).
+    kc.rotate_streaming()                                # a streaming primary
+    with open("backup.tar", "rb") as src, open("backup.ks", "wb") as dst:
+        with kc.encrypting_writer(dst, b"backup-17") as w:   # closing writes the last segment
+            shutil.copyfileobj(src, w)
+    with open("backup.ks", "rb") as src, open("restored.tar", "wb") as dst:
+        shutil.copyfileobj(kc.decrypting_reader(src, b"backup-17"), dst)
+
     # Signers: a key that never leaves a token, and the keychain's own.
     with keystrata.Pkcs11Signer(module, "token", "release", "ecdsa-p256", pin_env="HSM_PIN") as s:
         der = s.sign(b"release 1.2.3")
@@ -73,7 +82,9 @@ Classes: ``Keychain``, ``AgeRoot``, ``PassphraseRoot``, ``Pkcs11Root``,
 ``KeyInfo``, ``Policy``, ``Event``, ``RotationPlan`` (from
 ``Keychain.prepare_rotation``), ``Signature`` (from ``Keychain.sign``),
 ``Pkcs11Signer`` and ``KeychainSigner`` (from ``Keychain.signer()``),
-``TrustedKeys`` with ``TrustedKey`` and ``TrustVerified``;
+``TrustedKeys`` with ``TrustedKey`` and ``TrustVerified``,
+``EncryptingWriter``, ``DecryptingReader`` and ``SeekableDecryptor``
+(streams, from ``Keychain.encrypting_writer`` and friends);
 the functions ``hkdf_sha256``, ``metadata_context`` (an object-store
 gateway's wrap context from object metadata, docs/FORMAT.md §4.2),
 ``decrypt_portable``, ``verify_signature`` (a signature checked with a
@@ -102,6 +113,8 @@ from keystrata._native import (
     CORE_VERSION,
     AgeRoot,
     CustomRoot,
+    DecryptingReader,
+    EncryptingWriter,
     Envelope,
     Event,
     KeyInfo,
@@ -113,6 +126,7 @@ from keystrata._native import (
     Pkcs11Signer,
     Policy,
     RotationPlan,
+    SeekableDecryptor,
     Signature,
     TrustedKey,
     TrustedKeys,
@@ -291,6 +305,9 @@ __all__ = [
     "TrustedKeys",
     "TrustedKey",
     "TrustVerified",
+    "EncryptingWriter",
+    "DecryptingReader",
+    "SeekableDecryptor",
     "hkdf_sha256",
     "metadata_context",
     "decrypt_portable",

@@ -8,6 +8,8 @@ from typing_extensions import Buffer, TypeAlias
 from keystrata._native import CORE_VERSION as CORE_VERSION
 from keystrata._native import AgeRoot as AgeRoot
 from keystrata._native import CustomRoot as CustomRoot
+from keystrata._native import DecryptingReader as DecryptingReader
+from keystrata._native import EncryptingWriter as EncryptingWriter
 from keystrata._native import Envelope as Envelope
 from keystrata._native import Event as Event
 from keystrata._native import KeyInfo as KeyInfo
@@ -19,6 +21,7 @@ from keystrata._native import Pkcs11Root as Pkcs11Root
 from keystrata._native import Pkcs11Signer as Pkcs11Signer
 from keystrata._native import Policy as Policy
 from keystrata._native import RotationPlan as RotationPlan
+from keystrata._native import SeekableDecryptor as SeekableDecryptor
 from keystrata._native import Signature as Signature
 from keystrata._native import TrustedKey as TrustedKey
 from keystrata._native import TrustedKeys as TrustedKeys
@@ -110,6 +113,9 @@ __all__ = [
     "TrustedKeys",
     "TrustedKey",
     "TrustVerified",
+    "EncryptingWriter",
+    "DecryptingReader",
+    "SeekableDecryptor",
     "hkdf_sha256",
     "metadata_context",
     "decrypt_portable",
