@@ -453,6 +453,18 @@ typedef struct ks_stream_decryptor ks_stream_decryptor;
 typedef struct ks_stream_encryptor ks_stream_encryptor;
 
 /**
+ * Random access to a stored stream: any range of the plaintext, decrypting
+ * (and checking) only the segments a read touches. The ciphertext is read
+ * through a ks_stream_read_at_fn. Create with ks_stream_seekable_new;
+ * release with ks_stream_seekable_free.
+ *
+ * Thread safety: may move between threads; calls on one handle are
+ * serialized internally (so are its callbacks). Only
+ * ks_stream_seekable_free must not race with another call on it.
+ */
+typedef struct ks_stream_seekable ks_stream_seekable;
+
+/**
  * The keys of a trust file (a KEYS.txt, docs/SIGNING.md): named public
  * keys, official (ECDSA P-256 or secp256k1, base64 of the DER
  * SubjectPublicKeyInfo) or community (minisign), each active or revoked.
@@ -889,6 +901,16 @@ typedef struct ks_trust_result {
    */
   char *trusted_comment;
 } ks_trust_result;
+
+/**
+ * Reads the stored stream for ks_stream_seekable: up to `len` bytes at
+ * byte `offset` of the ciphertext into `buf`, the number read in `*out_n`
+ * (fewer only at the end). Return 0 on success, anything else for an I/O
+ * failure (the call in progress fails with KS_ERR_IO). `buf` is valid only
+ * during the call; the callback runs on the thread of the ks_ call that
+ * needs the bytes, one call at a time per handle.
+ */
+typedef int (*ks_stream_read_at_fn)(void *user_data, uint64_t offset, uint8_t *buf, size_t len, size_t *out_n);
 
 #ifdef __cplusplus
 extern "C" {
@@ -2043,6 +2065,41 @@ size_t ks_stream_decryptor_buffered(const struct ks_stream_decryptor *dec);
  * Releases a decryptor and wipes its keys. NULL is a no-op.
  */
 void ks_stream_decryptor_free(struct ks_stream_decryptor *dec);
+
+/**
+ * Opens the stream of `size` bytes that `read_at` reads (`user_data` is
+ * passed to it and must stay valid until ks_stream_seekable_free), made
+ * under one of the keychain's enabled streaming keys with `aad`: reads
+ * the header and the first segment now, to find the key. Errors:
+ * KS_ERR_AUTHENTICATION (no key opens it, wrong aad, tampered),
+ * KS_ERR_FORMAT (not a stream's header or length), KS_ERR_UNKNOWN_KEY (no
+ * enabled streaming key), KS_ERR_IO (the callback failed),
+ * KS_ERR_UNAVAILABLE (closed).
+ */
+enum ks_status ks_stream_seekable_new(const struct ks_keychain *kc, const uint8_t *aad, size_t aad_len, ks_stream_read_at_fn read_at, void *user_data, uint64_t size, struct ks_stream_seekable **out, struct ks_error **err);
+
+/**
+ * Writes the plaintext's length to `*out`.
+ */
+enum ks_status ks_stream_seekable_plaintext_len(const struct ks_stream_seekable *s, uint64_t *out, struct ks_error **err);
+
+/**
+ * Reads plaintext from byte `offset` into `out` (room for `cap` bytes):
+ * as much as fits, fewer only at the end of the plaintext (0 at or past
+ * it), the number in `*out_len`. Only the segments the range touches are
+ * read and checked; a segment that does not check fails the call with
+ * KS_ERR_AUTHENTICATION and nothing is returned (bytes of `out` written
+ * are wiped). Other ranges stay readable. `out` may be NULL only when
+ * `cap` is 0. Errors: KS_ERR_AUTHENTICATION, KS_ERR_IO (the callback
+ * failed).
+ */
+enum ks_status ks_stream_seekable_read_at(const struct ks_stream_seekable *s, uint64_t offset, uint8_t *out, size_t cap, size_t *out_len, struct ks_error **err);
+
+/**
+ * Releases a ks_stream_seekable and wipes its key and cached plaintext;
+ * `read_at` is not called again. NULL is a no-op.
+ */
+void ks_stream_seekable_free(struct ks_stream_seekable *s);
 
 #ifdef __cplusplus
 }  // extern "C"

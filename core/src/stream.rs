@@ -883,8 +883,13 @@ impl<R: Read + Seek> SeekableDecryptor<R> {
         let ct_len = r.seek(SeekFrom::End(0)).map_err(io)?;
         r.seek(SeekFrom::Start(0)).map_err(io)?;
         let mut header = [0u8; HEADER_LEN];
-        r.read_exact(&mut header)
-            .map_err(|_| Error::format("the stream is shorter than its header"))?;
+        r.read_exact(&mut header).map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                Error::format("the stream is shorter than its header")
+            } else {
+                Error::io("stream", e)
+            }
+        })?;
         if usize::from(header[0]) != HEADER_LEN {
             return Err(Error::format(
                 "not a keystrata/Tink AES-GCM-HKDF stream (header length byte)",

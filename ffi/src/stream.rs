@@ -3,9 +3,10 @@
 //! The rules (segment layout, key trial, what a call returns) are the
 //! core's (core/src/stream.rs); this file translates and sizes outputs.
 
+use std::ffi::{c_int, c_void};
 use std::sync::{Mutex, MutexGuard};
 
-use keystrata::stream::{error_of, Decryptor, EncryptingWriter};
+use keystrata::stream::{error_of, Decryptor, EncryptingWriter, SeekableDecryptor};
 use keystrata::StreamFormat;
 
 use crate::keychain::{ks_key_info, ks_keychain};
@@ -401,6 +402,202 @@ pub unsafe extern "C" fn ks_stream_decryptor_buffered(dec: *const ks_stream_decr
 pub unsafe extern "C" fn ks_stream_decryptor_free(dec: *mut ks_stream_decryptor) {
     // SAFETY: NULL or a handle from put_handle, freed once (the contract).
     guard_value((), || unsafe { free_handle(dec) })
+}
+
+// ---------------------------------------------------------------------
+// Random access
+// ---------------------------------------------------------------------
+
+/// Reads the stored stream for ks_stream_seekable: up to `len` bytes at
+/// byte `offset` of the ciphertext into `buf`, the number read in `*out_n`
+/// (fewer only at the end). Return 0 on success, anything else for an I/O
+/// failure (the call in progress fails with KS_ERR_IO). `buf` is valid only
+/// during the call; the callback runs on the thread of the ks_ call that
+/// needs the bytes, one call at a time per handle.
+pub type ks_stream_read_at_fn = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        offset: u64,
+        buf: *mut u8,
+        len: usize,
+        out_n: *mut usize,
+    ) -> c_int,
+>;
+
+/// The stored stream, read through the caller's callback.
+struct CallbackSource {
+    read_at: unsafe extern "C" fn(*mut c_void, u64, *mut u8, usize, *mut usize) -> c_int,
+    user_data: *mut c_void,
+    size: u64,
+    pos: u64,
+}
+
+impl std::io::Read for CallbackSource {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.size.saturating_sub(self.pos);
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        if want == 0 {
+            return Ok(0);
+        }
+        let mut n = 0usize;
+        // SAFETY: the callback the caller gave, with a buffer of `want`
+        // writable bytes valid for the call.
+        let rc =
+            unsafe { (self.read_at)(self.user_data, self.pos, buf.as_mut_ptr(), want, &mut n) };
+        if rc != 0 {
+            return Err(std::io::Error::other("the read_at callback failed"));
+        }
+        if n > want {
+            return Err(std::io::Error::other(
+                "the read_at callback reported more bytes than asked",
+            ));
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl std::io::Seek for CallbackSource {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        let pos = match to {
+            std::io::SeekFrom::Start(n) => Some(n),
+            std::io::SeekFrom::End(d) => self.size.checked_add_signed(d),
+            std::io::SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = pos.ok_or_else(|| std::io::Error::other("seek before the start"))?;
+        Ok(self.pos)
+    }
+}
+
+/// Random access to a stored stream: any range of the plaintext, decrypting
+/// (and checking) only the segments a read touches. The ciphertext is read
+/// through a ks_stream_read_at_fn. Create with ks_stream_seekable_new;
+/// release with ks_stream_seekable_free.
+///
+/// Thread safety: may move between threads; calls on one handle are
+/// serialized internally (so are its callbacks). Only
+/// ks_stream_seekable_free must not race with another call on it.
+pub struct ks_stream_seekable {
+    inner: Mutex<SeekableDecryptor<CallbackSource>>,
+}
+
+/// Opens the stream of `size` bytes that `read_at` reads (`user_data` is
+/// passed to it and must stay valid until ks_stream_seekable_free), made
+/// under one of the keychain's enabled streaming keys with `aad`: reads
+/// the header and the first segment now, to find the key. Errors:
+/// KS_ERR_AUTHENTICATION (no key opens it, wrong aad, tampered),
+/// KS_ERR_FORMAT (not a stream's header or length), KS_ERR_UNKNOWN_KEY (no
+/// enabled streaming key), KS_ERR_IO (the callback failed),
+/// KS_ERR_UNAVAILABLE (closed).
+#[no_mangle]
+pub unsafe extern "C" fn ks_stream_seekable_new(
+    kc: *const ks_keychain,
+    aad: *const u8,
+    aad_len: usize,
+    read_at: ks_stream_read_at_fn,
+    user_data: *mut c_void,
+    size: u64,
+    out: *mut *mut ks_stream_seekable,
+    err: *mut *mut ks_error,
+) -> ks_status {
+    guard(err, || {
+        let kc = unsafe { handle(kc, "kc")? };
+        let aad = unsafe { bytes(aad, aad_len, "aad")? };
+        let read_at = read_at.ok_or_else(|| FfiError::null("read_at"))?;
+        let out = out_ptr(out, "out")?;
+        let src = CallbackSource {
+            read_at,
+            user_data,
+            size,
+            pos: 0,
+        };
+        let s = kc.inner.seekable_decryptor(src, aad)?;
+        unsafe {
+            put_handle(
+                out,
+                ks_stream_seekable {
+                    inner: Mutex::new(s),
+                },
+            )
+        };
+        Ok(())
+    })
+}
+
+/// Writes the plaintext's length to `*out`.
+#[no_mangle]
+pub unsafe extern "C" fn ks_stream_seekable_plaintext_len(
+    s: *const ks_stream_seekable,
+    out: *mut u64,
+    err: *mut *mut ks_error,
+) -> ks_status {
+    guard(err, || {
+        let s = unsafe { handle(s, "s")? };
+        let out = out_ptr(out, "out")?;
+        let n = lock(&s.inner)?.plaintext_len();
+        unsafe { put(out, n) };
+        Ok(())
+    })
+}
+
+/// Reads plaintext from byte `offset` into `out` (room for `cap` bytes):
+/// as much as fits, fewer only at the end of the plaintext (0 at or past
+/// it), the number in `*out_len`. Only the segments the range touches are
+/// read and checked; a segment that does not check fails the call with
+/// KS_ERR_AUTHENTICATION and nothing is returned (bytes of `out` written
+/// are wiped). Other ranges stay readable. `out` may be NULL only when
+/// `cap` is 0. Errors: KS_ERR_AUTHENTICATION, KS_ERR_IO (the callback
+/// failed).
+#[no_mangle]
+pub unsafe extern "C" fn ks_stream_seekable_read_at(
+    s: *const ks_stream_seekable,
+    offset: u64,
+    out: *mut u8,
+    cap: usize,
+    out_len: *mut usize,
+    err: *mut *mut ks_error,
+) -> ks_status {
+    guard(err, || {
+        let s = unsafe { handle(s, "s")? };
+        let out_len = out_ptr(out_len, "out_len")?;
+        if cap == 0 {
+            unsafe { put(out_len, 0) };
+            return Ok(());
+        }
+        if out.is_null() {
+            return Err(FfiError::null("out"));
+        }
+        if cap > isize::MAX as usize {
+            return Err(FfiError::invalid(format!(
+                "out: capacity {cap} is out of range"
+            )));
+        }
+        // SAFETY: non-NULL, `cap` writable bytes for the call (the contract).
+        let dst = unsafe { std::slice::from_raw_parts_mut(out, cap) };
+        let mut d = lock(&s.inner)?;
+        let mut done = 0;
+        while done < cap {
+            let at = offset.saturating_add(done as u64);
+            match d.read_at(at, &mut dst[done..]) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) => {
+                    zeroize::Zeroize::zeroize(&mut dst[..done]);
+                    return Err(e.into());
+                }
+            }
+        }
+        unsafe { put(out_len, done) };
+        Ok(())
+    })
+}
+
+/// Releases a ks_stream_seekable and wipes its key and cached plaintext;
+/// `read_at` is not called again. NULL is a no-op.
+#[no_mangle]
+pub unsafe extern "C" fn ks_stream_seekable_free(s: *mut ks_stream_seekable) {
+    // SAFETY: NULL or a handle from put_handle, freed once (the contract).
+    guard_value((), || unsafe { free_handle(s) })
 }
 
 #[cfg(test)]

@@ -560,6 +560,109 @@ static void group_hostile(void)
     group_end(NULL);
 }
 
+/* A stored stream for ks_stream_seekable: bytes in memory. */
+typedef struct {
+    const uint8_t *p;
+    size_t n;
+    int calls, fail;
+} store_t;
+
+static int store_read_at(void *user_data, uint64_t offset, uint8_t *buf, size_t len, size_t *out_n)
+{
+    store_t *s = user_data;
+    s->calls++;
+    if (s->fail)
+        return -1;
+    size_t n = offset >= s->n ? 0 : (s->n - offset < len ? s->n - offset : len);
+    if (n)
+        memcpy(buf, s->p + offset, n);
+    *out_n = n;
+    return 0;
+}
+
+static void group_seekable(void)
+{
+    group_begin("stream: random access");
+    ks_keychain *kc = stream_keychain(KS_STREAM_AES256_GCM_HKDF_4KB);
+    size_t n = FIRST(SEG4K) + 3 * FULL(SEG4K) + 100;
+    uint8_t *pt = pattern(n);
+    vec_t ct = {0};
+    if (!kc || !encrypt_stream(kc, (const uint8_t *)"aad", 3, pt, n, 5000, &ct)) {
+        group_end(NULL);
+        return;
+    }
+    store_t st = {ct.p, ct.n, 0, 0};
+    ks_stream_seekable *s = NULL;
+    if (OK(ks_stream_seekable_new(kc, (const uint8_t *)"aad", 3, store_read_at, &st, ct.n, &s, E))) {
+        uint64_t len = 0;
+        OK(ks_stream_seekable_plaintext_len(s, &len, E));
+        CHECK(len == n);
+        size_t offs[] = {0, 1, FIRST(SEG4K) - 1, FIRST(SEG4K), FIRST(SEG4K) + FULL(SEG4K) - 3, n - 1, n, n + 5};
+        size_t lens[] = {0, 1, 17, FULL(SEG4K) + 9, 3 * SEG4K};
+        uint8_t *buf = xmalloc(3 * SEG4K);
+        for (size_t i = 0; i < sizeof offs / sizeof offs[0]; i++)
+            for (size_t j = 0; j < sizeof lens / sizeof lens[0]; j++) {
+                size_t got = SENT_LEN, want = offs[i] >= n ? 0 : (n - offs[i] < lens[j] ? n - offs[i] : lens[j]);
+                if (OK(ks_stream_seekable_read_at(s, offs[i], buf, lens[j], &got, E)))
+                    CHECK(got == want && (want == 0 || memcmp(buf, pt + offs[i], want) == 0));
+            }
+        /* The callback failing is KS_ERR_IO; reads go on after it. */
+        st.fail = 1;
+        size_t got = SENT_LEN;
+        EXPECT(ks_stream_seekable_read_at(s, FIRST(SEG4K) + 5, buf, 10, &got, E), KS_ERR_IO);
+        CHECK(got == SENT_LEN);
+        st.fail = 0;
+        if (OK(ks_stream_seekable_read_at(s, FIRST(SEG4K) + 5, buf, 10, &got, E)))
+            CHECK(got == 10 && memcmp(buf, pt + FIRST(SEG4K) + 5, 10) == 0);
+        EXPECT(ks_stream_seekable_read_at(s, 0, NULL, 10, &got, E), KS_ERR_NULL_ARGUMENT);
+        EXPECT(ks_stream_seekable_read_at(s, 0, buf, 10, NULL, E), KS_ERR_NULL_ARGUMENT);
+        EXPECT(ks_stream_seekable_read_at(NULL, 0, buf, 10, &got, E), KS_ERR_NULL_ARGUMENT);
+        EXPECT(ks_stream_seekable_plaintext_len(s, NULL, E), KS_ERR_NULL_ARGUMENT);
+        /* A tampered segment fails the reads that touch it, only those. */
+        ct.p[2 * SEG4K + 7] ^= 1;
+        memset(buf, 0xEE, 3 * SEG4K);
+        got = SENT_LEN;
+        EXPECT(ks_stream_seekable_read_at(s, FIRST(SEG4K) + 10, buf, 2 * FULL(SEG4K), &got, E),
+               KS_ERR_AUTHENTICATION);
+        CHECK(got == SENT_LEN && all_byte(buf + FULL(SEG4K), FULL(SEG4K), 0xEE));
+        if (OK(ks_stream_seekable_read_at(s, 0, buf, 100, &got, E)))
+            CHECK(got == 100 && memcmp(buf, pt, 100) == 0);
+        if (OK(ks_stream_seekable_read_at(s, n - 50, buf, 100, &got, E)))
+            CHECK(got == 50 && memcmp(buf, pt + n - 50, 50) == 0);
+        ct.p[2 * SEG4K + 7] ^= 1;
+        free(buf);
+    }
+    ks_stream_seekable_free(s);
+    /* Cut at a segment boundary: the new last segment does not check. */
+    store_t cut = {ct.p, 3 * SEG4K, 0, 0};
+    s = NULL;
+    if (OK(ks_stream_seekable_new(kc, (const uint8_t *)"aad", 3, store_read_at, &cut, cut.n, &s, E))) {
+        uint8_t b[16];
+        size_t got = 0;
+        EXPECT(ks_stream_seekable_read_at(s, 3 * SEG4K - 200, b, sizeof b, &got, E), KS_ERR_AUTHENTICATION);
+    }
+    ks_stream_seekable_free(s);
+    ks_stream_seekable *none = SENT;
+    EXPECT(ks_stream_seekable_new(kc, (const uint8_t *)"aaD", 3, store_read_at, &st, ct.n, &none, E),
+           KS_ERR_AUTHENTICATION);
+    EXPECT(ks_stream_seekable_new(kc, (const uint8_t *)"aad", 3, store_read_at, &st, 30, &none, E), KS_ERR_FORMAT);
+    EXPECT(ks_stream_seekable_new(kc, (const uint8_t *)"aad", 3, NULL, &st, ct.n, &none, E), KS_ERR_NULL_ARGUMENT);
+    EXPECT(ks_stream_seekable_new(kc, (const uint8_t *)"aad", 3, store_read_at, &st, ct.n, NULL, E),
+           KS_ERR_NULL_ARGUMENT);
+    st.fail = 1;
+    EXPECT(ks_stream_seekable_new(kc, (const uint8_t *)"aad", 3, store_read_at, &st, ct.n, &none, E), KS_ERR_IO);
+    st.fail = 0;
+    OK(ks_keychain_close(kc, E));
+    EXPECT(ks_stream_seekable_new(kc, (const uint8_t *)"aad", 3, store_read_at, &st, ct.n, &none, E),
+           KS_ERR_UNAVAILABLE);
+    CHECK(none == SENT);
+    ks_stream_seekable_free(NULL);
+    free(ct.p);
+    free(pt);
+    ks_keychain_free(kc);
+    group_end(NULL);
+}
+
 void run_stream(const char *dir)
 {
     group_round_trips();
@@ -567,4 +670,5 @@ void run_stream(const char *dir)
     group_keys();
     group_tink(dir);
     group_hostile();
+    group_seekable();
 }
