@@ -1,15 +1,23 @@
 package keystrata
 
+// This file holds the //export of the random-access callback; a file with
+// //export may only declare, not define, C functions in its preamble.
+
 /*
+#include <stdlib.h>
 #include "keystrata.h"
+extern int keystrataGoStreamReadAt(void *user_data, uint64_t offset, uint8_t *buf, size_t len, size_t *out_n);
 */
 import "C"
 
 import (
 	"errors"
 	"io"
+	"math"
 	"runtime"
+	"runtime/cgo"
 	"sync"
+	"unsafe"
 )
 
 // PurposeStream is the purpose of streaming keys (RotateStreaming,
@@ -338,4 +346,138 @@ func (dr *decryptingReader) Read(p []byte) (int, error) {
 			return 0, rerr
 		}
 	}
+}
+
+// StreamReaderAt reads any range of a stored stream's plaintext, decrypting
+// (and checking) only the segments a read touches: an io.ReaderAt over the
+// plaintext, made by NewDecryptingReaderAt. It is safe for concurrent use
+// (reads are serialized inside the library). Close releases it; a
+// finalizer does otherwise.
+type StreamReaderAt struct {
+	mu   sync.RWMutex
+	ptr  *C.ks_stream_seekable
+	slot *C.uintptr_t // C memory holding the cgo.Handle of the source
+	h    cgo.Handle
+	size int64
+}
+
+// NewDecryptingReaderAt opens the stream of size bytes in r, made under one
+// of the keychain's enabled streaming keys with aad, for random access. It
+// reads the header and the first segment now to find the key. Errors:
+// ErrAuthentication (no key opens it, wrong aad, tampered), ErrFormat (not
+// a stream's header or length), ErrUnknownKey (no enabled streaming key),
+// ErrIo (r failed), ErrUnavailable (closed).
+func (kc *Keychain) NewDecryptingReaderAt(r io.ReaderAt, size int64, aad []byte) (*StreamReaderAt, error) {
+	if r == nil || size < 0 {
+		return nil, newError(C.KS_ERR_INVALID_INPUT, "the source is nil or its size negative")
+	}
+	p, err := kc.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer kc.release()
+	h := cgo.NewHandle(r)
+	slot := (*C.uintptr_t)(C.malloc(C.size_t(unsafe.Sizeof(C.uintptr_t(0)))))
+	*slot = C.uintptr_t(h)
+	ap, al := cbytes(aad)
+	var out *C.ks_stream_seekable
+	var cerr *C.ks_error
+	st := C.ks_stream_seekable_new(p, ap, al, C.ks_stream_read_at_fn(C.keystrataGoStreamReadAt),
+		unsafe.Pointer(slot), C.uint64_t(size), &out, &cerr)
+	runtime.KeepAlive(aad)
+	if err := cErr(st, cerr); err != nil {
+		h.Delete()
+		C.free(unsafe.Pointer(slot))
+		return nil, err
+	}
+	var n C.uint64_t
+	cerr = nil
+	if err := cErr(C.ks_stream_seekable_plaintext_len(out, &n, &cerr), cerr); err != nil {
+		C.ks_stream_seekable_free(out)
+		h.Delete()
+		C.free(unsafe.Pointer(slot))
+		return nil, err
+	}
+	s := &StreamReaderAt{ptr: out, slot: slot, h: h, size: int64(n)}
+	runtime.SetFinalizer(s, (*StreamReaderAt).free)
+	return s, nil
+}
+
+// Size is the plaintext's length.
+func (s *StreamReaderAt) Size() int64 { return s.size }
+
+// ReadAt reads len(p) bytes of plaintext at off, or fewer with io.EOF at
+// the end. A segment that does not check gives an error wrapping
+// ErrAuthentication and no bytes; other ranges stay readable. An error of
+// the source is ErrIo. After Close it returns an error wrapping
+// ErrUnavailable.
+func (s *StreamReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, newError(C.KS_ERR_INVALID_INPUT, "negative offset")
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.ptr == nil {
+		return 0, errClosed("stream reader")
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	var n C.size_t
+	var cerr *C.ks_error
+	op, oc := cout(p[:0:len(p)])
+	st := C.ks_stream_seekable_read_at(s.ptr, C.uint64_t(off), op, oc, &n, &cerr)
+	runtime.KeepAlive(p)
+	runtime.KeepAlive(s)
+	if err := cErr(st, cerr); err != nil {
+		return 0, err
+	}
+	if int(n) < len(p) {
+		return int(n), io.EOF
+	}
+	return int(n), nil
+}
+
+// Close releases the reader; the source is not read again. Idempotent.
+func (s *StreamReaderAt) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	runtime.SetFinalizer(s, nil)
+	s.free()
+	return nil
+}
+
+func (s *StreamReaderAt) free() {
+	if s.ptr == nil {
+		return
+	}
+	C.ks_stream_seekable_free(s.ptr)
+	s.ptr = nil
+	s.h.Delete()
+	C.free(unsafe.Pointer(s.slot))
+	s.slot = nil
+}
+
+// keystrataGoStreamReadAt is the ks_stream_read_at_fn of every
+// StreamReaderAt; userData points to C memory holding a cgo.Handle of the
+// io.ReaderAt.
+//
+//export keystrataGoStreamReadAt
+func keystrataGoStreamReadAt(userData unsafe.Pointer, offset C.uint64_t, buf *C.uint8_t, n C.size_t, outN *C.size_t) (rc C.int) {
+	defer func() {
+		if recover() != nil {
+			rc = 1
+		}
+	}()
+	r, ok := cgo.Handle(*(*C.uintptr_t)(userData)).Value().(io.ReaderAt)
+	if !ok || uint64(offset) > math.MaxInt64 || uint64(n) > math.MaxInt {
+		return 1
+	}
+	b := unsafe.Slice((*byte)(unsafe.Pointer(buf)), int(n))
+	got, err := r.ReadAt(b, int64(offset))
+	if got < 0 || got > len(b) || (err != nil && err != io.EOF) {
+		return 1
+	}
+	*outN = C.size_t(got)
+	return 0
 }

@@ -446,3 +446,112 @@ func (f *flakyReader) Read(p []byte) (int, error) {
 	f.read += n
 	return n, err
 }
+
+func TestStreamReaderAt(t *testing.T) {
+	kc := streamKC(t, StreamAES256GCMHKDF4KB)
+	n := 4040 + 3*4080 + 100
+	pt := pattern(n)
+	ct := encryptStream(t, kc, []byte("aad"), pt, 5000)
+	s, err := kc.NewDecryptingReaderAt(bytes.NewReader(ct), int64(len(ct)), []byte("aad"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Size() != int64(n) {
+		t.Fatalf("Size %d", s.Size())
+	}
+	if got, err := io.ReadAll(io.NewSectionReader(s, 0, s.Size())); err != nil || !bytes.Equal(got, pt) {
+		t.Fatalf("whole: %v", err)
+	}
+	for _, off := range []int{0, 1, 4039, 4040, 4040 + 4080 - 3, n - 1, n, n + 7} {
+		for _, l := range []int{1, 17, 4089, 3 * 4096} {
+			// Spare capacity beyond len(p) is never written.
+			buf := make([]byte, l, l+64)
+			got, err := s.ReadAt(buf, int64(off))
+			want := max(0, min(l, n-off))
+			if got != want || !bytes.Equal(buf[:got], pt[min(off, n):min(off, n)+want]) ||
+				(want < l) != (err == io.EOF) || (want == l && err != nil) {
+				t.Fatalf("ReadAt(%d, %d): %d, %v", l, off, got, err)
+			}
+			if spare := buf[l : l+64]; !bytes.Equal(spare, make([]byte, 64)) {
+				t.Fatal("ReadAt wrote past len(p)")
+			}
+		}
+	}
+	if _, err := s.ReadAt(make([]byte, 1), -1); !errors.Is(err, ErrInvalidInput) {
+		t.Fatalf("negative offset: %v", err)
+	}
+
+	// Concurrent reads (-race).
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 999)
+			for off := i * 100; off < n; off += 3001 {
+				got, err := s.ReadAt(buf, int64(off))
+				if (err != nil && err != io.EOF) || !bytes.Equal(buf[:got], pt[off:off+got]) {
+					t.Errorf("concurrent ReadAt at %d: %v", off, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+
+	// A tampered segment fails the reads that touch it, and only those.
+	bad := append([]byte{}, ct...)
+	bad[2*4096+7] ^= 1
+	sb, err := kc.NewDecryptingReaderAt(bytes.NewReader(bad), int64(len(bad)), []byte("aad"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sb.ReadAt(make([]byte, 10), 4040+4080+5); !errors.Is(err, ErrAuthentication) {
+		t.Fatalf("tampered segment: %v", err)
+	}
+	if got, err := sb.ReadAt(make([]byte, 10), 5); err != nil || got != 10 {
+		t.Fatalf("an intact segment: %v", err)
+	}
+	sb.Close()
+	if _, err := sb.ReadAt(make([]byte, 10), 5); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("after Close: %v", err)
+	}
+	if err := sb.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Opening: wrong aad, a cut stream, a failing source, bad arguments.
+	if _, err := kc.NewDecryptingReaderAt(bytes.NewReader(ct), int64(len(ct)), []byte("aaD")); !errors.Is(err, ErrAuthentication) {
+		t.Fatalf("wrong aad: %v", err)
+	}
+	if _, err := kc.NewDecryptingReaderAt(bytes.NewReader(ct), 30, []byte("aad")); !errors.Is(err, ErrFormat) {
+		t.Fatalf("too short: %v", err)
+	}
+	if _, err := kc.NewDecryptingReaderAt(failingReaderAt{}, int64(len(ct)), []byte("aad")); !errors.Is(err, ErrIo) {
+		t.Fatalf("failing source: %v", err)
+	}
+	if _, err := kc.NewDecryptingReaderAt(nil, 10, nil); !errors.Is(err, ErrInvalidInput) {
+		t.Fatalf("nil source: %v", err)
+	}
+	cut, err := kc.NewDecryptingReaderAt(bytes.NewReader(ct[:3*4096]), 3*4096, []byte("aad"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(io.NewSectionReader(cut, 0, cut.Size())); !errors.Is(err, ErrAuthentication) {
+		t.Fatalf("cut at a segment boundary: %v", err)
+	}
+	cut.Close()
+	kc.Close()
+	if _, err := kc.NewDecryptingReaderAt(bytes.NewReader(ct), int64(len(ct)), []byte("aad")); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("closed keychain: %v", err)
+	}
+	// Made before the close, it goes on.
+	if got, err := s.ReadAt(make([]byte, 10), 0); err != nil || got != 10 {
+		t.Fatalf("after the keychain closed: %v", err)
+	}
+}
+
+type failingReaderAt struct{}
+
+func (failingReaderAt) ReadAt([]byte, int64) (int, error) { return 0, errFlaky }
