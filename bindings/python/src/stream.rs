@@ -603,6 +603,11 @@ impl PyDecryptingReader {
         Ok(data.as_bytes().len())
     }
 
+    /// Does nothing (a reader has nothing to flush); for ``io`` wrappers.
+    fn flush(&self) -> PyResult<()> {
+        open(&self.inner)
+    }
+
     /// Closes the reader (idempotent); ``fileobj`` stays open.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         self.inner.close_with(py, false, |r, _| {
@@ -805,6 +810,11 @@ impl PySeekableDecryptor {
     /// The plaintext's length, in bytes.
     fn plaintext_len(&self) -> u64 {
         self.plaintext_len
+    }
+
+    /// Does nothing (a reader has nothing to flush); for ``io`` wrappers.
+    fn flush(&self) -> PyResult<()> {
+        open(&self.inner)
     }
 
     /// Closes the decryptor (idempotent); ``fileobj`` stays open.

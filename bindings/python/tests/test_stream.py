@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -691,3 +692,61 @@ def test_threads_sharing_one_writer_and_one_reader() -> None:
         t.join()
     assert sum(len(p) for p in pieces) == len(pt)
     assert collections.Counter(b"".join(pieces)) == collections.Counter(pt)
+
+
+def test_io_stack_on_top() -> None:
+    """io.BufferedReader and io.TextIOWrapper run over a DecryptingReader
+    (readinto, readable, closed), for line-by-line reading."""
+    kc = stream_kc("aes256-gcm-hkdf-4kb")
+    ct = encrypt(kc, b"line one\nline two\n" * 1000)
+    with io.TextIOWrapper(
+        io.BufferedReader(kc.decrypting_reader(io.BytesIO(ct))),  # type: ignore[arg-type]
+        encoding="utf-8",
+    ) as t:
+        assert t.readline() == "line one\n"
+        assert sum(1 for _ in t) == 1999
+    # A seekable one under io.BufferedReader too.
+    with io.BufferedReader(kc.seekable_decryptor(io.BytesIO(ct))) as b:  # type: ignore[arg-type]
+        b.seek(9)
+        assert b.read(8) == b"line two"
+
+
+def test_big_writes_and_reads_release_the_gil() -> None:
+    """With a switch interval too long to preempt anything, another thread
+    runs only when this one releases the GIL: during big writes and reads
+    (above 4 KiB), never during small ones."""
+    kc = stream_kc()
+    stop = threading.Event()
+    ticks = [0]
+
+    def spin() -> None:
+        while not stop.is_set():
+            ticks[0] += 1
+            time.sleep(0)  # releases the GIL at once
+
+    old = sys.getswitchinterval()
+    t = threading.Thread(target=spin)
+    t.start()
+    sys.setswitchinterval(30.0)
+    try:
+        sink = io.BytesIO()
+        w = kc.encrypting_writer(sink)
+        before = ticks[0]
+        for _ in range(2000):
+            w.write(b"s" * 1000)
+        small = ticks[0] - before
+        before = ticks[0]
+        for _ in range(8):
+            w.write(bytes(1 << 20))
+        big = ticks[0] - before
+        w.close()
+        r = kc.decrypting_reader(io.BytesIO(sink.getvalue()))
+        before = ticks[0]
+        assert len(r.read(1 << 22)) == 1 << 22
+        read = ticks[0] - before
+    finally:
+        sys.setswitchinterval(old)
+        stop.set()
+        t.join()
+    assert small == 0, small
+    assert big > 0 and read > 0, (big, read)
