@@ -1993,9 +1993,11 @@ enum ks_status ks_stream_encryptor_new(const struct ks_keychain *kc, const uint8
  * last) to `out` (room for `cap` bytes), its length to `*out_len`. The
  * length depends only on `input_len` and what came before: `out` NULL reports
  * it exactly, without consuming anything; so does KS_ERR_BUFFER_TOO_SMALL.
- * `out` must not overlap `input`. After any other error the stream is over:
- * every later call returns the same error.
- * Errors: KS_ERR_UNAVAILABLE (finished), KS_ERR_POLICY (2^32 segments).
+ * Refused arguments (NULL, a capacity out of range, `out` overlapping
+ * `input`: KS_ERR_NULL_ARGUMENT, KS_ERR_INVALID_INPUT) consume nothing
+ * either; an error while encrypting ends the stream: every later call
+ * returns it. Errors: KS_ERR_UNAVAILABLE (finished), KS_ERR_POLICY (2^32
+ * segments).
  */
 enum ks_status ks_stream_encrypt_update(struct ks_stream_encryptor *enc, const uint8_t *input, size_t input_len, uint8_t *out, size_t cap, size_t *out_len, struct ks_error **err);
 

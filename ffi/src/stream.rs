@@ -170,9 +170,11 @@ fn drain(w: &mut EncryptingWriter<Vec<u8>>, dst: &mut [u8], off: &mut usize) -> 
 /// last) to `out` (room for `cap` bytes), its length to `*out_len`. The
 /// length depends only on `input_len` and what came before: `out` NULL reports
 /// it exactly, without consuming anything; so does KS_ERR_BUFFER_TOO_SMALL.
-/// `out` must not overlap `input`. After any other error the stream is over:
-/// every later call returns the same error.
-/// Errors: KS_ERR_UNAVAILABLE (finished), KS_ERR_POLICY (2^32 segments).
+/// Refused arguments (NULL, a capacity out of range, `out` overlapping
+/// `input`: KS_ERR_NULL_ARGUMENT, KS_ERR_INVALID_INPUT) consume nothing
+/// either; an error while encrypting ends the stream: every later call
+/// returns it. Errors: KS_ERR_UNAVAILABLE (finished), KS_ERR_POLICY (2^32
+/// segments).
 #[no_mangle]
 pub unsafe extern "C" fn ks_stream_encrypt_update(
     enc: *mut ks_stream_encryptor,
