@@ -277,7 +277,8 @@ impl<S: Send> Shared<S> {
 
     /// Runs `f` on the state with the mutex held, the interpreter released
     /// if `detach` or if another thread holds the mutex. A panic becomes
-    /// `InternalError`; a closed stream `ValueError`.
+    /// `InternalError`; a closed stream `ValueError`. If `f` leaves the
+    /// state `None`, the stream is closed from then on.
     fn run<T, F>(&self, py: Python<'_>, detach: bool, f: F) -> PyResult<T>
     where
         F: FnOnce(&mut Option<S>, &PyErrSlot) -> Result<T, Failure> + Send,
@@ -301,6 +302,10 @@ impl<S: Send> Shared<S> {
                     "keystrata panicked in a stream call (a bug; please report it)",
                 )))
             });
+            // The state gone (closed, or ended by a failure): closed.
+            if state.is_none() {
+                self.closed.store(true, Ordering::Release);
+            }
             self.owner.store(0, Ordering::Release);
             r
         };
@@ -331,12 +336,10 @@ impl<S: Send> Shared<S> {
         if self.closed.load(Ordering::Acquire) {
             return Ok(());
         }
-        let r = self.run(py, detach, |state, slot| match state.take() {
+        self.run(py, detach, |state, slot| match state.take() {
             Some(s) => f(s, slot),
             None => Ok(()),
-        });
-        self.closed.store(true, Ordering::Release);
-        r
+        })
     }
 
     fn closed(&self) -> bool {
@@ -414,8 +417,9 @@ fn copy_into(b: &Bound<'_, PyAny>, data: &[u8]) -> PyResult<()> {
 ///
 /// ``write(b)`` accepts any bytes-like object and returns ``len(b)``; data
 /// is buffered a segment at a time (4 KiB or 1 MiB), so memory stays
-/// bounded. An exception raised by ``fileobj.write`` propagates as it is;
-/// the stream is then unusable. Thread safety: calls are serialized;
+/// bounded. An exception raised by ``fileobj.write`` propagates as it is
+/// and closes the writer, leaving the stream unfinished (part of a
+/// segment may have been written). Thread safety: calls are serialized;
 /// writes above 4 KiB run with the GIL released.
 #[pyclass(frozen, name = "EncryptingWriter", module = "keystrata")]
 pub(crate) struct PyEncryptingWriter {
@@ -447,7 +451,13 @@ impl PyEncryptingWriter {
         self.inner
             .run(py, data.len() > DETACH_ABOVE, |state, slot| {
                 let w = live(state)?;
-                w.write_all(data).map_err(|e| Failure::of_io(slot, e))?;
+                if let Err(e) = w.write_all(data) {
+                    // Part of a segment may have reached fileobj: the
+                    // stream cannot go on. Dropped unfinished, it never
+                    // decrypts; later calls raise ValueError.
+                    *state = None;
+                    return Err(Failure::of_io(slot, e));
+                }
                 Ok(data.len())
             })
     }

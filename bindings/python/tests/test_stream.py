@@ -364,6 +364,15 @@ def test_exceptions_from_the_file_object_propagate() -> None:
     with pytest.raises(Boom, match="disk full"):
         with kc.encrypting_writer(FailingSink(5000)) as w:
             w.write(plaintext(20_000))
+    # A failed write ends the stream: no later write or close finishes it.
+    sink = FailingSink(5000)
+    w = kc.encrypting_writer(sink)
+    with pytest.raises(Boom):
+        w.write(plaintext(20_000))
+    assert w.closed
+    with pytest.raises(ValueError, match="closed file"):
+        w.write(b"more")
+    w.close()
     # Raised by the final segment, in close().
     w = kc.encrypting_writer(FailingSink(50))
     w.write(b"small")
