@@ -1962,6 +1962,13 @@ enum ks_status ks_signer_close(const struct ks_signer *signer, struct ks_error *
 void ks_signer_free(struct ks_signer *signer);
 
 /**
+ * The name of a streaming format (a ks_stream_format value, passed as int),
+ * the same in every language: "aes256-gcm-hkdf-4kb", "aes256-gcm-hkdf-1mb";
+ * NULL for a number this library does not know. Static storage.
+ */
+const char *ks_stream_format_name(int format);
+
+/**
  * Makes a new streaming key of `format` (a ks_stream_format value) the
  * streaming primary, which ks_stream_encryptor_new uses from now on; older
  * streaming keys stay enabled, so their streams keep decrypting. Writes its

@@ -16,6 +16,7 @@ import (
 	"math"
 	"runtime"
 	"runtime/cgo"
+	"strconv"
 	"sync"
 	"unsafe"
 )
@@ -38,6 +39,18 @@ const (
 	// segments, the better choice for anything but small records.
 	StreamAES256GCMHKDF1MB StreamFormat = C.KS_STREAM_AES256_GCM_HKDF_1MB
 )
+
+// String is the format's name, the same in every language
+// ("aes256-gcm-hkdf-4kb", "aes256-gcm-hkdf-1mb"), read from the C library
+// (ks_stream_format_name), or "StreamFormat(N)".
+func (f StreamFormat) String() string {
+	if f <= math.MaxInt32 {
+		if n := C.ks_stream_format_name(C.int(f)); n != nil {
+			return C.GoString(n)
+		}
+	}
+	return "StreamFormat(" + strconv.FormatUint(uint64(f), 10) + ")"
+}
 
 // RotateStreaming makes a new streaming key of format the streaming
 // primary, which NewEncryptingWriter uses from now on. Older streaming keys

@@ -68,6 +68,22 @@ func decryptStream(kc *Keychain, aad []byte, r io.Reader) ([]byte, error) {
 	return io.ReadAll(d)
 }
 
+func TestStreamFormatNames(t *testing.T) {
+	for f, want := range map[StreamFormat]string{
+		StreamAES256GCMHKDF4KB: "aes256-gcm-hkdf-4kb",
+		StreamAES256GCMHKDF1MB: "aes256-gcm-hkdf-1mb",
+		0:                      "StreamFormat(0)",
+		0xFFFFFFFF:             "StreamFormat(4294967295)",
+	} {
+		if f.String() != want {
+			t.Errorf("%d: %q", uint32(f), f.String())
+		}
+	}
+	if PurposeStream.String() != "stream" {
+		t.Errorf("PurposeStream: %q", PurposeStream)
+	}
+}
+
 func TestStreamRoundTripsAtEveryBoundary(t *testing.T) {
 	for _, f := range []struct {
 		format StreamFormat

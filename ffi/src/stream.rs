@@ -3,8 +3,8 @@
 //! The rules (segment layout, key trial, what a call returns) are the
 //! core's (core/src/stream.rs); this file translates and sizes outputs.
 
-use std::ffi::{c_int, c_void};
-use std::sync::{Mutex, MutexGuard};
+use std::ffi::{c_char, c_int, c_void, CString};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use keystrata::stream::{error_of, Decryptor, EncryptingWriter, SeekableDecryptor};
 use keystrata::StreamFormat;
@@ -29,6 +29,21 @@ fn stream_format_from_c(f: u32) -> FfiResult<StreamFormat> {
         FfiError::invalid(format!(
             "{f} is not a ks_stream_format (KS_STREAM_AES256_GCM_HKDF_4KB or _1MB)"
         ))
+    })
+}
+
+/// The name of a streaming format (a ks_stream_format value, passed as int),
+/// the same in every language: "aes256-gcm-hkdf-4kb", "aes256-gcm-hkdf-1mb";
+/// NULL for a number this library does not know. Static storage.
+#[no_mangle]
+pub extern "C" fn ks_stream_format_name(format: c_int) -> *const c_char {
+    static NAMES: OnceLock<Vec<CString>> = OnceLock::new();
+    guard_value(std::ptr::null(), || {
+        let all: Vec<&str> = StreamFormat::ALL.iter().map(|f| f.name()).collect();
+        let code = u32::try_from(format)
+            .ok()
+            .filter(|&c| StreamFormat::from_code(c).is_some());
+        name_at(c_names(&NAMES, &all), code)
     })
 }
 
@@ -618,6 +633,14 @@ mod table_tests {
             assert_eq!(stream_format_from_c(c as u32).ok(), Some(f));
         }
         assert_eq!(StreamFormat::ALL.len(), 2);
+        for f in StreamFormat::ALL {
+            let name =
+                unsafe { std::ffi::CStr::from_ptr(ks_stream_format_name(f.code() as c_int)) };
+            assert_eq!(name.to_str().ok(), Some(f.name()));
+        }
+        for bad in [-1, 0, 3, c_int::MAX] {
+            assert!(ks_stream_format_name(bad).is_null());
+        }
         for bad in [0, 3, u32::MAX] {
             assert!(stream_format_from_c(bad).is_err());
         }
