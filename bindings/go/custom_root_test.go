@@ -23,6 +23,7 @@ type myKMS struct {
 	panics         bool               // WrapKey panics
 	edit           func(*KeyEnvelope) // changes what WrapKey returns
 	unwrapResult   []byte             // returned by UnwrapKey when set
+	mu             sync.Mutex         // guards lastUnwrap: UnwrapKey runs on many goroutines
 	lastUnwrap     []byte             // what UnwrapKey returned last
 }
 
@@ -54,7 +55,9 @@ func (k *myKMS) UnwrapKey(env *KeyEnvelope, context []byte) ([]byte, error) {
 	inner := *env
 	inner.Provider = Provider
 	key, err := k.Keychain.UnwrapKey(&inner, context)
+	k.mu.Lock()
 	k.lastUnwrap = key
+	k.mu.Unlock()
 	return key, err
 }
 
@@ -100,8 +103,11 @@ func TestCustomRootSavesAndLoads(t *testing.T) {
 		t.Fatalf("unseal after load: %q, %v", pt, err)
 	}
 	// The slice UnwrapKey returned was wiped once copied.
-	if len(kms.lastUnwrap) != 32 || !bytes.Equal(kms.lastUnwrap, make([]byte, 32)) {
-		t.Fatalf("the unwrapped key was not wiped: %d bytes", len(kms.lastUnwrap))
+	kms.mu.Lock()
+	last := kms.lastUnwrap
+	kms.mu.Unlock()
+	if len(last) != 32 || !bytes.Equal(last, make([]byte, 32)) {
+		t.Fatalf("the unwrapped key was not wiped: %d bytes", len(last))
 	}
 	saved[len(saved)-1] ^= 1
 	if _, err := Load(saved, root); !errors.Is(err, ErrAuthentication) {

@@ -21,11 +21,6 @@ import (
 	"unsafe"
 )
 
-// PurposeStream is the purpose of streaming keys (RotateStreaming,
-// AddStreamKey). (It belongs beside the other purposes in types.go; it is
-// here until that file is next edited.)
-const PurposeStream Purpose = C.KS_PURPOSE_STREAM
-
 // StreamFormat is a streaming format: Tink's AES-GCM-HKDF streaming AEAD
 // with one ciphertext segment size, byte for byte, so Tink reads keystrata's
 // streams and keystrata reads Tink's (docs/STREAMING.md).

@@ -23,6 +23,9 @@ const (
 	// PurposeSign: a signing key (its Algorithm in KeyInfo.Algorithm), used
 	// by Sign and Verify; made by RotateSigning and AddSigningKey.
 	PurposeSign Purpose = C.KS_PURPOSE_SIGN
+	// PurposeStream: a streaming key (RotateStreaming, AddStreamKey), used
+	// by NewEncryptingWriter and NewDecryptingReader.
+	PurposeStream Purpose = C.KS_PURPOSE_STREAM
 )
 
 // String is the purpose's name ("encrypt", "derive", "sign"; "none" for
