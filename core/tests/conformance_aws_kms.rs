@@ -612,9 +612,10 @@ fn a_silent_server_times_out() {
     drop(listener);
 }
 
-/// A real stop and start: while stopped, calls fail with Unavailable at
-/// once (connection refused); after the start the same root talks to the
-/// new server, which (moto keeps keys in memory) no longer knows the key.
+/// A real stop and start: while stopped, calls fail with Unavailable
+/// within the timeout (connection refused, after the SDK's retries); after
+/// the start the same root talks to the new server, which (moto keeps keys
+/// in memory) no longer knows the key.
 #[test]
 fn a_restarted_server_is_reconnected() {
     let ticket = Ticket::acquire();
