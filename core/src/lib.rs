@@ -78,10 +78,10 @@ pub mod policy;
 pub mod portable;
 pub mod root;
 pub mod seal;
-pub mod stream;
 mod secret;
 pub mod sign;
 pub mod store;
+pub mod stream;
 mod sync;
 pub mod tink;
 pub mod wrapped_key;
@@ -118,8 +118,8 @@ pub use crate::root::{KmipConfig, KmipKeyRef, KmipRoot, KmipVersion};
 pub use crate::root::{Pkcs11Config, Pkcs11Pin, Pkcs11Root, PKCS11_PROVIDER};
 pub use crate::secret::SecretBytes;
 pub use crate::sign::{Algorithm, PublicKeyFormat, SignatureFormat};
-pub use crate::stream::StreamFormat;
 pub use crate::store::{write_atomic, Store};
+pub use crate::stream::StreamFormat;
 pub use crate::wrapped_key::{Envelope, WrapForm};
 
 /// The repository README's Rust examples, compiled and run as doctests so
