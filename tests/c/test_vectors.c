@@ -631,10 +631,76 @@ static void group_wycheproof_hkdf(const char *dir)
     snprintf(extra, sizeof extra, "  (%d cases: valid %d, invalid %d)", n_valid + n_invalid, n_valid, n_invalid);
     group_end(extra);
 }
+/* Wycheproof's signature vectors (tests/vectors/wycheproof/README.md)
+ * through ks_verify_signature: every case of ECDSA P-256 and secp256k1 with
+ * SHA-256 (DER and P1363) and Ed25519. A valid case verifies; an invalid
+ * one fails with KS_ERR_AUTHENTICATION (or KS_ERR_INVALID_INPUT for a
+ * public key keystrata refuses). */
+static void group_wycheproof_signatures(const char *dir)
+{
+    static const struct {
+        const char *file;
+        ks_algorithm alg;
+        int valid, invalid;
+    } files[] = {
+        {"wycheproof/ecdsa_secp256r1_sha256_test.json", KS_ALG_ECDSA_P256, 174, 310},
+        {"wycheproof/ecdsa_secp256r1_sha256_p1363_test.json", KS_ALG_ECDSA_P256, 173, 89},
+        {"wycheproof/ecdsa_secp256k1_sha256_test.json", KS_ALG_ECDSA_SECP256K1, 168, 308},
+        {"wycheproof/ecdsa_secp256k1_sha256_p1363_test.json", KS_ALG_ECDSA_SECP256K1, 167, 85},
+        {"wycheproof/ed25519_test.json", KS_ALG_ED25519, 88, 63},
+    };
+    group_begin("wycheproof/signatures");
+    int total_valid = 0, total_invalid = 0;
+    char ctx[192];
+    for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
+        json_t *j = load_json(dir, files[f].file);
+        if (!j)
+            continue;
+        int n_valid = 0, n_invalid = 0, n = 0;
+        size_t gi, ti;
+        json_t *g, *t;
+        json_array_foreach(jarr(j, "testGroups"), gi, g)
+        {
+            json_t *pkj = json_object_get(g, "publicKey");
+            bytes_t pk = hex(jstr(pkj, files[f].alg == KS_ALG_ED25519 ? "pk" : "uncompressed"));
+            json_array_foreach(jarr(g, "tests"), ti, t)
+            {
+                n++;
+                snprintf(ctx, sizeof ctx, "%s tcId %lld", files[f].file, jint(t, "tcId"));
+                g_ctx = ctx;
+                bytes_t msg = hex(jstr(t, "msg")), sig = hex(jstr(t, "sig"));
+                const char *result = jstr(t, "result");
+                ks_status st = ks_verify_signature(files[f].alg, pk.p, pk.n, msg.p, msg.n, sig.p, sig.n, NULL);
+                if (strcmp(result, "valid") == 0) {
+                    CHECK(st == KS_OK);
+                    n_valid++;
+                } else if (strcmp(result, "invalid") == 0) {
+                    CHECK(st == KS_ERR_AUTHENTICATION || st == KS_ERR_INVALID_INPUT);
+                    n_invalid++;
+                }
+                bytes_free(&msg), bytes_free(&sig);
+            }
+            bytes_free(&pk);
+        }
+        g_ctx = files[f].file;
+        CHECK(n == jint(j, "numberOfTests"));
+        CHECK(n_valid == files[f].valid && n_invalid == files[f].invalid);
+        total_valid += n_valid;
+        total_invalid += n_invalid;
+        json_decref(j);
+    }
+    g_ctx = "";
+    char extra[96];
+    snprintf(extra, sizeof extra, "  (%d cases: valid %d, invalid %d)", total_valid + total_invalid, total_valid,
+             total_invalid);
+    group_end(extra);
+}
+
 void run_vectors(const char *dir)
 {
     group_keystrata_vectors(dir);
     group_tink_vectors(dir);
     group_wycheproof_aes_gcm(dir);
     group_wycheproof_hkdf(dir);
+    group_wycheproof_signatures(dir);
 }
