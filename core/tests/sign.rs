@@ -334,6 +334,30 @@ fn minisign(args: &[&str], dir: &std::path::Path, stdin: Option<&str>) -> std::p
     child.wait_with_output().unwrap()
 }
 
+/// `minisign` run under `ulimit -v 65536` (see the caller).
+fn minisign_limited(
+    args: &[&str],
+    dir: &std::path::Path,
+    stdin: Option<&str>,
+) -> std::process::Output {
+    use std::io::Write as _;
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg("ulimit -v 65536 && exec minisign \"$@\"")
+        .arg("minisign")
+        .args(args)
+        .current_dir(dir);
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("sh");
+    if let Some(input) = stdin {
+        let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
 #[test]
 fn minisign_verifies_what_the_keychain_signs() {
     let dir = tempfile::tempdir().unwrap();
@@ -402,7 +426,10 @@ fn minisign_secret_keys_import_with_their_key_id() {
             .status
             .success()
     );
-    let out = minisign(
+    // Under a 64 MiB address-space limit minisign halves its scrypt limits
+    // until they fit (32 MiB here): the same format as its 1 GiB default,
+    // at a cost a debug-build test can afford three times.
+    let out = minisign_limited(
         &["-G", "-p", "pw.pub", "-s", "pw.key"],
         d,
         Some("hunter2\nhunter2\n"),
