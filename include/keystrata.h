@@ -813,6 +813,11 @@ typedef struct ks_key_info {
    * For a signing key, its algorithm; KS_ALG_NONE for other purposes.
    */
   enum ks_algorithm algorithm;
+  /**
+   * For a streaming key, its format (a ks_stream_format value); 0 for
+   * other purposes.
+   */
+  uint32_t stream_format;
 } ks_key_info;
 
 /**

@@ -26,7 +26,7 @@ func streamKC(t *testing.T, format StreamFormat) *Keychain {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.Purpose != PurposeStream || !info.Primary || info.Status != KeyEnabled {
+	if info.Purpose != PurposeStream || !info.Primary || info.Status != KeyEnabled || info.StreamFormat != format {
 		t.Fatalf("RotateStreaming: %+v", info)
 	}
 	return kc

@@ -68,18 +68,21 @@ type KeyInfo struct {
 	Usage     uint64    // encryptions so far (bound keychain: the count reserved in its file)
 	Primary   bool      // whether it is the primary of its purpose
 	Algorithm Algorithm // for PurposeSign, the key's algorithm; else AlgorithmNone
+	// StreamFormat is, for PurposeStream, the key's format; else 0.
+	StreamFormat StreamFormat
 }
 
 func keyInfoFromC(k *C.ks_key_info) KeyInfo {
 	return KeyInfo{
-		KeyID:     uint32(k.key_id),
-		Version:   uint32(k.version),
-		Purpose:   Purpose(k.purpose),
-		Status:    KeyStatus(k.status),
-		CreatedAt: time.Unix(int64(k.created_at), 0),
-		Usage:     uint64(k.usage),
-		Primary:   bool(k.primary),
-		Algorithm: Algorithm(k.algorithm),
+		KeyID:        uint32(k.key_id),
+		Version:      uint32(k.version),
+		Purpose:      Purpose(k.purpose),
+		Status:       KeyStatus(k.status),
+		CreatedAt:    time.Unix(int64(k.created_at), 0),
+		Usage:        uint64(k.usage),
+		Primary:      bool(k.primary),
+		Algorithm:    Algorithm(k.algorithm),
+		StreamFormat: StreamFormat(k.stream_format),
 	}
 }
 

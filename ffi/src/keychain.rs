@@ -73,6 +73,9 @@ pub struct ks_key_info {
     pub primary: bool,
     /// For a signing key, its algorithm; KS_ALG_NONE for other purposes.
     pub algorithm: ks_algorithm,
+    /// For a streaming key, its format (a ks_stream_format value); 0 for
+    /// other purposes.
+    pub stream_format: u32,
 }
 
 pub(crate) fn purpose_to_c(p: Purpose) -> ks_purpose {
@@ -112,6 +115,7 @@ pub(crate) fn info_to_c(i: &KeyInfo) -> ks_key_info {
         usage: i.usage,
         primary: i.primary,
         algorithm: crate::sign::algorithm_to_c(i.algorithm),
+        stream_format: i.stream_format.map_or(0, |f| f.code()),
     }
 }
 

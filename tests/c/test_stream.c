@@ -220,6 +220,7 @@ static ks_keychain *stream_keychain(uint32_t format)
         return NULL;
     }
     CHECK(info.purpose == KS_PURPOSE_STREAM && info.primary && info.status == KS_KEY_ENABLED);
+    CHECK(info.stream_format == (uint32_t)format && info.algorithm == KS_ALG_NONE);
     return kc;
 }
 
