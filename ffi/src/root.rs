@@ -278,6 +278,34 @@ fn create_flag(flags: u32) -> FfiResult<bool> {
     Ok(flags & KS_ROOT_CREATE_KEY != 0)
 }
 
+/// The PKCS#11 config the C arguments of ks_root_pkcs11_new and
+/// ks_signer_pkcs11_new name: exactly one of `pin` and `pin_env`, and only
+/// KS_ROOT_CREATE_KEY in `flags`.
+pub(crate) unsafe fn pkcs11_config(
+    module_path: *const c_char,
+    token_label: *const c_char,
+    pin: *const c_char,
+    pin_env: *const c_char,
+    key_label: *const c_char,
+    flags: u32,
+) -> FfiResult<Pkcs11Config> {
+    let module = unsafe { c_str(module_path, "module_path")? };
+    let token = unsafe { c_str(token_label, "token_label")? };
+    let label = unsafe { c_str(key_label, "key_label")? };
+    let pin = match unsafe { (opt_str(pin, "pin")?, opt_str(pin_env, "pin_env")?) } {
+        (Some(p), None) => Pkcs11Pin::Value(SecretString::from(p.to_owned())),
+        (None, Some(e)) => Pkcs11Pin::Env(e.to_owned()),
+        _ => {
+            return Err(FfiError::invalid(
+                "give exactly one of pin and pin_env (the other NULL)",
+            ))
+        }
+    };
+    let mut config = Pkcs11Config::new(module, token, pin, label);
+    config.create_key = create_flag(flags)?;
+    Ok(config)
+}
+
 /// Creates a root whose key stays in a PKCS#11 token or HSM: the AES-256
 /// key labelled `key_label` in the token labelled `token_label` (tokens are
 /// found by label, never by slot number) of the module at `module_path`
@@ -310,20 +338,8 @@ pub unsafe extern "C" fn ks_root_pkcs11_new(
 ) -> ks_status {
     guard(err, || {
         let out = out_ptr(out, "out")?;
-        let module = unsafe { c_str(module_path, "module_path")? };
-        let token = unsafe { c_str(token_label, "token_label")? };
-        let label = unsafe { c_str(key_label, "key_label")? };
-        let pin = match unsafe { (opt_str(pin, "pin")?, opt_str(pin_env, "pin_env")?) } {
-            (Some(p), None) => Pkcs11Pin::Value(SecretString::from(p.to_owned())),
-            (None, Some(e)) => Pkcs11Pin::Env(e.to_owned()),
-            _ => {
-                return Err(FfiError::invalid(
-                    "give exactly one of pin and pin_env (the other NULL)",
-                ))
-            }
-        };
-        let mut config = Pkcs11Config::new(module, token, pin, label);
-        config.create_key = create_flag(flags)?;
+        let config =
+            unsafe { pkcs11_config(module_path, token_label, pin, pin_env, key_label, flags)? };
         let root = Pkcs11Root::open(&config)?;
         unsafe { put_handle(out, ks_root::new(RootKind::Pkcs11(root))) };
         Ok(())

@@ -7,7 +7,6 @@
 use std::ffi::c_char;
 use std::sync::OnceLock;
 
-use keystrata::root::{Pkcs11Config, Pkcs11Pin, SecretString};
 use keystrata::sign::trust::{TrustKind, TrustVerified, TrustedKeys, MAX_TRUST_FILE_LEN};
 use keystrata::sign::{minisign, Pkcs11Signer, Signer};
 use keystrata::KeyManager as _;
@@ -422,10 +421,6 @@ pub struct ks_signer {
     inner: Box<dyn Signer>,
 }
 
-/// Flag of ks_signer_pkcs11_new: generate the key pair if none has the
-/// label (the same value as KS_ROOT_CREATE_KEY, which may be passed).
-const SIGNER_CREATE_KEY: u32 = crate::root::KS_ROOT_CREATE_KEY;
-
 /// Opens a signing key in a PKCS#11 token or HSM: the private key labelled
 /// `key_label` (and its public key, with the same label) in the token
 /// labelled `token_label` of the module at `module_path` (tokens are found
@@ -462,24 +457,10 @@ pub unsafe extern "C" fn ks_signer_pkcs11_new(
 ) -> ks_status {
     guard(err, || {
         let out = out_ptr(out, "out")?;
-        let module = unsafe { c_str(module_path, "module_path")? };
-        let token = unsafe { c_str(token_label, "token_label")? };
-        let label = unsafe { c_str(key_label, "key_label")? };
-        let pin = match unsafe { (opt_str(pin, "pin")?, opt_str(pin_env, "pin_env")?) } {
-            (Some(p), None) => Pkcs11Pin::Value(SecretString::from(p.to_owned())),
-            (None, Some(e)) => Pkcs11Pin::Env(e.to_owned()),
-            _ => {
-                return Err(FfiError::invalid(
-                    "give exactly one of pin and pin_env (the other NULL)",
-                ))
-            }
+        let config = unsafe {
+            crate::root::pkcs11_config(module_path, token_label, pin, pin_env, key_label, flags)?
         };
         let algorithm = algorithm_from_c(algorithm)?;
-        if flags & !SIGNER_CREATE_KEY != 0 {
-            return Err(FfiError::invalid(format!("unknown flags {flags:#x}")));
-        }
-        let mut config = Pkcs11Config::new(module, token, pin, label);
-        config.create_key = flags & SIGNER_CREATE_KEY != 0;
         let signer = Pkcs11Signer::open(&config, algorithm)?;
         unsafe { put_signer(out, signer) };
         Ok(())
