@@ -105,9 +105,7 @@ impl StreamFormat {
     /// The plaintext length of a stream of `ciphertext_len` bytes, and its
     /// number of segments; `Format` if no stream has that length.
     pub fn plaintext_len_of(self, ciphertext_len: u64) -> Result<u64> {
-        let (n, pt) = self.layout(ciphertext_len)?;
-        let _ = n;
-        Ok(pt)
+        Ok(self.layout(ciphertext_len)?.1)
     }
 
     fn layout(self, ct_len: u64) -> Result<(u64, u64)> {

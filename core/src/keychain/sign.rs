@@ -223,7 +223,7 @@ impl Keychain {
             let pos = set
                 .position(id)
                 .ok_or_else(|| Error::internal("usable key has no position"))?;
-            return check(set.info(pos), alg, &public);
+            return check(set.info(pos), alg, public);
         }
         let mut any = false;
         for pos in (0..set.keys.len()).rev() {
@@ -236,7 +236,7 @@ impl Keychain {
             any = true;
             let alg = algorithm_of(key)?;
             let public = secret.key_pair(alg)?.public_raw();
-            if let Ok(info) = check(set.info(pos), alg, &public) {
+            if let Ok(info) = check(set.info(pos), alg, public) {
                 return Ok(info);
             }
         }
@@ -360,7 +360,7 @@ impl Keychain {
                     key_id: id,
                     key: [0; 32],
                 };
-                pk.key.copy_from_slice(&pair.public_raw());
+                pk.key.copy_from_slice(pair.public_raw());
                 crate::sign::minisign::verify(&pk, data, signature)?;
                 return Ok(set.info(pos));
             }
@@ -440,7 +440,7 @@ impl Keychain {
 /// one derived from its public key (FORMAT.md §12).
 fn minisign_id(key: &Key, pair: &crate::sign::KeyPair) -> [u8; 8] {
     key.minisign_key_id.unwrap_or_else(|| {
-        <[u8; 32]>::try_from(pair.public_raw().as_slice())
+        <[u8; 32]>::try_from(pair.public_raw())
             .map(|pk| minisign_key_id(&pk))
             .unwrap_or([0; 8])
     })

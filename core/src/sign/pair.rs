@@ -167,10 +167,12 @@ impl KeyPair {
     }
 
     /// The bare public key: 32 bytes (Ed25519) or the 65-byte point.
-    pub(crate) fn public_raw(&self) -> Vec<u8> {
+    /// The bare public key, borrowed (no copy: verification reads it for
+    /// every candidate key).
+    pub(crate) fn public_raw(&self) -> &[u8] {
         match self {
-            KeyPair::Ed25519(k) => k.public_key().as_ref().to_vec(),
-            KeyPair::Ecdsa { der, .. } => der.public_key().as_ref().to_vec(),
+            KeyPair::Ed25519(k) => k.public_key().as_ref(),
+            KeyPair::Ecdsa { der, .. } => der.public_key().as_ref(),
         }
     }
 
@@ -181,12 +183,7 @@ impl KeyPair {
         format: PublicKeyFormat,
         minisign_key_id: [u8; 8],
     ) -> Result<Vec<u8>> {
-        encode_public_key(
-            self.algorithm(),
-            &self.public_raw(),
-            format,
-            minisign_key_id,
-        )
+        encode_public_key(self.algorithm(), self.public_raw(), format, minisign_key_id)
     }
 }
 
@@ -401,7 +398,7 @@ mod tests {
         for alg in Algorithm::ALL {
             let secret = KeyPair::generate_secret(alg).unwrap();
             let kp = KeyPair::from_secret(alg, &secret).unwrap();
-            let public = kp.public_raw();
+            let public = kp.public_raw().to_vec();
             for fmt in [SignatureFormat::Der, SignatureFormat::Raw] {
                 let sig = kp.sign(b"hello", fmt).unwrap();
                 assert!(sig.len() <= super::super::MAX_SIGNATURE_LEN);
@@ -431,7 +428,10 @@ mod tests {
             }
             // The same secret gives the same key.
             assert_eq!(
-                KeyPair::from_secret(alg, &secret).unwrap().public_raw(),
+                KeyPair::from_secret(alg, &secret)
+                    .unwrap()
+                    .public_raw()
+                    .to_vec(),
                 public
             );
         }
@@ -493,7 +493,7 @@ mod tests {
             for i in 0..64u8 {
                 let raw = kp.sign(&[i], SignatureFormat::Raw).unwrap();
                 let der = ecdsa_raw_to_der(&raw).unwrap();
-                verify_strict(alg, &kp.public_raw(), &[i], &der, SignatureFormat::Der).unwrap();
+                verify_strict(alg, kp.public_raw(), &[i], &der, SignatureFormat::Der).unwrap();
             }
         }
         // Leading zeros are dropped and high bits padded.
@@ -519,7 +519,7 @@ mod tests {
         );
         let der = kp.public_key(PublicKeyFormat::Der, [0; 8]).unwrap();
         assert_eq!(der.len(), 91, "P-256 SPKI");
-        assert!(der.ends_with(&kp.public_raw()));
+        assert!(der.ends_with(kp.public_raw()));
         assert_eq!(
             kp.public_key(PublicKeyFormat::Minisign, [0; 8])
                 .unwrap_err()
