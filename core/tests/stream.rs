@@ -1,7 +1,7 @@
 //! Streaming encryption through the keychain: round trips, random access,
 //! key rotation and trial, save/load, errors; and Tink's streaming AEAD both
-//! ways (Google Tink for Python, tests/tink/streaming.py) and the committed
-//! vectors (tests/vectors/stream.json).
+//! ways with each Tink peer (Google Tink for Python, tests/tink/streaming.py;
+//! tink-go, tests/tink/go) and the committed vectors (tests/vectors/stream.json).
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
@@ -121,41 +121,101 @@ fn random_access_reads_any_range() {
     );
 }
 
-fn python() -> PathBuf {
-    let py = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
-    assert!(
-        py.exists(),
-        "no venv with Tink: run `bash scripts/setup.sh` (make test does)"
-    );
-    py
+/// A Tink implementation on the other side of the streams: a command taking
+/// `gen DIR` and `check DIR`, with the files described in
+/// tests/tink/streaming.py's docstring, whose `check` ends with the line
+/// `REPORT: N passed, M failed`.
+struct Peer {
+    /// Names the peer in failures.
+    name: &'static str,
+    /// The program and its first arguments; `gen DIR` or `check DIR` follow.
+    command: fn() -> Command,
+    /// What to do when the program is not there.
+    install: &'static str,
+    /// The prefix of its report line.
+    report: &'static str,
+    /// How many checks its `check` makes on our 16 streams.
+    checks: usize,
 }
 
-fn script(cmd: &str, dir: &std::path::Path) -> String {
-    let out = Command::new(python())
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/tink/streaming.py"))
-        .arg(cmd)
-        .arg(dir)
-        .output()
-        .unwrap();
+const PEERS: &[Peer] = &[
+    Peer {
+        name: "Tink Python (tests/tink/streaming.py)",
+        command: tink_python,
+        install: "run `bash scripts/setup.sh` (make test does): it makes .venv with Tink",
+        report: "tink-streaming",
+        checks: 48,
+    },
+    Peer {
+        name: "tink-go (tests/tink/go)",
+        command: tink_go,
+        install: "install Go 1.26 or later (https://go.dev/doc/install) and put `go` on PATH; \
+                  `go run` fetches tink-go (pinned by tests/tink/go/go.sum) on first use",
+        report: "tink-go-streaming",
+        checks: 112,
+    },
+];
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn tink_python() -> Command {
+    let mut c = Command::new(repo().join(".venv/bin/python"));
+    c.arg(repo().join("tests/tink/streaming.py"));
+    c
+}
+
+fn tink_go() -> Command {
+    let mut c = Command::new("go");
+    // GOTOOLCHAIN=local: an older go says so instead of fetching a toolchain.
+    c.args(["run", "."])
+        .current_dir(repo().join("tests/tink/go"))
+        .env("GOTOOLCHAIN", "local");
+    c
+}
+
+/// Runs `peer`'s `cmd DIR`, which must succeed; returns its stdout.
+fn run(peer: &Peer, cmd: &str, dir: &std::path::Path) -> String {
+    let mut c = (peer.command)();
+    let out = match c.arg(cmd).arg(dir).output() {
+        Ok(out) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+            "{}: {} not found: {}",
+            peer.name,
+            c.get_program().to_string_lossy(),
+            peer.install
+        ),
+        Err(e) => panic!("{}: cannot run {c:?}: {e}", peer.name),
+    };
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "streaming.py {cmd}: {text}{}",
+        "{} {cmd}: {}\n{text}{}",
+        peer.name,
+        out.status,
         String::from_utf8_lossy(&out.stderr)
     );
     text
 }
 
-/// Tink's streams decrypt here; ours decrypt in Tink, under Tink's keyset
-/// and under our export of it.
+/// Each peer's streams decrypt here; ours decrypt in each peer, under its
+/// keyset and under our export of it (and, for tink-go, ours spoiled do not).
 #[test]
 fn tink_reads_ours_and_we_read_tinks() {
+    for peer in PEERS {
+        both_ways(peer);
+    }
+}
+
+fn both_ways(peer: &Peer) {
     let dir = tempfile::tempdir().unwrap();
-    script("gen", dir.path());
+    run(peer, "gen", dir.path());
     let mut checked = 0;
     for name in ["4kb", "1mb"] {
         let json = std::fs::read_to_string(dir.path().join(format!("keyset-{name}.json"))).unwrap();
-        let kc = Keychain::import_tink_cleartext(&json).unwrap();
+        let kc = Keychain::import_tink_cleartext(&json)
+            .unwrap_or_else(|e| panic!("{}: keyset-{name}.json: {e}", peer.name));
         let primary = kc.primary_for(Purpose::Stream).unwrap();
         for entry in std::fs::read_dir(dir.path()).unwrap() {
             let path = entry.unwrap().path();
@@ -172,7 +232,8 @@ fn tink_reads_ours_and_we_read_tinks() {
             assert_eq!(
                 decrypt(&kc, &ct, aad.as_bytes()).unwrap(),
                 plaintext(n),
-                "{file}"
+                "{}: {file}",
+                peer.name
             );
             let ours = encrypt(&kc, &plaintext(n), aad.as_bytes());
             std::fs::write(dir.path().join(format!("ks-{name}-{n}.ct")), ours).unwrap();
@@ -195,11 +256,13 @@ fn tink_reads_ours_and_we_read_tinks() {
             primary.key_id
         );
     }
-    assert_eq!(checked, 16);
-    let report = script("check", dir.path());
-    assert!(
-        report.trim_end().ends_with("48 passed, 0 failed"),
-        "{report}"
+    assert_eq!(checked, 16, "{}: streams from gen", peer.name);
+    let report = run(peer, "check", dir.path());
+    assert_eq!(
+        report.lines().last(),
+        Some(format!("{}: {} passed, 0 failed", peer.report, peer.checks).as_str()),
+        "{}: {report}",
+        peer.name
     );
 }
 
