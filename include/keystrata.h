@@ -405,7 +405,8 @@ typedef struct ks_root ks_root;
 /**
  * A signing key that may live outside the keychain, behind one contract
  * (the core's Signer): a key in a PKCS#11 token (ks_signer_pkcs11_new),
- * or a keychain's signing primary (ks_keychain_signer). Signatures are
+ * a key in AWS KMS (ks_signer_aws_kms_new), or a keychain's signing
+ * primary (ks_keychain_signer). Signatures are
  * Ed25519 (64 bytes) or DER ECDSA over SHA-256 of the message, and verify
  * with the signer's public key (ks_signer_public_key; ks_verify_signature
  * with its KS_PUBKEY_RAW form). Release with ks_signer_free.
@@ -1636,6 +1637,35 @@ enum ks_status ks_root_pkcs11_new(const char *module_path, const char *token_lab
 enum ks_status ks_root_kmip_new(const char *host, uint16_t port, const char *server_name, const char *ca_pem_path, const char *cert_pem_path, const char *key_pem_path, const char *key_id, const char *key_name, uint32_t kmip_version, uint32_t timeout_ms, uint32_t flags, struct ks_root **out, struct ks_error **err);
 
 /**
+ * Creates a root whose key is a symmetric (SYMMETRIC_DEFAULT) AWS KMS key:
+ * `key_id` is a key ID, key ARN, alias name (`alias/...`) or alias ARN;
+ * `region` (NULL: the key ARN's region, else the SDK's chain: AWS_REGION,
+ * the profile's region), `endpoint_url` (NULL: the region's endpoint; a
+ * VPC or FIPS endpoint, or a local stand-in such as moto's server),
+ * `profile` (NULL: AWS_PROFILE, else `default`), `timeout_ms` bounding
+ * every KMS call, its retries and the fetching of credentials included
+ * (0: 5000). Credentials come from the AWS SDK's default chain
+ * (environment, shared files and profiles, web identity, ECS and EC2
+ * roles): nothing secret is ever an argument.
+ *
+ * Checks the key before returning (DescribeKey: enabled, symmetric,
+ * ENCRYPT_DECRYPT). Data keys are wrapped with KMS Encrypt under an
+ * encryption context binding keystrata's context; keychains saved under
+ * it take one KMS call per save or load (docs/AWS-KMS.md). `*out` is
+ * released with ks_root_free.
+ * NULL: `key_id` and `out` must not be NULL; the others may.
+ * Errors: KS_ERR_INVALID_INPUT (empty or malformed key, endpoint URL with
+ * user information, empty region or profile); KS_ERR_UNAVAILABLE (KMS
+ * unreachable within the timeout, no credentials); KS_ERR_BACKEND (KMS
+ * refused, e.g. access denied); KS_ERR_UNKNOWN_KEY (no such key or
+ * alias); KS_ERR_KEY_DISABLED (disabled key); KS_ERR_KEY_DESTROYED
+ * (pending deletion); KS_ERR_UNSUPPORTED (not a symmetric encryption
+ * key).
+ * Thread safety: safe to call from any thread; the root is shareable.
+ */
+enum ks_status ks_root_aws_kms_new(const char *key_id, const char *region, const char *endpoint_url, const char *profile, uint32_t timeout_ms, struct ks_root **out, struct ks_error **err);
+
+/**
  * Checks the root can serve: for a PKCS#11 root, opens a session and finds
  * the key; for a KMIP root, asks the server for the key's state (it must
  * be active); for age roots, KS_OK unless closed.
@@ -1890,6 +1920,26 @@ const char *ks_trust_kind_name(int kind);
  * Thread safety: safe to call from any thread; the signer is shareable.
  */
 enum ks_status ks_signer_pkcs11_new(const char *module_path, const char *token_label, const char *pin, const char *pin_env, const char *key_label, uint32_t algorithm, uint32_t flags, struct ks_signer **out, struct ks_error **err);
+
+/**
+ * Opens a signing key kept in AWS KMS: an asymmetric SIGN_VERIFY key of
+ * spec ECC_NIST_P256 (KS_ALG_ECDSA_P256) or ECC_SECG_P256K1
+ * (KS_ALG_ECDSA_SECP256K1). `key_id`, `region`, `endpoint_url`,
+ * `profile` and `timeout_ms` are as for ks_root_aws_kms_new, credentials
+ * too (the SDK's default chain, never an argument).
+ *
+ * Checks the key (DescribeKey) and fetches its public key (GetPublicKey)
+ * before returning. Signing hashes the message here and calls KMS Sign
+ * with MessageType=DIGEST and ECDSA_SHA_256; every signature is checked
+ * against the public key before it is returned. The key never leaves
+ * KMS. `*out` is released with ks_signer_free.
+ * NULL: `key_id` and `out` must not be NULL; the others may.
+ * Errors: as ks_root_aws_kms_new; KS_ERR_UNSUPPORTED (a key of another
+ * spec or usage: RSA, P-384, symmetric...); KS_ERR_KEY_DISABLED from
+ * ks_signer_sign once the key is disabled in KMS.
+ * Thread safety: safe to call from any thread; the signer is shareable.
+ */
+enum ks_status ks_signer_aws_kms_new(const char *key_id, const char *region, const char *endpoint_url, const char *profile, uint32_t timeout_ms, struct ks_signer **out, struct ks_error **err);
 
 /**
  * The keychain's signing primary as a ks_signer, for code written against

@@ -426,11 +426,76 @@ pub unsafe extern "C" fn ks_root_kmip_new(
     })
 }
 
+/// The AWS KMS settings of ks_root_aws_kms_new and ks_signer_aws_kms_new,
+/// read once here. The core checks them (key, endpoint, empty strings).
+pub(crate) unsafe fn aws_kms_config(
+    key_id: *const c_char,
+    region: *const c_char,
+    endpoint_url: *const c_char,
+    profile: *const c_char,
+    timeout_ms: u32,
+) -> FfiResult<keystrata::AwsKmsConfig> {
+    let key_id = unsafe { c_str(key_id, "key_id")? };
+    let mut config = keystrata::AwsKmsConfig::new(key_id);
+    config.region = unsafe { opt_str(region, "region")? }.map(str::to_owned);
+    config.endpoint_url = unsafe { opt_str(endpoint_url, "endpoint_url")? }.map(str::to_owned);
+    config.profile = unsafe { opt_str(profile, "profile")? }.map(str::to_owned);
+    if timeout_ms != 0 {
+        config.timeout = Duration::from_millis(u64::from(timeout_ms));
+    }
+    Ok(config)
+}
+
+/// Creates a root whose key is a symmetric (SYMMETRIC_DEFAULT) AWS KMS key:
+/// `key_id` is a key ID, key ARN, alias name (`alias/...`) or alias ARN;
+/// `region` (NULL: the key ARN's region, else the SDK's chain: AWS_REGION,
+/// the profile's region), `endpoint_url` (NULL: the region's endpoint; a
+/// VPC or FIPS endpoint, or a local stand-in such as moto's server),
+/// `profile` (NULL: AWS_PROFILE, else `default`), `timeout_ms` bounding
+/// every KMS call, its retries and the fetching of credentials included
+/// (0: 5000). Credentials come from the AWS SDK's default chain
+/// (environment, shared files and profiles, web identity, ECS and EC2
+/// roles): nothing secret is ever an argument.
+///
+/// Checks the key before returning (DescribeKey: enabled, symmetric,
+/// ENCRYPT_DECRYPT). Data keys are wrapped with KMS Encrypt under an
+/// encryption context binding keystrata's context; keychains saved under
+/// it take one KMS call per save or load (docs/AWS-KMS.md). `*out` is
+/// released with ks_root_free.
+/// NULL: `key_id` and `out` must not be NULL; the others may.
+/// Errors: KS_ERR_INVALID_INPUT (empty or malformed key, endpoint URL with
+/// user information, empty region or profile, no region anywhere);
+/// KS_ERR_UNAVAILABLE (KMS unreachable or not answering within the
+/// timeout); KS_ERR_BACKEND (credentials missing or refused, no
+/// permission, throttling); KS_ERR_UNKNOWN_KEY (no such key or alias); KS_ERR_KEY_DISABLED (disabled key); KS_ERR_KEY_DESTROYED
+/// (pending deletion); KS_ERR_UNSUPPORTED (not a symmetric encryption
+/// key).
+/// Thread safety: safe to call from any thread; the root is shareable.
+#[no_mangle]
+pub unsafe extern "C" fn ks_root_aws_kms_new(
+    key_id: *const c_char,
+    region: *const c_char,
+    endpoint_url: *const c_char,
+    profile: *const c_char,
+    timeout_ms: u32,
+    out: *mut *mut ks_root,
+    err: *mut *mut ks_error,
+) -> ks_status {
+    guard(err, || {
+        let out = out_ptr(out, "out")?;
+        let config = unsafe { aws_kms_config(key_id, region, endpoint_url, profile, timeout_ms)? };
+        let root = keystrata::AwsKmsRoot::connect(config)?;
+        unsafe { put_handle(out, ks_root::new(RootKind::Other(std::sync::Arc::new(root)))) };
+        Ok(())
+    })
+}
+
 /// Checks the root can serve: for a PKCS#11 root, opens a session and finds
 /// the key; for a KMIP root, asks the server for the key's state (it must
-/// be active); for age roots, KS_OK unless closed.
+/// be active); for an AWS KMS root, DescribeKey (it must be enabled); for
+/// age roots, KS_OK unless closed.
 /// Errors: KS_ERR_UNAVAILABLE (device or server unreachable),
-/// KS_ERR_KEY_DISABLED / KS_ERR_KEY_DESTROYED (KMIP key no longer active),
+/// KS_ERR_KEY_DISABLED / KS_ERR_KEY_DESTROYED (key no longer active),
 /// KS_ERR_UNKNOWN_KEY, KS_ERR_BACKEND.
 /// Thread safety: safe to call from any thread.
 #[no_mangle]

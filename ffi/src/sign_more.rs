@@ -409,7 +409,8 @@ pub extern "C" fn ks_trust_kind_name(kind: std::ffi::c_int) -> *const c_char {
 
 /// A signing key that may live outside the keychain, behind one contract
 /// (the core's Signer): a key in a PKCS#11 token (ks_signer_pkcs11_new),
-/// or a keychain's signing primary (ks_keychain_signer). Signatures are
+/// a key in AWS KMS (ks_signer_aws_kms_new), or a keychain's signing
+/// primary (ks_keychain_signer). Signatures are
 /// Ed25519 (64 bytes) or DER ECDSA over SHA-256 of the message, and verify
 /// with the signer's public key (ks_signer_public_key; ks_verify_signature
 /// with its KS_PUBKEY_RAW form). Release with ks_signer_free.
@@ -462,6 +463,43 @@ pub unsafe extern "C" fn ks_signer_pkcs11_new(
         };
         let algorithm = algorithm_from_c(algorithm)?;
         let signer = Pkcs11Signer::open(&config, algorithm)?;
+        unsafe { put_signer(out, signer) };
+        Ok(())
+    })
+}
+
+/// Opens a signing key kept in AWS KMS: an asymmetric SIGN_VERIFY key of
+/// spec ECC_NIST_P256 (KS_ALG_ECDSA_P256) or ECC_SECG_P256K1
+/// (KS_ALG_ECDSA_SECP256K1). `key_id`, `region`, `endpoint_url`,
+/// `profile` and `timeout_ms` are as for ks_root_aws_kms_new, credentials
+/// too (the SDK's default chain, never an argument).
+///
+/// Checks the key (DescribeKey) and fetches its public key (GetPublicKey)
+/// before returning. Signing hashes the message here and calls KMS Sign
+/// with MessageType=DIGEST and ECDSA_SHA_256; every signature is checked
+/// against the public key before it is returned. The key never leaves
+/// KMS. `*out` is released with ks_signer_free.
+/// NULL: `key_id` and `out` must not be NULL; the others may.
+/// Errors: as ks_root_aws_kms_new; KS_ERR_UNSUPPORTED (a key of another
+/// spec or usage: RSA, P-384, symmetric...); KS_ERR_KEY_DISABLED from
+/// ks_signer_sign once the key is disabled in KMS.
+/// Thread safety: safe to call from any thread; the signer is shareable.
+#[no_mangle]
+pub unsafe extern "C" fn ks_signer_aws_kms_new(
+    key_id: *const c_char,
+    region: *const c_char,
+    endpoint_url: *const c_char,
+    profile: *const c_char,
+    timeout_ms: u32,
+    out: *mut *mut ks_signer,
+    err: *mut *mut ks_error,
+) -> ks_status {
+    guard(err, || {
+        let out = out_ptr(out, "out")?;
+        let config = unsafe {
+            crate::root::aws_kms_config(key_id, region, endpoint_url, profile, timeout_ms)?
+        };
+        let signer = keystrata::sign::AwsKmsSigner::open(config)?;
         unsafe { put_signer(out, signer) };
         Ok(())
     })

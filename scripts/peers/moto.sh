@@ -8,6 +8,11 @@
 #   bash scripts/peers/moto.sh pause DIR    # freeze it (SIGSTOP): connections are
 #                                           # accepted, nothing is answered
 #   bash scripts/peers/moto.sh resume DIR   # thaw it (SIGCONT)
+#   bash scripts/peers/moto.sh key DIR SPEC # create a key, print its key ID; SPEC is
+#                                           # SYMMETRIC_DEFAULT, ECC_NIST_P256 or
+#                                           # ECC_SECG_P256K1 (for the C and Go tests,
+#                                           # which have no AWS SDK of their own)
+#   bash scripts/peers/moto.sh disable-key DIR KEY_ID
 #
 # moto keeps its keys in memory: a stop forgets every key, a pause keeps
 # them (the outage check pauses, so the same key serves again after it).
@@ -231,6 +236,28 @@ case "$cmd" in
     kill "-$sig" -- "-$(cat "$DIR/pid")"
     echo "moto: ${cmd}d"
     ;;
+  key | disable-key)
+    running || { echo "moto: not running in $DIR" >&2; exit 1; }
+    arg="${3:-}"
+    [ -n "$arg" ] || { echo "usage: $0 $cmd DIR ${cmd/disable-key/KEY_ID}" >&2; exit 2; }
+    [ "$cmd" = key ] && arg="${arg^^}"
+    AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_EC2_METADATA_DISABLED=true \
+      "$PYTHON" - "$cmd" "$arg" "http://127.0.0.1:$(cat "$DIR/port")" <<'PY'
+import sys
+
+import boto3
+
+cmd, arg, endpoint = sys.argv[1:]
+kms = boto3.client("kms", region_name="us-east-1", endpoint_url=endpoint)
+if cmd == "disable-key":
+    kms.disable_key(KeyId=arg)
+elif arg in ("SYMMETRIC_DEFAULT", "ECC_NIST_P256", "ECC_SECG_P256K1"):
+    usage = "ENCRYPT_DECRYPT" if arg == "SYMMETRIC_DEFAULT" else "SIGN_VERIFY"
+    print(kms.create_key(KeySpec=arg, KeyUsage=usage)["KeyMetadata"]["KeyId"])
+else:
+    sys.exit(f"moto.sh key: SPEC must be SYMMETRIC_DEFAULT, ECC_NIST_P256 or ECC_SECG_P256K1, not {arg[:40]!r}")
+PY
+    ;;
   env)
     [ -s "$DIR/port" ] || { echo "moto: not started in $DIR" >&2; exit 1; }
     # Fixed test credentials (moto accepts any); IMDS off, so no SDK ever
@@ -241,7 +268,7 @@ case "$cmd" in
     echo "export KS_TEST_AWS_DIR=$DIR KS_TEST_AWS_CTL=$REPO/scripts/peers/moto.sh"
     ;;
   *)
-    echo "usage: $0 start|stop|pause|resume|env DIR" >&2
+    echo "usage: $0 start|stop|pause|resume|env DIR | key DIR SPEC | disable-key DIR KEY_ID" >&2
     exit 2
     ;;
 esac

@@ -2,7 +2,8 @@
  * ks_root_pkcs11_new and ks_root_kmip_new against the real peers: a
  * SoftHSM2 token and a PyKMIP server on loopback; ks_signer_pkcs11_new
  * (Ed25519, P-256, secp256k1 key pairs made in the token) against the
- * same token. Started by
+ * same token; ks_root_aws_kms_new and ks_signer_aws_kms_new against moto's
+ * AWS KMS server (keys made through scripts/peers/moto.sh key). Started by
  * scripts/peers.sh (make test does it; the settings come from the
  * KS_TEST_* environment variables it exports).
  *
@@ -292,11 +293,108 @@ static void kmip(void)
     ks_root_free(other);
 }
 
+/* A new key in the moto server (scripts/peers/moto.sh key DIR SPEC),
+ * its key ID to `out`; false (and a failed check) if it cannot be made. */
+static bool moto(const char *what, const char *arg, char *out, size_t cap)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "bash '%s' %s '%s' '%s'", env("KS_TEST_AWS_CTL"), what, env("KS_TEST_AWS_DIR"), arg);
+    FILE *p = popen(cmd, "r");
+    if (!CHECK(p != NULL))
+        return false;
+    char line[256] = "";
+    bool got = fgets(line, sizeof line, p) != NULL;
+    int rc = pclose(p);
+    line[strcspn(line, "\r\n")] = '\0';
+    if (out != NULL)
+        snprintf(out, cap, "%s", line);
+    return CHECK(rc == 0 && (out == NULL || (got && line[0] != '\0')));
+}
+
+/* ks_root_aws_kms_new and ks_signer_aws_kms_new against moto's server,
+ * with the fake credentials scripts/peers/moto.sh env exports. */
+static void aws_kms(void)
+{
+    const char *endpoint = env("KS_TEST_AWS_ENDPOINT");
+    const char *region = "us-east-1";
+    char sym[128], sym2[128], p256[128], k1[128];
+    if (!moto("key", "SYMMETRIC_DEFAULT", sym, sizeof sym) || !moto("key", "SYMMETRIC_DEFAULT", sym2, sizeof sym2) ||
+        !moto("key", "ECC_NIST_P256", p256, sizeof p256) || !moto("key", "ECC_SECG_P256K1", k1, sizeof k1))
+        return;
+
+    /* The root: save and load through KMS; another KMS key refuses. */
+    ks_root *root = NULL, *other = NULL, *r = NULL;
+    CHECK(ks_root_aws_kms_new(sym, region, endpoint, NULL, 5000, &root, E) == KS_OK);
+    CHECK(ks_root_aws_kms_new(sym2, region, endpoint, NULL, 0, &other, E) == KS_OK);
+    if (root && other)
+        save_load(root, other);
+    /* Errors, each of its documented kind. */
+    CHECK(ks_root_aws_kms_new("0b1c2d3e-0000-4000-8000-000000000000", region, endpoint, NULL, 5000, &r, E) ==
+          KS_ERR_UNKNOWN_KEY);
+    CHECK(ks_root_aws_kms_new(p256, region, endpoint, NULL, 5000, &r, E) == KS_ERR_UNSUPPORTED);
+    CHECK(ks_root_aws_kms_new("", region, endpoint, NULL, 5000, &r, E) == KS_ERR_INVALID_INPUT);
+    CHECK(ks_root_aws_kms_new(sym, "", endpoint, NULL, 5000, &r, E) == KS_ERR_INVALID_INPUT);
+    CHECK(ks_root_aws_kms_new(sym, region, "http://user:secret-pw@127.0.0.1:1", NULL, 5000, &r, E) ==
+          KS_ERR_INVALID_INPUT);
+    CHECK(strstr(last_msg(), "secret-pw") == NULL);
+    CHECK(ks_root_aws_kms_new(sym, region, "http://127.0.0.1:1", NULL, 2000, &r, E) == KS_ERR_UNAVAILABLE);
+    CHECK(ks_root_aws_kms_new(NULL, region, endpoint, NULL, 5000, &r, E) == KS_ERR_NULL_ARGUMENT);
+    CHECK(ks_root_aws_kms_new(sym, region, endpoint, NULL, 5000, NULL, E) == KS_ERR_NULL_ARGUMENT);
+    CHECK(r == NULL);
+    ks_root_free(root);
+    ks_root_free(other);
+
+    /* The signer, both key specs: signatures verify with the exported key,
+     * a digest signs as its message, and a disabled key stops signing. */
+    static const uint8_t msg[] = "official release 1.0";
+    const char *keys[] = {p256, k1};
+    const ks_algorithm algs[] = {KS_ALG_ECDSA_P256, KS_ALG_ECDSA_SECP256K1};
+    for (size_t i = 0; i < 2; i++) {
+        ks_signer *s = NULL;
+        if (!CHECK(ks_signer_aws_kms_new(keys[i], region, endpoint, NULL, 5000, &s, E) == KS_OK))
+            continue;
+        ks_algorithm got = KS_ALG_NONE;
+        CHECK(ks_signer_algorithm(s, &got, E) == KS_OK && got == algs[i]);
+        CHECK(ks_signer_health_check(s, E) == KS_OK);
+        ks_buffer raw = {0}, ms = {0};
+        CHECK(ks_signer_public_key(s, KS_PUBKEY_RAW, &raw, E) == KS_OK && raw.len == 65);
+        CHECK(ks_signer_public_key(s, KS_PUBKEY_MINISIGN, &ms, E) == KS_ERR_UNSUPPORTED);
+        uint8_t sig[KS_MAX_SIGNATURE_LEN];
+        size_t n = 0;
+        if (CHECK(ks_signer_sign(s, msg, sizeof msg - 1, sig, sizeof sig, &n, E) == KS_OK)) {
+            CHECK(sig[0] == 0x30);
+            CHECK(ks_verify_signature(algs[i], raw.data, raw.len, msg, sizeof msg - 1, sig, n, E) == KS_OK);
+            CHECK(ks_verify_signature(algs[i], raw.data, raw.len, msg, sizeof msg - 2, sig, n, E) ==
+                  KS_ERR_AUTHENTICATION);
+        }
+        CHECK(ks_signer_sign_digest(s, msg, 31, sig, sizeof sig, &n, E) == KS_ERR_INVALID_INPUT);
+        if (moto("disable-key", keys[i], NULL, 0)) {
+            CHECK(ks_signer_sign(s, msg, sizeof msg - 1, sig, sizeof sig, &n, E) == KS_ERR_KEY_DISABLED);
+            CHECK(ks_signer_health_check(s, E) == KS_ERR_KEY_DISABLED);
+            ks_signer *again = NULL;
+            CHECK(ks_signer_aws_kms_new(keys[i], region, endpoint, NULL, 5000, &again, E) == KS_ERR_KEY_DISABLED);
+            CHECK(again == NULL);
+        }
+        CHECK(ks_signer_close(s, E) == KS_OK);
+        CHECK(ks_signer_sign(s, msg, sizeof msg - 1, sig, sizeof sig, &n, E) == KS_ERR_UNAVAILABLE);
+        ks_buffer_free(&raw);
+        ks_buffer_free(&ms);
+        ks_signer_free(s);
+    }
+    ks_signer *s = NULL;
+    CHECK(ks_signer_aws_kms_new(sym, region, endpoint, NULL, 5000, &s, E) == KS_ERR_UNSUPPORTED);
+    CHECK(ks_signer_aws_kms_new("alias/no-such-alias", region, endpoint, NULL, 5000, &s, E) == KS_ERR_UNKNOWN_KEY);
+    CHECK(ks_signer_aws_kms_new(p256, region, "http://127.0.0.1:1", NULL, 2000, &s, E) == KS_ERR_UNAVAILABLE);
+    CHECK(ks_signer_aws_kms_new(NULL, region, endpoint, NULL, 5000, &s, E) == KS_ERR_NULL_ARGUMENT);
+    CHECK(s == NULL);
+}
+
 int main(void)
 {
     pkcs11();
     pkcs11_signer();
     kmip();
+    aws_kms();
     printf("device-roots: %d passed, %d failed\n", g_pass, g_fail);
     return g_fail ? 1 : 0;
 }
