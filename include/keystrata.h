@@ -1655,10 +1655,10 @@ enum ks_status ks_root_kmip_new(const char *host, uint16_t port, const char *ser
  * released with ks_root_free.
  * NULL: `key_id` and `out` must not be NULL; the others may.
  * Errors: KS_ERR_INVALID_INPUT (empty or malformed key, endpoint URL with
- * user information, empty region or profile); KS_ERR_UNAVAILABLE (KMS
- * unreachable within the timeout, no credentials); KS_ERR_BACKEND (KMS
- * refused, e.g. access denied); KS_ERR_UNKNOWN_KEY (no such key or
- * alias); KS_ERR_KEY_DISABLED (disabled key); KS_ERR_KEY_DESTROYED
+ * user information, empty region or profile, no region anywhere);
+ * KS_ERR_UNAVAILABLE (KMS unreachable or not answering within the
+ * timeout); KS_ERR_BACKEND (credentials missing or refused, no
+ * permission, throttling); KS_ERR_UNKNOWN_KEY (no such key or alias); KS_ERR_KEY_DISABLED (disabled key); KS_ERR_KEY_DESTROYED
  * (pending deletion); KS_ERR_UNSUPPORTED (not a symmetric encryption
  * key).
  * Thread safety: safe to call from any thread; the root is shareable.
@@ -1668,9 +1668,10 @@ enum ks_status ks_root_aws_kms_new(const char *key_id, const char *region, const
 /**
  * Checks the root can serve: for a PKCS#11 root, opens a session and finds
  * the key; for a KMIP root, asks the server for the key's state (it must
- * be active); for age roots, KS_OK unless closed.
+ * be active); for an AWS KMS root, DescribeKey (it must be enabled); for
+ * age roots, KS_OK unless closed.
  * Errors: KS_ERR_UNAVAILABLE (device or server unreachable),
- * KS_ERR_KEY_DISABLED / KS_ERR_KEY_DESTROYED (KMIP key no longer active),
+ * KS_ERR_KEY_DISABLED / KS_ERR_KEY_DESTROYED (key no longer active),
  * KS_ERR_UNKNOWN_KEY, KS_ERR_BACKEND.
  * Thread safety: safe to call from any thread.
  */
