@@ -15,6 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -316,6 +319,143 @@ static uint32_t pub_format_named(const char *name) {
     return 0;
 }
 
+/* A ks_stream_format by the library's own name (ks_stream_format_name);
+ * another name is 0, which the library rejects with KS_ERR_INVALID_INPUT. */
+static uint32_t stream_format_named(const char *name) {
+    for (int f = 1; f < 64; f++) {
+        const char *n = ks_stream_format_name(f);
+        if (n && !strcmp(n, name)) return (uint32_t)f;
+    }
+    return 0;
+}
+
+/* How much stream-encrypt hands the encryptor at a time, and stream-decrypt
+ * pushes to the decryptor: odd sizes, so calls straddle segment boundaries
+ * (the same in every language's tool). */
+enum { STREAM_WRITE_CHUNK = 10007, STREAM_READ_CHUNK = 8191 };
+
+static FILE *open_or_die(const char *path, const char *mode) {
+    FILE *f = fopen(path, mode);
+    if (!f) die_usage(mode[0] == 'r' ? "cannot read" : "cannot write", path);
+    return f;
+}
+
+static void fwrite_or_die(const void *p, size_t n, FILE *f, const char *path) {
+    if (n && fwrite(p, 1, n, f) != n) die_usage("cannot write", path);
+}
+
+/* Grows *buf to hold n bytes. */
+static void reserve(uint8_t **buf, size_t *cap, size_t n) {
+    if (n <= *cap) return;
+    *buf = realloc(*buf, n);
+    if (!*buf) die_usage("out of memory", NULL);
+    *cap = n;
+}
+
+/* IN through ks_stream_encrypt_update a chunk at a time, then
+ * ks_stream_encrypt_finish, into OUT; each call's output sized first with
+ * out == NULL (the exact length). */
+static void stream_encrypt(const ks_keychain *kc, const char *in, const char *aad, const char *outp) {
+    ks_stream_encryptor *enc = NULL;
+    CHECK(ks_stream_encryptor_new(kc, (const uint8_t *)aad, strlen(aad), &enc, &err));
+    FILE *src = open_or_die(in, "rb"), *dst = open_or_die(outp, "wb");
+    uint8_t chunk[STREAM_WRITE_CHUNK];
+    uint8_t *ct = NULL;
+    size_t cap = 0, need = 0, n;
+    while ((n = fread(chunk, 1, sizeof chunk, src)) > 0) {
+        CHECK(ks_stream_encrypt_update(enc, chunk, n, NULL, 0, &need, &err));
+        reserve(&ct, &cap, need + 1); /* never NULL: out == NULL is a query, consuming nothing */
+        size_t got = 0;
+        CHECK(ks_stream_encrypt_update(enc, chunk, n, ct, cap, &got, &err));
+        if (got != need) die_usage("ks_stream_encrypt_update: not the length it reported", NULL);
+        fwrite_or_die(ct, got, dst, outp);
+    }
+    if (ferror(src)) die_usage("cannot read", in);
+    CHECK(ks_stream_encrypt_finish(enc, NULL, 0, &need, &err));
+    reserve(&ct, &cap, need);
+    size_t got = 0;
+    CHECK(ks_stream_encrypt_finish(enc, ct, cap, &got, &err));
+    if (got != need) die_usage("ks_stream_encrypt_finish: not the length it reported", NULL);
+    fwrite_or_die(ct, got, dst, outp);
+    if (fclose(dst) != 0) die_usage("cannot write", outp);
+    fclose(src);
+    free(ct);
+    ks_stream_encryptor_free(enc);
+}
+
+/* The stream in IN pushed to ks_stream_decrypt_update a chunk at a time
+ * (room for the chunk and what is buffered always suffices), then
+ * ks_stream_decrypt_finish; the plaintext to OUT. */
+static void stream_decrypt(const ks_keychain *kc, const char *in, const char *aad, const char *outp) {
+    ks_stream_decryptor *dec = NULL;
+    CHECK(ks_stream_decryptor_new(kc, (const uint8_t *)aad, strlen(aad), &dec, &err));
+    FILE *src = open_or_die(in, "rb"), *dst = open_or_die(outp, "wb");
+    uint8_t chunk[STREAM_READ_CHUNK];
+    uint8_t *pt = NULL;
+    size_t cap = 0, n, got;
+    while ((n = fread(chunk, 1, sizeof chunk, src)) > 0) {
+        reserve(&pt, &cap, n + ks_stream_decryptor_buffered(dec));
+        CHECK(ks_stream_decrypt_update(dec, chunk, n, pt, cap, &got, &err));
+        fwrite_or_die(pt, got, dst, outp);
+    }
+    if (ferror(src)) die_usage("cannot read", in);
+    size_t need = 0;
+    CHECK(ks_stream_decrypt_finish(dec, NULL, 0, &need, &err));
+    reserve(&pt, &cap, need + 1);
+    CHECK(ks_stream_decrypt_finish(dec, pt, cap, &got, &err));
+    if (got != need) die_usage("ks_stream_decrypt_finish: not the length it reported", NULL);
+    fwrite_or_die(pt, got, dst, outp);
+    if (fclose(dst) != 0) die_usage("cannot write", outp);
+    fclose(src);
+    free(pt);
+    ks_stream_decryptor_free(dec);
+}
+
+/* The ks_stream_read_at_fn over a file descriptor. */
+static int read_at_fd(void *user_data, uint64_t offset, uint8_t *buf, size_t len, size_t *out_n) {
+    int fd = *(const int *)user_data;
+    size_t got = 0;
+    while (got < len) {
+        ssize_t r = pread(fd, buf + got, len - got, (off_t)(offset + got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return 1;
+        if (r == 0) break;
+        got += (size_t)r;
+    }
+    *out_n = got;
+    return 0;
+}
+
+/* LEN bytes of plaintext at OFFSET of the stream in IN (fewer at the end),
+ * with ks_stream_seekable_read_at, into OUT. */
+static void stream_read_at(const ks_keychain *kc, const char *in, const char *aad, uint64_t offset, size_t len,
+                           const char *outp) {
+    int fd = open(in, O_RDONLY);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) die_usage("cannot read", in);
+    ks_stream_seekable *s = NULL;
+    CHECK(ks_stream_seekable_new(kc, (const uint8_t *)aad, strlen(aad), read_at_fd, &fd, (uint64_t)st.st_size,
+                                 &s, &err));
+    uint8_t *pt = malloc(len ? len : 1);
+    if (!pt) die_usage("out of memory", NULL);
+    size_t got = 0;
+    CHECK(ks_stream_seekable_read_at(s, offset, pt, len, &got, &err));
+    write_file(outp, pt, got);
+    free(pt);
+    ks_stream_seekable_free(s);
+    close(fd);
+}
+
+/* A decimal argument, all digits. */
+static unsigned long long decimal(const char *s, const char *what) {
+    char *end;
+    errno = 0;
+    if (s[0] < '0' || s[0] > '9') die_usage(what, s);
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end) die_usage(what, s);
+    return v;
+}
+
 int main(int argc, char **argv) {
     const char *op = argc > 1 ? argv[1] : "";
     int n = argc - 1;
@@ -470,6 +610,25 @@ int main(int argc, char **argv) {
         free(sig);
         free(msg);
         free(pub);
+    } else if (!strcmp(op, "add-stream") && n == 4) {
+        ks_root *r = make_root(argv[2]);
+        ks_keychain *kc = NULL;
+        CHECK(ks_keychain_load_file(argv[3], r, &kc, &err));
+        CHECK(ks_keychain_rotate_streaming(kc, stream_format_named(argv[4]), NULL, &err));
+        CHECK(ks_keychain_save_file(kc, argv[3], r, &err));
+        ks_keychain_free(kc);
+        ks_root_free(r);
+    } else if ((!strcmp(op, "stream-encrypt") || !strcmp(op, "stream-decrypt")) && n == 6) {
+        ks_keychain *kc = load(argv[2], argv[3]);
+        if (!strcmp(op, "stream-encrypt")) stream_encrypt(kc, argv[4], argv[5], argv[6]);
+        else stream_decrypt(kc, argv[4], argv[5], argv[6]);
+        ks_keychain_free(kc);
+    } else if (!strcmp(op, "stream-read-at") && n == 8) {
+        unsigned long long offset = decimal(argv[6], "bad offset"), len = decimal(argv[7], "bad length");
+        if (len > SIZE_MAX) die_usage("bad length", argv[7]);
+        ks_keychain *kc = load(argv[2], argv[3]);
+        stream_read_at(kc, argv[4], argv[5], (uint64_t)offset, (size_t)len, argv[8]);
+        ks_keychain_free(kc);
     } else if (!strcmp(op, "keys") && n == 3) {
         ks_keychain *kc = load(argv[2], argv[3]);
         size_t count = 0;

@@ -94,6 +94,51 @@ def gen(d, r):
     kc.save_file(os.path.join(d, "keychain.age"), r)
 
 
+# How much stream-encrypt hands the writer at a time, and stream-decrypt
+# asks of the reader: odd sizes, so calls straddle segment boundaries (the
+# same in every language's tool).
+STREAM_WRITE_CHUNK = 10007
+STREAM_READ_CHUNK = 8191
+
+
+def open_file(path, mode):
+    try:
+        return open(path, mode)
+    except OSError as e:
+        raise Usage(f"cannot {'read' if 'r' in mode else 'write'} {path}: {e}")
+
+
+def stream_encrypt(kc, src_path, aad, dst_path):
+    """The file through kc.encrypting_writer, a chunk at a time; leaving the
+    with block normally finishes the stream (the last segment)."""
+    with open_file(src_path, "rb") as src, open_file(dst_path, "wb") as dst:
+        with kc.encrypting_writer(dst, aad=aad) as w:
+            while chunk := src.read(STREAM_WRITE_CHUNK):
+                w.write(chunk)
+
+
+def stream_decrypt(kc, src_path, aad, dst_path):
+    """The stream in the file through kc.decrypting_reader, a chunk at a time."""
+    with open_file(src_path, "rb") as src, open_file(dst_path, "wb") as dst:
+        with kc.decrypting_reader(src, aad=aad) as r:
+            while chunk := r.read(STREAM_READ_CHUNK):
+                dst.write(chunk)
+
+
+def stream_read_at(kc, src_path, aad, offset, length):
+    """length bytes of plaintext at offset (fewer at the end), with
+    kc.seekable_decryptor's read_at."""
+    with open_file(src_path, "rb") as src:
+        with kc.seekable_decryptor(src, aad=aad) as s:
+            return s.read_at(offset, length)
+
+
+def decimal(s, what):
+    if not s.isdigit():
+        raise Usage(f"bad {what}")
+    return int(s, 10)
+
+
 def arg_bytes(s):
     # Arguments arrive as str; give the exact bytes the shell passed.
     return os.fsencode(s)
@@ -157,6 +202,18 @@ def run(a):
     elif op == "verify-pub" and n == 6:
         keystrata.verify_signature(a[1], read(a[2]), read(a[3]), read(a[4]))
         write(a[5], b"ok\n")
+    elif op == "add-stream" and n == 4:
+        r = root(a[1])
+        kc = keystrata.Keychain.load_file(a[2], r)
+        kc.rotate_streaming(a[3])
+        kc.save_file(a[2], r)
+    elif op == "stream-encrypt" and n == 6:
+        stream_encrypt(load(a[1], a[2]), a[3], arg_bytes(a[4]), a[5])
+    elif op == "stream-decrypt" and n == 6:
+        stream_decrypt(load(a[1], a[2]), a[3], arg_bytes(a[4]), a[5])
+    elif op == "stream-read-at" and n == 8:
+        offset, length = decimal(a[5], "offset"), decimal(a[6], "length")
+        write(a[7], stream_read_at(load(a[1], a[2]), a[3], arg_bytes(a[4]), offset, length))
     elif op == "keys" and n == 3:
         kc = load(a[1], a[2])
         for k in kc.keys():
