@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The cross-language harness (issue 6): C, Go, Python and Rust read each
 # other's keychains and bytes, verify each other's signatures (issue 15,
-# item 7), and fail with the same error kinds.
+# item 7), decrypt each other's streams (issue 16), and fail with the same
+# error kinds.
 #
 #   bash tests/cross/run.sh            # from anywhere; builds the four tools
 #   KS_CROSS_KEEP=1 bash tests/cross/run.sh   # keep the work dir for a look
@@ -354,6 +355,150 @@ for A in "${LANGS[@]}"; do
 done
 echo "cross: every pair verified the other's signatures in $((SECONDS - t0))s"
 
+# --- streams: A encrypts, B decrypts (issue 16) ----------------------------------------
+# For each A: a copy of A's age keychain gains a 4 KB streaming primary
+# (k4.age), and a copy of that a 1 MB one (k41.age: the 4 KB key stays
+# enabled, no longer primary). A encrypts each plaintext of STREAMS through
+# its streaming writer, 10007 bytes at a time (4 KB streams under k4.age,
+# 1 MB streams under k41.age). Every other B lists the same keys, decrypts
+# each stream with its sequential reader (the 4 KB ones with k41.age too,
+# where the stream's key is not the primary) and reads ranges with its
+# random-access API: across segment boundaries, a random one, and one
+# running past the end.
+t0=$SECONDS
+STREAM_FORMATS=(aes256-gcm-hkdf-4kb aes256-gcm-hkdf-1mb)
+declare -A SEG=([aes256-gcm-hkdf-4kb]=4096 [aes256-gcm-hkdf-1mb]=1048576)
+declare -A MANY=([aes256-gcm-hkdf-4kb]=50000 [aes256-gcm-hkdf-1mb]=3300000)
+STREAM_AAD='stream ü ✓'
+# FORMAT|PLAINTEXT LENGTH|AAD: empty, one byte (with an empty aad), the
+# first segment exactly (ciphertext S - 40: plaintext S - 56) and one byte
+# more, two segments exactly (first and one full, S - 16), several segments
+# (13 of 4 KB; 4 of 1 MB, so segments 1 and 2 are full and can be swapped).
+STREAMS=()
+for F in "${STREAM_FORMATS[@]}"; do
+    s=${SEG[$F]}
+    for n in 0 1 $((s - 56)) $((s - 55)) $((2 * s - 72)) "${MANY[$F]}"; do
+        if [[ $n -eq 1 ]]; then STREAMS+=("$F|$n|"); else STREAMS+=("$F|$n|$STREAM_AAD"); fi
+    done
+done
+head -c "${MANY[aes256-gcm-hkdf-1mb]}" /dev/urandom >"$IN/stream-big.bin"
+for t in "${STREAMS[@]}"; do
+    IFS='|' read -r F n aad <<<"$t"
+    head -c "$n" "$IN/stream-big.bin" >"$IN/stream-$n.bin"
+done
+# stream_len S L: the length of a stream of L plaintext bytes in segments
+# of S bytes (FORMAT.md §13): header, plaintext, a tag per segment.
+stream_len() {
+    local s=$1 L=$2 n=1
+    ((L > s - 56)) && n=$((1 + (L - (s - 56) + s - 17) / (s - 16)))
+    echo $((40 + L + 16 * n))
+}
+# stream_kc LANG FORMAT: the keychain A's streams of FORMAT are made under
+stream_kc() { if [[ $2 == *4kb ]]; then echo "$W/stream/$1/k4.age"; else echo "$W/stream/$1/k41.age"; fi; }
+# slice IN OFFSET LEN OUT: LEN bytes of IN at OFFSET (fewer at the end)
+slice() { tail -c +$(($2 + 1)) "$1" | head -c "$3" >"$4"; }
+
+for A in "${LANGS[@]}"; do
+    base="$W/$A-age/keychain.age"
+    [[ -s $base ]] || continue
+    S=$(spec "$A" age)
+    g="$W/stream/$A"
+    mkdir -p "$g"
+    tag="[$A stream]"
+    cp "$base" "$g/k4.age"
+    if ! ks "$A" add-stream "$S" "$g/k4.age" aes256-gcm-hkdf-4kb >/dev/null; then
+        fail "$tag add-stream aes256-gcm-hkdf-4kb"
+        continue
+    fi
+    pass
+    ks "$A" keys "$S" "$g/k4.age" >"$g/keys4.txt" && [[ $(wc -l <"$g/keys4.txt") -eq 5 ]] &&
+        cmp -s <(head -n 4 "$g/keys4.txt") "$W/$A-age/out/keys.txt" &&
+        [[ $(grep -c ' 1 stream enabled 1$' "$g/keys4.txt") -eq 1 ]] &&
+        pass || fail "$tag keys after add-stream: not the four keys and one stream primary"
+    k4id=$(awk '$3 == "stream" { print $1 }' "$g/keys4.txt")
+    cp "$g/k4.age" "$g/k41.age"
+    if ! ks "$A" add-stream "$S" "$g/k41.age" aes256-gcm-hkdf-1mb >/dev/null; then
+        fail "$tag add-stream aes256-gcm-hkdf-1mb"
+        continue
+    fi
+    pass
+    # The 4 KB key stays, enabled and no longer primary; the 1 MB key is v2.
+    ks "$A" keys "$S" "$g/k41.age" >"$g/keys41.txt" && [[ $(wc -l <"$g/keys41.txt") -eq 6 ]] &&
+        cmp -s <(head -n 4 "$g/keys41.txt") "$W/$A-age/out/keys.txt" &&
+        grep -q "^$k4id 1 stream enabled 0$" "$g/keys41.txt" &&
+        [[ $(grep -c ' 2 stream enabled 1$' "$g/keys41.txt") -eq 1 ]] &&
+        pass || fail "$tag keys after the second add-stream: not the 4 KB key demoted and a 1 MB primary"
+    for t in "${STREAMS[@]}"; do
+        IFS='|' read -r F n aad <<<"$t"
+        f="$g/$F-$n.ks"
+        want=$(stream_len "${SEG[$F]}" "$n")
+        got=""
+        ks "$A" stream-encrypt "$S" "$(stream_kc "$A" "$F")" "$IN/stream-$n.bin" "$aad" "$f" >/dev/null &&
+            got=$(stat -c %s "$f") && [[ $got -eq $want ]] &&
+            [[ $(head -c 1 "$f" | od -An -tx1 | tr -d ' ') == 28 ]] &&
+            pass || fail "$tag stream-encrypt $F, $n bytes: error, or ${got:-?} bytes (want $want) or a header not starting 0x28"
+    done
+done
+echo "cross: stream keys added and streams encrypted by each language in $((SECONDS - t0))s"
+
+t0=$SECONDS
+# The random ranges: KS_CROSS_SEED=N repeats a run's.
+SEED=${KS_CROSS_SEED:-$((RANDOM * 32768 + RANDOM))}
+RANDOM=$SEED
+echo "cross: random stream ranges from KS_CROSS_SEED=$SEED"
+for A in "${LANGS[@]}"; do
+    g="$W/stream/$A"
+    [[ -s "$g/keys41.txt" ]] || continue
+    S=$(spec "$A" age)
+    for B in "${LANGS[@]}"; do
+        [[ $B == "$A" ]] && continue
+        tag="[$A -> $B, stream]"
+        x="$W/stx/$A-$B"
+        mkdir -p "$x"
+        # stchk WHAT EXPECTED_FILE ARGS...: run B, compare output file $x/got
+        stchk() {
+            local what=$1 exp=$2
+            shift 2
+            rm -f "$x/got"
+            if ! ks "$B" "$@" "$x/got" >/dev/null; then
+                fail "$tag $what: error"
+            elif ! cmp -s "$x/got" "$exp"; then
+                fail "$tag $what: bytes differ"
+            else
+                pass
+            fi
+        }
+        ks "$B" keys "$S" "$g/k41.age" >"$x/keys.txt" && cmp -s "$x/keys.txt" "$g/keys41.txt" &&
+            pass || fail "$tag load the stream keychain: key listing differs"
+        for t in "${STREAMS[@]}"; do
+            IFS='|' read -r F n aad <<<"$t"
+            f="$g/$F-$n.ks"
+            [[ -s $f ]] || continue
+            K=$(stream_kc "$A" "$F")
+            p="$IN/stream-$n.bin"
+            stchk "stream-decrypt $F, $n bytes" "$p" stream-decrypt "$S" "$K" "$f" "$aad"
+            [[ $F == *4kb ]] &&
+                stchk "stream-decrypt $F, $n bytes, the 4 KB key not primary" "$p" stream-decrypt "$S" "$g/k41.age" "$f" "$aad"
+            # ranges: OFFSET:LEN
+            s=${SEG[$F]}
+            ranges=("$((n > 2 ? n - 2 : 0)):100") # the end, asking past it
+            if [[ $n -gt 0 ]]; then
+                r=$(((RANDOM << 15 | RANDOM) % n))
+                ranges+=("$r:$((1 + (RANDOM << 15 | RANDOM) % (n - r)))")
+            fi
+            # across the first segment boundary, and across two
+            [[ $n -gt $((s - 56)) ]] && ranges+=("$((s - 59)):7")
+            [[ $n -gt $((2 * s - 72)) ]] && ranges+=("$((s - 57)):$((s - 13))")
+            for rg in "${ranges[@]}"; do
+                off=${rg%:*} len=${rg#*:}
+                slice "$p" "$off" "$len" "$x/want"
+                stchk "stream-read-at $F, $n bytes, $len at $off" "$x/want" stream-read-at "$S" "$K" "$f" "$aad" "$off" "$len"
+            done
+        done
+    done
+done
+echo "cross: every pair decrypted the other's streams in $((SECONDS - t0))s"
+
 # --- error parity: the same bad inputs, the same kind in every language ---------------
 t0=$SECONDS
 # expect TAG KIND ARGS...: every language's tool fails with KIND (the kind's
@@ -499,5 +644,112 @@ for ai in "${!LANGS[@]}"; do
     done
 done
 echo "cross: error parity checked in $((SECONDS - t0))s"
+
+# --- stream error parity (issue 16) ----------------------------------------------------
+# A's several-segment streams, damaged: the same kind from every language,
+# through the sequential reader (stream-decrypt) and the random-access API
+# (stream-read-at of the whole plaintext). docs/STREAMING.md and FORMAT.md
+# §13: any tag failure is Authentication (cut short, even at a segment
+# boundary; a byte changed; segments reordered or repeated; the wrong key
+# or aad); bytes that are not a stream's header are Format.
+t0=$SECONDS
+# swapseg IN OUT S I J: segment J of IN (S bytes each) in place of segment
+# I, and I in place of J unless the fifth argument is "copy" (a repeat).
+swapseg() { "$PY" -c 'import sys
+b = bytearray(open(sys.argv[1], "rb").read()); s = int(sys.argv[3]); i, j = int(sys.argv[4]), int(sys.argv[5])
+si, sj = bytes(b[i * s:(i + 1) * s]), bytes(b[j * s:(j + 1) * s])
+assert len(si) == len(sj) == s, "segments must be full"
+b[i * s:(i + 1) * s] = sj
+if sys.argv[6] != "copy": b[j * s:(j + 1) * s] = si
+open(sys.argv[2], "wb").write(b)' "$1" "$2" "$3" "$4" "$5" "${6:-swap}"; }
+# expect_ok TAG EXPECTED_FILE ARGS...: every language succeeds with these bytes.
+expect_ok() {
+    local tag=$1 exp=$2 B
+    shift 2
+    for B in "${LANGS[@]}"; do
+        rm -f "$W/ok.out"
+        ks "$B" "$@" "$W/ok.out" >/dev/null 2>&1 && cmp -s "$W/ok.out" "$exp" && pass || fail "$tag: $B: error or other bytes"
+    done
+}
+# expect_same TAG ARGS...: every language fails, with one kind (whichever).
+expect_same() {
+    local tag=$1 B out rc first="" answers="" nbad=0
+    shift
+    for B in "${LANGS[@]}"; do
+        out=$(ks "$B" "$@" "$W/err.out" 2>/dev/null)
+        rc=$?
+        answers+=" $B=${out:-?}(exit $rc)"
+        [[ -z $first ]] && first="$out/$rc"
+        if [[ $rc -gt 10 && "$out/$rc" == "$first" ]]; then pass; else nbad=$((nbad + 1)); fi
+    done
+    if [[ $nbad -gt 0 ]]; then
+        FAILED=$((FAILED + nbad))
+        echo "FAIL $tag: expected one kind from every language, got$answers"
+    fi
+}
+for ai in "${!LANGS[@]}"; do
+    A=${LANGS[$ai]}
+    other=${LANGS[$(((ai + 1) % ${#LANGS[@]}))]}
+    g="$W/stream/$A"
+    [[ -s "$g/keys41.txt" ]] || { fail "[$A] stream error cases: no stream keychain"; continue; }
+    S=$(spec "$A" age)
+    e="$W/err-$A/stream"
+    mkdir -p "$e"
+    tag="[stream errors, inputs by $A]"
+    for F in "${STREAM_FORMATS[@]}"; do
+        s=${SEG[$F]} n=${MANY[$F]}
+        K=$(stream_kc "$A" "$F")
+        f="$g/$F-$n.ks"
+        [[ -s $f ]] || { fail "$tag $F: no stream"; continue; }
+        L=$(stat -c %s "$f")
+        segs=$(((L + s - 1) / s))
+        t="$tag $F ($segs segments)"
+        head -c $(((segs - 1) * s)) "$f" >"$e/$F-cut-last"   # the last segment missing
+        head -c $((L - 20)) "$f" >"$e/$F-cut-20"               # 20 bytes short
+        flip "$f" "$e/$F-seg1" $((s + 100))                   # a byte of segment 1
+        flip "$f" "$e/$F-tag" -1                              # the last tag
+        flip "$f" "$e/$F-salt" 5                              # the header's salt
+        setbytes "$f" "$e/$F-hdr" 0 27                        # the header's length byte
+        swapseg "$f" "$e/$F-swap" "$s" 1 2                    # segments 1 and 2 swapped
+        swapseg "$f" "$e/$F-repeat" "$s" 2 1 copy             # segment 1 twice
+        head -c 39 "$f" >"$e/$F-short"                        # shorter than a header
+        all=$((n + 10))
+        for op in stream-decrypt stream-read-at; do
+            extra=()
+            [[ $op == stream-read-at ]] && extra=(0 "$all")
+            expect "$t last segment missing: $op" Authentication $op "$S" "$K" "$e/$F-cut-last" "$STREAM_AAD" "${extra[@]}"
+            expect "$t cut 20 bytes short: $op" Authentication $op "$S" "$K" "$e/$F-cut-20" "$STREAM_AAD" "${extra[@]}"
+            expect "$t tampered byte in segment 1: $op" Authentication $op "$S" "$K" "$e/$F-seg1" "$STREAM_AAD" "${extra[@]}"
+            expect "$t tampered last tag: $op" Authentication $op "$S" "$K" "$e/$F-tag" "$STREAM_AAD" "${extra[@]}"
+            expect "$t tampered salt: $op" Authentication $op "$S" "$K" "$e/$F-salt" "$STREAM_AAD" "${extra[@]}"
+            expect "$t segments 1 and 2 swapped: $op" Authentication $op "$S" "$K" "$e/$F-swap" "$STREAM_AAD" "${extra[@]}"
+            expect "$t segment 1 repeated: $op" Authentication $op "$S" "$K" "$e/$F-repeat" "$STREAM_AAD" "${extra[@]}"
+            expect "$t wrong aad: $op" Authentication $op "$S" "$K" "$f" "stream ü ✗" "${extra[@]}"
+            expect "$t empty aad: $op" Authentication $op "$S" "$K" "$f" "" "${extra[@]}"
+            expect "$t ${other}'s stream keychain: $op" Authentication $op "$(spec "$other" age)" "$(stream_kc "$other" "$F")" "$f" "$STREAM_AAD" "${extra[@]}"
+            expect "$t header length byte 0x27: $op" Format $op "$S" "$K" "$e/$F-hdr" "$STREAM_AAD" "${extra[@]}"
+            expect "$t 39 bytes: $op" Format $op "$S" "$K" "$e/$F-short" "$STREAM_AAD" "${extra[@]}"
+            expect "$t no stream key: $op" UnknownKey $op "$S" "$W/$A-age/keychain.age" "$f" "$STREAM_AAD" "${extra[@]}"
+        done
+        # Random access checks only the segments a read touches: segment 0
+        # of the stream damaged in segment 1, or cut short, still reads.
+        slice "$IN/stream-$n.bin" 0 100 "$e/$F-first100"
+        expect_ok "$t segment 0 of a stream tampered in segment 1: stream-read-at" "$e/$F-first100" \
+            stream-read-at "$S" "$K" "$e/$F-seg1" "$STREAM_AAD" 0 100
+        expect_ok "$t segment 0 of a stream missing its last segment: stream-read-at" "$e/$F-first100" \
+            stream-read-at "$S" "$K" "$e/$F-cut-last" "$STREAM_AAD" 0 100
+        # A header and under 16 bytes more: every language says the same
+        # kind (Authentication today, where FORMAT.md §13 says a stream
+        # under 56 bytes is Format; reported, not pinned here).
+        head -c 50 "$f" >"$e/$F-50"
+        expect_same "$t 50 bytes: stream-decrypt" stream-decrypt "$S" "$K" "$e/$F-50" "$STREAM_AAD"
+        expect_same "$t 50 bytes: stream-read-at" stream-read-at "$S" "$K" "$e/$F-50" "$STREAM_AAD" 0 10
+    done
+    expect "$tag no stream key: stream-encrypt" UnknownKey stream-encrypt "$S" "$W/$A-age/keychain.age" "$IN/stream-1.bin" "$STREAM_AAD"
+    cp "$g/k4.age" "$e/add-stream.age"
+    expect_args "$tag unknown format: add-stream" InvalidInput add-stream "$S" "$e/add-stream.age" aes128-gcm-hkdf-4kb
+    cmp -s "$e/add-stream.age" "$g/k4.age" && pass || fail "$tag a failed add-stream changed the keychain file"
+done
+echo "cross: stream error parity checked in $((SECONDS - t0))s"
 
 finish
