@@ -110,9 +110,9 @@ func NewKmipRoot(cfg KmipConfig) (*Root, error) {
 	default:
 		return nil, newError(C.KS_ERR_INVALID_INPUT, `Version must be "1.4" or "2.0"`)
 	}
-	ms := cfg.Timeout.Milliseconds()
-	if cfg.Timeout < 0 || ms > 3_600_000 || (cfg.Timeout > 0 && ms == 0) {
-		return nil, newError(C.KS_ERR_INVALID_INPUT, "Timeout must be between 1 ms and 1 hour (0 for the default)")
+	ms, err := timeoutMillis(cfg.Timeout)
+	if err != nil {
+		return nil, err
 	}
 	var cs cStrings
 	defer cs.done()
@@ -120,7 +120,7 @@ func NewKmipRoot(cfg KmipConfig) (*Root, error) {
 	var out *C.ks_root
 	var cerr *C.ks_error
 	st := C.ks_root_kmip_new(str(cfg.Host), C.uint16_t(cfg.Port), str(cfg.ServerName), str(cfg.CAFile),
-		str(cfg.CertFile), str(cfg.KeyFile), str(cfg.KeyID), str(cfg.KeyName), version, C.uint32_t(ms),
+		str(cfg.CertFile), str(cfg.KeyFile), str(cfg.KeyID), str(cfg.KeyName), version, ms,
 		createFlag(cfg.CreateKey), &out, &cerr)
 	if err := cErr(st, cerr); err != nil {
 		return nil, err
@@ -130,7 +130,8 @@ func NewKmipRoot(cfg KmipConfig) (*Root, error) {
 
 // HealthCheck reports whether the root can serve: for a PKCS#11 root it
 // opens a session and finds the key; for a KMIP root it asks the server
-// for the key's state (it must be active); age roots are always healthy.
+// for the key's state (it must be active); for an AWS KMS root it calls
+// DescribeKey (the key must be enabled); age roots are always healthy.
 // Errors: ErrUnavailable (closed, or device or server unreachable),
 // ErrKeyDisabled, ErrKeyDestroyed, ErrUnknownKey, ErrBackend.
 func (r *Root) HealthCheck() error {
@@ -141,6 +142,16 @@ func (r *Root) HealthCheck() error {
 	defer r.release()
 	var cerr *C.ks_error
 	return cErr(C.ks_root_health_check(p, &cerr), cerr)
+}
+
+// timeoutMillis is a device's Timeout as the C API's milliseconds (0: the
+// C API's default).
+func timeoutMillis(d time.Duration) (C.uint32_t, error) {
+	ms := d.Milliseconds()
+	if d < 0 || ms > 3_600_000 || (d > 0 && ms == 0) {
+		return 0, newError(C.KS_ERR_INVALID_INPUT, "Timeout must be between 1 ms and 1 hour (0 for the default)")
+	}
+	return C.uint32_t(ms), nil
 }
 
 func createFlag(create bool) C.uint32_t {

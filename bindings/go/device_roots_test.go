@@ -14,8 +14,8 @@ import (
 	"time"
 )
 
-// The device roots against the real peers (a SoftHSM2 token and a PyKMIP
-// server on loopback), started by scripts/peers.sh; `make test` does it.
+// The device roots against the real peers (a SoftHSM2 token, a PyKMIP
+// server and moto's AWS KMS on loopback), started by scripts/peers.sh; `make test` does it.
 // Without them these tests skip, or fail when KEYSTRATA_REQUIRE_PEERS=1.
 func peerEnv(t *testing.T, names ...string) map[string]string {
 	t.Helper()
@@ -86,6 +86,13 @@ func deviceRoots(t *testing.T) map[string]func(t *testing.T) *Root {
 		},
 		"kmip": func(t *testing.T) *Root {
 			r, err := NewKmipRoot(kmipConfig(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		},
+		"aws-kms": func(t *testing.T) *Root {
+			r, err := NewAwsKmsRoot(awsKmsConfig(t, "SYMMETRIC_DEFAULT"))
 			if err != nil {
 				t.Fatal(err)
 			}

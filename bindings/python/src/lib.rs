@@ -8,12 +8,12 @@
 //! - `buf`: bytes in (any bytes-like object) and bytes out.
 //! - `types`: frozen value classes (`Envelope`, `KeyInfo`, `Policy`, `Event`,
 //!   `RotationPlan`).
-//! - `roots`: `AgeRoot`, `PassphraseRoot`, `Pkcs11Root`, `KmipRoot`,
+//! - `roots`: `AgeRoot`, `PassphraseRoot`, `Pkcs11Root`, `KmipRoot`, `AwsKmsRoot`,
 //!   `UriRoot`, and the `root` argument every method takes.
 //! - `custom_root`: `CustomRoot`, a Python object as a root.
 //! - `sign`: `Signature`, the algorithm and format names,
 //!   `verify_signature` and `verify_minisign`.
-//! - `signer`: `Pkcs11Signer`, `KeychainSigner` (the `Signer` contract) and
+//! - `signer`: `Pkcs11Signer`, `AwsKmsSigner`, `KeychainSigner` (the `Signer` contract) and
 //!   `sign_minisign` through either.
 //! - `trust`: `TrustedKeys`, `TrustedKey`, `TrustVerified` (the trust
 //!   file).
@@ -214,6 +214,7 @@ const _: () = {
     assert!(align_of::<roots::PyPassphraseRoot>() <= 16);
     assert!(align_of::<roots::PyPkcs11Root>() <= 16);
     assert!(align_of::<roots::PyKmipRoot>() <= 16);
+    assert!(align_of::<roots::PyAwsKmsRoot>() <= 16);
     assert!(align_of::<roots::PyUriRoot>() <= 16);
     assert!(align_of::<custom_root::PyCustomRoot>() <= 16);
     assert!(align_of::<types::PyEnvelope>() <= 16);
@@ -223,6 +224,7 @@ const _: () = {
     assert!(align_of::<types::PyRotationPlan>() <= 16);
     assert!(align_of::<sign::PySignature>() <= 16);
     assert!(align_of::<signer::PyPkcs11Signer>() <= 16);
+    assert!(align_of::<signer::PyAwsKmsSigner>() <= 16);
     assert!(align_of::<signer::PyKeychainSigner>() <= 16);
     assert!(align_of::<trust::PyTrustedKeys>() <= 16);
     assert!(align_of::<trust::PyTrustedKey>() <= 16);
@@ -242,6 +244,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<roots::PyPassphraseRoot>()?;
     m.add_class::<roots::PyPkcs11Root>()?;
     m.add_class::<roots::PyKmipRoot>()?;
+    m.add_class::<roots::PyAwsKmsRoot>()?;
     m.add_class::<roots::PyUriRoot>()?;
     m.add_class::<custom_root::PyCustomRoot>()?;
     m.add_class::<types::PyEnvelope>()?;
@@ -251,6 +254,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::PyRotationPlan>()?;
     m.add_class::<sign::PySignature>()?;
     m.add_class::<signer::PyPkcs11Signer>()?;
+    m.add_class::<signer::PyAwsKmsSigner>()?;
     m.add_class::<signer::PyKeychainSigner>()?;
     m.add_class::<trust::PyTrustedKeys>()?;
     m.add_class::<trust::PyTrustedKey>()?;

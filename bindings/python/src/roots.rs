@@ -30,7 +30,7 @@ macro_rules! key_manager_pymethods {
             $($own)*
 
             /// The provider name written into envelopes (``"age"``,
-            /// ``"age-scrypt"``, ``"pkcs11"``, ``"kmip"``, or a
+            /// ``"age-scrypt"``, ``"pkcs11"``, ``"kmip"``, ``"aws-kms"``, or a
             /// ``CustomRoot``'s own).
             #[getter]
             fn provider(&self) -> String {
@@ -422,14 +422,12 @@ impl PyKmipRoot {
             "2.0" => KmipVersion::V2_0,
             v => return Err(PyValueError::new_err(format!("version must be \"1.4\" or \"2.0\", not {v:?}"))),
         };
-        if !(timeout.is_finite() && timeout > 0.0 && timeout <= 3600.0) {
-            return Err(PyValueError::new_err("timeout must be a number of seconds in (0, 3600]"));
-        }
+        let timeout = timeout_arg(timeout)?;
         let inner = call(py, true, || {
             let mut config = KmipConfig::new(host, port, key_ref).with_pem_files(&ca, &cert, &key)?;
             config.server_name = server_name;
             config.version = version;
-            config.timeout = Duration::from_secs_f64(timeout);
+            config.timeout = timeout;
             config.create_key = create_key;
             keystrata::root::kmip::KmipRoot::connect(config)
         })?;
@@ -447,6 +445,98 @@ impl PyKmipRoot {
 
     fn __repr__(&self) -> String {
         format!("KmipRoot(key_id={})", py_repr(self.inner.key_id()))
+    }
+}
+}
+
+/// A device's ``timeout=`` (seconds) as a duration: in (0, 3600].
+fn timeout_arg(timeout: f64) -> PyResult<Duration> {
+    if !(timeout.is_finite() && timeout > 0.0 && timeout <= 3600.0) {
+        return Err(PyValueError::new_err(
+            "timeout must be a number of seconds in (0, 3600]",
+        ));
+    }
+    Ok(Duration::from_secs_f64(timeout))
+}
+
+/// The settings of ``AwsKmsRoot`` and ``AwsKmsSigner``, read once here
+/// (the core checks the key, endpoint, region and profile).
+pub(crate) fn aws_kms_config(
+    key_id: String,
+    region: Option<String>,
+    endpoint_url: Option<String>,
+    profile: Option<String>,
+    timeout: f64,
+) -> PyResult<keystrata::AwsKmsConfig> {
+    let mut config = keystrata::AwsKmsConfig::new(key_id);
+    config.region = region;
+    config.endpoint_url = endpoint_url;
+    config.profile = profile;
+    config.timeout = timeout_arg(timeout)?;
+    Ok(config)
+}
+
+/// A root whose key is a symmetric (``SYMMETRIC_DEFAULT``) AWS KMS key.
+///
+/// ``key_id`` is a key ID, key ARN, alias name (``"alias/..."``) or alias
+/// ARN; ``region`` defaults to the key ARN's region, else the AWS SDK's
+/// chain (``AWS_REGION``, the profile's region); ``endpoint_url`` to the
+/// region's KMS endpoint (give one for a VPC or FIPS endpoint, or a local
+/// stand-in such as moto's server); ``profile`` to ``AWS_PROFILE``, else
+/// ``default``; ``timeout`` (seconds) bounds every KMS call, its retries
+/// and the fetching of credentials included. Credentials come from the
+/// SDK's default chain (environment, shared files and profiles, web
+/// identity as GitHub's OIDC and EKS provide, ECS and EC2 roles): never an
+/// argument.
+///
+/// The key is checked (``DescribeKey``) before the constructor returns.
+/// Data keys are wrapped with KMS ``Encrypt`` under an encryption context
+/// that binds keystrata's context; a keychain saved under it takes one KMS
+/// call per save or load (docs/AWS-KMS.md).
+///
+/// Errors: ``InvalidInputError`` (empty or malformed key, an endpoint URL
+/// with user information, no region anywhere), ``UnavailableError`` (KMS
+/// unreachable or not answering within the timeout), ``BackendError``
+/// (credentials missing or refused, no permission, throttling),
+/// ``UnknownKeyError`` (no such key or alias), ``KeyDisabledError``,
+/// ``KeyDestroyedError`` (pending deletion), ``UnsupportedError`` (not a
+/// symmetric encryption key); ``ValueError`` for a timeout outside
+/// (0, 3600]. Calls release the interpreter while waiting on the network.
+#[pyclass(frozen, name = "AwsKmsRoot", module = "keystrata")]
+pub(crate) struct PyAwsKmsRoot {
+    pub(crate) inner: keystrata::AwsKmsRoot,
+    /// Decrypts portable ciphertexts, caching KEKs (made on first use).
+    portable: OnceLock<keystrata::PortableDecryptor>,
+}
+
+key_manager_pymethods! {
+impl PyAwsKmsRoot {
+    #[new]
+    #[pyo3(signature = (key_id, *, region = None, endpoint_url = None, profile = None, timeout = 5.0))]
+    fn new(
+        py: Python<'_>,
+        key_id: String,
+        region: Option<String>,
+        endpoint_url: Option<String>,
+        profile: Option<String>,
+        timeout: f64,
+    ) -> PyResult<Self> {
+        let config = aws_kms_config(key_id, region, endpoint_url, profile, timeout)?;
+        let inner = call(py, true, || keystrata::AwsKmsRoot::connect(config))?;
+        Ok(PyAwsKmsRoot {
+            inner,
+            portable: OnceLock::new(),
+        })
+    }
+
+    /// The key's ARN (what envelopes name; an alias is resolved to it).
+    #[getter]
+    fn key_arn(&self) -> String {
+        self.inner.key_arn().to_owned()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("AwsKmsRoot(key_arn={})", py_repr(self.inner.key_arn()))
     }
 }
 }
@@ -496,6 +586,7 @@ pub(crate) enum RootArg {
     Passphrase(keystrata::PassphraseRoot),
     Pkcs11(keystrata::root::Pkcs11Root),
     Kmip(keystrata::root::kmip::KmipRoot),
+    AwsKms(keystrata::AwsKmsRoot),
     Uri(Arc<dyn Root>),
     Custom(Arc<dyn Root>),
 }
@@ -507,6 +598,7 @@ impl RootArg {
             RootArg::Passphrase(r) => r,
             RootArg::Pkcs11(r) => r,
             RootArg::Kmip(r) => r,
+            RootArg::AwsKms(r) => r,
             RootArg::Uri(r) | RootArg::Custom(r) => &**r,
         }
     }
@@ -563,6 +655,9 @@ impl<'a, 'py> FromPyObject<'a, 'py> for RootArg {
         if let Ok(r) = obj.cast::<PyKmipRoot>() {
             return Ok(RootArg::Kmip(r.get().inner.clone()));
         }
+        if let Ok(r) = obj.cast::<PyAwsKmsRoot>() {
+            return Ok(RootArg::AwsKms(r.get().inner.clone()));
+        }
         if let Ok(r) = obj.cast::<PyUriRoot>() {
             return Ok(RootArg::Uri(r.get().inner.clone()));
         }
@@ -570,8 +665,8 @@ impl<'a, 'py> FromPyObject<'a, 'py> for RootArg {
             return Ok(RootArg::Custom(r.get().inner.clone()));
         }
         Err(PyTypeError::new_err(format!(
-            "root must be an AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot, UriRoot or CustomRoot, \
-             not {}",
+            "root must be an AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot, AwsKmsRoot, UriRoot or \
+             CustomRoot, not {}",
             type_name(&obj)
         )))
     }

@@ -1,4 +1,5 @@
-//! Signers: `Pkcs11Signer` (a key that never leaves a PKCS#11 token) and
+//! Signers: `Pkcs11Signer` (a key that never leaves a PKCS#11 token),
+//! `AwsKmsSigner` (one that never leaves AWS KMS) and
 //! `KeychainSigner` (a keychain's signing primary, from
 //! `Keychain.signer()`), both the core's `Signer` contract; and
 //! `sign_minisign`, a `.minisig` made through either. The methods of the
@@ -17,7 +18,7 @@ use pyo3::types::PyBytes;
 use crate::buf::{bytes_out, type_name, BytesIn};
 use crate::errors::call;
 use crate::keychain::PyKeychain;
-use crate::roots::pkcs11_config;
+use crate::roots::{aws_kms_config, pkcs11_config};
 use crate::sign::{algorithm_from, public_key_format_from};
 use crate::types::py_repr;
 
@@ -221,6 +222,73 @@ impl PyPkcs11Signer {
 }
 }
 
+/// An ECDSA signing key kept in AWS KMS (an asymmetric ``SIGN_VERIFY`` key
+/// of spec ``ECC_NIST_P256``, ``"ecdsa-p256"``, or ``ECC_SECG_P256K1``,
+/// ``"ecdsa-secp256k1"``). A ``keystrata.Signer``.
+///
+/// ``key_id``, ``region``, ``endpoint_url``, ``profile`` and ``timeout``
+/// are as for ``AwsKmsRoot``, and so are the credentials (the AWS SDK's
+/// default chain, never an argument). The key is checked and its public
+/// key fetched before the constructor returns. ``sign`` hashes the message
+/// here and calls KMS ``Sign`` with ``MessageType=DIGEST`` and
+/// ``ECDSA_SHA_256``; every signature is checked against the public key
+/// before it is returned (DER). The key never leaves KMS.
+///
+/// Errors: as ``AwsKmsRoot``; ``UnsupportedError`` for a key of another
+/// spec or usage (RSA, P-384, symmetric...). Once the key is disabled in
+/// KMS, ``sign`` raises ``KeyDisabledError``. Every call that reaches KMS
+/// releases the GIL; the signer is safe to share between threads. A
+/// context manager: ``with`` closes it.
+#[pyclass(frozen, name = "AwsKmsSigner", module = "keystrata")]
+pub(crate) struct PyAwsKmsSigner {
+    inner: keystrata::sign::AwsKmsSigner,
+}
+
+impl HoldsSigner for PyAwsKmsSigner {
+    const REMOTE: bool = true;
+
+    fn run<T, F>(&self, py: Python<'_>, detach: bool, f: F) -> PyResult<T>
+    where
+        F: FnOnce(&dyn Signer) -> keystrata::Result<T> + Send,
+        T: Send,
+    {
+        call(py, detach, || f(&self.inner))
+    }
+
+    fn close_signer(&self, py: Python<'_>) -> PyResult<()> {
+        call(py, true, || self.inner.close())
+    }
+}
+
+signer_pymethods! {
+impl PyAwsKmsSigner {
+    #[new]
+    #[pyo3(signature = (key_id, *, region = None, endpoint_url = None, profile = None, timeout = 5.0))]
+    fn new(
+        py: Python<'_>,
+        key_id: String,
+        region: Option<String>,
+        endpoint_url: Option<String>,
+        profile: Option<String>,
+        timeout: f64,
+    ) -> PyResult<Self> {
+        let config = aws_kms_config(key_id, region, endpoint_url, profile, timeout)?;
+        let inner = call(py, true, || keystrata::sign::AwsKmsSigner::open(config))?;
+        Ok(PyAwsKmsSigner { inner })
+    }
+
+    /// The key's ARN (an alias is resolved to it).
+    #[getter]
+    fn key_arn(&self) -> String {
+        self.inner.key_arn().to_owned()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("AwsKmsSigner(key_arn={})", py_repr(self.inner.key_arn()))
+    }
+}
+}
+
 /// A keychain's signing primary as a ``keystrata.Signer``, from
 /// ``Keychain.signer()``: each call signs with whichever key is primary at
 /// that moment (so a rotation takes effect at once), with the keychain's
@@ -287,6 +355,7 @@ impl PyKeychainSigner {
 /// A `signer` argument: one of the signer classes.
 pub(crate) enum SignerArg<'a> {
     Pkcs11(&'a PyPkcs11Signer),
+    AwsKms(&'a PyAwsKmsSigner),
     Keychain(&'a PyKeychainSigner),
 }
 
@@ -297,11 +366,14 @@ impl<'a, 'py> FromPyObject<'a, 'py> for SignerArg<'a> {
         if let Ok(s) = obj.cast::<PyPkcs11Signer>() {
             return Ok(SignerArg::Pkcs11(s.get()));
         }
+        if let Ok(s) = obj.cast::<PyAwsKmsSigner>() {
+            return Ok(SignerArg::AwsKms(s.get()));
+        }
         if let Ok(s) = obj.cast::<PyKeychainSigner>() {
             return Ok(SignerArg::Keychain(s.get()));
         }
         Err(PyTypeError::new_err(format!(
-            "signer must be a Pkcs11Signer or a KeychainSigner, not {}",
+            "signer must be a Pkcs11Signer, an AwsKmsSigner or a KeychainSigner, not {}",
             type_name(&obj)
         )))
     }
@@ -360,6 +432,7 @@ pub(crate) fn sign_minisign(
     let sign = |s: &dyn Signer| minisign_with(s, d, trusted_comment);
     match signer {
         SignerArg::Pkcs11(s) => s.run(py, true, sign),
+        SignerArg::AwsKms(s) => s.run(py, true, sign),
         SignerArg::Keychain(s) => s.run(py, true, sign),
     }
 }

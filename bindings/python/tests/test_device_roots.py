@@ -1,15 +1,17 @@
-"""Pkcs11Root and KmipRoot against the real peers: a SoftHSM2 token and a
-PyKMIP server on loopback, started by ``scripts/peers.sh`` (``make test``
+"""Pkcs11Root, KmipRoot and AwsKmsRoot against the real peers: a SoftHSM2
+token, a PyKMIP server and moto's AWS KMS on loopback, started by
+``scripts/peers.sh`` (``make test``
 does it). Without them the tests skip, or fail under
 KEYSTRATA_REQUIRE_PEERS=1 (as test.sh runs them)."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 import uuid
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Union
 
 import pytest
 
@@ -60,21 +62,58 @@ def make_kmip(**kw: object) -> keystrata.KmipRoot:
     return keystrata.KmipRoot(e["KS_TEST_KMIP_HOST"], int(e["KS_TEST_KMIP_PORT"]), **args)  # type: ignore[arg-type]
 
 
-ROOTS: dict[str, Callable[[], keystrata.Pkcs11Root | keystrata.KmipRoot]] = {
+AWS_VARS = ("KS_TEST_AWS_ENDPOINT", "KS_TEST_AWS_CTL", "KS_TEST_AWS_DIR")
+
+
+def moto(cmd: str, arg: str) -> str:
+    """scripts/peers/moto.sh CMD DIR ARG (``key SPEC`` prints a new key's ID;
+    ``disable-key KEY_ID``), as the C and Go suites make their keys."""
+    e = _env(*AWS_VARS)
+    out = subprocess.run(
+        ["bash", e["KS_TEST_AWS_CTL"], cmd, e["KS_TEST_AWS_DIR"], arg],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return out.stdout.strip()
+
+
+def aws_kms_args(spec: str = "SYMMETRIC_DEFAULT", **kw: object) -> dict[str, object]:
+    """The constructor arguments for a new moto key of ``spec``."""
+    e = _env(*AWS_VARS)
+    args: dict[str, object] = {
+        "key_id": moto("key", spec),
+        "region": "us-east-1",
+        "endpoint_url": e["KS_TEST_AWS_ENDPOINT"],
+        "timeout": 5.0,
+    }
+    args.update(kw)
+    return args
+
+
+def make_aws_kms(**kw: object) -> keystrata.AwsKmsRoot:
+    return keystrata.AwsKmsRoot(**aws_kms_args(**kw))  # type: ignore[arg-type]
+
+
+DeviceRoot = Union[keystrata.Pkcs11Root, keystrata.KmipRoot, keystrata.AwsKmsRoot]
+
+ROOTS: dict[str, Callable[[], DeviceRoot]] = {
     "pkcs11": make_pkcs11,
     "kmip": make_kmip,
+    "aws-kms": make_aws_kms,
 }
 
 
 @pytest.fixture(params=sorted(ROOTS))
-def root(request: pytest.FixtureRequest) -> Iterator[keystrata.Pkcs11Root | keystrata.KmipRoot]:
+def root(request: pytest.FixtureRequest) -> Iterator[DeviceRoot]:
     r = ROOTS[request.param]()
     yield r
     r.close()
 
 
-def test_key_manager_contract(root: keystrata.Pkcs11Root | keystrata.KmipRoot) -> None:
-    assert root.provider in ("pkcs11", "kmip")
+def test_key_manager_contract(root: DeviceRoot) -> None:
+    assert root.provider in ("pkcs11", "kmip", "aws-kms")
     assert root.active_key_version() >= 1
     root.health_check()
     for n in (16, 24, 32):
@@ -105,7 +144,7 @@ def test_key_manager_contract(root: keystrata.Pkcs11Root | keystrata.KmipRoot) -
 
 
 def test_keychain_saved_under_device_root_loads_only_through_it(
-    root: keystrata.Pkcs11Root | keystrata.KmipRoot, tmp_path: os.PathLike[str]
+    root: DeviceRoot, tmp_path: os.PathLike[str]
 ) -> None:
     with keystrata.Keychain.generate() as kc:
         sealed = kc.seal(b"secret", b"aad")
@@ -128,7 +167,7 @@ def test_keychain_saved_under_device_root_loads_only_through_it(
             assert bound.decrypt(blob, b"") == b"doc"
 
 
-def test_close_makes_every_call_unavailable(root: keystrata.Pkcs11Root | keystrata.KmipRoot) -> None:
+def test_close_makes_every_call_unavailable(root: DeviceRoot) -> None:
     env = root.wrap_key(b"x" * 32)
     root.close()
     root.close()
@@ -142,7 +181,7 @@ def test_close_makes_every_call_unavailable(root: keystrata.Pkcs11Root | keystra
             call()
 
 
-def test_threads_share_one_root_and_release_the_gil(root: keystrata.Pkcs11Root | keystrata.KmipRoot) -> None:
+def test_threads_share_one_root_and_release_the_gil(root: DeviceRoot) -> None:
     errors: list[BaseException] = []
     ticks = 0
     stop = threading.Event()

@@ -14,7 +14,7 @@ import pytest
 
 import keystrata
 
-from test_device_roots import KMIP_VARS, PKCS11_VARS, _env
+from test_device_roots import KMIP_VARS, PKCS11_VARS, _env, aws_kms_args
 
 
 def test_age_identity_file(tmp_path: Path) -> None:
@@ -64,7 +64,8 @@ def test_passphrase_from_env_and_file(tmp_path: Path, monkeypatch: pytest.Monkey
         ("", keystrata.InvalidInputError),
         ("vault:x", keystrata.InvalidInputError),
         ("age:", keystrata.InvalidInputError),
-        ("aws-kms:arn", keystrata.UnsupportedError),
+        ("aws-kms:k?secret-access-key=424242", keystrata.InvalidInputError),
+        ("aws-kms:k?timeout=0", keystrata.InvalidInputError),
         ("pkcs11:token=t;object=k?module-path=/m.so&pin-value=424242", keystrata.InvalidInputError),
         ("kmip://h?key-name=k&ca=/c&cert=/e", keystrata.InvalidInputError),
         ("age:/nonexistent/keystrata/root.key", keystrata.IoError),
@@ -127,6 +128,18 @@ def test_kmip_uri_reaches_the_server() -> None:
         with keystrata.Keychain.load(saved, direct) as back:
             assert back.keys() == kc.keys()
     assert os.environ["KS_TEST_KMIP_KEY"] not in repr(root)
+
+
+def test_aws_kms_uri_opens_the_key() -> None:
+    args = aws_kms_args()
+    uri = f"aws-kms:{args['key_id']}?region=us-east-1&endpoint-url={args['endpoint_url']}&timeout=5"
+    root = keystrata.root_from_uri(uri)
+    assert root.provider == "aws-kms"
+    direct = keystrata.AwsKmsRoot(**args)  # type: ignore[arg-type]
+    with keystrata.Keychain.generate() as kc:
+        saved = kc.save(root)
+        with keystrata.Keychain.load(saved, direct) as back:
+            assert back.keys() == kc.keys()
 
 
 def test_a_uri_root_is_a_key_manager(tmp_path: Path) -> None:

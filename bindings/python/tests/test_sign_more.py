@@ -512,7 +512,7 @@ def test_sign_minisign_through_a_signer(kc: keystrata.Keychain, cli: CliKey) -> 
     kc.rotate_signing("ecdsa-p256")
     with pytest.raises(keystrata.UnsupportedError):
         keystrata.sign_minisign(kc.signer(), DATA)
-    with pytest.raises(TypeError, match="Pkcs11Signer or a KeychainSigner"):
+    with pytest.raises(TypeError, match="Pkcs11Signer, an AwsKmsSigner or a KeychainSigner"):
         keystrata.sign_minisign(kc, DATA)  # type: ignore[arg-type]
 
 

@@ -77,11 +77,12 @@ Quick start::
         der = s.sign(b"release 1.2.3")
 
 Classes: ``Keychain``, ``AgeRoot``, ``PassphraseRoot``, ``Pkcs11Root``,
-``KmipRoot``, ``UriRoot`` (from ``root_from_uri``, docs/ROOTS.md),
+``KmipRoot``, ``AwsKmsRoot``, ``UriRoot`` (from ``root_from_uri``, docs/ROOTS.md),
 ``CustomRoot``, ``Envelope``,
 ``KeyInfo``, ``Policy``, ``Event``, ``RotationPlan`` (from
 ``Keychain.prepare_rotation``), ``Signature`` (from ``Keychain.sign``),
-``Pkcs11Signer`` and ``KeychainSigner`` (from ``Keychain.signer()``),
+``Pkcs11Signer``, ``AwsKmsSigner`` and ``KeychainSigner`` (from
+``Keychain.signer()``),
 ``TrustedKeys`` with ``TrustedKey`` and ``TrustVerified``,
 ``EncryptingWriter``, ``DecryptingReader`` and ``SeekableDecryptor``
 (streams, from ``Keychain.encrypting_writer`` and friends);
@@ -112,6 +113,8 @@ from typing import TYPE_CHECKING, Dict, Protocol, TypedDict, Union
 from keystrata._native import (
     CORE_VERSION,
     AgeRoot,
+    AwsKmsRoot,
+    AwsKmsSigner,
     CustomRoot,
     DecryptingReader,
     EncryptingWriter,
@@ -156,9 +159,10 @@ from keystrata.exceptions import (
     UnsupportedError,
 )
 
-Root = Union[AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot, UriRoot, CustomRoot]
+Root = Union[AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot, AwsKmsRoot, UriRoot, CustomRoot]
 """What protects a keychain at rest: an ``AgeRoot`` or a ``PassphraseRoot``
-(development), a ``Pkcs11Root`` or a ``KmipRoot`` (production), any of
+(development), a ``Pkcs11Root``, a ``KmipRoot`` or an ``AwsKmsRoot``
+(production), any of
 them named by a URI (``root_from_uri`` returns a ``UriRoot``), or a
 ``CustomRoot`` around a key manager of your own. Each is also a
 ``KeyManager``."""
@@ -166,7 +170,8 @@ them named by a URI (``root_from_uri`` returns a ``UriRoot``), or a
 
 class KeyManager(Protocol):
     """The key-manager contract shared by ``Keychain`` and every root
-    (``AgeRoot``, ``PassphraseRoot``, ``Pkcs11Root``, ``KmipRoot``): what an
+    (``AgeRoot``, ``PassphraseRoot``, ``Pkcs11Root``, ``KmipRoot``,
+    ``AwsKmsRoot``): what an
     S3-style gateway needs to wrap and unwrap data keys. A class of your
     own with these members becomes a root with ``CustomRoot(obj)`` (there
     ``active_key_version``, ``health_check`` and ``close`` are optional)."""
@@ -199,12 +204,13 @@ class KeyManager(Protocol):
 
 class Signer(Protocol):
     """The signer contract shared by ``Pkcs11Signer`` (a key that never
-    leaves a PKCS#11 token) and ``KeychainSigner`` (``Keychain.signer()``,
+    leaves a PKCS#11 token), ``AwsKmsSigner`` (one that never leaves AWS
+    KMS) and ``KeychainSigner`` (``Keychain.signer()``,
     the keychain's signing primary): code written against it runs over
     either. Signatures are 64 bytes for Ed25519 and DER for ECDSA over
     SHA-256; they verify with ``verify_signature`` and the ``"raw"`` public
     key, and with OpenSSL and ``cryptography`` using the PEM one. After
-    ``close()`` every call raises ``UnavailableError``. Both classes are
+    ``close()`` every call raises ``UnavailableError``. The classes are
     context managers too (``with`` closes them)."""
 
     @property
@@ -277,10 +283,10 @@ def decrypt_portable(blob: "Buffer", root: Root, aad: "Buffer" = b"") -> bytes:
     Errors as for ``AgeRoot.decrypt_portable``; a ``root`` of another type
     raises ``TypeError``.
     """
-    if not isinstance(root, (AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot, UriRoot, CustomRoot)):
+    if not isinstance(root, (AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot, AwsKmsRoot, UriRoot, CustomRoot)):
         raise TypeError(
-            "root must be an AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot, UriRoot or "
-            "CustomRoot, not " + type(root).__name__
+            "root must be an AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot, AwsKmsRoot, UriRoot "
+            "or CustomRoot, not " + type(root).__name__
         )
     return root.decrypt_portable(blob, aad)
 
@@ -291,6 +297,7 @@ __all__ = [
     "PassphraseRoot",
     "Pkcs11Root",
     "KmipRoot",
+    "AwsKmsRoot",
     "UriRoot",
     "CustomRoot",
     "root_from_uri",
@@ -301,6 +308,7 @@ __all__ = [
     "RotationPlan",
     "Signature",
     "Pkcs11Signer",
+    "AwsKmsSigner",
     "KeychainSigner",
     "TrustedKeys",
     "TrustedKey",

@@ -7,6 +7,8 @@ from typing_extensions import Buffer, TypeAlias
 
 from keystrata._native import CORE_VERSION as CORE_VERSION
 from keystrata._native import AgeRoot as AgeRoot
+from keystrata._native import AwsKmsRoot as AwsKmsRoot
+from keystrata._native import AwsKmsSigner as AwsKmsSigner
 from keystrata._native import CustomRoot as CustomRoot
 from keystrata._native import DecryptingReader as DecryptingReader
 from keystrata._native import EncryptingWriter as EncryptingWriter
@@ -48,7 +50,7 @@ from keystrata.exceptions import UnavailableError as UnavailableError
 from keystrata.exceptions import UnknownKeyError as UnknownKeyError
 from keystrata.exceptions import UnsupportedError as UnsupportedError
 
-Root: TypeAlias = Union[AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot, UriRoot, CustomRoot]
+Root: TypeAlias = Union[AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot, AwsKmsRoot, UriRoot, CustomRoot]
 
 class KeyManager(Protocol):
     @property
@@ -99,6 +101,7 @@ __all__ = [
     "PassphraseRoot",
     "Pkcs11Root",
     "KmipRoot",
+    "AwsKmsRoot",
     "UriRoot",
     "CustomRoot",
     "root_from_uri",
@@ -109,6 +112,7 @@ __all__ = [
     "RotationPlan",
     "Signature",
     "Pkcs11Signer",
+    "AwsKmsSigner",
     "KeychainSigner",
     "TrustedKeys",
     "TrustedKey",

@@ -20,7 +20,7 @@ from typing_extensions import Buffer, Self, deprecated
 
 from keystrata import Counters, KeyManager, PortableCounters
 
-_Root = Union[AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot, UriRoot, CustomRoot]
+_Root = Union[AgeRoot, PassphraseRoot, Pkcs11Root, KmipRoot, AwsKmsRoot, UriRoot, CustomRoot]
 _Path = Union[str, os.PathLike[str]]
 
 class _Writable(Protocol):
@@ -39,6 +39,7 @@ __all__ = [
     "PassphraseRoot",
     "Pkcs11Root",
     "KmipRoot",
+    "AwsKmsRoot",
     "UriRoot",
     "CustomRoot",
     "root_from_uri",
@@ -49,6 +50,7 @@ __all__ = [
     "RotationPlan",
     "Signature",
     "Pkcs11Signer",
+    "AwsKmsSigner",
     "KeychainSigner",
     "TrustedKeys",
     "TrustedKey",
@@ -80,7 +82,7 @@ def verify_minisign(
     public_key: Union[str, Buffer], data: Buffer, signature: Union[str, Buffer]
 ) -> str: ...
 def sign_minisign(
-    signer: Union[Pkcs11Signer, KeychainSigner], data: Buffer, trusted_comment: str = ""
+    signer: Union[Pkcs11Signer, AwsKmsSigner, KeychainSigner], data: Buffer, trusted_comment: str = ""
 ) -> str: ...
 @final
 class Envelope:
@@ -263,6 +265,29 @@ class Pkcs11Signer:
     def __exit__(self, *exc_info: object) -> bool: ...
 
 @final
+class AwsKmsSigner:
+    def __new__(
+        cls,
+        key_id: str,
+        *,
+        region: Optional[str] = None,
+        endpoint_url: Optional[str] = None,
+        profile: Optional[str] = None,
+        timeout: float = 5.0,
+    ) -> Self: ...
+    @property
+    def key_arn(self) -> str: ...
+    @property
+    def algorithm(self) -> str: ...
+    def public_key(self, format: str = "pem") -> builtins.bytes: ...
+    def sign(self, message: Buffer) -> builtins.bytes: ...
+    def sign_digest(self, digest: Buffer) -> builtins.bytes: ...
+    def health_check(self) -> None: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *exc_info: object) -> bool: ...
+
+@final
 class KeychainSigner:
     @property
     def algorithm(self) -> str: ...
@@ -398,6 +423,29 @@ class KmipRoot:
     ) -> Self: ...
     @property
     def key_id(self) -> str: ...
+    @property
+    def provider(self) -> str: ...
+    def wrap_key(self, key: Buffer, context: Buffer = b"") -> Envelope: ...
+    def unwrap_key(self, envelope: Envelope, context: Buffer = b"") -> bytes: ...
+    def active_key_version(self) -> int: ...
+    def health_check(self) -> None: ...
+    def close(self) -> None: ...
+    def decrypt_portable(self, blob: Buffer, aad: Buffer = b"") -> bytes: ...
+    def portable_counters(self) -> PortableCounters: ...
+
+@final
+class AwsKmsRoot:
+    def __new__(
+        cls,
+        key_id: str,
+        *,
+        region: Optional[str] = None,
+        endpoint_url: Optional[str] = None,
+        profile: Optional[str] = None,
+        timeout: float = 5.0,
+    ) -> Self: ...
+    @property
+    def key_arn(self) -> str: ...
     @property
     def provider(self) -> str: ...
     def wrap_key(self, key: Buffer, context: Buffer = b"") -> Envelope: ...
