@@ -8,7 +8,9 @@
 #   bash scripts/peers/moto.sh pause DIR    # freeze it (SIGSTOP): connections are
 #                                           # accepted, nothing is answered
 #   bash scripts/peers/moto.sh resume DIR   # thaw it (SIGCONT)
-#   bash scripts/peers/moto.sh key DIR SPEC # create a key, print its key ID; SPEC is
+#   bash scripts/peers/moto.sh key DIR SPEC [ALIAS]
+#                                           # create a key (and the alias, alias/...),
+#                                           # print its key ID; SPEC is
 #                                           # SYMMETRIC_DEFAULT, ECC_NIST_P256 or
 #                                           # ECC_SECG_P256K1 (for the C and Go tests,
 #                                           # which have no AWS SDK of their own)
@@ -242,18 +244,21 @@ case "$cmd" in
     [ -n "$arg" ] || { echo "usage: $0 $cmd DIR ${cmd/disable-key/KEY_ID}" >&2; exit 2; }
     [ "$cmd" = key ] && arg="${arg^^}"
     AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_EC2_METADATA_DISABLED=true \
-      "$PYTHON" - "$cmd" "$arg" "http://127.0.0.1:$(cat "$DIR/port")" <<'PY'
+      "$PYTHON" - "$cmd" "$arg" "http://127.0.0.1:$(cat "$DIR/port")" "${4:-}" <<'PY'
 import sys
 
 import boto3
 
-cmd, arg, endpoint = sys.argv[1:]
+cmd, arg, endpoint, alias = sys.argv[1:]
 kms = boto3.client("kms", region_name="us-east-1", endpoint_url=endpoint)
 if cmd == "disable-key":
     kms.disable_key(KeyId=arg)
 elif arg in ("SYMMETRIC_DEFAULT", "ECC_NIST_P256", "ECC_SECG_P256K1"):
     usage = "ENCRYPT_DECRYPT" if arg == "SYMMETRIC_DEFAULT" else "SIGN_VERIFY"
-    print(kms.create_key(KeySpec=arg, KeyUsage=usage)["KeyMetadata"]["KeyId"])
+    key_id = kms.create_key(KeySpec=arg, KeyUsage=usage)["KeyMetadata"]["KeyId"]
+    if alias:
+        kms.create_alias(AliasName=alias, TargetKeyId=key_id)
+    print(key_id)
 else:
     sys.exit(f"moto.sh key: SPEC must be SYMMETRIC_DEFAULT, ECC_NIST_P256 or ECC_SECG_P256K1, not {arg[:40]!r}")
 PY
@@ -268,7 +273,7 @@ PY
     echo "export KS_TEST_AWS_DIR=$DIR KS_TEST_AWS_CTL=$REPO/scripts/peers/moto.sh"
     ;;
   *)
-    echo "usage: $0 start|stop|pause|resume|env DIR | key DIR SPEC | disable-key DIR KEY_ID" >&2
+    echo "usage: $0 start|stop|pause|resume|env DIR | key DIR SPEC [ALIAS] | disable-key DIR KEY_ID" >&2
     exit 2
     ;;
 esac

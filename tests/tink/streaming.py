@@ -7,7 +7,7 @@
 
 gen writes DIR/keyset-{4kb,1mb}.json (Tink cleartext keysets, AES256_GCM_HKDF
 templates) and DIR/tink-{4kb,1mb}-N.ct: Tink's encryption of plaintext(N) with
-aad b"aad-N", for the sizes in SIZES. keystrata's test (core/tests/stream_tink.rs)
+aad b"aad-N", for the sizes in SIZES. keystrata's test (core/tests/stream.rs)
 imports the keysets, decrypts those, and writes DIR/ks-{4kb,1mb}-N.ct (its own
 streams of plaintext(N), same aad) and DIR/ks-keyset-{4kb,1mb}.json (its
 export of the keys). check decrypts each ks stream with Tink under the
