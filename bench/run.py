@@ -141,8 +141,12 @@ def med(rows, lang, case, size, impl):
     return None
 
 
+GIB = 1 << 30
+
+
 def fmt_size(n):
-    return {64: "64 B", 1024: "1 KiB", 65536: "64 KiB", 1048576: "1 MiB", 32: "32 B"}.get(n, f"{n} B")
+    return {64: "64 B", 1024: "1 KiB", 65536: "64 KiB", 1048576: "1 MiB", 32: "32 B",
+            GIB: "1 GiB", 10 * GIB: "10 GiB"}.get(n, f"{n} B")
 
 
 def fmt_time(ns):
@@ -166,7 +170,8 @@ def fmt_tput(ns, size):
 def tables(rows):
     """Markdown: one table per language, a row per (case, size, peer)."""
     md = []
-    order = ["seal", "seal_to", "unseal", "encrypt", "encrypt_to", "decrypt", "derive_origin_key", "wrap_key", "rng_12B"]
+    order = ["seal", "seal_to", "unseal", "encrypt", "encrypt_to", "decrypt", "derive_origin_key", "wrap_key",
+             "stream_encrypt", "stream_decrypt", "stream_decrypt_push", "rng_12B"]
     order += [f"{op}_{alg}" for alg in ("ed25519", "ecdsa-p256", "ecdsa-secp256k1")
               for op in ("sign", "verify", "verify_signature")]
     for lang, title in [("rust", "Rust"), ("python", "Python"), ("go", "Go"), ("c", "C")]:
@@ -238,6 +243,20 @@ def targets(rows):
     tput_ratio("C seal 1 MiB vs OpenSSL EVP (both allocate)", "c", "seal", 1048576, "openssl-evp", 3)
     tput_ratio("C seal_to 1 MiB vs OpenSSL EVP (both reuse a buffer)", "c", "seal_to", 1048576, "openssl-evp", 3)
     tput_ratio("Rust encrypt 1 MiB vs raw aws-lc-rs AES-GCM", "rust", "encrypt", 1048576, "aws-lc-rs", 0.8)
+    # Streaming (issue 16): the stream's writer and reader against the
+    # AES-GCM work alone (1 MiB one-shot messages), and memory over 10 GiB.
+    tput_ratio("Rust streaming encrypt 1 GiB (encrypting_writer) vs raw aws-lc-rs AES-GCM, 1 MiB messages",
+               "rust", "stream_encrypt", GIB, "aws-lc-rs", 0.9)
+    tput_ratio("Rust streaming decrypt 1 GiB (decrypting_reader) vs raw aws-lc-rs AES-GCM, 1 MiB messages",
+               "rust", "stream_decrypt", GIB, "aws-lc-rs", 0.9)
+    rss = {r["size"]: r for r in rows if r["lang"] == "rust" and r["case"] == "stream_rss"}
+    if GIB in rss and 10 * GIB in rss:
+        small, big = rss[GIB], rss[10 * GIB]
+        seg_kib = big.get("segment", 1 << 20) / 1024
+        grew = big["samples"][0] - small["samples"][0]
+        T.append(("Rust peak RSS streaming 10 GiB through encrypt → decrypt", "O(segment): under one segment more than 1 GiB",
+                  f"{big['samples'][0] / 1024:.1f} MiB (1 GiB: {small['samples'][0] / 1024:.1f} MiB; "
+                  f"{big.get('before_kib', 0) / 1024:.1f} MiB before streaming)", grew < seg_kib))
     # The ceiling of the 3x targets: AWS-LC's AES-256-GCM itself, sealing
     # 1 MiB in place with no keystrata around it, against each peer.
     eng = med(rows, "rust", "seal_to", 1048576, "aws-lc-rs")
@@ -275,6 +294,29 @@ def shared_table(rows):
     return md
 
 
+def stream_section(rows):
+    """Markdown: streaming throughput beside each language's peers, and the
+    peak memory of streaming 1 and 10 GiB (issue 16)."""
+    md = ["| language | case (1 GiB) | keystrata | peer | peer throughput | keystrata / peer throughput |",
+          "|---|---|---|---|---|---|"]
+    for lang, title in [("rust", "Rust"), ("c", "C"), ("go", "Go"), ("python", "Python")]:
+        for case in ("stream_encrypt", "stream_decrypt", "stream_decrypt_push"):
+            k = med(rows, lang, case, GIB, "keystrata")
+            if k is None:
+                continue
+            for p in [r["impl"] for r in rows if (r["lang"], r["case"], r["size"]) == (lang, case, GIB)
+                      and r["impl"] != "keystrata"]:
+                v = med(rows, lang, case, GIB, p)
+                ratio = f"{v / k:.2f}×" if k and v else "—"
+                md.append(f"| {title} | {case} | {fmt_tput(k, GIB)} | {p} | {fmt_tput(v, GIB)} | {ratio} |")
+    md += ["", "| streamed (Rust, encrypt → decrypt, 1 MB format) | peak RSS (VmHWM) | before streaming | time |",
+           "|---|---|---|---|"]
+    for r in sorted((r for r in rows if r["lang"] == "rust" and r["case"] == "stream_rss"), key=lambda r: r["size"]):
+        md.append(f"| {fmt_size(r['size'])} | {r['samples'][0] / 1024:.1f} MiB | {r.get('before_kib', 0) / 1024:.1f} MiB | "
+                  f"{r.get('seconds', 0):.1f} s |")
+    return md
+
+
 def write_doc(rows, m, vers, elapsed):
     head = open(os.path.join(REPO, "bench", "PERFORMANCE.head.md")).read()
     tail = open(os.path.join(REPO, "bench", "PERFORMANCE.tail.md")).read()
@@ -295,6 +337,17 @@ def write_doc(rows, m, vers, elapsed):
            "(calls per second below 1 KiB). The ratio is keystrata's time over the peer's: "
            "below 1 keystrata is faster.", ""]
     md += tables(rows)
+    md += ["## Streaming: 1 GiB throughput and memory (issue 16)", "",
+           "Each language's streaming writer and reader (Tink's 1 MB format, 1 MiB writes and reads) "
+           "beside its raw AES-GCM peer over the same bytes as 1 MiB one-shot messages (and, in Python, "
+           "Tink's streaming AEAD in the same format). The ratio is keystrata's throughput over the "
+           "peer's: 1 is the peer's speed. Rust's `stream_decrypt` is the `Read` adapter "
+           "(`decrypting_reader`) and `stream_decrypt_push` the push decryptor (`stream_decrypt`), which "
+           "C's `stream_decrypt` calls (`ks_stream_decrypt_update`) and Go's reader runs over. "
+           "Then the peak memory of one process "
+           "streaming generated zeros through the encrypting writer straight into the decryptor, "
+           "never to disk.", ""]
+    md += stream_section(rows) + [""]
     md += ["## Concurrency: seal throughput on one keychain", ""] + threads_table(rows) + [""]
     md += ["## Calls to the root per 1,000,000 `encrypt` calls (counted, not timed)", "",
            "| implementation | calls to the root / KMS |", "|---|---|",

@@ -7,12 +7,24 @@
 //! `SAMPLE_MS`, and the driver reports medians. A peer that seals draws its
 //! random 12-byte nonce per message too, with the same `getrandom` call.
 //!
+//! Streaming (`stream_encrypt`, `stream_decrypt`, 1 GiB in 1 MiB writes or
+//! reads, Tink's AES256_GCM_HKDF_1MB): keystrata's `encrypting_writer` into
+//! `io::sink()` and `decrypting_reader` over the stream in memory, beside
+//! raw aws-lc-rs AES-256-GCM over the same 1 GiB as 1,024 one-shot messages
+//! of 1 MiB, out of place into a reused buffer (the floor: the same AES-GCM
+//! work, no stream around it); `stream_decrypt_push` decrypts the same
+//! stream with the push decryptor (`stream_decryptor`, what the C ABI
+//! runs), handed 1 MiB at a time. `stream_rss`: a fresh process streams
+//! 10 GiB (and 1 GiB) of generated zeros through encrypt and straight into
+//! decrypt, never to disk, and reports its peak RSS (VmHWM).
+//!
 //! Signing (`sign_*`, `verify_*`, `verify_signature_*`, 64-byte message):
 //! keystrata's keychain beside aws-lc-rs's own key pairs and
 //! `UnparsedPublicKey` with the same algorithms (the engine keystrata signs
 //! with, so the ratio is keystrata's overhead alone).
 
 use std::hint::black_box;
+use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +39,7 @@ use aws_lc_rs::signature::{
 use hkdf::Hkdf;
 use keystrata::{
     AgeRoot, Algorithm, KeyManager, Keychain, OpenOptions, PublicKeyFormat, Root, Store,
+    StreamFormat,
 };
 use sha2::Sha256;
 
@@ -180,6 +193,14 @@ impl Root for CountingRoot {
 }
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("--stream-rss") {
+        let gib = std::env::args()
+            .nth(2)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(10);
+        stream_rss_child(gib);
+        return;
+    }
     let c = cfg();
     let only: Option<String> = std::env::args().nth(1);
     let want = |name: &str| only.as_deref().is_none_or(|o| name.starts_with(o));
@@ -360,6 +381,12 @@ fn main() {
                 }),
             ],
         );
+    }
+    if want("stream_encrypt") || want("stream_decrypt") || want("stream_decrypt_push") {
+        streaming(&c, &want);
+    }
+    if want("stream_rss") {
+        stream_rss();
     }
     for alg in Algorithm::ALL {
         signing(&c, alg, &want);
@@ -677,4 +704,258 @@ fn root_calls() {
     let calls = root.calls.load(Ordering::Relaxed) - before;
     let _ = std::fs::remove_dir_all(&dir);
     println!("{{\"lang\":\"rust\",\"case\":\"root_calls\",\"size\":0,\"impl\":\"keystrata\",\"unit\":\"calls\",\"samples\":[{calls}]}}");
+}
+
+/// The streaming throughput cases: 1 GiB, written and read 1 MiB at a time.
+const STREAM_TOTAL: usize = 1 << 30;
+const STREAM_CHUNK: usize = 1 << 20;
+
+/// `stream_encrypt` and `stream_decrypt` at 1 GiB (Tink's 1 MB format)
+/// beside raw aws-lc-rs AES-256-GCM over the same bytes as 1 MiB one-shot
+/// messages (a counter nonce, out of place into a reused buffer: the AES-GCM
+/// work with no stream around it). The decrypt peer opens one sealed 1 MiB
+/// message 1,024 times (the cost does not depend on the bytes), so only
+/// keystrata's stream is held in memory.
+fn streaming(c: &Cfg, want: &dyn Fn(&str) -> bool) {
+    let kc = Keychain::generate().expect("keychain");
+    kc.rotate_streaming(StreamFormat::AesGcmHkdf1Mb)
+        .expect("rotate_streaming");
+    let aad = b"bench/stream";
+    let chunk = vec![0x5au8; STREAM_CHUNK];
+    let mut kb = [0u8; 32];
+    getrandom::fill(&mut kb).expect("rng");
+    let raw = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &kb).expect("key"));
+    let mut ct = vec![0u8; STREAM_CHUNK];
+    let mut tag = [0u8; 16];
+    let nonce = |i: u64| {
+        let mut n = [0u8; 12];
+        n[4..].copy_from_slice(&i.to_be_bytes());
+        Nonce::assume_unique_for_key(n)
+    };
+    let n_chunks = (STREAM_TOTAL / STREAM_CHUNK) as u64;
+    if want("stream_encrypt") {
+        run(
+            c,
+            "stream_encrypt",
+            STREAM_TOTAL,
+            &mut [
+                ("keystrata", &mut || {
+                    let mut w = kc.encrypting_writer(std::io::sink(), aad).expect("writer");
+                    for _ in 0..n_chunks {
+                        w.write_all(black_box(&chunk)).expect("write");
+                    }
+                    black_box(w.finish().expect("finish"));
+                }),
+                ("aws-lc-rs", &mut || {
+                    for i in 0..n_chunks {
+                        raw.seal_out_of_place_scatter(
+                            nonce(i),
+                            Aad::empty(),
+                            black_box(&chunk),
+                            &mut ct,
+                            &[],
+                            &mut tag,
+                        )
+                        .expect("seal");
+                        black_box((&ct, &tag));
+                    }
+                }),
+            ],
+        );
+    }
+    if want("stream_decrypt") || want("stream_decrypt_push") {
+        let mut w = kc
+            .encrypting_writer(Vec::with_capacity(STREAM_TOTAL + (1 << 16)), aad)
+            .expect("writer");
+        for _ in 0..n_chunks {
+            w.write_all(&chunk).expect("write");
+        }
+        let stream = w.finish().expect("finish");
+        raw.seal_out_of_place_scatter(nonce(0), Aad::empty(), &chunk, &mut ct, &[], &mut tag)
+            .expect("seal");
+        let (mut out, mut peer_out) = (vec![0u8; STREAM_CHUNK], vec![0u8; STREAM_CHUNK]);
+        if want("stream_decrypt") {
+            run(
+                c,
+                "stream_decrypt",
+                STREAM_TOTAL,
+                &mut [
+                    ("keystrata", &mut || {
+                        let mut r = kc
+                            .decrypting_reader(black_box(&stream[..]), aad)
+                            .expect("reader");
+                        let mut total = 0;
+                        loop {
+                            let n = r.read(&mut out).expect("read");
+                            if n == 0 {
+                                break;
+                            }
+                            total += n;
+                        }
+                        assert_eq!(total, STREAM_TOTAL);
+                        black_box(&out);
+                    }),
+                    ("aws-lc-rs", &mut || {
+                        for _ in 0..n_chunks {
+                            raw.open_separate_gather(
+                                nonce(0),
+                                Aad::empty(),
+                                black_box(&ct),
+                                &tag,
+                                &mut peer_out,
+                            )
+                            .expect("open");
+                            black_box(&peer_out);
+                        }
+                    }),
+                ],
+            );
+        }
+        if want("stream_decrypt_push") {
+            // The push decryptor (what the C ABI, and so Go, use), handed the
+            // same stream 1 MiB at a time, its output into a reused buffer.
+            let mut push_out = Vec::new();
+            run(
+                c,
+                "stream_decrypt_push",
+                STREAM_TOTAL,
+                &mut [
+                    ("keystrata", &mut || {
+                        let mut d = kc.stream_decryptor(aad).expect("decryptor");
+                        let mut total = 0;
+                        for piece in black_box(&stream[..]).chunks(STREAM_CHUNK) {
+                            let need = d.update_output_bound(piece.len());
+                            if push_out.len() < need {
+                                push_out.resize(need, 0);
+                            }
+                            total += d.update(piece, &mut push_out).expect("update");
+                        }
+                        let need = d.finish_output_len();
+                        if push_out.len() < need {
+                            push_out.resize(need, 0);
+                        }
+                        total += d.finish(&mut push_out).expect("finish");
+                        assert_eq!(total, STREAM_TOTAL);
+                        black_box(&push_out);
+                    }),
+                    ("aws-lc-rs", &mut || {
+                        for _ in 0..n_chunks {
+                            raw.open_separate_gather(
+                                nonce(0),
+                                Aad::empty(),
+                                black_box(&ct),
+                                &tag,
+                                &mut peer_out,
+                            )
+                            .expect("open");
+                            black_box(&peer_out);
+                        }
+                    }),
+                ],
+            );
+        }
+    }
+}
+
+/// `stream_rss`: runs this program again (`--stream-rss GIB`), in a fresh
+/// process whose peak RSS is the stream's alone, for 1 and 10 GiB, and
+/// passes its JSON line on.
+fn stream_rss() {
+    let exe = std::env::current_exe().expect("current_exe");
+    for gib in [1u64, 10] {
+        let out = std::process::Command::new(&exe)
+            .args(["--stream-rss", &gib.to_string()])
+            .output()
+            .expect("run the stream_rss child");
+        assert!(
+            out.status.success(),
+            "stream_rss child failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+    }
+}
+
+/// The peak resident set size of this process so far, in KiB (VmHWM).
+fn vm_hwm_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
+/// Where the encrypting writer's output goes: straight into a stream
+/// decryptor (push API), whose plaintext is checked (all zeros) and
+/// counted, then dropped.
+struct DecryptSink {
+    dec: keystrata::stream::Decryptor,
+    out: Vec<u8>,
+    plaintext: u64,
+}
+
+impl DecryptSink {
+    fn take(&mut self, n: usize) {
+        assert!(
+            self.out[..n].iter().all(|&b| b == 0),
+            "the stream decrypted to other bytes"
+        );
+        self.plaintext += n as u64;
+    }
+}
+
+impl Write for DecryptSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let need = self.dec.update_output_bound(buf.len());
+        if self.out.len() < need {
+            self.out.resize(need, 0);
+        }
+        let n = self
+            .dec
+            .update(buf, &mut self.out)
+            .map_err(std::io::Error::other)?;
+        self.take(n);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The child of `stream_rss`: GIB GiB of zeros, made 1 MiB at a time,
+/// through `encrypting_writer` (1 MB format) whose output is pushed at once
+/// into `stream_decryptor`; prints the peak RSS before and after.
+fn stream_rss_child(gib: u64) {
+    let kc = Keychain::generate().expect("keychain");
+    kc.rotate_streaming(StreamFormat::AesGcmHkdf1Mb)
+        .expect("rotate_streaming");
+    let aad = b"bench/stream-rss";
+    let zeros = vec![0u8; STREAM_CHUNK];
+    let sink = DecryptSink {
+        dec: kc.stream_decryptor(aad).expect("decryptor"),
+        out: Vec::new(),
+        plaintext: 0,
+    };
+    let before = vm_hwm_kib();
+    let t = Instant::now();
+    let mut w = kc.encrypting_writer(sink, aad).expect("writer");
+    let total = gib << 30;
+    for _ in 0..total / STREAM_CHUNK as u64 {
+        w.write_all(&zeros).expect("write");
+    }
+    let mut sink = w.finish().expect("finish");
+    let need = sink.dec.finish_output_len();
+    if sink.out.len() < need {
+        sink.out.resize(need, 0);
+    }
+    let n = sink.dec.finish(&mut sink.out).expect("decrypt finish");
+    sink.take(n);
+    assert_eq!(sink.plaintext, total, "not every byte came back");
+    let secs = t.elapsed().as_secs_f64();
+    let peak = vm_hwm_kib();
+    println!(
+        "{{\"lang\":\"rust\",\"case\":\"stream_rss\",\"size\":{total},\"impl\":\"keystrata\",\"unit\":\"KiB\",\"samples\":[{peak}],\"before_kib\":{before},\"seconds\":{secs:.3},\"segment\":{}}}",
+        StreamFormat::AesGcmHkdf1Mb.segment_size()
+    );
 }
