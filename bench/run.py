@@ -342,7 +342,7 @@ def write_doc(rows, m, vers, elapsed):
            "beside its raw AES-GCM peer over the same bytes as 1 MiB one-shot messages (and, in Python, "
            "Tink's streaming AEAD in the same format). The ratio is keystrata's throughput over the "
            "peer's: 1 is the peer's speed. Rust's `stream_decrypt` is the `Read` adapter "
-           "(`decrypting_reader`) and `stream_decrypt_push` the push decryptor (`stream_decrypt`), which "
+           "(`decrypting_reader`) and `stream_decrypt_push` the push decryptor (`stream_decryptor`), which "
            "C's `stream_decrypt` calls (`ks_stream_decrypt_update`) and Go's reader runs over. "
            "Then the peak memory of one process "
            "streaming generated zeros through the encrypting writer straight into the decryptor, "
