@@ -284,6 +284,18 @@ impl<S: Send> Shared<S> {
         F: FnOnce(&mut Option<S>, &PyErrSlot) -> Result<T, Failure> + Send,
         T: Send,
     {
+        self.run_if(py, |_| detach, f)
+    }
+
+    /// [`run`](Self::run), with the interpreter released if `detach` says
+    /// so of the state (a call that will seal a segment, say) or if
+    /// another thread holds the mutex.
+    fn run_if<T, D, F>(&self, py: Python<'_>, detach: D, f: F) -> PyResult<T>
+    where
+        D: FnOnce(Option<&S>) -> bool,
+        F: FnOnce(&mut Option<S>, &PyErrSlot) -> Result<T, Failure> + Send,
+        T: Send,
+    {
         if self.closed.load(Ordering::Acquire) {
             return Err(closed_err());
         }
@@ -309,15 +321,14 @@ impl<S: Send> Shared<S> {
             self.owner.store(0, Ordering::Release);
             r
         };
-        let guard = if detach {
-            None
-        } else {
-            match self.state.try_lock() {
-                Ok(g) => Some(g),
-                Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
-                Err(TryLockError::WouldBlock) => None,
-            }
+        let guard = match self.state.try_lock() {
+            Ok(g) => Some(g),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
         };
+        // Asked of the state as it is now; if another thread changes it
+        // before this one locks again, the choice was only a cost.
+        let guard = guard.filter(|g| !detach(g.as_ref()));
         let r = match guard {
             Some(mut g) => locked(&mut g),
             None => py.detach(|| {
@@ -448,8 +459,14 @@ impl PyEncryptingWriter {
     /// ``len(data)``.
     fn write(&self, py: Python<'_>, data: BytesIn<'_, '_>) -> PyResult<usize> {
         let data = data.as_slice();
+        // A small write that completes a segment seals it (up to 1 MB of
+        // AES-GCM): that one, too, runs with the interpreter released.
+        let sealing = |w: Option<&keystrata::stream::EncryptingWriter<PyFile>>| {
+            data.len() > DETACH_ABOVE
+                || w.is_some_and(|w| w.pending_output_len(data.len()) != Some(0))
+        };
         self.inner
-            .run(py, data.len() > DETACH_ABOVE, |state, slot| {
+            .run_if(py, sealing, |state, slot| {
                 let w = live(state)?;
                 if let Err(e) = w.write_all(data) {
                     // Part of a segment may have reached fileobj: the

@@ -723,7 +723,14 @@ def test_io_stack_on_top() -> None:
 def test_big_writes_and_reads_release_the_gil() -> None:
     """With a switch interval too long to preempt anything, another thread
     runs only when this one releases the GIL: during big writes and reads
-    (above 4 KiB), never during small ones."""
+    (above 4 KiB) and during small writes that complete a segment (they
+    seal up to 1 MB), never during the other small ones.
+
+    A release lets the other thread in only if the OS schedules it before
+    this one takes the GIL back, which a loaded machine may delay past a
+    1 MB seal: segment-completing writes go on until the other thread got
+    in once (at most 400 segments; big writes and reads likewise), while no
+    other small write may ever let it in."""
     kc = stream_kc()
     stop = threading.Event()
     ticks = [0]
@@ -733,6 +740,12 @@ def test_big_writes_and_reads_release_the_gil() -> None:
             ticks[0] += 1
             time.sleep(0)  # releases the GIL at once
 
+    # AES256_GCM_HKDF_1MB: the first segment holds 1 MiB - 40 (header) -
+    # 16 (tag) bytes of plaintext, the others 1 MiB - 16; a segment is
+    # sealed when data goes past its end (the last one only at close).
+    first, rest = (1 << 20) - 56, (1 << 20) - 16
+    chunk = b"s" * 4096
+
     old = sys.getswitchinterval()
     t = threading.Thread(target=spin)
     t.start()
@@ -740,22 +753,38 @@ def test_big_writes_and_reads_release_the_gil() -> None:
     try:
         sink = io.BytesIO()
         w = kc.encrypting_writer(sink)
-        before = ticks[0]
-        for _ in range(2000):
-            w.write(b"s" * 1000)
-        small = ticks[0] - before
-        before = ticks[0]
-        for _ in range(8):
+        small = sealing = crossings = total = 0
+        end = first
+        while sealing == 0 and crossings < 400:
+            before = ticks[0]
+            w.write(chunk)
+            total += len(chunk)
+            if total > end:
+                sealing += ticks[0] - before
+                crossings += 1
+                end += rest
+            else:
+                small += ticks[0] - before
+        big = writes = 0
+        while big == 0 and writes < 400:
+            before = ticks[0]
             w.write(bytes(1 << 20))
-        big = ticks[0] - before
+            big += ticks[0] - before
+            writes += 1
         w.close()
-        r = kc.decrypting_reader(io.BytesIO(sink.getvalue()))
-        before = ticks[0]
-        assert len(r.read(1 << 22)) == 1 << 22
-        read = ticks[0] - before
+        ct = sink.getvalue()
+        read = reads = 0
+        r = kc.decrypting_reader(io.BytesIO(ct))
+        while read == 0 and reads < 400:
+            before = ticks[0]
+            got = r.read(1 << 20)
+            read += ticks[0] - before
+            reads += 1
+            if len(got) < 1 << 20:  # the end: again from the start
+                r = kc.decrypting_reader(io.BytesIO(ct))
     finally:
         sys.setswitchinterval(old)
         stop.set()
         t.join()
     assert small == 0, small
-    assert big > 0 and read > 0, (big, read)
+    assert sealing > 0 and big > 0 and read > 0, (sealing, crossings, big, writes, read, reads)
