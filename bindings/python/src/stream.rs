@@ -465,18 +465,17 @@ impl PyEncryptingWriter {
             data.len() > DETACH_ABOVE
                 || w.is_some_and(|w| w.pending_output_len(data.len()) != Some(0))
         };
-        self.inner
-            .run_if(py, sealing, |state, slot| {
-                let w = live(state)?;
-                if let Err(e) = w.write_all(data) {
-                    // Part of a segment may have reached fileobj: the
-                    // stream cannot go on. Dropped unfinished, it never
-                    // decrypts; later calls raise ValueError.
-                    *state = None;
-                    return Err(Failure::of_io(slot, e));
-                }
-                Ok(data.len())
-            })
+        self.inner.run_if(py, sealing, |state, slot| {
+            let w = live(state)?;
+            if let Err(e) = w.write_all(data) {
+                // Part of a segment may have reached fileobj: the
+                // stream cannot go on. Dropped unfinished, it never
+                // decrypts; later calls raise ValueError.
+                *state = None;
+                return Err(Failure::of_io(slot, e));
+            }
+            Ok(data.len())
+        })
     }
 
     /// Flushes ``fileobj`` (if it has ``flush``). The data of the segment
