@@ -485,7 +485,12 @@ pub unsafe extern "C" fn ks_root_aws_kms_new(
         let out = out_ptr(out, "out")?;
         let config = unsafe { aws_kms_config(key_id, region, endpoint_url, profile, timeout_ms)? };
         let root = keystrata::AwsKmsRoot::connect(config)?;
-        unsafe { put_handle(out, ks_root::new(RootKind::Other(std::sync::Arc::new(root)))) };
+        unsafe {
+            put_handle(
+                out,
+                ks_root::new(RootKind::Other(std::sync::Arc::new(root))),
+            )
+        };
         Ok(())
     })
 }
