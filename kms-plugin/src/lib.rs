@@ -1,0 +1,1 @@
+//! A Kubernetes KMS v2 plugin over a keystrata keychain (work in progress).
