@@ -1,0 +1,2 @@
+//! The `keystrata` command.
+fn main() {}
