@@ -88,7 +88,8 @@ $(BUILD):
 # (shared harness: tests/c/harness.{h,c}).
 C_SUITE := tests/c/main.c tests/c/harness.c tests/c/test_errors.c tests/c/test_vectors.c tests/c/test_seal.c \
   tests/c/test_envelope.c tests/c/test_derive.c tests/c/test_keychain.c tests/c/test_threads.c tests/c/test_portable.c \
-  tests/c/test_gateway.c tests/c/test_custom_root.c tests/c/test_sign.c tests/c/test_sign_more.c tests/c/test_stream.c
+  tests/c/test_gateway.c tests/c/test_custom_root.c tests/c/test_sign.c tests/c/test_sign_more.c tests/c/test_stream.c \
+  tests/c/test_rewrap.c
 
 $(BUILD)/test_keystrata: $(C_SUITE) tests/c/harness.h $(HEADER) lib | $(BUILD)
 	$(CC) $(CFLAGS_STRICT) $(SANITIZE) -pthread -o $@ $(C_SUITE) $(KS_LIBS) -ljansson

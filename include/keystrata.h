@@ -1525,6 +1525,66 @@ enum ks_status ks_root_portable_counters(const struct ks_root *root, struct ks_p
 enum ks_status ks_root_portable_clear(const struct ks_root *root, struct ks_error **err);
 
 /**
+ * Seals again, under the current encryption primary, what
+ * ks_keychain_seal made under any key of the keychain: opened with the
+ * key it names and `aad`, sealed with the same `aad` (release `*out`
+ * with ks_buffer_free). The plaintext is wiped inside the library and
+ * never returned. For moving data off a key before it is disabled and
+ * destroyed; ks_sealed_key_id says which key a ciphertext needs.
+ * Errors: as ks_keychain_unseal for the input (KS_ERR_FORMAT,
+ * KS_ERR_UNKNOWN_KEY, KS_ERR_KEY_DISABLED, KS_ERR_KEY_DESTROYED,
+ * KS_ERR_AUTHENTICATION), then as ks_keychain_seal.
+ */
+enum ks_status ks_keychain_rewrap_sealed(const struct ks_keychain *kc, const uint8_t *input, size_t input_len, const uint8_t *aad, size_t aad_len, struct ks_buffer *out, struct ks_error **err);
+
+/**
+ * Wraps again, under the current encryption primary, the data key of
+ * what ks_keychain_encrypt (or Tink's KmsEnvelopeAead) made: only the
+ * data key is unwrapped and wrapped; the payload is copied unchanged, so
+ * no aad is needed (its tag still binds it; ks_keychain_decrypt checks
+ * it). Output: the same length as the input (release with
+ * ks_buffer_free). ks_encrypted_key_id says which key a blob needs.
+ * Errors: as ks_keychain_decrypt for the framing and the data key
+ * (KS_ERR_FORMAT, KS_ERR_UNKNOWN_KEY, KS_ERR_KEY_DISABLED,
+ * KS_ERR_KEY_DESTROYED, KS_ERR_AUTHENTICATION, KS_ERR_UNSUPPORTED), then
+ * as ks_keychain_encrypt.
+ */
+enum ks_status ks_keychain_rewrap_encrypted(const struct ks_keychain *kc, const uint8_t *input, size_t input_len, struct ks_buffer *out, struct ks_error **err);
+
+/**
+ * Wraps again, under the current encryption primary, a key that
+ * ks_keychain_wrap_key or ks_keychain_wrap_key_with wrapped: the same
+ * form and the same `context`. Fills `*out` (release its fields with
+ * ks_envelope_clear); the key is wiped inside the library.
+ * Errors: as ks_keychain_unwrap_key, then as ks_keychain_wrap_key.
+ */
+enum ks_status ks_keychain_rewrap_envelope(const struct ks_keychain *kc, const struct ks_envelope *envelope, const uint8_t *context, size_t context_len, struct ks_envelope *out, struct ks_error **err);
+
+/**
+ * The key ID a sealed ciphertext (ks_keychain_seal) names, read from its
+ * prefix without any key, to `*out`.
+ * Errors: KS_ERR_FORMAT (it cannot be a sealed ciphertext).
+ */
+enum ks_status ks_sealed_key_id(const uint8_t *input, size_t input_len, uint32_t *out, struct ks_error **err);
+
+/**
+ * The key ID an envelope-encrypted blob (ks_keychain_encrypt) needs, read
+ * from its framing without any key, to `*out`.
+ * Errors: KS_ERR_FORMAT (wrong framing).
+ */
+enum ks_status ks_encrypted_key_id(const uint8_t *input, size_t input_len, uint32_t *out, struct ks_error **err);
+
+/**
+ * The keychain's metrics as Prometheus text (exposition format 0.0.4;
+ * UTF-8, no NUL; release with ks_buffer_free): calls by outcome
+ * (kms_seal_total{ok} and the others), kms_derivations_total{origin},
+ * kms_errors_total{kind}, kms_rotations_total{scope} and the latency
+ * histogram kms_operation_duration_seconds{op} (docs/METRICS.md). Serve
+ * it on /metrics as it is. Readable after ks_keychain_close.
+ */
+enum ks_status ks_keychain_metrics_text(const struct ks_keychain *kc, struct ks_buffer *out, struct ks_error **err);
+
+/**
  * Creates an age root from `n_identities` identities (each an
  * "AGE-SECRET-KEY-1..." string, or the whole text age-keygen prints,
  * comments included) and `n_recipients` recipients ("age1..."). Keychains

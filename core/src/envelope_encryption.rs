@@ -120,6 +120,42 @@ pub(crate) fn open_to_slice(
     seal::open_to_slice(&Aes256Gcm::new(&dek), parsed.payload, aad, out)
 }
 
+/// A parsed envelope ciphertext with its DEK wrapped again: opened with
+/// `old_kek` (the key its `enc_dek` names, aad ""), checked to be an
+/// AES-256 `AesGcmKey` as decryption would, and sealed under `new_kek` /
+/// `new_kek_id` in keystrata's own form (67 bytes); the payload is copied
+/// as it is, neither decrypted nor authenticated (its tag still binds it
+/// to the DEK and the caller's aad).
+pub(crate) fn rewrap(
+    old_kek: &Aes256Gcm,
+    parsed: &Parsed<'_>,
+    new_kek: &Aes256Gcm,
+    new_kek_id: u32,
+) -> Result<Vec<u8>> {
+    let proto = Zeroizing::new(seal::open(old_kek, parsed.enc_dek, b"")?);
+    let dek = tink::aes_gcm_key_from_proto(&proto)?;
+    let mut dek_proto = Zeroizing::new([0u8; DEK_PROTO_LEN]);
+    dek_proto[0] = 0x1a;
+    dek_proto[1] = 0x20;
+    dek_proto[2..].copy_from_slice(&dek[..]);
+    let mut nonce = [0u8; NONCE_LEN];
+    fill_random(&mut nonce)?;
+    let mut out = vec![0u8; 4 + ENCRYPTED_DEK_LEN + parsed.payload.len()];
+    let (len_field, rest) = out.split_at_mut(4);
+    len_field.copy_from_slice(&(ENCRYPTED_DEK_LEN as u32).to_be_bytes());
+    let (enc_dek, payload) = rest.split_at_mut(ENCRYPTED_DEK_LEN);
+    seal::seal_to_slice(new_kek, new_kek_id, &nonce, &dek_proto[..], b"", enc_dek)?;
+    payload.copy_from_slice(parsed.payload);
+    Ok(out)
+}
+
+/// The key ID an envelope ciphertext's wrapped DEK names (the key that
+/// [`Keychain::decrypt`](crate::Keychain::decrypt) needs), read from its
+/// framing without any key; `Format` if the framing is wrong.
+pub fn encrypted_key_id(blob: &[u8]) -> Result<u32> {
+    seal::key_id(parse(blob)?.enc_dek)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -188,7 +188,8 @@ pub struct Counters {
     pub unwrap_failed: u64,
     /// Successful derive and derive_origin_key calls.
     pub derive: u64,
-    /// Rotations of any purpose, manual or automatic.
+    /// Rotations of any purpose (`rotate*` calls and automatic rotations;
+    /// `kms_rotations_total` in the metrics text has them by purpose).
     pub rotations: u64,
     /// Signatures made (sign, sign_digest, sign_minisign). Named like the
     /// other operations' counters (`seal`, `encrypt`, `wrap`, `derive`).
@@ -221,10 +222,49 @@ pub(crate) enum Counter {
     UnwrapOk,
     UnwrapFailed,
     Derive,
-    Rotations,
     Signed,
     VerifyOk,
     VerifyFailed,
+    SealFailed,
+    EncryptFailed,
+    WrapFailed,
+    SignFailed,
+    RewrapOk,
+    RewrapFailed,
+    RotationsEncrypt,
+    RotationsDerive,
+    RotationsSign,
+    RotationsStream,
+}
+
+impl Counter {
+    /// How many counters there are (the stripes' width).
+    const COUNT: usize = Counter::RotationsStream as usize + 1;
+
+    /// The counter of failed calls that goes with a counter of successful
+    /// ones, if the operation has one.
+    pub(crate) fn failed(self) -> Option<Counter> {
+        match self {
+            Counter::Seal => Some(Counter::SealFailed),
+            Counter::Encrypt => Some(Counter::EncryptFailed),
+            Counter::Wrap => Some(Counter::WrapFailed),
+            Counter::Signed => Some(Counter::SignFailed),
+            Counter::RewrapOk => Some(Counter::RewrapFailed),
+            _ => None,
+        }
+    }
+
+    /// The rotation counter of a key's purpose (`kms_rotations_total`'s
+    /// scope).
+    pub(crate) fn rotation_of(purpose: crate::key::Purpose) -> Counter {
+        use crate::key::Purpose;
+        match purpose {
+            Purpose::Encrypt => Counter::RotationsEncrypt,
+            Purpose::Derive => Counter::RotationsDerive,
+            Purpose::Sign => Counter::RotationsSign,
+            Purpose::Stream => Counter::RotationsStream,
+        }
+    }
 }
 
 /// How many stripes the operation counters are spread over.
@@ -233,7 +273,7 @@ pub(crate) const COUNTER_SHARDS: usize = 8;
 /// One stripe of the operation counters, alone on its cache lines.
 #[derive(Default)]
 #[repr(align(128))]
-struct CounterShard([AtomicU64; 14]);
+struct CounterShard([AtomicU64; Counter::COUNT]);
 
 /// The stripe this thread counts in: threads are dealt stripes in turn, so
 /// two threads counting at once on two cores do not fight over one cache
@@ -260,6 +300,10 @@ pub(crate) struct Telemetry {
     /// them is not an error (cleanup after close is idempotent).
     closed_upto: AtomicU64,
     subscribers: RwLock<Vec<(u64, Callback)>>,
+    /// Latency histograms (crate::metrics).
+    pub(crate) latency: crate::metrics::Latency,
+    /// Successful derivations by origin (crate::metrics).
+    pub(crate) origins: crate::metrics::Origins,
 }
 
 impl Telemetry {
@@ -273,13 +317,36 @@ impl Telemetry {
         self.errors[kind.index()].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// One counter, its stripes summed.
+    fn sum(&self, x: Counter) -> u64 {
+        self.counters
+            .iter()
+            .map(|shard| shard.0[x as usize].load(Ordering::Relaxed))
+            .fold(0u64, u64::wrapping_add)
+    }
+
+    /// Everything the metrics text shows, read now.
+    pub(crate) fn metrics(&self) -> crate::metrics::Snapshot {
+        let c = |x: Counter| self.sum(x);
+        crate::metrics::Snapshot {
+            counters: self.snapshot(),
+            seal_failed: c(Counter::SealFailed),
+            encrypt_failed: c(Counter::EncryptFailed),
+            wrap_failed: c(Counter::WrapFailed),
+            sign_failed: c(Counter::SignFailed),
+            rewrap_ok: c(Counter::RewrapOk),
+            rewrap_failed: c(Counter::RewrapFailed),
+            rotations: [
+                c(Counter::RotationsEncrypt),
+                c(Counter::RotationsDerive),
+                c(Counter::RotationsSign),
+                c(Counter::RotationsStream),
+            ],
+        }
+    }
+
     pub(crate) fn snapshot(&self) -> Counters {
-        let c = |x: Counter| {
-            self.counters
-                .iter()
-                .map(|shard| shard.0[x as usize].load(Ordering::Relaxed))
-                .fold(0u64, u64::wrapping_add)
-        };
+        let c = |x: Counter| self.sum(x);
         let mut errors = [0u64; 12];
         for (i, e) in self.errors.iter().enumerate() {
             errors[i] = e.load(Ordering::Relaxed);
@@ -295,7 +362,15 @@ impl Telemetry {
             unwrap_ok: c(Counter::UnwrapOk),
             unwrap_failed: c(Counter::UnwrapFailed),
             derive: c(Counter::Derive),
-            rotations: c(Counter::Rotations),
+            rotations: [
+                Counter::RotationsEncrypt,
+                Counter::RotationsDerive,
+                Counter::RotationsSign,
+                Counter::RotationsStream,
+            ]
+            .into_iter()
+            .map(c)
+            .fold(0u64, u64::wrapping_add),
             sign: c(Counter::Signed),
             verify_ok: c(Counter::VerifyOk),
             verify_failed: c(Counter::VerifyFailed),

@@ -74,6 +74,7 @@ mod key_manager;
 mod keychain;
 mod keyset;
 pub mod metadata;
+pub mod metrics;
 pub mod policy;
 pub mod portable;
 pub mod root;
@@ -94,6 +95,7 @@ pub use crate::envelope_encryption as encrypt;
 pub use crate::wrapped_key as envelope;
 
 pub use crate::at_rest::{FORMAT_NAME, FORMAT_VERSION};
+pub use crate::envelope_encryption::encrypted_key_id;
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::events::{Counters, Event, EventKind, SubscriptionId};
 pub use crate::key::{KeyInfo, KeyStatus, Purpose};
@@ -116,6 +118,7 @@ pub use crate::root::{KmipConfig, KmipKeyRef, KmipRoot, KmipVersion};
 #[cfg(feature = "pkcs11")]
 #[cfg_attr(docsrs, doc(cfg(feature = "pkcs11")))]
 pub use crate::root::{Pkcs11Config, Pkcs11Pin, Pkcs11Root, PKCS11_PROVIDER};
+pub use crate::seal::sealed_key_id;
 pub use crate::secret::SecretBytes;
 pub use crate::sign::{Algorithm, PublicKeyFormat, SignatureFormat};
 pub use crate::store::{write_atomic, Store};

@@ -34,6 +34,7 @@ use crate::error::{Error, Result};
 use crate::events::Counter;
 use crate::key::Secret;
 use crate::keychain::Keychain;
+use crate::metrics::Op;
 use crate::root::Root;
 use crate::seal;
 use crate::secret::KeyMaterial;
@@ -258,8 +259,9 @@ impl Keychain {
     /// # Ok::<(), keystrata::Error>(())
     /// ```
     pub fn encrypt_portable(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+        let started = self.start(Op::Encrypt);
         let r = self.encrypt_portable_inner(plaintext, aad);
-        self.done(r, Counter::Encrypt)
+        self.done(r, Counter::Encrypt, started)
     }
 
     fn encrypt_portable_inner(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {

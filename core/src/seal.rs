@@ -34,6 +34,13 @@ pub fn unsealed_len(ciphertext: &[u8]) -> Result<usize> {
     Ok(ciphertext.len() - SEAL_OVERHEAD)
 }
 
+/// The key ID a sealed ciphertext names (the key that
+/// [`Keychain::unseal`](crate::Keychain::unseal) needs), read from its
+/// prefix without any key; `Format` if it cannot be a sealed ciphertext.
+pub fn sealed_key_id(ciphertext: &[u8]) -> Result<u32> {
+    key_id(ciphertext)
+}
+
 /// Reads the key ID a sealed ciphertext names, checking its shape.
 pub(crate) fn key_id(ciphertext: &[u8]) -> Result<u32> {
     if ciphertext.len() < SEAL_OVERHEAD {

@@ -60,7 +60,7 @@ pub struct ks_metadata {
 }
 
 /// Reads a caller's envelope into the core's type (copies).
-unsafe fn envelope_in(env: *const ks_envelope) -> FfiResult<Envelope> {
+pub(crate) unsafe fn envelope_in(env: *const ks_envelope) -> FfiResult<Envelope> {
     let e = unsafe { handle(env, "envelope")? };
     Ok(Envelope {
         key_id: unsafe { c_str(e.key_id, "envelope->key_id")? }.to_owned(),
@@ -73,7 +73,7 @@ unsafe fn envelope_in(env: *const ks_envelope) -> FfiResult<Envelope> {
 
 /// Fills `*out` with library-allocated copies of `env`'s fields. Nothing
 /// is written unless every field converts.
-unsafe fn put_envelope(out: *mut ks_envelope, env: Envelope) -> FfiResult {
+pub(crate) unsafe fn put_envelope(out: *mut ks_envelope, env: Envelope) -> FfiResult {
     let key_id = into_c_string(env.key_id, "key_id")?;
     let provider = match into_c_string(env.provider, "provider") {
         Ok(p) => p,

@@ -409,10 +409,10 @@ pub unsafe extern "C" fn ks_keychain_is_bound(
 // Seal, encrypt
 // ---------------------------------------------------------------------
 
-type BytesOp = fn(&Keychain, &[u8], &[u8]) -> keystrata::Result<Vec<u8>>;
+pub(crate) type BytesOp = fn(&Keychain, &[u8], &[u8]) -> keystrata::Result<Vec<u8>>;
 
 #[allow(clippy::too_many_arguments)]
-unsafe fn bytes_op(
+pub(crate) unsafe fn bytes_op(
     kc: *const ks_keychain,
     input: *const u8,
     input_len: usize,

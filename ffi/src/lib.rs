@@ -23,6 +23,7 @@ mod events;
 mod hazmat;
 mod keychain;
 mod portable;
+mod rewrap;
 mod root;
 mod sign;
 mod sign_more;

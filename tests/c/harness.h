@@ -149,5 +149,6 @@ void run_custom_root(void);        /* test_custom_root.c */
 void run_sign(void);               /* test_sign.c */
 void run_sign_more(void);          /* test_sign_more.c */
 void run_stream(const char *dir);  /* test_stream.c */
+void run_rewrap(void);             /* test_rewrap.c */
 
 #endif

@@ -38,6 +38,7 @@ int main(int argc, char **argv)
     run_sign();
     run_sign_more();
     run_stream(dir);
+    run_rewrap();
 
     rm_tmpdir();
     int pass = atomic_load(&g_pass), fail = atomic_load(&g_fail);

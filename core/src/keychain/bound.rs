@@ -310,7 +310,7 @@ impl Keychain {
             };
         }
         if !events.is_empty() {
-            self.telemetry.count(Counter::Rotations);
+            self.telemetry.count(Counter::RotationsEncrypt);
             self.telemetry.emit(&events);
         }
         Ok(())

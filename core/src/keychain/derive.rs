@@ -4,6 +4,7 @@ use super::Keychain;
 use crate::derive;
 use crate::error::Result;
 use crate::key::Purpose;
+use crate::metrics::Op;
 use crate::secret::SecretBytes;
 
 impl Keychain {
@@ -22,8 +23,10 @@ impl Keychain {
         instance: impl AsRef<[u8]>,
         epoch: u64,
     ) -> Result<SecretBytes> {
-        let r = self.derive_origin_key_inner(None, origin.as_ref(), instance.as_ref(), epoch);
-        self.done_derive(r)
+        let started = self.start(Op::Derive);
+        let origin = origin.as_ref();
+        let r = self.derive_origin_key_inner(None, origin, instance.as_ref(), epoch);
+        self.done_derive(r, Some(origin), started)
     }
 
     /// [`derive_origin_key`](Keychain::derive_origin_key) under the
@@ -36,9 +39,10 @@ impl Keychain {
         instance: impl AsRef<[u8]>,
         epoch: u64,
     ) -> Result<SecretBytes> {
-        let r =
-            self.derive_origin_key_inner(Some(key_id), origin.as_ref(), instance.as_ref(), epoch);
-        self.done_derive(r)
+        let started = self.start(Op::Derive);
+        let origin = origin.as_ref();
+        let r = self.derive_origin_key_inner(Some(key_id), origin, instance.as_ref(), epoch);
+        self.done_derive(r, Some(origin), started)
     }
 
     fn derive_origin_key_inner(
@@ -56,14 +60,16 @@ impl Keychain {
     /// `length` bytes (1 to 8160) of HKDF-SHA256 under the derivation
     /// primary, with `info` exactly as given and no salt.
     pub fn derive(&self, info: &[u8], length: usize) -> Result<SecretBytes> {
+        let started = self.start(Op::Derive);
         let r = self.derive_inner(None, info, length);
-        self.done_derive(r)
+        self.done_derive(r, None, started)
     }
 
     /// [`derive`](Keychain::derive) under the derivation key `key_id`.
     pub fn derive_with(&self, key_id: u32, info: &[u8], length: usize) -> Result<SecretBytes> {
+        let started = self.start(Op::Derive);
         let r = self.derive_inner(Some(key_id), info, length);
-        self.done_derive(r)
+        self.done_derive(r, None, started)
     }
 
     fn derive_inner(

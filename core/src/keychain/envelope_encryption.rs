@@ -16,6 +16,7 @@ use crate::envelope_encryption::{self, ENCRYPT_OVERHEAD};
 use crate::error::Result;
 use crate::events::Counter;
 use crate::key::Purpose;
+use crate::metrics::Op;
 use crate::seal;
 
 impl Keychain {
@@ -43,6 +44,7 @@ impl Keychain {
     /// [`encrypt`](Keychain::encrypt) into `out`, which must be exactly
     /// `plaintext.len() + ENCRYPT_OVERHEAD` bytes.
     pub fn encrypt_to(&self, plaintext: &[u8], aad: &[u8], out: &mut [u8]) -> Result<()> {
+        let started = self.start(Op::Encrypt);
         let r = check_len(
             "encrypt",
             out.len(),
@@ -54,13 +56,14 @@ impl Keychain {
             })
         });
         let r = zero_on_error(r, out);
-        self.done(r, Counter::Encrypt)
+        self.done(r, Counter::Encrypt, started)
     }
 
     /// [`decrypt`](Keychain::decrypt) into `out`, which must be exactly
     /// [`decrypted_len`](Keychain::decrypted_len) bytes. Errors as for
     /// `decrypt`.
     pub fn decrypt_to(&self, ciphertext: &[u8], aad: &[u8], out: &mut [u8]) -> Result<()> {
+        let started = self.start(Op::Decrypt);
         let parts = envelope_encryption::parse(ciphertext);
         if let Ok(p) = &parts {
             if let Err(e) = check_len("decrypt", out.len(), Some(p.plaintext_len())) {
@@ -79,7 +82,13 @@ impl Keychain {
             envelope_encryption::open_to_slice(&secret.cipher, &p, aad, out)
         });
         let r = zero_on_error(r, out);
-        self.done_decrypt(r, Counter::DecryptOk, Counter::DecryptFailed, key_id)
+        self.done_decrypt(
+            r,
+            Counter::DecryptOk,
+            Counter::DecryptFailed,
+            key_id,
+            started,
+        )
     }
 }
 

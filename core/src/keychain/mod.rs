@@ -36,6 +36,7 @@ mod bound;
 mod derive;
 mod envelope_encryption;
 mod persist;
+mod rewrap;
 mod rotation;
 mod seal;
 #[cfg(feature = "aws-lc")]
@@ -167,7 +168,7 @@ impl Keychain {
             Ok((Some(set.info(pos)), events))
         })?;
         if rotated {
-            self.telemetry.count(Counter::Rotations);
+            self.telemetry.count(Counter::rotation_of(purpose));
         }
         info.ok_or_else(|| Error::internal("rotate produced no key"))
     }

@@ -18,6 +18,7 @@ use crate::aead::{fill_random, NONCE_LEN};
 use crate::error::Result;
 use crate::events::Counter;
 use crate::key::Purpose;
+use crate::metrics::Op;
 use crate::seal::{self, PREFIX_LEN, SEAL_OVERHEAD};
 
 impl Keychain {
@@ -53,6 +54,7 @@ impl Keychain {
     /// [`seal`](Keychain::seal) into `out`, which must be exactly
     /// `plaintext.len() + SEAL_OVERHEAD` bytes.
     pub fn seal_to(&self, plaintext: &[u8], aad: &[u8], out: &mut [u8]) -> Result<()> {
+        let started = self.start(Op::Seal);
         let r = check_len(
             "seal",
             out.len(),
@@ -66,13 +68,14 @@ impl Keychain {
             })
         });
         let r = zero_on_error(r, out);
-        self.done(r, Counter::Seal)
+        self.done(r, Counter::Seal, started)
     }
 
     /// [`unseal`](Keychain::unseal) into `out`, which must be exactly
     /// [`unsealed_len`](Keychain::unsealed_len) bytes. Errors as for
     /// `unseal`.
     pub fn unseal_to(&self, ciphertext: &[u8], aad: &[u8], out: &mut [u8]) -> Result<()> {
+        let started = self.start(Op::Unseal);
         let key_id = seal::key_id(ciphertext);
         if key_id.is_ok() {
             if let Err(e) = check_len("unseal", out.len(), Some(ciphertext.len() - SEAL_OVERHEAD)) {
@@ -87,7 +90,7 @@ impl Keychain {
             seal::open_to_slice(&secret.cipher, &ciphertext[PREFIX_LEN..], aad, out)
         });
         let r = zero_on_error(r, out);
-        self.done_decrypt(r, Counter::UnsealOk, Counter::UnsealFailed, named)
+        self.done_decrypt(r, Counter::UnsealOk, Counter::UnsealFailed, named, started)
     }
 }
 

@@ -9,6 +9,7 @@ use super::Keychain;
 use crate::error::{Error, Result};
 use crate::events::{Counter, Event, EventKind};
 use crate::key::{Key, KeyInfo, KeyStatus, Purpose, Usage};
+use crate::metrics::{Op, Started};
 use crate::sign::{minisign_key_id, Algorithm, PublicKeyFormat, SignatureFormat};
 
 /// A signature and the key that made it.
@@ -98,7 +99,7 @@ impl Keychain {
             Ok((Some(set.info(pos)), events))
         })?;
         if changed && primary {
-            self.telemetry.count(Counter::Rotations);
+            self.telemetry.count(Counter::RotationsSign);
         }
         info.ok_or_else(|| Error::internal("rotate_signing produced no key"))
     }
@@ -115,22 +116,24 @@ impl Keychain {
     /// [`sign`](Keychain::sign) with the ECDSA signature encoding chosen
     /// (Ed25519 signatures are the same in both).
     pub fn sign_as(&self, message: &[u8], format: SignatureFormat) -> Result<Signature> {
+        let started = self.start(Op::Sign);
         let r = self.with_primary_signer(|key, alg, pair| {
             let bytes = pair.sign(message, format)?;
             Ok(signature(key, alg, bytes))
         });
-        self.done_sign(r, Signed::Message(message))
+        self.done_sign(r, Signed::Message(message), started)
     }
 
     /// Signs a SHA-256 digest computed elsewhere (ECDSA keys only: what
     /// AWS KMS calls `MessageType=DIGEST`). `InvalidInput` unless the
     /// digest is 32 bytes; `Unsupported` for an Ed25519 primary.
     pub fn sign_digest(&self, digest: &[u8], format: SignatureFormat) -> Result<Signature> {
+        let started = self.start(Op::Sign);
         let r = self.with_primary_signer(|key, alg, pair| {
             let bytes = pair.sign_digest(digest, format)?;
             Ok(signature(key, alg, bytes))
         });
-        self.done_sign(r, Signed::Digest(digest))
+        self.done_sign(r, Signed::Digest(digest), started)
     }
 
     fn with_primary_signer<T>(
@@ -144,7 +147,13 @@ impl Keychain {
         f(key, alg, secret.key_pair(alg)?)
     }
 
-    fn done_sign(&self, r: Result<Signature>, what: Signed<'_>) -> Result<Signature> {
+    fn done_sign(
+        &self,
+        r: Result<Signature>,
+        what: Signed<'_>,
+        started: Started,
+    ) -> Result<Signature> {
+        self.telemetry.latency.observe(started);
         match &r {
             Ok(sig) => {
                 self.telemetry.count(Counter::Signed);
@@ -160,7 +169,10 @@ impl Keychain {
                     self.telemetry.emit(&[ev]);
                 }
             }
-            Err(e) => self.telemetry.error(e.kind()),
+            Err(e) => {
+                self.telemetry.count(Counter::SignFailed);
+                self.telemetry.error(e.kind())
+            }
         }
         r
     }
@@ -171,32 +183,35 @@ impl Keychain {
     /// the key that verified. `Authentication` if none does (saying nothing
     /// more); `UnknownKey` if the keychain has no enabled signing key.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<KeyInfo> {
+        let started = self.start(Op::Verify);
         let r = self.verify_by(None, |k, alg, public| {
             crate::sign::verify(alg, public, message, signature).map(|_| k)
         });
-        self.done_verify(r, Signed::Message(message))
+        self.done_verify(r, Signed::Message(message), started)
     }
 
     /// Verifies with one key: `UnknownKey`, `KeyDisabled` or `KeyDestroyed`
     /// when `key_id` is not an enabled signing key of this keychain,
     /// `Authentication` when the signature does not verify.
     pub fn verify_with(&self, key_id: u32, message: &[u8], signature: &[u8]) -> Result<KeyInfo> {
+        let started = self.start(Op::Verify);
         let r = self.verify_by(Some(key_id), |k, alg, public| {
             crate::sign::verify(alg, public, message, signature).map(|_| k)
         });
-        self.done_verify(r, Signed::Message(message))
+        self.done_verify(r, Signed::Message(message), started)
     }
 
     /// Verifies an ECDSA signature over a SHA-256 digest (as
     /// [`sign_digest`](Keychain::sign_digest) makes), with the enabled
     /// ECDSA signing keys. Errors as [`verify`](Keychain::verify).
     pub fn verify_digest(&self, digest: &[u8], signature: &[u8]) -> Result<KeyInfo> {
+        let started = self.start(Op::Verify);
         if digest.len() != 32 {
             let e = Error::invalid(format!(
                 "a SHA-256 digest is 32 bytes, got {}",
                 digest.len()
             ));
-            return self.done_verify(Err(e), Signed::Digest(digest));
+            return self.done_verify(Err(e), Signed::Digest(digest), started);
         }
         let r = self.verify_by(None, |k, alg, public| {
             if !alg.is_ecdsa() {
@@ -204,7 +219,7 @@ impl Keychain {
             }
             crate::sign::verify_digest(alg, public, digest, signature).map(|_| k)
         });
-        self.done_verify(r, Signed::Digest(digest))
+        self.done_verify(r, Signed::Digest(digest), started)
     }
 
     /// Runs `check` with each candidate key (one if `key_id` is given),
@@ -249,7 +264,13 @@ impl Keychain {
         Err(Error::bad_signature())
     }
 
-    fn done_verify(&self, r: Result<KeyInfo>, what: Signed<'_>) -> Result<KeyInfo> {
+    fn done_verify(
+        &self,
+        r: Result<KeyInfo>,
+        what: Signed<'_>,
+        started: Started,
+    ) -> Result<KeyInfo> {
+        self.telemetry.latency.observe(started);
         match &r {
             Ok(_) => self.telemetry.count(Counter::VerifyOk),
             Err(e) => {
@@ -313,6 +334,7 @@ impl Keychain {
     /// Emits `Signed` (digest: SHA-256 of `data`) like every signature.
     /// `InvalidInput` for a comment minisign cannot carry.
     pub fn sign_minisign(&self, data: &[u8], trusted_comment: &str) -> Result<String> {
+        let started = self.start(Op::Sign);
         let r = self.with_primary_signer(|key, alg, pair| {
             if alg != Algorithm::Ed25519 {
                 return Err(Error::unsupported(format!(
@@ -329,9 +351,11 @@ impl Keychain {
             Ok((signature(key, alg, Vec::new()), text))
         });
         match r {
-            Ok((sig, text)) => self.done_sign(Ok(sig), Signed::Message(data)).map(|_| text),
+            Ok((sig, text)) => self
+                .done_sign(Ok(sig), Signed::Message(data), started)
+                .map(|_| text),
             Err(e) => self
-                .done_sign(Err(e), Signed::Message(data))
+                .done_sign(Err(e), Signed::Message(data), started)
                 .map(|_| String::new()),
         }
     }
@@ -342,6 +366,7 @@ impl Keychain {
     /// ID, `Authentication` if it does not verify (trusted comment
     /// included), `Format` for text that is not a minisign signature.
     pub fn verify_minisign(&self, data: &[u8], signature: &str) -> Result<KeyInfo> {
+        let started = self.start(Op::Verify);
         let r = (|| {
             let id = crate::sign::minisign::signature_key_id(signature)?;
             let set = self.live()?;
@@ -372,7 +397,7 @@ impl Keychain {
                 ),
             ))
         })();
-        self.done_verify(r, Signed::Message(data))
+        self.done_verify(r, Signed::Message(data), started)
     }
 
     /// Imports a minisign secret key file (`minisign -G` output; `password`

@@ -8,6 +8,7 @@ use super::Keychain;
 use crate::error::Result;
 use crate::events::{Counter, Counters, Event, EventKind, SubscriptionId};
 use crate::key::Purpose;
+use crate::metrics::{Op, Started};
 use crate::secret::SecretBytes;
 
 impl Keychain {
@@ -52,11 +53,37 @@ impl Keychain {
         r
     }
 
+    /// The metrics of this keychain as Prometheus text (format 0.0.4):
+    /// calls by outcome, derivations by origin, errors by kind, rotations
+    /// by purpose and latency histograms (names and costs:
+    /// [`crate::metrics`] and docs/METRICS.md). Readable after close.
+    pub fn metrics_text(&self) -> String {
+        crate::metrics::render(
+            &self.telemetry.metrics(),
+            &self.telemetry.latency,
+            &self.telemetry.origins,
+        )
+    }
+
+    /// Starts timing a call of `op` for its latency histogram.
     #[inline]
-    pub(crate) fn done<T>(&self, r: Result<T>, ok: Counter) -> Result<T> {
+    pub(crate) fn start(&self, op: Op) -> Started {
+        self.telemetry.latency.start(op)
+    }
+
+    /// Counts a call's outcome (`ok`, or its failed counter and the error
+    /// kind) and ends its timing.
+    #[inline]
+    pub(crate) fn done<T>(&self, r: Result<T>, ok: Counter, started: Started) -> Result<T> {
+        self.telemetry.latency.observe(started);
         match &r {
             Ok(_) => self.telemetry.count(ok),
-            Err(e) => self.telemetry.error(e.kind()),
+            Err(e) => {
+                if let Some(failed) = ok.failed() {
+                    self.telemetry.count(failed);
+                }
+                self.telemetry.error(e.kind())
+            }
         }
         r
     }
@@ -67,7 +94,9 @@ impl Keychain {
         ok: Counter,
         failed: Counter,
         key_id: Option<u32>,
+        started: Started,
     ) -> Result<T> {
+        self.telemetry.latency.observe(started);
         match &r {
             Ok(_) => self.telemetry.count(ok),
             Err(e) => {
@@ -93,10 +122,17 @@ impl Keychain {
         r
     }
 
-    pub(super) fn done_derive(&self, r: Result<(SecretBytes, u32, u32)>) -> Result<SecretBytes> {
+    pub(super) fn done_derive(
+        &self,
+        r: Result<(SecretBytes, u32, u32)>,
+        origin: Option<&[u8]>,
+        started: Started,
+    ) -> Result<SecretBytes> {
+        self.telemetry.latency.observe(started);
         match r {
             Ok((out, id, version)) => {
                 self.telemetry.count(Counter::Derive);
+                self.telemetry.origins.count(origin);
                 if self.telemetry.wants_events() {
                     self.telemetry.emit(&[Event::key(
                         EventKind::KeyDerived,

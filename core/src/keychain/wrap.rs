@@ -9,6 +9,7 @@ use crate::events::Counter;
 use crate::key::Purpose;
 use crate::key_manager::{check_wrap_input, KeyManager};
 use crate::keyset::KeySet;
+use crate::metrics::Op;
 use crate::seal;
 use crate::secret::SecretBytes;
 use crate::wrapped_key::{
@@ -28,11 +29,17 @@ impl Keychain {
         context: &[u8],
         form: WrapForm,
     ) -> Result<Envelope> {
+        let started = self.start(Op::Wrap);
         let r = self.wrap_inner(plaintext_key, context, form);
-        self.done(r, Counter::Wrap)
+        self.done(r, Counter::Wrap, started)
     }
 
-    fn wrap_inner(&self, plaintext_key: &[u8], context: &[u8], form: WrapForm) -> Result<Envelope> {
+    pub(super) fn wrap_inner(
+        &self,
+        plaintext_key: &[u8],
+        context: &[u8],
+        form: WrapForm,
+    ) -> Result<Envelope> {
         check_wrap_input(plaintext_key)?;
         self.with_encryption_key(|key, secret| {
             let key_id = key.id.to_string();
@@ -55,7 +62,7 @@ impl Keychain {
         })
     }
 
-    fn unwrap_inner(&self, env: &Envelope, context: &[u8]) -> Result<SecretBytes> {
+    pub(super) fn unwrap_inner(&self, env: &Envelope, context: &[u8]) -> Result<SecretBytes> {
         self.check_open()?;
         crate::key_manager::check_provider(env, KEYCHAIN_PROVIDER)?;
         let id = crate::wrapped_key::parse_decimal_u32(&env.key_id)
@@ -88,14 +95,16 @@ impl KeyManager for Keychain {
     }
 
     fn wrap_key(&self, plaintext_key: &[u8], context: &[u8]) -> Result<Envelope> {
+        let started = self.start(Op::Wrap);
         let r = self.wrap_inner(plaintext_key, context, WrapForm::Full);
-        self.done(r, Counter::Wrap)
+        self.done(r, Counter::Wrap, started)
     }
 
     fn unwrap_key(&self, envelope: &Envelope, context: &[u8]) -> Result<SecretBytes> {
+        let started = self.start(Op::Unwrap);
         let r = self.unwrap_inner(envelope, context);
         let id = crate::wrapped_key::parse_decimal_u32(&envelope.key_id);
-        self.done_decrypt(r, Counter::UnwrapOk, Counter::UnwrapFailed, id)
+        self.done_decrypt(r, Counter::UnwrapOk, Counter::UnwrapFailed, id, started)
     }
 
     fn active_key_version(&self) -> Result<u32> {
