@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 
 use super::Keychain;
 use crate::error::{Error, Result};
-use crate::events::{Event, EventKind};
+use crate::events::{Counter, Event, EventKind};
 use crate::key::{KeyInfo, KeyStatus, Purpose, Usage};
 use crate::stream::{
     Candidate, DecryptingReader, Decryptor, EncryptingWriter, SeekableDecryptor, StreamFormat,
@@ -30,7 +30,7 @@ impl Keychain {
     }
 
     fn new_stream_key(&self, format: StreamFormat, primary: bool) -> Result<KeyInfo> {
-        let (info, _) = self.mutate(|set, bound| {
+        let (info, changed) = self.mutate(|set, bound| {
             let usage = if bound {
                 Usage::bound()
             } else {
@@ -57,6 +57,9 @@ impl Keychain {
             }
             Ok((Some(set.info(pos)), events))
         })?;
+        if changed && primary {
+            self.telemetry.count(Counter::RotationsStream);
+        }
         info.ok_or_else(|| Error::internal("rotate_streaming produced no key"))
     }
 
