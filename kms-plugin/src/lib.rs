@@ -76,6 +76,7 @@ use std::time::Duration;
 use keystrata::{Error, ErrorKind, Keychain, Result};
 use tokio::sync::watch;
 
+mod conn;
 mod http;
 mod metrics;
 pub mod proto;
@@ -193,7 +194,9 @@ impl Plugin {
     /// When `shutdown` completes, the socket file is removed at once (a new
     /// instance may start on the same path), no new connection or request
     /// is accepted, and the requests in flight get
-    /// [`shutdown_grace`](PluginConfig::shutdown_grace) to finish.
+    /// [`shutdown_grace`](PluginConfig::shutdown_grace) to finish; the
+    /// connections still open after that are closed (their clients see
+    /// the connection end) and `serve` returns `Ok`.
     ///
     /// [`serve_blocking`]: Plugin::serve_blocking
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<()> {
@@ -208,7 +211,15 @@ impl Plugin {
             .try_clone()
             .and_then(tokio::net::UnixListener::from_std)
             .map_err(|e| io_error("listening on the unix socket", e))?;
-        let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+        // Connections that can be cut off if requests outlive the grace
+        // period.
+        let kill = Arc::new(conn::Kill::default());
+        let incoming = {
+            use tokio_stream::StreamExt as _;
+            let kill = Arc::clone(&kill);
+            tokio_stream::wrappers::UnixListenerStream::new(listener)
+                .map(move |accepted| accepted.map(|io| kill.wrap(io)))
+        };
         let (stop_tx, stop_rx) = watch::channel(false);
         let service = KeyManagementServiceServer::new(KmsService {
             inner: Arc::clone(&inner),
@@ -259,9 +270,14 @@ impl Plugin {
                     }),
                     Err(_) => {
                         log::warn!(
-                            "requests still in flight after {:?}; stopping anyway",
+                            "requests still in flight after {:?}; closing their connections",
                             config.shutdown_grace
                         );
+                        kill.kill();
+                        // The connections end at once now; a keychain call
+                        // still running (a root that does not answer) is
+                        // left to finish on the blocking pool.
+                        let _ = tokio::time::timeout(Duration::from_secs(1), &mut grpc).await;
                         Ok(())
                     }
                 }
@@ -277,14 +293,18 @@ impl Plugin {
     }
 
     /// [`serve`](Plugin::serve) on a tokio runtime of its own, blocking
-    /// the calling thread until the plugin stopped.
+    /// the calling thread until the plugin stopped. A keychain call that
+    /// is still running then (a root that does not answer) is not waited
+    /// for more than a second.
     pub fn serve_blocking(self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("kms-plugin")
             .build()
             .map_err(|e| io_error("starting the async runtime", e))?;
-        rt.block_on(self.serve(shutdown))
+        let result = rt.block_on(self.serve(shutdown));
+        rt.shutdown_timeout(Duration::from_secs(1));
+        result
     }
 }
 
@@ -328,9 +348,16 @@ pub async fn termination_signal() {
     log::info!("{which} received");
 }
 
-/// Everything `/metrics` serves: the plugin's own metrics.
+/// Everything `/metrics` serves: the keychain's metrics
+/// ([`Keychain::metrics_text`]: calls, errors by kind, rotations, latency;
+/// docs/METRICS.md) and the plugin's own (`kms_plugin_*`).
 pub(crate) fn metrics_text(inner: &Inner) -> String {
-    inner.metrics.text()
+    let mut text = inner.keychain.metrics_text();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&inner.metrics.text());
+    text
 }
 
 async fn stopped(mut rx: watch::Receiver<bool>) {

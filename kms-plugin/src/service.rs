@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use keystrata::seal::{PREFIX_BYTE, PREFIX_LEN, SEAL_OVERHEAD};
+use keystrata::seal::{sealed_key_id, SEAL_OVERHEAD};
 use keystrata::{Error, ErrorKind, Keychain};
 use tonic::{Code, Request, Response, Status};
 use zeroize::Zeroize;
@@ -229,19 +229,6 @@ impl Inner {
             .unseal(&req.ciphertext, AAD)
             .map_err(|e| status_from(&e))?;
         Ok(v2::DecryptResponse { plaintext })
-    }
-}
-
-/// The key_id in a sealed ciphertext's prefix (`0x01 ‖ BE32(key_id)`).
-fn sealed_key_id(ct: &[u8]) -> keystrata::Result<u32> {
-    match ct {
-        [PREFIX_BYTE, a, b, c, d, ..] if ct.len() >= PREFIX_LEN => {
-            Ok(u32::from_be_bytes([*a, *b, *c, *d]))
-        }
-        _ => Err(Error::new(
-            ErrorKind::Internal,
-            "seal returned bytes without the Tink prefix",
-        )),
     }
 }
 
