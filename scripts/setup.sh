@@ -36,6 +36,7 @@ PIP_PINS=(
   "PyKMIP==0.11.0"    # the KMIP peer: its server runs on loopback during tests
   "SQLAlchemy==2.1.9" # PyKMIP's server keeps its keys in SQLite through it
   "moto[server]==5.2.5" # the AWS KMS peer: moto's server runs on loopback during tests
+  "prometheus-client==0.26.0" # its parser checks the metrics text (metrics_text) in the tests
 )
 
 log() { echo "setup: $*"; }

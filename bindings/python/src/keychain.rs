@@ -395,6 +395,77 @@ impl PyKeychain {
     }
 
     // ------------------------------------------------------------------
+    // Rewrap
+    // ------------------------------------------------------------------
+
+    /// ``ciphertext`` (from ``seal``, under any key of the keychain)
+    /// sealed again under the current encryption primary, with the same
+    /// ``aad``. The plaintext never leaves the library (it is wiped
+    /// there). For moving data off a key before it is disabled and
+    /// destroyed; ``sealed_key_id`` says which key a ciphertext needs.
+    ///
+    /// Raises as ``unseal`` for the input, then as ``seal``.
+    #[pyo3(signature = (ciphertext, aad = b"".as_slice().into()), text_signature = "($self, ciphertext, aad=b'')")]
+    fn rewrap_sealed<'py>(
+        &self,
+        py: Python<'py>,
+        ciphertext: BytesIn<'_, '_>,
+        aad: BytesIn<'_, '_>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let (ct, aad) = (ciphertext.as_slice(), aad.as_slice());
+        let detach = self.detach_read(ct.len() + aad.len());
+        let out = call(py, detach, || self.inner.rewrap_sealed(ct, aad))?;
+        Ok(bytes_out(py, &out))
+    }
+
+    /// ``blob`` (from ``encrypt``, or Tink's KmsEnvelopeAead) with its data
+    /// key wrapped again under the current encryption primary: only the
+    /// data key moves; the payload is copied unchanged, so no aad is
+    /// needed (its tag still binds it: ``decrypt`` checks it). Same length
+    /// as ``blob``; ``encrypted_key_id`` says which key a blob needs.
+    ///
+    /// Raises as ``decrypt`` for the framing and the data key, then as
+    /// ``encrypt``.
+    fn rewrap_encrypted<'py>(
+        &self,
+        py: Python<'py>,
+        blob: BytesIn<'_, '_>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let blob = blob.as_slice();
+        let detach = self.detach_read(blob.len());
+        let out = call(py, detach, || self.inner.rewrap_encrypted(blob))?;
+        Ok(bytes_out(py, &out))
+    }
+
+    /// ``envelope`` (from ``wrap_key``) wrapped again under the current
+    /// encryption primary, in the same form and bound to the same
+    /// ``context``. The key never leaves the library.
+    ///
+    /// Raises as ``unwrap_key``, then as ``wrap_key``.
+    #[pyo3(signature = (envelope, context = b"".as_slice().into()), text_signature = "($self, envelope, context=b'')")]
+    fn rewrap_envelope(
+        &self,
+        py: Python<'_>,
+        envelope: &PyEnvelope,
+        context: BytesIn<'_, '_>,
+    ) -> PyResult<PyEnvelope> {
+        let env = envelope.to_core();
+        let c = context.as_slice();
+        let detach = self.detach_read(env.ciphertext.len() + c.len());
+        call(py, detach, || self.inner.rewrap_envelope(&env, c)).map(PyEnvelope::from_core)
+    }
+
+    /// The keychain's metrics as Prometheus text (exposition format
+    /// 0.0.4): calls by outcome (``kms_seal_total{ok}`` and the others),
+    /// ``kms_derivations_total{origin}``, ``kms_errors_total{kind}``,
+    /// ``kms_rotations_total{scope}`` and the latency histogram
+    /// ``kms_operation_duration_seconds{op}`` (docs/METRICS.md). Serve it
+    /// on ``/metrics`` as it is. Readable after ``close()``.
+    fn metrics_text(&self) -> String {
+        self.inner.metrics_text()
+    }
+
+    // ------------------------------------------------------------------
     // Derivation
     // ------------------------------------------------------------------
 

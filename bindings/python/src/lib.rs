@@ -234,6 +234,25 @@ const _: () = {
     assert!(align_of::<stream::PySeekableDecryptor>() <= 16);
 };
 
+/// sealed_key_id(ciphertext) -> int
+///
+/// The key ID a sealed ciphertext (``Keychain.seal``) names, read from its
+/// prefix without any key. Raises ``FormatError`` if it cannot be one.
+#[pyfunction]
+fn sealed_key_id(ciphertext: BytesIn<'_, '_>) -> PyResult<u32> {
+    keystrata::sealed_key_id(ciphertext.as_slice()).map_err(raise)
+}
+
+/// encrypted_key_id(blob) -> int
+///
+/// The key ID an envelope-encrypted blob (``Keychain.encrypt``) needs,
+/// read from its framing without any key. Raises ``FormatError`` for a
+/// wrong framing.
+#[pyfunction]
+fn encrypted_key_id(blob: BytesIn<'_, '_>) -> PyResult<u32> {
+    keystrata::encrypted_key_id(blob.as_slice()).map_err(raise)
+}
+
 /// The native half of the ``keystrata`` package. Import ``keystrata``, not
 /// this module: it re-exports everything here with the exception classes.
 #[pymodule]
@@ -263,6 +282,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<stream::PyDecryptingReader>()?;
     m.add_class::<stream::PySeekableDecryptor>()?;
     m.add_function(wrap_pyfunction!(hkdf_sha256, m)?)?;
+    m.add_function(wrap_pyfunction!(sealed_key_id, m)?)?;
+    m.add_function(wrap_pyfunction!(encrypted_key_id, m)?)?;
     m.add_function(wrap_pyfunction!(metadata_context, m)?)?;
     m.add_function(wrap_pyfunction!(sign::verify_signature, m)?)?;
     m.add_function(wrap_pyfunction!(sign::verify_minisign, m)?)?;

@@ -86,7 +86,8 @@ Classes: ``Keychain``, ``AgeRoot``, ``PassphraseRoot``, ``Pkcs11Root``,
 ``TrustedKeys`` with ``TrustedKey`` and ``TrustVerified``,
 ``EncryptingWriter``, ``DecryptingReader`` and ``SeekableDecryptor``
 (streams, from ``Keychain.encrypting_writer`` and friends);
-the functions ``hkdf_sha256``, ``metadata_context`` (an object-store
+the functions ``hkdf_sha256``, ``sealed_key_id`` and ``encrypted_key_id``
+(which key a ciphertext needs), ``metadata_context`` (an object-store
 gateway's wrap context from object metadata, docs/FORMAT.md §4.2),
 ``decrypt_portable``, ``verify_signature`` (a signature checked with a
 bare public key), ``verify_minisign`` (a ``.minisig`` checked with a
@@ -136,9 +137,11 @@ from keystrata._native import (
     TrustVerified,
     UriRoot,
     __version__,
+    encrypted_key_id,
     hkdf_sha256,
     metadata_context,
     root_from_uri,
+    sealed_key_id,
     sign_minisign,
     verify_minisign,
     verify_signature,
@@ -317,6 +320,8 @@ __all__ = [
     "DecryptingReader",
     "SeekableDecryptor",
     "hkdf_sha256",
+    "sealed_key_id",
+    "encrypted_key_id",
     "metadata_context",
     "decrypt_portable",
     "verify_signature",

@@ -30,9 +30,11 @@ from keystrata._native import TrustedKeys as TrustedKeys
 from keystrata._native import TrustVerified as TrustVerified
 from keystrata._native import UriRoot as UriRoot
 from keystrata._native import __version__ as __version__
+from keystrata._native import encrypted_key_id as encrypted_key_id
 from keystrata._native import hkdf_sha256 as hkdf_sha256
 from keystrata._native import metadata_context as metadata_context
 from keystrata._native import root_from_uri as root_from_uri
+from keystrata._native import sealed_key_id as sealed_key_id
 from keystrata._native import sign_minisign as sign_minisign
 from keystrata._native import verify_minisign as verify_minisign
 from keystrata._native import verify_signature as verify_signature
@@ -121,6 +123,8 @@ __all__ = [
     "DecryptingReader",
     "SeekableDecryptor",
     "hkdf_sha256",
+    "sealed_key_id",
+    "encrypted_key_id",
     "metadata_context",
     "decrypt_portable",
     "verify_signature",
