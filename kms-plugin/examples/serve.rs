@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keystrata::{root, store, OpenOptions};
-use keystrata_kms_plugin::{termination_signal, Plugin, PluginConfig};
+use keystrata_kms_plugin::{Plugin, PluginConfig, TerminationSignal};
 
 const USAGE: &str = "usage: serve --keychain LOCATION --root URI --listen unix:///path.sock \
 [--metrics-listen HOST:PORT] [--refresh-ms N] [--socket-mode OCTAL] [--grace-secs N]";
@@ -89,18 +89,29 @@ fn run(args: Args) -> keystrata::Result<()> {
         config.shutdown_grace = g;
     }
     let plugin = Plugin::bind(keychain, config)?;
-    let metrics = plugin
-        .metrics_addr()
-        .map_or_else(|| "-".to_string(), |a| a.to_string());
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "ready socket={} metrics={metrics}",
-        plugin.socket_path().display()
+    let ready = format!(
+        "ready socket={} metrics={}",
+        plugin.socket_path().display(),
+        plugin
+            .metrics_addr()
+            .map_or_else(|| "-".to_string(), |a| a.to_string())
     );
-    let _ = out.flush();
-    drop(out);
-    plugin.serve_blocking(termination_signal())
+    plugin.serve_blocking(async move {
+        // Ready only once SIGTERM is caught: a supervisor that stops the
+        // plugin right after it said ready gets a graceful stop.
+        let signals = match TerminationSignal::install() {
+            Ok(s) => s,
+            Err(e) => {
+                log::error!("{e}; stopping");
+                return;
+            }
+        };
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{ready}");
+        let _ = out.flush();
+        drop(out);
+        signals.wait().await;
+    })
 }
 
 fn main() {

@@ -324,28 +324,55 @@ pub fn serve(
 }
 
 /// Completes on the first SIGTERM or SIGINT: the shutdown future for
-/// [`serve`] in a program that runs the plugin. Must be polled inside a
-/// tokio runtime (as `serve` does). If the signal handlers cannot be
-/// installed, it logs why and never completes (the process then stops only
-/// when killed).
+/// [`serve`] in a program that runs the plugin. The handlers are installed
+/// when it is first polled (`serve` polls it as soon as it starts); use
+/// [`TerminationSignal`] to install them at a moment of your choosing (for
+/// example before telling a supervisor the plugin is ready). If they
+/// cannot be installed, it logs why and never completes.
 pub async fn termination_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (term, int) = match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(t), Ok(i)) => (t, i),
-        (Err(e), _) | (_, Err(e)) => {
-            log::error!("cannot listen for SIGTERM and SIGINT: {e}");
-            return std::future::pending().await;
+    match TerminationSignal::install() {
+        Ok(s) => {
+            s.wait().await;
         }
-    };
-    let (mut term, mut int) = (term, int);
-    let which = tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    };
-    log::info!("{which} received");
+        Err(e) => {
+            log::error!("{e}");
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// SIGTERM and SIGINT, caught from the moment [`install`] returns (the
+/// default action, ending the process at once, no longer applies).
+///
+/// [`install`]: TerminationSignal::install
+#[derive(Debug)]
+pub struct TerminationSignal {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl TerminationSignal {
+    /// Installs the handlers. Must be called inside a tokio runtime (with
+    /// I/O enabled), for example in the shutdown future given to
+    /// [`Plugin::serve_blocking`]. `Io` if the system refuses.
+    pub fn install() -> Result<TerminationSignal> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let term =
+            signal(SignalKind::terminate()).map_err(|e| io_error("cannot catch SIGTERM", e))?;
+        let int =
+            signal(SignalKind::interrupt()).map_err(|e| io_error("cannot catch SIGINT", e))?;
+        Ok(TerminationSignal { term, int })
+    }
+
+    /// Completes on the first of the two signals and returns its name.
+    pub async fn wait(mut self) -> &'static str {
+        let which = tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        };
+        log::info!("{which} received");
+        which
+    }
 }
 
 /// Everything `/metrics` serves: the keychain's metrics
