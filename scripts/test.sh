@@ -83,6 +83,8 @@ suite rust-doc check env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-d
 suite rust-aws-lc cargo cargo test --workspace
 suite rust-both-engines cargo cargo test -p keystrata --all-features
 suite rust-rustcrypto cargo cargo test -p keystrata --no-default-features --features rustcrypto
+# The KMS plugin's Go suite (upstream k8s.io/kms client, kube-apiserver's kmsv2 code) over an etcd keychain; rust-aws-lc ran it over a file.
+suite kms-plugin-etcd gotest cargo test -p keystrata-kms-plugin --features etcd --test go -- --nocapture upstream_go_client_against_an_etcd_keychain
 # The C ABI's pointer helpers (ffi/src/abi.rs) under Miri.
 suite miri cargo bash scripts/miri.sh
 # Every fuzz target for a few seconds, replaying the kept corpus (fuzz/).

@@ -424,3 +424,9 @@ fn bind_tcp(addr: &str) -> Result<std::net::TcpListener> {
 fn io_error(what: &str, e: std::io::Error) -> Error {
     Error::new(ErrorKind::Io, what.to_string()).with_source(e)
 }
+
+/// docs/KMS-PLUGIN.md's Rust example, compiled as a doctest so the page
+/// stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/KMS-PLUGIN.md")]
+pub struct KmsPluginDocDoctests;
