@@ -17,11 +17,22 @@
 //! at a segment boundary fails; segments reordered or repeated fail; no
 //! plaintext of a segment is returned before its tag checks.
 //!
-//! Memory stays O(segment) whatever the stream's size.
+//! Errors: a stream shorter than its 40-byte header, or whose first byte is
+//! not 40, is `Format`; once the header is there, anything else that is
+//! wrong (the wrong key or aad, a changed byte, segments reordered or
+//! repeated, the stream cut anywhere, a last segment shorter than its
+//! 16-byte tag) is `Authentication`: a stream cut short and a forged one
+//! look the same.
+//!
+//! Memory stays O(segment) whatever the stream's size, and the adapters
+//! move each byte as few times as the API allows: the writer seals a
+//! segment that a write holds whole straight from the caller's bytes, the
+//! reader decrypts straight into the caller's buffer when a segment's
+//! plaintext fits, and no buffer is zero-filled more than once.
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::aead::{fill_random, AeadEngine, Aes256Gcm, KEY_LEN, NONCE_LEN, TAG_LEN};
 use crate::error::{Error, ErrorKind, Result};
@@ -102,12 +113,22 @@ impl StreamFormat {
         }
     }
 
-    /// The plaintext length of a stream of `ciphertext_len` bytes, and its
-    /// number of segments; `Format` if no stream has that length.
+    /// Ciphertext bytes of segment `i` when full (its plaintext and tag).
+    fn ciphertext_len(self, i: u64) -> usize {
+        self.plaintext_len(i) + TAG_LEN
+    }
+
+    /// The plaintext length of a stream of `ciphertext_len` bytes. `Format`
+    /// if no stream has that length: under 56 bytes (a header and one tag),
+    /// or a last segment shorter than its tag. (Decrypting bytes of such a
+    /// length fails with `Format` if they hold no whole header, else with
+    /// `Authentication`: a stream cut short.)
     pub fn plaintext_len_of(self, ciphertext_len: u64) -> Result<u64> {
         Ok(self.layout(ciphertext_len)?.1)
     }
 
+    /// The number of segments and the plaintext length of a stream of
+    /// `ct_len` bytes.
     fn layout(self, ct_len: u64) -> Result<(u64, u64)> {
         let seg = self.segment_size() as u64;
         if ct_len < (HEADER_LEN + TAG_LEN) as u64 {
@@ -142,12 +163,7 @@ impl Segments {
         header: &[u8; HEADER_LEN],
         aad: &[u8],
     ) -> Result<Segments> {
-        if usize::from(header[0]) != HEADER_LEN {
-            return Err(Error::format(format!(
-                "a stream header's first byte is its length, {HEADER_LEN}, got {}",
-                header[0]
-            )));
-        }
+        check_header(header)?;
         let salt = &header[1..1 + KEY_LEN];
         let derived = crate::derive::hkdf_sha256(Some(salt), key, aad, KEY_LEN)?;
         let mut k = Zeroizing::new([0u8; KEY_LEN]);
@@ -171,17 +187,32 @@ impl Segments {
         Ok(n)
     }
 
-    fn open(&self, i: u64, last: bool, ct: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    /// Seals segment `i` from `pt` into `out` (`pt.len() + TAG_LEN` bytes).
+    fn seal(&self, i: u64, last: bool, pt: &[u8], out: &mut [u8]) -> Result<()> {
+        self.cipher.seal_into(&self.nonce(i, last)?, b"", pt, out)
+    }
+
+    /// Opens segment `i` from `ct` into `out` (`ct.len() - TAG_LEN` bytes);
+    /// `Authentication` for a segment shorter than its tag. `out` holds no
+    /// plaintext on failure.
+    fn open(&self, i: u64, last: bool, ct: &[u8], out: &mut [u8]) -> Result<()> {
         if ct.len() < TAG_LEN {
             return Err(Error::authentication());
         }
-        out.resize(ct.len() - TAG_LEN, 0);
-        let r = self.cipher.open_into(&self.nonce(i, last)?, b"", ct, out);
-        if r.is_err() {
-            out.clear();
-        }
-        r
+        self.cipher.open_into(&self.nonce(i, last)?, b"", ct, out)
     }
+}
+
+/// `Format` unless the header's first byte is its length, 40.
+fn check_header(header: &[u8; HEADER_LEN]) -> Result<()> {
+    if usize::from(header[0]) != HEADER_LEN {
+        return Err(Error::format(format!(
+            "not a keystrata/Tink AES-GCM-HKDF stream: a stream header's first byte \
+             is its length, {HEADER_LEN}, got {}",
+            header[0]
+        )));
+    }
+    Ok(())
 }
 
 /// A fresh header: the salt and nonce prefix are random.
@@ -210,18 +241,246 @@ pub fn error_of(e: io::Error) -> Error {
     }
 }
 
+/// The error a failed stream object returns from every later call.
+fn failed_again(failed: &Option<(ErrorKind, String)>) -> Result<()> {
+    match failed {
+        Some((kind, msg)) => Err(Error::new(*kind, msg.clone())),
+        None => Ok(()),
+    }
+}
+
+fn too_small(have: usize, need: usize) -> Error {
+    Error::invalid(format!("the output holds {have}; {need} bytes are needed"))
+}
+
+// ---------------------------------------------------------------------
+// Encrypting
+// ---------------------------------------------------------------------
+
+/// Encrypts one stream pushed to it a piece at a time, into buffers the
+/// caller sizes (the C ABI's encryptor; [`EncryptingWriter`] is the same
+/// over a `Write`). [`update`](Encryptor::update) returns the ciphertext of
+/// every segment the bytes so far complete, but a full segment is held back
+/// until more data shows it is not the last;
+/// [`finish`](Encryptor::finish) writes the last segment, without which the
+/// stream does not decrypt. The lengths depend only on the lengths pushed:
+/// [`update_output_len`](Encryptor::update_output_len) and
+/// [`finish_output_len`](Encryptor::finish_output_len) give them exactly.
+///
+/// A segment that one input holds whole is sealed straight from it; only
+/// the bytes of a segment that spans two inputs are copied (into a buffer
+/// of one segment). After an error every later call returns it; after
+/// `finish`, every call fails with `Unavailable`.
+pub struct Encryptor {
+    seg: Segments,
+    /// The segment being filled.
+    index: u64,
+    /// Its plaintext so far (at most one segment's).
+    buf: Zeroizing<Vec<u8>>,
+    /// The header, until it goes out in front of the first segment.
+    header: Option<[u8; HEADER_LEN]>,
+    failed: Option<(ErrorKind, String)>,
+    finished: bool,
+}
+
+impl Encryptor {
+    /// An encryptor with the stream key `key` (32 bytes) and `aad`.
+    pub(crate) fn new(key: &[u8; KEY_LEN], format: StreamFormat, aad: &[u8]) -> Result<Encryptor> {
+        let header = new_header()?;
+        let seg = Segments::new(key, format, &header, aad)?;
+        Ok(Encryptor {
+            seg,
+            index: 0,
+            buf: Zeroizing::new(Vec::with_capacity(format.plaintext_len(1))),
+            header: Some(header),
+            failed: None,
+            finished: false,
+        })
+    }
+
+    /// The stream's format.
+    pub fn format(&self) -> StreamFormat {
+        self.seg.format
+    }
+
+    /// The exact number of bytes an [`update`](Encryptor::update) with `n`
+    /// bytes of input writes: the segments it completes (a full segment is
+    /// held back until more data shows it is not the last), and the header
+    /// with the first. `None` if that number does not fit in a `usize`.
+    pub fn update_output_len(&self, n: usize) -> Option<usize> {
+        let limit = self.seg.format.plaintext_len(self.index);
+        let total = self.buf.len().checked_add(n)?;
+        if n == 0 || total <= limit {
+            return Some(0);
+        }
+        // The current segment is sealed, then every full one after it that
+        // more data follows.
+        let full = self.seg.format.plaintext_len(1);
+        let more = (total - limit - 1) / full;
+        let header = if self.header.is_some() { HEADER_LEN } else { 0 };
+        (limit + TAG_LEN + header).checked_add(more.checked_mul(full + TAG_LEN)?)
+    }
+
+    /// The exact number of bytes [`finish`](Encryptor::finish) writes: the
+    /// last segment, and the header if no segment went out yet.
+    pub fn finish_output_len(&self) -> usize {
+        let header = if self.header.is_some() { HEADER_LEN } else { 0 };
+        header + self.buf.len() + TAG_LEN
+    }
+
+    /// `Ok` while the encryptor takes more calls; otherwise the error every
+    /// call returns (the first failure's, or `Unavailable` after `finish`).
+    pub fn check(&self) -> Result<()> {
+        failed_again(&self.failed)?;
+        if self.finished {
+            return Err(Error::unavailable("the stream encryptor has finished"));
+        }
+        Ok(())
+    }
+
+    fn fail(&mut self, e: Error) -> Error {
+        self.failed = Some((e.kind(), e.message().to_owned()));
+        self.buf.zeroize();
+        e
+    }
+
+    /// Encrypts `input`: writes the ciphertext of every segment it
+    /// completes to the start of `out`, which must hold
+    /// [`update_output_len`](Encryptor::update_output_len)`(input.len())`
+    /// bytes (`InvalidInput` otherwise, and nothing is consumed), and
+    /// returns its length. An error while encrypting ends the stream.
+    pub fn update(&mut self, input: &[u8], out: &mut [u8]) -> Result<usize> {
+        self.check()?;
+        let need = self
+            .update_output_len(input.len())
+            .ok_or_else(|| Error::invalid("the input is too long"))?;
+        if out.len() < need {
+            return Err(too_small(out.len(), need));
+        }
+        let mut rest = input;
+        let mut off = 0;
+        while !rest.is_empty() {
+            match self.step(&mut rest, &mut out[off..]) {
+                Ok(n) => off += n,
+                Err(e) => return Err(self.fail(e)),
+            }
+        }
+        if off != need {
+            return Err(self.fail(Error::internal(
+                "the stream output differs from its announced length",
+            )));
+        }
+        Ok(off)
+    }
+
+    /// Ends the stream: writes its last segment (and the header, for a
+    /// stream given no data) to the start of `out`, which must hold
+    /// [`finish_output_len`](Encryptor::finish_output_len) bytes, and
+    /// returns its length.
+    pub fn finish(&mut self, out: &mut [u8]) -> Result<usize> {
+        self.check()?;
+        let need = self.finish_output_len();
+        if out.len() < need {
+            return Err(too_small(out.len(), need));
+        }
+        let Encryptor {
+            seg,
+            index,
+            buf,
+            header,
+            ..
+        } = self;
+        match seal_segment(seg, index, header, buf, true, out) {
+            Ok(n) => {
+                self.finished = true;
+                self.buf.zeroize();
+                Ok(n)
+            }
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Takes bytes from the front of `*input`. When they complete a segment
+    /// that more bytes follow (so it is not the last), seals it to the
+    /// start of `out` (after the header, for the first) and returns the
+    /// bytes written; otherwise buffers them all and returns 0, `*input`
+    /// then empty. `out` must hold the header and a segment. Errors leave
+    /// the encryptor unusable: the caller fails it.
+    fn step(&mut self, input: &mut &[u8], out: &mut [u8]) -> Result<usize> {
+        let limit = self.seg.format.plaintext_len(self.index);
+        let Encryptor {
+            seg,
+            index,
+            buf,
+            header,
+            ..
+        } = self;
+        if buf.is_empty() && input.len() > limit {
+            // The segment is whole in the caller's bytes, and more follows:
+            // sealed straight from them.
+            let (pt, rest) = input.split_at(limit);
+            let n = seal_segment(seg, index, header, pt, false, out)?;
+            *input = rest;
+            return Ok(n);
+        }
+        // A segment that spans inputs is gathered in `buf`: the AEAD
+        // engine (crate::aead) seals one contiguous plaintext, so this copy
+        // is the one left on the writer's path.
+        let take = input.len().min(limit.saturating_sub(buf.len()));
+        buf.extend_from_slice(&input[..take]);
+        *input = &input[take..];
+        if input.is_empty() {
+            return Ok(0);
+        }
+        let n = seal_segment(seg, index, header, buf, false, out)?;
+        buf.clear();
+        Ok(n)
+    }
+}
+
+/// Writes the header if it is still due, then segment `*index` sealed from
+/// `pt` (flagged `last` or not), to the start of `out`; advances `*index`
+/// and returns the bytes written.
+fn seal_segment(
+    seg: &Segments,
+    index: &mut u64,
+    header: &mut Option<[u8; HEADER_LEN]>,
+    pt: &[u8],
+    last: bool,
+    out: &mut [u8],
+) -> Result<usize> {
+    let h = if header.is_some() { HEADER_LEN } else { 0 };
+    let end = h + pt.len() + TAG_LEN;
+    let out = out
+        .get_mut(..end)
+        .ok_or_else(|| Error::internal("stream output too small"))?;
+    let (head, body) = out.split_at_mut(h);
+    if let Some(hd) = header {
+        head.copy_from_slice(hd);
+    }
+    seg.seal(*index, last, pt, body)?;
+    *header = None;
+    *index += 1;
+    Ok(end)
+}
+
 /// Encrypts what is written to it into `W` as one stream. Call
 /// [`finish`](EncryptingWriter::finish) at the end: it writes the last
 /// segment, without which the stream does not decrypt (a stream dropped
 /// unfinished reads as truncated, never as complete).
+///
+/// Each segment goes to `W` in one `write_all` (with the header, for the
+/// first) as soon as more data shows it is not the last. A write that holds
+/// a segment whole is sealed straight from the caller's bytes; only a
+/// segment that spans writes is gathered in a buffer first. An error of
+/// `W` ends the stream: every later call fails (a segment may be half
+/// written).
 pub struct EncryptingWriter<W: Write> {
     w: W,
-    seg: Segments,
-    index: u64,
-    buf: Zeroizing<Vec<u8>>,
+    enc: Encryptor,
+    /// The header and one sealed segment, on their way to `w` (allocated
+    /// once).
     out: Vec<u8>,
-    header_written: bool,
-    header: [u8; HEADER_LEN],
 }
 
 impl<W: Write> EncryptingWriter<W> {
@@ -232,39 +491,11 @@ impl<W: Write> EncryptingWriter<W> {
         format: StreamFormat,
         aad: &[u8],
     ) -> Result<EncryptingWriter<W>> {
-        let header = new_header()?;
-        let seg = Segments::new(key, format, &header, aad)?;
         Ok(EncryptingWriter {
             w,
-            seg,
-            index: 0,
-            buf: Zeroizing::new(Vec::with_capacity(format.plaintext_len(1))),
-            out: Vec::with_capacity(format.segment_size()),
-            header_written: false,
-            header,
+            enc: Encryptor::new(key, format, aad)?,
+            out: vec![0; HEADER_LEN + format.segment_size()],
         })
-    }
-
-    fn write_header(&mut self) -> io::Result<()> {
-        if !self.header_written {
-            self.w.write_all(&self.header)?;
-            self.header_written = true;
-        }
-        Ok(())
-    }
-
-    fn seal(&mut self, last: bool) -> io::Result<()> {
-        self.write_header()?;
-        let nonce = self.seg.nonce(self.index, last).map_err(io_err)?;
-        self.out.resize(self.buf.len() + TAG_LEN, 0);
-        self.seg
-            .cipher
-            .seal_into(&nonce, b"", &self.buf, &mut self.out)
-            .map_err(io_err)?;
-        self.w.write_all(&self.out)?;
-        self.buf.clear();
-        self.index += 1;
-        Ok(())
     }
 
     /// The number of bytes a `write` of `n` bytes passes to the inner
@@ -272,36 +503,27 @@ impl<W: Write> EncryptingWriter<W> {
     /// more data shows it is not the last), and the header with the first.
     /// `None` if that number does not fit in a `usize`.
     pub fn pending_output_len(&self, n: usize) -> Option<usize> {
-        let limit = self.seg.format.plaintext_len(self.index);
-        let total = self.buf.len().checked_add(n)?;
-        if n == 0 || total <= limit {
-            return Some(0);
-        }
-        // The current segment is sealed, then every full one after it that
-        // more data follows.
-        let full = self.seg.format.plaintext_len(1);
-        let more = (total - limit - 1) / full;
-        let header = if self.header_written { 0 } else { HEADER_LEN };
-        (limit + TAG_LEN + header).checked_add(more.checked_mul(full + TAG_LEN)?)
+        self.enc.update_output_len(n)
     }
 
     /// The number of bytes [`finish`](EncryptingWriter::finish) passes to
     /// the inner writer: the last segment, and the header if no segment
     /// was written yet.
     pub fn finish_output_len(&self) -> usize {
-        let header = if self.header_written { 0 } else { HEADER_LEN };
-        header + self.buf.len() + TAG_LEN
+        self.enc.finish_output_len()
     }
 
-    /// The inner writer (to drain what was written so far, as the C ABI
-    /// does with a `Vec<u8>`).
+    /// The inner writer.
     pub fn get_mut(&mut self) -> &mut W {
         &mut self.w
     }
 
     /// Writes the last segment and returns the inner writer (flushed).
     pub fn finish(mut self) -> Result<W> {
-        self.seal(true).map_err(error_of)?;
+        let n = self.enc.finish(&mut self.out)?;
+        self.w
+            .write_all(&self.out[..n])
+            .map_err(|e| Error::io("stream", e))?;
         self.w.flush().map_err(|e| Error::io("stream", e))?;
         Ok(self.w)
     }
@@ -309,17 +531,22 @@ impl<W: Write> EncryptingWriter<W> {
 
 impl<W: Write> Write for EncryptingWriter<W> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.enc.check().map_err(io_err)?;
         let mut rest = data;
         while !rest.is_empty() {
-            let limit = self.seg.format.plaintext_len(self.index);
-            if self.buf.len() == limit {
-                // More data after a full segment: it was not the last.
-                self.seal(false)?;
-                continue;
+            let n = match self.enc.step(&mut rest, &mut self.out) {
+                Ok(n) => n,
+                Err(e) => return Err(io_err(self.enc.fail(e))),
+            };
+            if n > 0 {
+                if let Err(e) = self.w.write_all(&self.out[..n]) {
+                    self.enc.fail(Error::io(
+                        "stream: an earlier write to the inner writer failed",
+                        io::Error::new(e.kind(), e.to_string()),
+                    ));
+                    return Err(e);
+                }
             }
-            let n = rest.len().min(limit - self.buf.len());
-            self.buf.extend_from_slice(&rest[..n]);
-            rest = &rest[n..];
         }
         Ok(data.len())
     }
@@ -328,6 +555,10 @@ impl<W: Write> Write for EncryptingWriter<W> {
         self.w.flush()
     }
 }
+
+// ---------------------------------------------------------------------
+// Decrypting
+// ---------------------------------------------------------------------
 
 /// A candidate key for a stream being read: the keychain's enabled stream
 /// keys, tried in order on the first segment (as Tink does: the stream
@@ -338,37 +569,17 @@ pub(crate) struct Candidate {
     pub(crate) key_id: u32,
 }
 
-/// Reads `buf.len()` more bytes into `buf` from `r` unless it ends first;
-/// returns whether it ended.
-fn fill(r: &mut impl Read, buf: &mut Vec<u8>, want: usize) -> io::Result<bool> {
-    let start = buf.len();
-    if want <= start {
-        return Ok(false);
-    }
-    buf.resize(want, 0);
-    let mut got = start;
-    while got < want {
-        match r.read(&mut buf[got..]) {
-            Ok(0) => {
-                buf.truncate(got);
-                return Ok(true);
-            }
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                buf.truncate(got);
-                return Err(e);
-            }
-        }
-    }
-    Ok(false)
-}
-
 /// Decrypts a stream read from `R`. Reading returns plaintext only after
 /// its segment's tag checked; a truncated, reordered or tampered stream, a
 /// wrong key or wrong aad gives an `io::Error` of kind `InvalidData`
 /// holding a keystrata `Authentication` (or `Format`) error
 /// ([`error_of`] gets it back).
+///
+/// Each segment's ciphertext is read (with one byte more, which shows
+/// whether it is the last) into a buffer of one segment, then decrypted
+/// straight into the caller's buffer when its plaintext fits there, or
+/// else into a plaintext buffer that later reads drain. A `read` returns at
+/// most one segment's plaintext.
 pub struct DecryptingReader<R: Read> {
     r: R,
     aad: Vec<u8>,
@@ -376,9 +587,17 @@ pub struct DecryptingReader<R: Read> {
     seg: Option<Segments>,
     key_id: Option<u32>,
     index: u64,
-    pending: Vec<u8>,
+    /// Ciphertext read and not yet decrypted: `ct[..ct_len]`. Grown (and
+    /// so zero-filled) once to a segment and a byte, then reused.
+    ct: Vec<u8>,
+    ct_len: usize,
+    /// Whether `r` ended.
+    eof: bool,
+    /// The plaintext of a segment the caller's buffer could not take
+    /// whole: `plain[pos..end]` is still to be returned.
     plain: Zeroizing<Vec<u8>>,
     pos: usize,
+    end: usize,
     done: bool,
     failed: Option<(ErrorKind, String)>,
 }
@@ -392,9 +611,12 @@ impl<R: Read> DecryptingReader<R> {
             seg: None,
             key_id: None,
             index: 0,
-            pending: Vec::new(),
+            ct: Vec::new(),
+            ct_len: 0,
+            eof: false,
             plain: Zeroizing::new(Vec::new()),
             pos: 0,
+            end: 0,
             done: false,
             failed: None,
         }
@@ -413,25 +635,51 @@ impl<R: Read> DecryptingReader<R> {
 
     fn fail(&mut self, e: Error) -> io::Error {
         self.failed = Some((e.kind(), e.message().to_owned()));
-        self.plain.clear();
+        self.plain.zeroize();
+        self.pos = 0;
+        self.end = 0;
         io_err(e)
     }
 
-    /// Reads the header and finds the key whose first segment opens.
-    fn start(&mut self) -> Result<()> {
-        let ended =
-            fill(&mut self.r, &mut self.pending, HEADER_LEN).map_err(|e| Error::io("stream", e))?;
-        if ended {
+    /// Reads until `ct` holds `want` bytes or `r` ends.
+    fn fill(&mut self, want: usize) -> Result<()> {
+        if self.ct.len() < want {
+            self.ct.resize(want, 0);
+        }
+        while self.ct_len < want && !self.eof {
+            match self.r.read(&mut self.ct[self.ct_len..want]) {
+                Ok(0) => self.eof = true,
+                Ok(n) if n <= want - self.ct_len => self.ct_len += n,
+                Ok(_) => {
+                    return Err(Error::io(
+                        "stream",
+                        io::Error::other("the reader returned more bytes than asked"),
+                    ))
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io("stream", e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the first `n` bytes of `ct`.
+    fn consume(&mut self, n: usize) {
+        self.ct.copy_within(n..self.ct_len, 0);
+        self.ct_len -= n;
+    }
+
+    /// Reads the header and finds the key whose first segment opens; its
+    /// plaintext goes to `out` as [`next_segment`](Self::next_segment)'s.
+    fn start(&mut self, out: &mut [u8]) -> Result<usize> {
+        self.fill(HEADER_LEN)?;
+        if self.ct_len < HEADER_LEN {
             return Err(Error::format("the stream is shorter than its header"));
         }
         let mut header = [0u8; HEADER_LEN];
-        header.copy_from_slice(&self.pending[..HEADER_LEN]);
-        self.pending.drain(..HEADER_LEN);
-        if usize::from(header[0]) != HEADER_LEN {
-            return Err(Error::format(
-                "not a keystrata/Tink AES-GCM-HKDF stream (header length byte)",
-            ));
-        }
+        header.copy_from_slice(&self.ct[..HEADER_LEN]);
+        check_header(&header)?;
+        self.consume(HEADER_LEN);
         let candidates = std::mem::take(&mut self.candidates);
         if candidates.is_empty() {
             return Err(Error::new(
@@ -441,68 +689,80 @@ impl<R: Read> DecryptingReader<R> {
         }
         for c in &candidates {
             let seg = Segments::new(&c.key, c.format, &header, &self.aad)?;
-            let want = c.format.plaintext_len(0) + TAG_LEN;
-            let ended = fill(&mut self.r, &mut self.pending, want + 1)
-                .map_err(|e| Error::io("stream", e))?;
-            let last = ended && self.pending.len() <= want;
-            let len = self.pending.len().min(want);
-            let mut plain = Zeroizing::new(Vec::new());
-            if seg.open(0, last, &self.pending[..len], &mut plain).is_ok() {
-                self.pending.drain(..len);
-                self.plain = plain;
-                self.pos = 0;
-                self.index = 1;
-                self.done = last;
-                self.key_id = Some(c.key_id);
-                self.seg = Some(seg);
-                return Ok(());
+            match self.open_next(&seg, out) {
+                Ok(n) => {
+                    self.key_id = Some(c.key_id);
+                    self.seg = Some(seg);
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == ErrorKind::Authentication => {}
+                Err(e) => return Err(e),
             }
         }
         Err(Error::authentication())
     }
 
-    fn next_segment(&mut self) -> Result<()> {
-        let Some(seg) = &self.seg else {
-            return self.start();
+    /// Reads and opens segment `self.index` under `seg`: into `out` when
+    /// its plaintext fits, else into `plain` (and as much as fits into
+    /// `out`). Returns the bytes written to `out`.
+    fn open_next(&mut self, seg: &Segments, out: &mut [u8]) -> Result<usize> {
+        let want = seg.format.ciphertext_len(self.index);
+        // One byte more shows whether more follows: the segment is the
+        // last only if none does.
+        self.fill(want + 1)?;
+        let last = self.ct_len <= want;
+        let len = self.ct_len.min(want);
+        let n = len.saturating_sub(TAG_LEN);
+        let ct = &self.ct[..len];
+        let given = if out.len() >= n {
+            seg.open(self.index, last, ct, &mut out[..n])?;
+            n
+        } else {
+            if self.plain.len() < n {
+                self.plain.resize(n, 0);
+            }
+            seg.open(self.index, last, ct, &mut self.plain[..n])?;
+            let k = out.len();
+            out.copy_from_slice(&self.plain[..k]);
+            (self.pos, self.end) = (k, n);
+            k
         };
-        let want = seg.format.segment_size();
-        let ended =
-            fill(&mut self.r, &mut self.pending, want + 1).map_err(|e| Error::io("stream", e))?;
-        let last = ended && self.pending.len() <= want;
-        let len = self.pending.len().min(want);
-        let mut plain = std::mem::take(&mut self.plain);
-        seg.open(self.index, last, &self.pending[..len], &mut plain)?;
-        self.pending.drain(..len);
-        self.plain = plain;
-        self.pos = 0;
+        self.consume(len);
         self.index += 1;
         self.done = last;
-        Ok(())
+        Ok(given)
+    }
+
+    fn next_segment(&mut self, out: &mut [u8]) -> Result<usize> {
+        let Some(seg) = self.seg.take() else {
+            return self.start(out);
+        };
+        let r = self.open_next(&seg, out);
+        self.seg = Some(seg);
+        r
     }
 }
 
 impl<R: Read> Read for DecryptingReader<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if let Some((kind, msg)) = &self.failed {
-            return Err(io_err(Error::new(*kind, msg.clone())));
+        failed_again(&self.failed).map_err(io_err)?;
+        if self.pos < self.end {
+            let n = out.len().min(self.end - self.pos);
+            out[..n].copy_from_slice(&self.plain[self.pos..self.pos + n]);
+            self.pos += n;
+            return Ok(n);
         }
-        loop {
-            if self.pos < self.plain.len() {
-                let n = out.len().min(self.plain.len() - self.pos);
-                out[..n].copy_from_slice(&self.plain[self.pos..self.pos + n]);
-                self.pos += n;
-                return Ok(n);
-            }
-            if self.done || out.is_empty() {
-                return Ok(0);
-            }
-            if let Err(e) = self.next_segment() {
-                return Err(self.fail(e));
+        while !self.done && !out.is_empty() {
+            match self.next_segment(out) {
+                // Only an empty last segment gives nothing.
+                Ok(0) => {}
+                Ok(n) => return Ok(n),
+                Err(e) => return Err(self.fail(e)),
             }
         }
+        Ok(0)
     }
 }
-
 /// Decrypts a stream pushed to it a piece at a time, for callers that are
 /// handed bytes rather than a reader (the C ABI, event loops).
 /// [`update`](Decryptor::update) returns the plaintext of every segment
@@ -570,11 +830,6 @@ impl Decryptor {
         self.candidates.iter().all(|c| c.format == f).then_some(f)
     }
 
-    /// Ciphertext bytes of segment `i` under `format`.
-    fn segment_len(format: StreamFormat, i: u64) -> usize {
-        format.plaintext_len(i) + TAG_LEN
-    }
-
     /// The plaintext length an [`update`](Decryptor::update) with `n` more
     /// bytes returns if it succeeds, when that is known (see
     /// [`update`](Decryptor::update)): `None` while the key is not found and
@@ -590,7 +845,7 @@ impl Decryptor {
         let mut total = 0;
         let mut i = self.index;
         if i == 0 {
-            let want = Self::segment_len(format, 0);
+            let want = format.ciphertext_len(0);
             if avail <= want {
                 return Some(0);
             }
@@ -598,7 +853,7 @@ impl Decryptor {
             avail -= want;
             i = 1;
         }
-        let want = Self::segment_len(format, i);
+        let want = format.ciphertext_len(i);
         if avail > want {
             // Every segment that more bytes follow.
             let k = (avail - 1) / want;
@@ -627,9 +882,7 @@ impl Decryptor {
     /// `Ok` while the decryptor takes more calls; otherwise the error every
     /// call returns (the first failure's, or `Unavailable` after `finish`).
     pub fn check(&self) -> Result<()> {
-        if let Some((kind, msg)) = &self.failed {
-            return Err(Error::new(*kind, msg.clone()));
-        }
+        failed_again(&self.failed)?;
         if self.finished {
             return Err(Error::unavailable("the stream decryptor has finished"));
         }
@@ -654,10 +907,7 @@ impl Decryptor {
         self.check()?;
         let need = self.update_output_bound(input.len());
         if out.len() < need {
-            return Err(Error::invalid(format!(
-                "the output holds {}; {need} bytes are needed",
-                out.len()
-            )));
+            return Err(too_small(out.len(), need));
         }
         let mut written = 0;
         match self.push(input, out, &mut written) {
@@ -684,11 +934,7 @@ impl Decryptor {
             }
             let mut header = [0u8; HEADER_LEN];
             header.copy_from_slice(&self.pending);
-            if usize::from(header[0]) != HEADER_LEN {
-                return Err(Error::format(
-                    "not a keystrata/Tink AES-GCM-HKDF stream (header length byte)",
-                ));
-            }
+            check_header(&header)?;
             self.pending.clear();
             self.header = Some(header);
         }
@@ -699,7 +945,7 @@ impl Decryptor {
             let Some(seg) = &self.seg else {
                 return Err(Error::internal("no stream key after the first segment"));
             };
-            let want = Self::segment_len(seg.format, self.index);
+            let want = seg.format.ciphertext_len(self.index);
             // A segment is known not to be the last once a byte follows it.
             if self.pending.is_empty() {
                 if input.len() <= want {
@@ -751,14 +997,14 @@ impl Decryptor {
         let most = self
             .candidates
             .iter()
-            .map(|c| Self::segment_len(c.format, 0))
+            .map(|c| c.format.ciphertext_len(0))
             .max()
             .unwrap_or(0);
         self.top_up(input, most);
         let mut i = 0;
         while i < self.candidates.len() {
             let c = &self.candidates[i];
-            let want = Self::segment_len(c.format, 0);
+            let want = c.format.ciphertext_len(0);
             let avail = self.pending.len();
             if avail < want || (avail == want && input.is_empty()) {
                 i += 1;
@@ -791,10 +1037,7 @@ impl Decryptor {
         self.check()?;
         let need = self.finish_output_len();
         if out.len() < need {
-            return Err(Error::invalid(format!(
-                "the output holds {}; {need} bytes are needed",
-                out.len()
-            )));
+            return Err(too_small(out.len(), need));
         }
         let mut written = 0;
         match self.finish_inner(out, &mut written) {
@@ -819,7 +1062,7 @@ impl Decryptor {
             return self.open_segment(&ct, true, out, written);
         }
         for c in &self.candidates {
-            if self.pending.len() > Self::segment_len(c.format, 0) {
+            if self.pending.len() > c.format.ciphertext_len(0) {
                 continue;
             }
             let seg = Segments::new(&c.key, c.format, &header, &self.aad)?;
@@ -851,7 +1094,7 @@ fn open_at(
     let dst = out
         .get_mut(*written..*written + n)
         .ok_or_else(|| Error::internal("stream output too small"))?;
-    seg.cipher.open_into(&seg.nonce(i, last)?, b"", ct, dst)?;
+    seg.open(i, last, ct, dst)?;
     *written += n;
     Ok(())
 }
@@ -859,6 +1102,10 @@ fn open_at(
 /// Random access to a stream in a seekable source: reads any range of the
 /// plaintext, decrypting only the segments it touches (each checked).
 /// Implements `Read` and `Seek` over plaintext positions.
+///
+/// A segment a read covers whole is decrypted straight into the caller's
+/// buffer; one it covers in part is decrypted into a cache of one segment,
+/// which later reads of the same segment reuse.
 pub struct SeekableDecryptor<R: Read + Seek> {
     r: R,
     seg: Segments,
@@ -867,7 +1114,10 @@ pub struct SeekableDecryptor<R: Read + Seek> {
     segments: u64,
     pt_len: u64,
     pos: u64,
-    cached: Option<(u64, Zeroizing<Vec<u8>>)>,
+    /// The plaintext of one segment, and which.
+    cached: Option<u64>,
+    plain: Zeroizing<Vec<u8>>,
+    /// One segment's ciphertext (allocated once).
     ct: Vec<u8>,
 }
 
@@ -888,23 +1138,24 @@ impl<R: Read + Seek> SeekableDecryptor<R> {
                 Error::io("stream", e)
             }
         })?;
-        if usize::from(header[0]) != HEADER_LEN {
-            return Err(Error::format(
-                "not a keystrata/Tink AES-GCM-HKDF stream (header length byte)",
-            ));
-        }
+        check_header(&header)?;
         if candidates.is_empty() {
             return Err(Error::new(
                 ErrorKind::UnknownKey,
                 "this keychain has no enabled stream key",
             ));
         }
-        let mut ct = Vec::new();
+        let (mut ct, mut plain) = (Vec::new(), Zeroizing::new(Vec::new()));
         for c in &candidates {
+            // A length no stream of this format has: a stream cut short (or
+            // not of this key's format).
             let Ok((segments, pt_len)) = c.format.layout(ct_len) else {
                 continue;
             };
             let seg = Segments::new(&c.key, c.format, &header, aad)?;
+            if ct.len() < c.format.segment_size() {
+                ct.resize(c.format.segment_size(), 0);
+            }
             let mut me = SeekableDecryptor {
                 r,
                 seg,
@@ -914,14 +1165,17 @@ impl<R: Read + Seek> SeekableDecryptor<R> {
                 pt_len,
                 pos: 0,
                 cached: None,
+                plain: std::mem::take(&mut plain),
                 ct: std::mem::take(&mut ct),
             };
             match me.load(0) {
                 Ok(()) => return Ok(me),
-                Err(_) => {
+                Err(e) if e.kind() == ErrorKind::Authentication => {
                     r = me.r;
                     ct = me.ct;
+                    plain = me.plain;
                 }
+                Err(e) => return Err(e),
             }
         }
         Err(Error::authentication())
@@ -937,48 +1191,99 @@ impl<R: Read + Seek> SeekableDecryptor<R> {
         self.key_id
     }
 
-    /// Decrypts segment `i` into the cache.
-    fn load(&mut self, i: u64) -> Result<()> {
-        if self.cached.as_ref().is_some_and(|(c, _)| *c == i) {
-            return Ok(());
+    /// The plaintext offset where segment `i` starts.
+    fn plaintext_start(&self, i: u64) -> u64 {
+        let f = self.seg.format;
+        if i == 0 {
+            0
+        } else {
+            f.plaintext_len(0) as u64 + (i - 1) * f.plaintext_len(1) as u64
         }
+    }
+
+    /// The plaintext bytes segment `i` holds.
+    fn segment_plaintext_len(&self, i: u64) -> usize {
+        if i + 1 == self.segments {
+            // At most one segment's: a usize.
+            (self.pt_len - self.plaintext_start(i)) as usize
+        } else {
+            self.seg.format.plaintext_len(i)
+        }
+    }
+
+    /// Reads segment `i`'s ciphertext and opens it into `out` (its
+    /// plaintext length); `out` holds no plaintext on failure.
+    fn open_segment(&mut self, i: u64, out: &mut [u8]) -> Result<()> {
         let size = self.seg.format.segment_size() as u64;
         let start = if i == 0 { HEADER_LEN as u64 } else { i * size };
         let end = ((i + 1) * size).min(self.ct_len);
+        let len = usize::try_from(end - start)
+            .map_err(|_| Error::internal("a segment longer than memory"))?;
         let io = |e| Error::io("stream", e);
         self.r.seek(SeekFrom::Start(start)).map_err(io)?;
-        self.ct.resize((end - start) as usize, 0);
-        self.r.read_exact(&mut self.ct).map_err(io)?;
-        let mut plain = self.cached.take().map(|(_, p)| p).unwrap_or_default();
-        self.seg
-            .open(i, i + 1 == self.segments, &self.ct, &mut plain)?;
-        self.cached = Some((i, plain));
+        let ct = self
+            .ct
+            .get_mut(..len)
+            .ok_or_else(|| Error::internal("stream segment buffer too small"))?;
+        self.r.read_exact(ct).map_err(io)?;
+        self.seg.open(i, i + 1 == self.segments, ct, out)
+    }
+
+    /// Decrypts segment `i` into the cache.
+    fn load(&mut self, i: u64) -> Result<()> {
+        if self.cached == Some(i) {
+            return Ok(());
+        }
+        self.cached = None;
+        let n = self.segment_plaintext_len(i);
+        let mut plain = std::mem::take(&mut self.plain);
+        if plain.len() < n {
+            plain.resize(n, 0);
+        }
+        let r = self.open_segment(i, &mut plain[..n]);
+        self.plain = plain;
+        r?;
+        self.cached = Some(i);
         Ok(())
     }
 
-    /// Reads plaintext at `offset` into `out`; returns how many bytes (0 at
-    /// the end).
+    /// Reads plaintext at `offset` into `out`: as much as fits, fewer only
+    /// at the end of the plaintext (0 at or past it); returns how many
+    /// bytes. Only the segments the range touches are read, each checked;
+    /// if one does not check, the call fails with `Authentication` and
+    /// `out` holds no plaintext of it (what it wrote is wiped). Other
+    /// ranges stay readable.
     pub fn read_at(&mut self, offset: u64, out: &mut [u8]) -> Result<usize> {
-        if offset >= self.pt_len || out.is_empty() {
-            return Ok(0);
+        let left = self.pt_len.saturating_sub(offset);
+        let want = usize::try_from(left).map_or(out.len(), |l| l.min(out.len()));
+        let mut done = 0;
+        while done < want {
+            let at = offset + done as u64;
+            let first = self.seg.format.plaintext_len(0) as u64;
+            let full = self.seg.format.plaintext_len(1) as u64;
+            let i = if at < first {
+                0
+            } else {
+                1 + (at - first) / full
+            };
+            let within = (at - self.plaintext_start(i)) as usize;
+            let seg_len = self.segment_plaintext_len(i);
+            let n = (seg_len - within).min(want - done);
+            let dst = &mut out[done..done + n];
+            let r = if n == seg_len && self.cached != Some(i) {
+                // The whole segment: straight into the caller's buffer.
+                self.open_segment(i, dst)
+            } else {
+                self.load(i)
+                    .map(|()| dst.copy_from_slice(&self.plain[within..within + n]))
+            };
+            if let Err(e) = r {
+                out[..done].zeroize();
+                return Err(e);
+            }
+            done += n;
         }
-        let first = self.seg.format.plaintext_len(0) as u64;
-        let full = self.seg.format.plaintext_len(1) as u64;
-        let (i, within) = if offset < first {
-            (0, offset)
-        } else {
-            (1 + (offset - first) / full, (offset - first) % full)
-        };
-        self.load(i)?;
-        let plain = &self
-            .cached
-            .as_ref()
-            .map(|(_, p)| p)
-            .ok_or_else(|| Error::internal("no segment"))?;
-        let within = within as usize;
-        let n = out.len().min(plain.len().saturating_sub(within));
-        out[..n].copy_from_slice(&plain[within..within + n]);
-        Ok(n)
+        Ok(done)
     }
 }
 
@@ -1052,7 +1357,7 @@ mod tests {
             5 * full + 3,
         ] {
             let pt: Vec<u8> = (0..n).map(|i| i as u8).collect();
-            for chunk in [1, 7, 4096, n + 1] {
+            for chunk in [1, 7, 4096, 3 * full + 1, n + 1] {
                 let ct = encrypt([1; 32], f, b"aad", &pt, chunk);
                 assert_eq!(
                     f.plaintext_len_of(ct.len() as u64).unwrap(),
@@ -1070,10 +1375,12 @@ mod tests {
                         .unwrap();
                 assert_eq!(s.plaintext_len(), n as u64);
                 for off in [0, 1, first.saturating_sub(1), first, n.saturating_sub(1)] {
-                    let mut buf = vec![0u8; 9];
-                    let got = s.read_at(off as u64, &mut buf).unwrap();
-                    let want = &pt[off.min(n)..(off + 9).min(n)];
-                    assert_eq!(&buf[..got], &want[..got.min(want.len())], "n {n} off {off}");
+                    for len in [9, full + 1, 3 * full] {
+                        let mut buf = vec![0u8; len];
+                        let got = s.read_at(off as u64, &mut buf).unwrap();
+                        let want = &pt[off.min(n)..(off + len).min(n)];
+                        assert_eq!(&buf[..got], want, "n {n} off {off} len {len}");
+                    }
                 }
             }
         }
@@ -1384,5 +1691,300 @@ mod tests {
             EncryptingWriter::new(Vec::new(), &[4; 32], StreamFormat::AesGcmHkdf4Kb, b"").unwrap();
         assert_eq!(w.pending_output_len(usize::MAX), None);
         assert_eq!(w.finish_output_len(), HEADER_LEN + TAG_LEN);
+    }
+
+    /// Pushes `pt` through an Encryptor in pieces of `chunk` bytes,
+    /// checking each call's length against what it said it would be.
+    fn push_encrypt(
+        key: [u8; 32],
+        f: StreamFormat,
+        aad: &[u8],
+        pt: &[u8],
+        chunk: usize,
+    ) -> Vec<u8> {
+        let mut e = Encryptor::new(&key, f, aad).unwrap();
+        let mut ct = Vec::new();
+        for c in pt.chunks(chunk.max(1)) {
+            let want = e.update_output_len(c.len()).unwrap();
+            let mut out = vec![0xAA; want + 3];
+            assert_eq!(
+                e.update(c, &mut out).unwrap(),
+                want,
+                "{f:?} piece {}",
+                c.len()
+            );
+            ct.extend_from_slice(&out[..want]);
+        }
+        let want = e.finish_output_len();
+        let mut out = vec![0xAA; want];
+        assert_eq!(e.finish(&mut out).unwrap(), want);
+        ct.extend_from_slice(&out);
+        ct
+    }
+
+    #[test]
+    fn encryptor_writes_streams_into_buffers_the_caller_sizes() {
+        for f in StreamFormat::ALL {
+            let (first, full) = (f.plaintext_len(0), f.plaintext_len(1));
+            for n in [0, 1, first, first + 1, first + full, first + 3 * full + 5] {
+                let pt: Vec<u8> = (0..n).map(|i| (i * 13 + 1) as u8).collect();
+                for chunk in [1, 4095, first, full, full + 1, 2 * full + 3, n + 1] {
+                    if f == StreamFormat::AesGcmHkdf1Mb && chunk < 4095 {
+                        continue;
+                    }
+                    let ct = push_encrypt([6; 32], f, b"x", &pt, chunk);
+                    assert_eq!(f.plaintext_len_of(ct.len() as u64).unwrap(), n as u64);
+                    assert!(
+                        decrypt([6; 32], f, b"x", &ct).unwrap() == pt,
+                        "{f:?} n {n} chunk {chunk}"
+                    );
+                }
+            }
+        }
+        // Too small an output consumes nothing; after finish, Unavailable.
+        let f = StreamFormat::AesGcmHkdf4Kb;
+        let mut e = Encryptor::new(&[6; 32], f, b"").unwrap();
+        let pt = vec![3u8; 10_000];
+        let need = e.update_output_len(pt.len()).unwrap();
+        assert_eq!(need, 2 * 4096, "the header and segments 0 and 1");
+        let mut small = vec![0u8; need - 1];
+        assert_eq!(
+            e.update(&pt, &mut small).unwrap_err().kind(),
+            ErrorKind::InvalidInput
+        );
+        let mut out = vec![0u8; need];
+        assert_eq!(e.update(&pt, &mut out).unwrap(), need);
+        let mut last = vec![0u8; e.finish_output_len()];
+        assert_eq!(
+            e.finish(&mut small[..0]).unwrap_err().kind(),
+            ErrorKind::InvalidInput
+        );
+        e.finish(&mut last).unwrap();
+        out.extend_from_slice(&last);
+        assert_eq!(decrypt([6; 32], f, b"", &out).unwrap(), pt);
+        assert_eq!(
+            e.update(b"", &mut []).unwrap_err().kind(),
+            ErrorKind::Unavailable
+        );
+        assert_eq!(
+            e.finish(&mut last).unwrap_err().kind(),
+            ErrorKind::Unavailable
+        );
+        assert_eq!(e.update_output_len(usize::MAX), None);
+    }
+
+    /// A writer that takes `room` bytes, then fails.
+    struct Failing {
+        room: usize,
+        got: Vec<u8>,
+    }
+
+    impl Write for Failing {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::Error::other("disk full"));
+            }
+            let n = b.len().min(self.room);
+            self.room -= n;
+            self.got.extend_from_slice(&b[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn writer_ends_the_stream_when_its_inner_writer_fails() {
+        let f = StreamFormat::AesGcmHkdf4Kb;
+        let w = Failing {
+            room: 5000,
+            got: Vec::new(),
+        };
+        let mut w = EncryptingWriter::new(w, &[1; 32], f, b"").unwrap();
+        let e = w.write(&[1u8; 10_000]).unwrap_err();
+        assert_eq!(e.to_string(), "disk full");
+        w.get_mut().room = 1 << 20;
+        let again = w.write(&[1u8; 5]).unwrap_err();
+        assert_eq!(error_of(again).kind(), ErrorKind::Io);
+        assert_eq!(w.finish().err().map(|e| e.kind()), Some(ErrorKind::Io));
+    }
+
+    #[test]
+    fn reader_fills_any_buffer_one_segment_at_most_per_read() {
+        for f in StreamFormat::ALL {
+            let (first, full) = (f.plaintext_len(0), f.plaintext_len(1));
+            let n = first + 3 * full + 10;
+            let pt: Vec<u8> = (0..n).map(|i| (i * 7 + 5) as u8).collect();
+            let ct = encrypt([2; 32], f, b"", &pt, 1 << 16);
+            for len in [
+                1,
+                100,
+                first - 1,
+                first,
+                first + 1,
+                full,
+                full + 16,
+                3 * full,
+                n + 1,
+            ] {
+                let mut r = DecryptingReader::new(&ct[..], cand([2; 32], f), b"");
+                let mut buf = vec![0u8; len];
+                let mut got = Vec::new();
+                loop {
+                    let k = r.read(&mut buf).unwrap();
+                    if k == 0 {
+                        break;
+                    }
+                    assert!(k <= full, "{f:?} one read gave {k}");
+                    got.extend_from_slice(&buf[..k]);
+                }
+                assert!(got == pt, "{f:?} buffer {len}");
+                assert_eq!(r.read(&mut buf).unwrap(), 0);
+            }
+        }
+    }
+
+    #[test]
+    fn reader_leaves_no_plaintext_of_a_failing_segment_in_the_callers_buffer() {
+        let f = StreamFormat::AesGcmHkdf4Kb;
+        let pt = vec![0x5Au8; 5 * 4096];
+        let mut bad = encrypt([1; 32], f, b"", &pt, 1000);
+        bad[2 * 4096 + 7] ^= 1;
+        for len in [10, 4080, 1 << 16] {
+            let mut r = DecryptingReader::new(&bad[..], cand([1; 32], f), b"");
+            let mut got = 0;
+            let err = loop {
+                let mut buf = vec![0xEEu8; len];
+                match r.read(&mut buf) {
+                    Ok(0) => panic!("a tampered stream read to the end"),
+                    Ok(k) => got += k,
+                    Err(e) => {
+                        assert!(buf.iter().all(|&b| b == 0 || b == 0xEE), "len {len}");
+                        break e;
+                    }
+                }
+            };
+            assert_eq!(got, f.plaintext_len(0) + f.plaintext_len(1), "len {len}");
+            assert_eq!(error_of(err).kind(), ErrorKind::Authentication);
+            let mut buf = vec![0u8; len];
+            assert_eq!(
+                error_of(r.read(&mut buf).unwrap_err()).kind(),
+                ErrorKind::Authentication
+            );
+        }
+    }
+
+    /// Every way to decrypt `ct`: the reader, the push decryptor (whole and
+    /// byte by byte) and random access.
+    fn kinds(f: StreamFormat, ct: &[u8]) -> [ErrorKind; 4] {
+        let seek = SeekableDecryptor::new(std::io::Cursor::new(ct), cand([1; 32], f), b"")
+            .and_then(|mut s| {
+                let mut all = vec![0u8; s.plaintext_len() as usize];
+                s.read_at(0, &mut all).map(|_| ())
+            });
+        [
+            decrypt([1; 32], f, b"", ct).unwrap_err().kind(),
+            push_decrypt(cand([1; 32], f), b"", ct, ct.len().max(1))
+                .unwrap_err()
+                .kind(),
+            push_decrypt(cand([1; 32], f), b"", ct, 1)
+                .unwrap_err()
+                .kind(),
+            seek.unwrap_err().kind(),
+        ]
+    }
+
+    #[test]
+    fn no_header_is_format_and_a_cut_last_segment_authentication() {
+        use ErrorKind::{Authentication, Format};
+        for f in StreamFormat::ALL {
+            let ct = encrypt([1; 32], f, b"", &vec![9u8; 2 * f.segment_size()], 999);
+            let empty = encrypt([1; 32], f, b"", b"", 1);
+            assert_eq!(empty.len(), HEADER_LEN + TAG_LEN);
+            // Fewer bytes than a header: not a stream.
+            for n in [0, 1, HEADER_LEN - 1] {
+                assert_eq!(kinds(f, &ct[..n]), [Format; 4], "{f:?} {n} bytes");
+            }
+            let mut not40 = empty.clone();
+            not40[0] = 39;
+            assert_eq!(kinds(f, &not40), [Format; 4]);
+            // A header and less than a tag (40 to 55 bytes): a stream cut
+            // short, like any other.
+            for n in [HEADER_LEN, HEADER_LEN + 1, HEADER_LEN + TAG_LEN - 1] {
+                assert_eq!(
+                    kinds(f, &empty[..n]),
+                    [Authentication; 4],
+                    "{f:?} {n} bytes"
+                );
+                assert_eq!(f.plaintext_len_of(n as u64).unwrap_err().kind(), Format);
+            }
+            // A last segment shorter than its tag.
+            let last = ct.len() - (ct.len() - 1) % f.segment_size() - 1;
+            for keep in [1, 15] {
+                let cut = &ct[..last + keep];
+                assert_eq!(
+                    kinds(f, cut),
+                    [Authentication; 4],
+                    "{f:?} last segment {keep} bytes"
+                );
+                assert_eq!(
+                    f.plaintext_len_of(cut.len() as u64).unwrap_err().kind(),
+                    Format
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn read_at_fills_the_request_and_wipes_it_on_failure() {
+        let f = StreamFormat::AesGcmHkdf4Kb;
+        let (first, full) = (f.plaintext_len(0), f.plaintext_len(1));
+        let n = first + 6 * full + 100;
+        let pt: Vec<u8> = (0..n).map(|i| (i % 251) as u8 | 1).collect();
+        let ct = encrypt([1; 32], f, b"", &pt, 5000);
+        let mut s =
+            SeekableDecryptor::new(std::io::Cursor::new(&ct), cand([1; 32], f), b"").unwrap();
+        for (off, len) in [
+            (0, n),
+            (0, first),
+            (1, first),
+            (first, full),
+            (first - 3, 2 * full + 6),
+            (first + full + 9, 4 * full),
+            (n - 5, 100),
+            (n as u64 as usize, 10),
+        ] {
+            let mut buf = vec![0u8; len];
+            let got = s.read_at(off as u64, &mut buf).unwrap();
+            assert_eq!(
+                &buf[..got],
+                &pt[off.min(n)..(off + len).min(n)],
+                "off {off} len {len}"
+            );
+        }
+        // Read through Read + Seek: whole segments in one call.
+        s.seek(SeekFrom::Start(5)).unwrap();
+        let mut buf = vec![0u8; 3 * full];
+        assert_eq!(s.read(&mut buf).unwrap(), 3 * full);
+        assert_eq!(&buf[..], &pt[5..5 + 3 * full]);
+        // Segment 3 tampered: a read over it fails and returns none of the
+        // segments before it either; other ranges still read.
+        let mut bad = ct.clone();
+        bad[3 * 4096 + 100] ^= 1;
+        let mut s =
+            SeekableDecryptor::new(std::io::Cursor::new(&bad), cand([1; 32], f), b"").unwrap();
+        for (off, len) in [(0, n), (first + 10, 2 * full), (first + 2 * full, full)] {
+            let mut buf = vec![0xEEu8; len];
+            let e = s.read_at(off as u64, &mut buf).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Authentication);
+            assert!(
+                buf.iter().all(|&b| b == 0 || b == 0xEE),
+                "off {off} len {len}"
+            );
+        }
+        let mut buf = vec![0u8; first + full];
+        assert_eq!(s.read_at(0, &mut buf).unwrap(), first + full);
+        assert_eq!(&buf[..], &pt[..first + full]);
     }
 }

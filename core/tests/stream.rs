@@ -108,6 +108,16 @@ fn random_access_reads_any_range() {
         let end = (off as usize + len).min(pt.len());
         assert_eq!(&buf[..got], &pt[off as usize..end], "off {off}");
     }
+    // read_at fills the whole request, across segments, in one call;
+    // fewer bytes only at the end.
+    for (off, len) in [(0, 50_000), (4039, 8_200), (20_000, 7_000), (49_990, 100)] {
+        let mut buf = vec![0u8; len];
+        let got = s.read_at(off as u64, &mut buf).unwrap();
+        let end = (off + len).min(pt.len());
+        assert_eq!(got, end - off, "off {off} len {len}");
+        assert_eq!(&buf[..got], &pt[off..end], "off {off}");
+    }
+    assert_eq!(s.read_at(50_000, &mut [0u8; 10]).unwrap(), 0);
     // A tampered segment fails only where it is read.
     let mut bad = ct.clone();
     bad[3 * 4096 + 10] ^= 1;
@@ -119,6 +129,84 @@ fn random_access_reads_any_range() {
         s.read_at(3 * 4080, &mut [0u8; 10]).unwrap_err().kind(),
         ErrorKind::Authentication
     );
+}
+
+#[test]
+fn push_encryptor_makes_the_same_streams_as_the_writer() {
+    let kc = Keychain::generate().unwrap();
+    assert_eq!(
+        kc.stream_encryptor(b"").err().map(|e| e.kind()),
+        Some(ErrorKind::UnknownKey)
+    );
+    kc.rotate_streaming(StreamFormat::AesGcmHkdf1Mb).unwrap();
+    let pt = plaintext(3_300_000);
+    for piece in [1 << 20, 3 * (1 << 20) + 1, 10_007] {
+        let mut e = kc.stream_encryptor(b"a").unwrap();
+        assert_eq!(e.format(), StreamFormat::AesGcmHkdf1Mb);
+        let mut ct = Vec::new();
+        for c in pt.chunks(piece) {
+            let n = e.update_output_len(c.len()).unwrap();
+            let mut out = vec![0u8; n];
+            assert_eq!(e.update(c, &mut out).unwrap(), n);
+            ct.extend_from_slice(&out);
+        }
+        let mut out = vec![0u8; e.finish_output_len()];
+        assert_eq!(e.finish(&mut out).unwrap(), out.len());
+        ct.extend_from_slice(&out);
+        assert_eq!(
+            StreamFormat::AesGcmHkdf1Mb
+                .plaintext_len_of(ct.len() as u64)
+                .unwrap(),
+            pt.len() as u64
+        );
+        assert_eq!(decrypt(&kc, &ct, b"a").unwrap(), pt, "pieces of {piece}");
+        assert_eq!(
+            e.update(b"x", &mut [0u8; 64]).unwrap_err().kind(),
+            ErrorKind::Unavailable
+        );
+    }
+}
+
+/// Bytes without a whole header are `Format`; a header followed by less
+/// than a tag is a stream cut short: `Authentication`, like any other cut
+/// (docs/FORMAT.md §13), in every decrypting API.
+#[test]
+fn short_streams_are_format_without_a_header_else_authentication() {
+    let kc = Keychain::generate().unwrap();
+    kc.rotate_streaming(StreamFormat::AesGcmHkdf4Kb).unwrap();
+    let empty = encrypt(&kc, b"", b"");
+    assert_eq!(empty.len(), 56);
+    let kinds = |ct: &[u8]| {
+        let mut d = kc.stream_decryptor(b"").unwrap();
+        let mut out = vec![0u8; ct.len() + 64];
+        let push = d
+            .update(ct, &mut out)
+            .and_then(|_| d.finish(&mut out))
+            .unwrap_err()
+            .kind();
+        let seek = kc
+            .seekable_decryptor(std::io::Cursor::new(ct.to_vec()), b"")
+            .err()
+            .map(|e| e.kind());
+        (decrypt(&kc, ct, b"").unwrap_err().kind(), push, seek)
+    };
+    use ErrorKind::{Authentication as A, Format as F};
+    for n in [0, 1, 39] {
+        assert_eq!(kinds(&empty[..n]), (F, F, Some(F)), "{n} bytes");
+    }
+    for n in [40, 41, 55] {
+        assert_eq!(kinds(&empty[..n]), (A, A, Some(A)), "{n} bytes");
+    }
+    // A several-segment stream whose last segment is under a tag.
+    let ct = encrypt(&kc, &plaintext(10_000), b"");
+    assert_eq!(ct.len(), 2 * 4096 + 1896);
+    for keep in [1, 15] {
+        assert_eq!(
+            kinds(&ct[..2 * 4096 + keep]),
+            (A, A, Some(A)),
+            "last segment of {keep} bytes"
+        );
+    }
 }
 
 /// A Tink implementation on the other side of the streams: a command taking

@@ -10,7 +10,8 @@ use crate::error::{Error, Result};
 use crate::events::{Counter, Event, EventKind};
 use crate::key::{KeyInfo, KeyStatus, Purpose, Usage};
 use crate::stream::{
-    Candidate, DecryptingReader, Decryptor, EncryptingWriter, SeekableDecryptor, StreamFormat,
+    Candidate, DecryptingReader, Decryptor, EncryptingWriter, Encryptor, SeekableDecryptor,
+    StreamFormat,
 };
 
 impl Keychain {
@@ -68,16 +69,33 @@ impl Keychain {
     /// `finish()` at the end; memory stays O(segment) for any size.
     /// `UnknownKey` if the keychain has no streaming key yet.
     pub fn encrypting_writer<W: Write>(&self, w: W, aad: &[u8]) -> Result<EncryptingWriter<W>> {
-        let r = (|| {
-            let set = self.live()?;
-            let pos = set.primary_stream_pos()?;
-            let (key, secret) = set.usable(set.keys[pos].id, Purpose::Stream)?;
-            let format = key
-                .stream_format
-                .ok_or_else(|| Error::internal("a streaming key has no format"))?;
-            EncryptingWriter::new(w, &secret.material.0, format, aad)
-        })();
+        let r = self.with_stream_primary(|key, format| EncryptingWriter::new(w, key, format, aad));
         self.track(r)
+    }
+
+    /// A push-style encryptor of one stream under the streaming primary,
+    /// bound to `aad`, for callers that hand over bytes and take ciphertext
+    /// into buffers they size (the C ABI): the stream of
+    /// [`encrypting_writer`](Keychain::encrypting_writer), through
+    /// [`Encryptor::update`] and [`Encryptor::finish`]. `UnknownKey` if the
+    /// keychain has no streaming key yet.
+    pub fn stream_encryptor(&self, aad: &[u8]) -> Result<Encryptor> {
+        let r = self.with_stream_primary(|key, format| Encryptor::new(key, format, aad));
+        self.track(r)
+    }
+
+    /// Runs `f` with the streaming primary's material and format.
+    fn with_stream_primary<T>(
+        &self,
+        f: impl FnOnce(&[u8; crate::aead::KEY_LEN], StreamFormat) -> Result<T>,
+    ) -> Result<T> {
+        let set = self.live()?;
+        let pos = set.primary_stream_pos()?;
+        let (key, secret) = set.usable(set.keys[pos].id, Purpose::Stream)?;
+        let format = key
+            .stream_format
+            .ok_or_else(|| Error::internal("a streaming key has no format"))?;
+        f(&secret.material.0, format)
     }
 
     /// Decrypts a stream read from `r`, made under one of this keychain's
