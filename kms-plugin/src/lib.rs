@@ -187,9 +187,9 @@ impl Plugin {
     }
 
     /// Serves until `shutdown` completes (or the server fails). Must run
-    /// inside a tokio runtime with I/O and timers enabled (a multi-thread
-    /// one: keychain calls run on its blocking pool); [`serve_blocking`]
-    /// makes one.
+    /// inside a tokio runtime with I/O and timers enabled (keychain calls
+    /// run on its blocking pool, as they may wait on a store or a root);
+    /// [`serve_blocking`] makes one.
     ///
     /// When `shutdown` completes, the socket file is removed at once (a new
     /// instance may start on the same path), no new connection or request
