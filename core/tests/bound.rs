@@ -355,3 +355,45 @@ fn a_location_that_names_no_file_is_refused_and_leaves_nothing() {
     let parent_lock = dir.path().parent().unwrap().join("..lock");
     assert!(!parent_lock.exists());
 }
+
+/// Calls `f` until it gives `want` (an error kind, or `None` for success),
+/// with a generous deadline: another writer's change is adopted at the
+/// first call after the refresh interval (at least one 50 ms tick).
+fn until_kind(want: Option<ErrorKind>, what: &str, f: impl Fn() -> keystrata::Result<Vec<u8>>) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let got = f().err().map(|e| e.kind());
+        if got == want {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: still {got:?}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_handle_that_only_decrypts_sees_keys_other_writers_disable_and_destroy() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kc.age");
+    let root = AgeRoot::generate();
+    let writer = Keychain::open(&path, &root).unwrap();
+    // Looks for other writers' changes at the first call of each tick.
+    let reader = keystrata::OpenOptions::new()
+        .refresh(std::time::Duration::ZERO)
+        .open(&path, &root)
+        .unwrap();
+    let ct = writer.seal(b"doc", b"").unwrap();
+    let blob = writer.encrypt(b"doc", b"").unwrap();
+    let old = key_id(&ct);
+    assert_eq!(reader.unseal(&ct, b"").unwrap(), b"doc");
+    writer.rotate().unwrap();
+    writer.disable(old).unwrap();
+    // The reader never encrypts: its decryptions see each change.
+    until_kind(Some(ErrorKind::KeyDisabled), "unseal", || reader.unseal(&ct, b""));
+    assert_eq!(reader.decrypt(&blob, b"").unwrap_err().kind(), ErrorKind::KeyDisabled);
+    writer.enable(old).unwrap();
+    until_kind(None, "decrypt", || reader.decrypt(&blob, b""));
+    writer.destroy(old).unwrap();
+    until_kind(Some(ErrorKind::KeyDestroyed), "unseal", || reader.unseal(&ct, b""));
+    assert!(reader.counters().encrypt == 0 && reader.counters().seal == 0);
+}

@@ -96,7 +96,8 @@ impl OpenOptions {
     }
 
     /// How soon a change another writer made (a new primary, a disabled
-    /// key) is adopted for encryption. Rounded up to the internal clock's
+    /// key) is adopted, for encryption and for decryption alike (checked
+    /// at the next call after the interval). Rounded up to the internal clock's
     /// 50 ms. An unknown key_id in a ciphertext triggers a reload at once,
     /// whatever this is.
     pub fn refresh(mut self, every: Duration) -> OpenOptions {

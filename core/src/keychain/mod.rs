@@ -325,10 +325,19 @@ impl Keychain {
         Ok(set)
     }
 
-    /// The current snapshot, reloaded once from the store first if it does
+    /// The current snapshot for a call that reads under `key_id` (unseal,
+    /// decrypt, unwrap, derive, rewrap): on a bound keychain, first what
+    /// other writers changed if the refresh interval has passed (a key
+    /// they disabled or destroyed stops decrypting here too, not only once
+    /// this process encrypts), and a reload at once if the snapshot does
     /// not have `key_id` (a key another writer just made).
     #[inline]
     pub(crate) fn set_with_key(&self, key_id: u32) -> Result<arc_swap::Guard<Arc<KeySet>>> {
+        if let Some(b) = &self.bound {
+            if Keychain::refresh_is_due(b) {
+                self.refresh_due(b);
+            }
+        }
         let set = self.live()?;
         if self.bound.is_none() || set.position(key_id).is_some() {
             return Ok(set);
