@@ -212,3 +212,61 @@ fn not_to_a_terminal() {
     let (code, shown) = on_terminal(&e, &["decrypt", "f.ks", "--quiet"]);
     assert_eq!((code, shown.contains("data")), (0, true), "{shown}");
 }
+
+#[test]
+fn an_interrupted_decryption_leaves_no_file() {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let e = Env::full();
+    let ct = e.ks_in(&["encrypt"], &data(5_000_000)).ok().stdout;
+    let before = entries(e.dir.path());
+    let mut c = e.command();
+    c.args(["decrypt", "-", "-o", "out"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // Three of five segments: the first two decrypt into the temporary
+    // file, then the command waits for more input.
+    stdin.write_all(&ct[..3 << 20]).expect("feed");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    let temp = loop {
+        let found = entries(e.dir.path())
+            .into_iter()
+            .find(|n| n.starts_with(".out.keystrata-"))
+            .filter(|n| std::fs::metadata(e.path(n)).is_ok_and(|m| m.len() > 0));
+        if let Some(t) = found {
+            break t;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no plaintext reached the temporary file"
+        );
+        std::thread::yield_now();
+    };
+    let mode = std::fs::metadata(e.path(&temp)).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        mode.permissions().mode() & 0o777,
+        0o600,
+        "partial plaintext is 0600"
+    );
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = child.wait().expect("wait");
+    drop(stdin);
+    assert_eq!(
+        status.code(),
+        Some(128 + 15),
+        "exits as the shell reports SIGTERM"
+    );
+    assert_eq!(
+        entries(e.dir.path()),
+        before,
+        "the partial plaintext was removed"
+    );
+}
