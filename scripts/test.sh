@@ -104,6 +104,8 @@ suite relay-demo check make --no-print-directory relay-demo
 suite c-header check bash scripts/header.sh check
 suite c-asan cprint make --no-print-directory c-test
 suite c-valgrind cprint make --no-print-directory c-valgrind
+# The keystrata command run as a user would, built in release as make install ships it (before c-install, which installs that binary; rust-aws-lc ran the same tests on the debug build).
+suite cli cargo cargo test --release -p keystrata-cli
 suite c-install cprint bash tests/c/install_test.sh
 suite c-device-roots cprint make --no-print-directory c-device-roots
 suite c-shared cprint make --no-print-directory c-shared
