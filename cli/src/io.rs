@@ -172,18 +172,46 @@ fn install_cleanup() {
     });
 }
 
-/// A file written under a temporary name beside its destination and
-/// renamed over it by [`commit`](AtomicFile::commit); removed if dropped
-/// uncommitted.
+/// An output file: a regular file is written under a temporary name
+/// beside its destination and renamed over it by
+/// [`commit`](AtomicFile::commit) (removed if dropped uncommitted); a
+/// destination that exists and is not a regular file (`/dev/null`,
+/// `/dev/stdout`, a FIFO, a terminal) is written directly, never replaced.
+/// A symbolic link to a file stays a link: its target is replaced.
 pub struct AtomicFile {
-    tmp: PathBuf,
-    dest: PathBuf,
     file: Option<std::io::BufWriter<File>>,
+    target: Target,
+}
+
+enum Target {
+    /// Renamed over `dest` on commit.
+    Temp { tmp: PathBuf, dest: PathBuf },
+    /// Written in place (a device or a FIFO).
+    Direct { dest: PathBuf },
 }
 
 impl AtomicFile {
-    /// Creates the temporary file for `dest`.
+    /// Opens the output for `dest`.
     pub fn create(dest: &Path, mode: Mode) -> Result<AtomicFile, Failure> {
+        let at = |e| io(format!("writing {}", dest.display()), e);
+        let dest = match std::fs::metadata(dest) {
+            Ok(m) if m.is_dir() => {
+                return Err(invalid(format!("{} is a directory", dest.display())))
+            }
+            Ok(m) if !m.is_file() => {
+                let f = OpenOptions::new().write(true).open(dest).map_err(at)?;
+                return Ok(AtomicFile {
+                    file: Some(std::io::BufWriter::with_capacity(1 << 16, f)),
+                    target: Target::Direct {
+                        dest: dest.to_path_buf(),
+                    },
+                });
+            }
+            // Through a link to a file, the file is what is replaced.
+            Ok(_) => std::fs::canonicalize(dest).map_err(at)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => dest.to_path_buf(),
+            Err(e) => return Err(at(e)),
+        };
         let name = dest
             .file_name()
             .ok_or_else(|| invalid(format!("{} names no file", dest.display())))?;
@@ -195,7 +223,8 @@ impl AtomicFile {
         let bits = match mode {
             Mode::Secret => 0o600,
             Mode::Public => 0o666,
-            Mode::Exactly(m) => m & 0o7777,
+            // Set below, past the umask; 0600 until then.
+            Mode::Exactly(_) => 0o600,
         };
         let mut last = None;
         for _ in 0..16 {
@@ -211,53 +240,59 @@ impl AtomicFile {
             let opened = OpenOptions::new()
                 .write(true)
                 .create_new(true)
-                .mode(if matches!(mode, Mode::Exactly(_)) {
-                    0o600
-                } else {
-                    bits
-                })
+                .mode(bits)
                 .open(&tmp);
             match opened {
                 Ok(f) => {
-                    if let Mode::Exactly(m) = mode {
-                        // Not through the umask: the file keeps the bits it had.
-                        f.set_permissions(std::fs::Permissions::from_mode(m & 0o7777))
-                            .map_err(|e| io(format!("writing {}", dest.display()), e))?;
-                    }
-                    return Ok(AtomicFile {
-                        tmp,
-                        dest: dest.to_path_buf(),
+                    let out = AtomicFile {
                         file: Some(std::io::BufWriter::with_capacity(1 << 16, f)),
-                    });
+                        target: Target::Temp {
+                            tmp,
+                            dest: dest.clone(),
+                        },
+                    };
+                    if let (Mode::Exactly(m), Some(w)) = (mode, &out.file) {
+                        w.get_ref()
+                            .set_permissions(std::fs::Permissions::from_mode(m & 0o7777))
+                            .map_err(at)?;
+                    }
+                    return Ok(out);
                 }
                 Err(e) => {
                     temps().retain(|p| p != &tmp);
                     if e.kind() != std::io::ErrorKind::AlreadyExists {
-                        return Err(io(format!("writing {}", dest.display()), e));
+                        return Err(at(e));
                     }
                     last = Some(e);
                 }
             }
         }
-        Err(io(
-            format!("writing {}", dest.display()),
-            last.unwrap_or_else(|| std::io::Error::other("no free temporary name")),
-        ))
+        Err(at(last.unwrap_or_else(|| {
+            std::io::Error::other("no free temporary name")
+        })))
     }
 
     /// Flushes and syncs the file, renames it over the destination and
-    /// syncs the directory.
+    /// syncs the directory (a direct output is only flushed).
     pub fn commit(mut self) -> Result<(), Failure> {
-        let what = format!("writing {}", self.dest.display());
         let Some(w) = self.file.take() else {
             return Err(invalid("output already committed"));
         };
+        let (tmp, dest) = match &self.target {
+            Target::Direct { dest } => {
+                let what = format!("writing {}", dest.display());
+                w.into_inner().map_err(|e| io(&what, e.into_error()))?;
+                return Ok(());
+            }
+            Target::Temp { tmp, dest } => (tmp, dest),
+        };
+        let what = format!("writing {}", dest.display());
         let f = w.into_inner().map_err(|e| io(&what, e.into_error()))?;
         f.sync_all().map_err(|e| io(&what, e))?;
         drop(f);
-        std::fs::rename(&self.tmp, &self.dest).map_err(|e| io(&what, e))?;
-        temps().retain(|p| p != &self.tmp);
-        if let Some(dir) = self.dest.parent() {
+        std::fs::rename(tmp, dest).map_err(|e| io(&what, e))?;
+        temps().retain(|p| p != tmp);
+        if let Some(dir) = dest.parent() {
             let dir = if dir.as_os_str().is_empty() {
                 Path::new(".")
             } else {
@@ -290,8 +325,10 @@ impl Write for AtomicFile {
 impl Drop for AtomicFile {
     fn drop(&mut self) {
         if self.file.take().is_some() {
-            let _ = std::fs::remove_file(&self.tmp);
-            temps().retain(|p| p != &self.tmp);
+            if let Target::Temp { tmp, .. } = &self.target {
+                let _ = std::fs::remove_file(tmp);
+                temps().retain(|p| p != tmp);
+            }
         }
     }
 }
@@ -385,5 +422,23 @@ mod tests {
         let mode = std::fs::metadata(&dest).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_link_stays_a_link_and_a_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        std::fs::write(&target, b"old").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let mut f = AtomicFile::create(&link, Mode::Public).unwrap();
+        f.write_all(b"new").unwrap();
+        f.commit().unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read(&target).unwrap(), b"new");
+        assert!(AtomicFile::create(dir.path(), Mode::Public).is_err());
     }
 }

@@ -150,3 +150,40 @@ fn binary_ciphertext_is_not_written_to_a_terminal() {
     assert_eq!(code, 0);
     assert!(shown.contains("secret"));
 }
+
+#[test]
+fn outputs_that_are_not_files_are_written_not_replaced() {
+    // A FIFO (as /dev/null or /dev/stdout would be: never renamed over).
+    let e = Env::with_keychain();
+    let fifo = e.path("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).expect("read fifo"))
+    };
+    e.ks_in(&["seal", "-o", "fifo"], b"through a pipe").ok();
+    let ct = reader.join().expect("reader");
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        std::fs::metadata(&fifo).unwrap().file_type().is_fifo(),
+        "still a FIFO"
+    );
+    assert_eq!(e.ks_in(&["unseal"], &ct).ok().stdout, b"through a pipe");
+    // A link to a file: the file is replaced, the link stays.
+    e.write("real", b"");
+    std::os::unix::fs::symlink(e.path("real"), e.path("link")).unwrap();
+    e.ks_in(&["seal", "-o", "link"], b"via a link").ok();
+    assert!(std::fs::symlink_metadata(e.path("link"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(e.ks(&["unseal", "real"]).ok().stdout, b"via a link");
+    // A directory is refused.
+    e.ks_in(&["seal", "-o", "."], b"x")
+        .fails(11)
+        .says("directory");
+}
