@@ -6,7 +6,7 @@
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use keystrata::stream::{error_of, Decryptor, EncryptingWriter, SeekableDecryptor};
+use keystrata::stream::{Decryptor, Encryptor, SeekableDecryptor};
 use keystrata::StreamFormat;
 
 use crate::keychain::{ks_key_info, ks_keychain};
@@ -96,17 +96,6 @@ fn lock<T>(m: &Mutex<T>) -> FfiResult<MutexGuard<'_, T>> {
     })
 }
 
-/// Ciphertext is drained from the encryptor's buffer at least this often,
-/// so its memory stays O(segment) whatever one call is given.
-const ENCRYPT_CHUNK: usize = 1 << 16;
-
-enum EncState {
-    Open(EncryptingWriter<Vec<u8>>),
-    /// The error every call returns after a failure.
-    Failed(ks_status, String),
-    Finished,
-}
-
 /// Encrypts one stream, a piece at a time, under the keychain's streaming
 /// primary: ks_stream_encrypt_update for each piece of plaintext,
 /// ks_stream_encrypt_finish once at the end (without it the stream does
@@ -123,7 +112,7 @@ enum EncState {
 /// feed it from one thread at a time. Only ks_stream_encryptor_free must
 /// not race with another call on it.
 pub struct ks_stream_encryptor {
-    state: Mutex<EncState>,
+    inner: Mutex<Encryptor>,
 }
 
 /// Starts a stream under the streaming primary bound to `aad` (`aad_len`
@@ -142,41 +131,13 @@ pub unsafe extern "C" fn ks_stream_encryptor_new(
         let kc = unsafe { handle(kc, "kc")? };
         let aad = unsafe { bytes(aad, aad_len, "aad")? };
         let out = out_ptr(out, "out")?;
-        let w = kc.inner.encrypting_writer(Vec::new(), aad)?;
+        let e = kc.inner.stream_encryptor(aad)?;
         let enc = ks_stream_encryptor {
-            state: Mutex::new(EncState::Open(w)),
+            inner: Mutex::new(e),
         };
         unsafe { put_handle(out, enc) };
         Ok(())
     })
-}
-
-/// The writer of an open encryptor, or the error every call on it returns.
-fn open_writer(st: &mut EncState) -> FfiResult<&mut EncryptingWriter<Vec<u8>>> {
-    match st {
-        EncState::Open(w) => Ok(w),
-        EncState::Failed(status, msg) => Err(FfiError::new(*status, msg.clone())),
-        EncState::Finished => Err(FfiError::new(
-            ks_status::KS_ERR_UNAVAILABLE,
-            "Unavailable: the stream encryptor has finished",
-        )),
-    }
-}
-
-fn internal(msg: &str) -> FfiError {
-    FfiError::new(ks_status::KS_ERR_INTERNAL, format!("Internal: {msg}"))
-}
-
-/// Copies what the writer emitted to `dst` at `*off` and empties it.
-fn drain(w: &mut EncryptingWriter<Vec<u8>>, dst: &mut [u8], off: &mut usize) -> FfiResult {
-    let v = w.get_mut();
-    let end = *off + v.len();
-    dst.get_mut(*off..end)
-        .ok_or_else(|| internal("the stream output is longer than announced"))?
-        .copy_from_slice(v);
-    *off = end;
-    v.clear();
-    Ok(())
 }
 
 /// Encrypts `input_len` bytes at `input` and writes the ciphertext this call
@@ -204,32 +165,18 @@ pub unsafe extern "C" fn ks_stream_encrypt_update(
         let enc = unsafe { handle(enc, "enc")? };
         let data = unsafe { bytes(input, input_len, "input")? };
         let dst = SizedOut::new(out, cap, out_len, "out")?;
-        let mut st = lock(&enc.state)?;
-        let w = open_writer(&mut st)?;
-        let need = w
-            .pending_output_len(data.len())
+        let mut e = lock(&enc.inner)?;
+        e.check()?;
+        let need = e
+            .update_output_len(data.len())
             .ok_or_else(|| FfiError::invalid("input_len is out of range"))?;
         let Some(buf) = (unsafe { dst.slice(need, &[(input, data.len())])? }) else {
             dst.set_len(need);
             return Ok(());
         };
-        // From here the input is consumed: a failure ends the stream.
-        let r = (|| {
-            let mut off = 0;
-            for chunk in data.chunks(ENCRYPT_CHUNK) {
-                std::io::Write::write_all(w, chunk).map_err(|e| FfiError::from(error_of(e)))?;
-                drain(w, buf, &mut off)?;
-            }
-            if off != need {
-                return Err(internal("the stream output is shorter than announced"));
-            }
-            Ok(())
-        })();
-        if let Err(e) = &r {
-            *st = EncState::Failed(e.status, e.message.clone());
-        }
-        r?;
-        dst.set_len(need);
+        // Segments are sealed straight into the caller's buffer.
+        let n = e.update(data, buf)?;
+        dst.set_len(n);
         Ok(())
     })
 }
@@ -250,27 +197,15 @@ pub unsafe extern "C" fn ks_stream_encrypt_finish(
     guard(err, || {
         let enc = unsafe { handle(enc, "enc")? };
         let dst = SizedOut::new(out, cap, out_len, "out")?;
-        let mut st = lock(&enc.state)?;
-        let need = open_writer(&mut st)?.finish_output_len();
+        let mut e = lock(&enc.inner)?;
+        e.check()?;
+        let need = e.finish_output_len();
         let Some(buf) = (unsafe { dst.slice(need, &[])? }) else {
             dst.set_len(need);
             return Ok(());
         };
-        let EncState::Open(w) = std::mem::replace(&mut *st, EncState::Finished) else {
-            return Err(internal("the stream encryptor changed state"));
-        };
-        let v = match w.finish() {
-            Ok(v) => v,
-            Err(e) => {
-                let e = FfiError::from(e);
-                *st = EncState::Failed(e.status, e.message.clone());
-                return Err(e);
-            }
-        };
-        buf.get_mut(..v.len())
-            .ok_or_else(|| internal("the stream output is longer than announced"))?
-            .copy_from_slice(&v);
-        dst.set_len(v.len());
+        let n = e.finish(buf)?;
+        dst.set_len(n);
         Ok(())
     })
 }
@@ -591,20 +526,9 @@ pub unsafe extern "C" fn ks_stream_seekable_read_at(
         }
         // SAFETY: non-NULL, `cap` writable bytes for the call (the contract).
         let dst = unsafe { std::slice::from_raw_parts_mut(out, cap) };
-        let mut d = lock(&s.inner)?;
-        let mut done = 0;
-        while done < cap {
-            let at = offset.saturating_add(done as u64);
-            match d.read_at(at, &mut dst[done..]) {
-                Ok(0) => break,
-                Ok(n) => done += n,
-                Err(e) => {
-                    zeroize::Zeroize::zeroize(&mut dst[..done]);
-                    return Err(e.into());
-                }
-            }
-        }
-        unsafe { put(out_len, done) };
+        // The core fills the request and wipes what it wrote on failure.
+        let n = lock(&s.inner)?.read_at(offset, dst)?;
+        unsafe { put(out_len, n) };
         Ok(())
     })
 }

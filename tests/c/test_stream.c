@@ -297,8 +297,10 @@ static void group_failures(void)
         CHECK(DEC(ct.p, ct.n, kc, (const uint8_t *)"aaD", 3) == KS_ERR_AUTHENTICATION);
         CHECK(DEC(ct.p, ct.n, kc, NULL, 0) == KS_ERR_AUTHENTICATION);
         CHECK(DEC(ct.p, ct.n, other, (const uint8_t *)"aad", 3) == KS_ERR_AUTHENTICATION);
-        /* Cut short: at each segment boundary, a byte short, inside the header. */
-        size_t cuts[] = {SEG4K, 2 * SEG4K, 3 * SEG4K, ct.n - 1, 41, 55, 40};
+        /* Cut short: at each segment boundary, a byte short, a last segment
+         * under its 16-byte tag, a header with less than a tag after it
+         * (FORMAT.md §13: Authentication once the 40-byte header is there). */
+        size_t cuts[] = {SEG4K, 2 * SEG4K, 3 * SEG4K, ct.n - 1, 3 * SEG4K + 1, 3 * SEG4K + 15, 41, 55, 40};
         for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++)
             CHECK(DEC(ct.p, cuts[i], kc, (const uint8_t *)"aad", 3) == KS_ERR_AUTHENTICATION);
         CHECK(DEC(ct.p, 39, kc, (const uint8_t *)"aad", 3) == KS_ERR_FORMAT);
@@ -644,7 +646,14 @@ static void group_seekable(void)
         got = SENT_LEN;
         EXPECT(ks_stream_seekable_read_at(s, FIRST(SEG4K) + 10, buf, 2 * FULL(SEG4K), &got, E),
                KS_ERR_AUTHENTICATION);
-        CHECK(got == SENT_LEN && all_byte(buf + FULL(SEG4K), FULL(SEG4K), 0xEE));
+        /* Nothing of the call comes back: what it wrote (segment 1's part,
+         * and segment 2, decrypted straight into buf) is wiped to zero. */
+        CHECK(got == SENT_LEN);
+        for (size_t i = 0; i < 2 * FULL(SEG4K); i++)
+            if (buf[i] != 0xEE && buf[i] != 0) {
+                CHECK(!"plaintext of a failing read_at");
+                break;
+            }
         if (OK(ks_stream_seekable_read_at(s, 0, buf, 100, &got, E)))
             CHECK(got == 100 && memcmp(buf, pt, 100) == 0);
         if (OK(ks_stream_seekable_read_at(s, n - 50, buf, 100, &got, E)))
@@ -665,7 +674,14 @@ static void group_seekable(void)
     ks_stream_seekable *none = SENT;
     EXPECT(ks_stream_seekable_new(kc, (const uint8_t *)"aaD", 3, store_read_at, &st, ct.n, &none, E),
            KS_ERR_AUTHENTICATION);
+    /* Fewer bytes than a header: Format; a header and less than a tag, or a
+     * last segment under its tag: a stream cut short, Authentication. */
     EXPECT(ks_stream_seekable_new(kc, (const uint8_t *)"aad", 3, store_read_at, &st, 30, &none, E), KS_ERR_FORMAT);
+    EXPECT(ks_stream_seekable_new(kc, (const uint8_t *)"aad", 3, store_read_at, &st, 39, &none, E), KS_ERR_FORMAT);
+    size_t short_lens[] = {40, 41, 55, 3 * SEG4K + 1, 3 * SEG4K + 15};
+    for (size_t i = 0; i < sizeof short_lens / sizeof short_lens[0]; i++)
+        EXPECT(ks_stream_seekable_new(kc, (const uint8_t *)"aad", 3, store_read_at, &st, short_lens[i], &none, E),
+               KS_ERR_AUTHENTICATION);
     EXPECT(ks_stream_seekable_new(kc, (const uint8_t *)"aad", 3, NULL, &st, ct.n, &none, E), KS_ERR_NULL_ARGUMENT);
     EXPECT(ks_stream_seekable_new(kc, (const uint8_t *)"aad", 3, store_read_at, &st, ct.n, NULL, E),
            KS_ERR_NULL_ARGUMENT);
