@@ -6,6 +6,7 @@
 //! absence fails).
 
 mod common;
+mod docs;
 mod errors;
 mod keychain;
 mod meta;
