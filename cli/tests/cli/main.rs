@@ -14,4 +14,5 @@ mod migrate;
 mod rewrap;
 mod seal;
 mod sign;
+mod stores;
 mod stream;
