@@ -19,9 +19,10 @@
  * AES256_GCM_HKDF_1MB): ks_stream_encrypt_update / ks_stream_decrypt_update
  * handed 1 MiB at a time, writing into one reused buffer, beside OpenSSL
  * EVP AES-256-GCM over the same 1 GiB as 1,024 one-shot messages of 1 MiB
- * (counter IV, reused output buffer). The decrypt peer opens one sealed
- * 1 MiB message 1,024 times; keystrata decrypts a real 1 GiB stream held
- * in memory.
+ * (counter IV, reused output buffer). The decrypt peer opens 1,024
+ * distinct sealed messages held in memory, as keystrata decrypts a real
+ * 1 GiB stream held in memory (one cached message opened 1,024 times reads
+ * from cache, not memory: measured twice as fast).
  */
 #define _POSIX_C_SOURCE 199309L
 #include <stdint.h>
@@ -290,7 +291,7 @@ struct stctx {
 	uint8_t *chunk, *out;      /* 1 MiB of plaintext; STREAM_ROOM bytes of output */
 	uint8_t *stream;           /* a 1 GiB stream (stream_decrypt) */
 	size_t stream_len;
-	uint8_t *sealed, tag[16];  /* one 1 MiB message and its tag (the decrypt peer) */
+	uint8_t *sealed;           /* 1,024 messages of 1 MiB, each with its tag (the decrypt peer) */
 };
 
 static void gcm_iv(uint8_t iv[12], uint64_t i) {
@@ -350,11 +351,12 @@ static void evp_stream_dec(void *a) {
 	struct stctx *c = a;
 	uint8_t iv[12];
 	int n = 0, m = 0;
-	gcm_iv(iv, 0);
 	for (int i = 0; i < STREAM_TOTAL / STREAM_CHUNK; i++) {
+		const uint8_t *msg = c->sealed + (size_t)i * (STREAM_CHUNK + 16);
+		gcm_iv(iv, (uint64_t)i);
 		if (EVP_DecryptInit_ex(c->dec, NULL, NULL, NULL, iv) != 1 ||
-		    EVP_DecryptUpdate(c->dec, c->out, &n, c->sealed, STREAM_CHUNK) != 1 ||
-		    EVP_CIPHER_CTX_ctrl(c->dec, EVP_CTRL_GCM_SET_TAG, 16, c->tag) != 1 ||
+		    EVP_DecryptUpdate(c->dec, c->out, &n, msg, STREAM_CHUNK) != 1 ||
+		    EVP_CIPHER_CTX_ctrl(c->dec, EVP_CTRL_GCM_SET_TAG, 16, (void *)(msg + STREAM_CHUNK)) != 1 ||
 		    EVP_DecryptFinal_ex(c->dec, c->out + n, &m) != 1)
 			ossl_die("GCM decrypt");
 		sink += c->out[0];
@@ -401,17 +403,20 @@ static void streaming(void) {
 			die("encrypt_finish");
 		c.stream_len += n;
 		ks_stream_encryptor_free(e);
-		/* The peer's one message. */
+		/* The peer's 1 GiB: 1,024 messages, each followed by its tag. */
 		uint8_t iv[12];
 		int k = 0, m = 0;
-		c.sealed = malloc(STREAM_CHUNK);
+		c.sealed = malloc((size_t)(STREAM_TOTAL / STREAM_CHUNK) * (STREAM_CHUNK + 16));
 		if (!c.sealed) { fprintf(stderr, "bench: out of memory\n"); exit(1); }
-		gcm_iv(iv, 0);
-		if (EVP_EncryptInit_ex(c.enc, NULL, NULL, NULL, iv) != 1 ||
-		    EVP_EncryptUpdate(c.enc, c.sealed, &k, c.chunk, STREAM_CHUNK) != 1 ||
-		    EVP_EncryptFinal_ex(c.enc, c.sealed + k, &m) != 1 ||
-		    EVP_CIPHER_CTX_ctrl(c.enc, EVP_CTRL_GCM_GET_TAG, 16, c.tag) != 1)
-			ossl_die("GCM encrypt");
+		for (int i = 0; i < STREAM_TOTAL / STREAM_CHUNK; i++) {
+			uint8_t *msg = c.sealed + (size_t)i * (STREAM_CHUNK + 16);
+			gcm_iv(iv, (uint64_t)i);
+			if (EVP_EncryptInit_ex(c.enc, NULL, NULL, NULL, iv) != 1 ||
+			    EVP_EncryptUpdate(c.enc, msg, &k, c.chunk, STREAM_CHUNK) != 1 ||
+			    EVP_EncryptFinal_ex(c.enc, msg + k, &m) != 1 ||
+			    EVP_CIPHER_CTX_ctrl(c.enc, EVP_CTRL_GCM_GET_TAG, 16, msg + STREAM_CHUNK) != 1)
+				ossl_die("GCM encrypt");
+		}
 		struct imp d[] = {{"keystrata", ks_stream_dec, &c}, {"openssl-evp", evp_stream_dec, &c}};
 		run("stream_decrypt", STREAM_TOTAL, d, 2);
 		free(c.sealed);
