@@ -24,7 +24,7 @@ use keystrata::stream::{error_of, DecryptingReader, EncryptingWriter, SeekableDe
 use keystrata::{ErrorKind, StreamFormat};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PySlice, PyTuple, PyType};
 use zeroize::Zeroizing;
 
 use crate::buf::{type_name, BytesIn, DETACH_ABOVE};
@@ -64,11 +64,49 @@ impl PyErrSlot {
 }
 
 /// A Python file object as a Rust `Read`, `Write` and `Seek`: each call
-/// attaches to the interpreter and calls `read(n)`, `write(b)`, `flush()`
-/// or `seek(offset, whence)`. A Python exception is kept in the slot.
+/// attaches to the interpreter and calls `read(n)` (or `readinto(b)`, see
+/// [`prefers_readinto`]), `write(b)`, `flush()` or `seek(offset, whence)`.
+/// A Python exception is kept in the slot.
 struct PyFile {
     obj: Py<PyAny>,
     err: PyErrSlot,
+    /// Read with `readinto` into `scratch` (a bytearray reused from call
+    /// to call) rather than with `read`, which makes a new `bytes` each
+    /// time.
+    readinto: bool,
+    scratch: Option<Py<PyByteArray>>,
+}
+
+/// Whether to read `obj` with `readinto`: when the most derived class in
+/// its type's MRO that defines `read` or `readinto` defines `readinto`. So
+/// `io.BytesIO`, files and buffered readers are read with `readinto`, but a
+/// subclass that overrides only `read` (of `io.BytesIO`, say, or of
+/// `io.RawIOBase`, whose own `readinto` is not implemented) keeps its
+/// `read`, and an object without either in its class (a proxy) is read
+/// with `read`.
+fn prefers_readinto(obj: &Bound<'_, PyAny>) -> bool {
+    let py = obj.py();
+    let Ok(mro) = obj.get_type().getattr(pyo3::intern!(py, "__mro__")) else {
+        return false;
+    };
+    let Ok(mro) = mro.try_iter() else {
+        return false;
+    };
+    for cls in mro.flatten() {
+        let Ok(cls) = cls.cast_into::<PyType>() else {
+            continue;
+        };
+        let Ok(dict) = cls.getattr(pyo3::intern!(py, "__dict__")) else {
+            continue;
+        };
+        let defines =
+            |name: &Bound<'_, pyo3::types::PyString>| dict.contains(name).unwrap_or(false);
+        let readinto = defines(pyo3::intern!(py, "readinto"));
+        if readinto || defines(pyo3::intern!(py, "read")) {
+            return readinto;
+        }
+    }
+    false
 }
 
 impl PyFile {
@@ -87,6 +125,8 @@ impl PyFile {
             PyFile {
                 obj: obj.clone().unbind(),
                 err: err.clone(),
+                readinto: methods.contains(&"read") && prefers_readinto(obj),
+                scratch: None,
             },
             err,
         ))
@@ -141,32 +181,98 @@ impl Read for PyFile {
             return Ok(0);
         }
         Python::attach(|py| {
-            let r = self
-                .obj
-                .bind(py)
-                .call_method1(pyo3::intern!(py, "read"), (out.len(),))
-                .map_err(|e| self.err.keep(e))?;
-            if r.is_none() {
-                return Err(self.wrong(
-                    "fileobj.read() returned None (a non-blocking file with no data ready); \
-                     a stream needs a blocking file object"
-                        .to_owned(),
-                ));
+            if self.readinto {
+                self.read_into(py, out)
+            } else {
+                self.read_bytes(py, out)
             }
-            let got = r
-                .extract::<BytesIn<'_, '_>>()
-                .map_err(|e| self.err.keep(e))?;
-            let got = got.as_slice();
-            if got.len() > out.len() {
-                return Err(self.wrong(format!(
-                    "fileobj.read({}) returned {} bytes",
-                    out.len(),
-                    got.len()
-                )));
-            }
-            out[..got.len()].copy_from_slice(got);
-            Ok(got.len())
         })
+    }
+}
+
+impl PyFile {
+    /// `fileobj.read(n)`, copied into `out`.
+    fn read_bytes(&mut self, py: Python<'_>, out: &mut [u8]) -> io::Result<usize> {
+        let r = self
+            .obj
+            .bind(py)
+            .call_method1(pyo3::intern!(py, "read"), (out.len(),))
+            .map_err(|e| self.err.keep(e))?;
+        if r.is_none() {
+            return Err(self.non_blocking("read"));
+        }
+        let got = r
+            .extract::<BytesIn<'_, '_>>()
+            .map_err(|e| self.err.keep(e))?;
+        let got = got.as_slice();
+        if got.len() > out.len() {
+            return Err(self.wrong(format!(
+                "fileobj.read({}) returned {} bytes",
+                out.len(),
+                got.len()
+            )));
+        }
+        out[..got.len()].copy_from_slice(got);
+        Ok(got.len())
+    }
+
+    /// `fileobj.readinto(view)` with a view of the first `out.len()` bytes
+    /// of the scratch bytearray, then copied into `out`: no new object per
+    /// call but the view.
+    fn read_into(&mut self, py: Python<'_>, out: &mut [u8]) -> io::Result<usize> {
+        let n = out.len();
+        let scratch = match &self.scratch {
+            Some(b) if b.bind(py).len() >= n => b.bind(py).clone(),
+            _ => {
+                let b = PyByteArray::new_with(py, n, |_| Ok(())).map_err(|e| self.err.keep(e))?;
+                self.scratch = Some(b.clone().unbind());
+                b
+            }
+        };
+        let whole = PyMemoryView::from(scratch.as_any()).map_err(|e| self.err.keep(e))?;
+        let view = whole
+            .get_item(PySlice::new(py, 0, n as isize, 1))
+            .map_err(|e| self.err.keep(e))?;
+        let r = self
+            .obj
+            .bind(py)
+            .call_method1(pyo3::intern!(py, "readinto"), (&view,));
+        // End the exports (a view the file object kept stays usable: the
+        // bytearray is Python's).
+        let _ = view.call_method0(pyo3::intern!(py, "release"));
+        let _ = whole.call_method0(pyo3::intern!(py, "release"));
+        let r = r.map_err(|e| self.err.keep(e))?;
+        if r.is_none() {
+            return Err(self.non_blocking("readinto"));
+        }
+        let got = match r.extract::<usize>() {
+            Ok(k) if k <= n => k,
+            _ => {
+                return Err(self.wrong(format!(
+                    "fileobj.readinto() of {n} bytes returned {}",
+                    r.repr().map_or_else(|_| "?".to_owned(), |s| s.to_string())
+                )))
+            }
+        };
+        // SAFETY: the interpreter is held and no Python code runs while
+        // the slice lives (one copy); the bytearray is not resized in that
+        // time, and `get` checks its length as it is now.
+        #[allow(unsafe_code)]
+        let src = unsafe { scratch.as_bytes() }.get(..got);
+        match src {
+            Some(src) => {
+                out[..got].copy_from_slice(src);
+                Ok(got)
+            }
+            None => Err(self.wrong("fileobj.readinto() shrank its buffer".to_owned())),
+        }
+    }
+
+    fn non_blocking(&self, method: &str) -> io::Error {
+        self.wrong(format!(
+            "fileobj.{method}() returned None (a non-blocking file with no data ready); \
+             a stream needs a blocking file object"
+        ))
     }
 }
 
@@ -396,15 +502,141 @@ fn writable_len(b: &Bound<'_, PyAny>) -> PyResult<usize> {
     view.getattr("nbytes")?.extract()
 }
 
-/// Copies `data` into the start of the writable buffer `b`.
-fn copy_into(b: &Bound<'_, PyAny>, data: &[u8]) -> PyResult<()> {
+/// The most plaintext one step of `read`/`readinto` decrypts into the
+/// reader's scratch buffer before it goes to Python: a 1 MB segment.
+const STEP: usize = 1 << 20;
+
+/// Reads until `out` is full or `r` ends; returns how many bytes.
+fn read_full<R: Read>(r: &mut R, out: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < out.len() {
+        match r.read(&mut out[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// A reader's scratch buffer: plaintext on its way to Python, wiped when
+/// the reader goes. Taken out for a call (a concurrent call, serialized
+/// behind the stream's mutex anyway, makes its own).
+#[derive(Default)]
+struct Scratch(Mutex<Zeroizing<Vec<u8>>>);
+
+impl Scratch {
+    fn take(&self) -> Zeroizing<Vec<u8>> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn put(&self, buf: Zeroizing<Vec<u8>>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = buf;
+    }
+}
+
+/// Reads up to `want` (at most [`STEP`]) bytes from the stream into
+/// `buf`, with the interpreter released for more than a few KiB; returns
+/// the buffer and how many bytes (fewer only at the end).
+fn read_step<S: Read + Send>(
+    shared: &Shared<S>,
+    py: Python<'_>,
+    mut buf: Zeroizing<Vec<u8>>,
+    want: usize,
+) -> PyResult<(Zeroizing<Vec<u8>>, usize)> {
+    if buf.len() < want {
+        buf.resize(want, 0);
+    }
+    shared.run(py, want > DETACH_ABOVE, move |state, slot| {
+        let r = live(state)?;
+        let n = read_full(r, &mut buf[..want]).map_err(|e| Failure::of_io(slot, e))?;
+        Ok((buf, n))
+    })
+}
+
+/// `read(size)`: a size up to [`STEP`] is read into the scratch buffer and
+/// copied once, into the new `bytes`; anything bigger (or the rest of the
+/// stream) grows as it comes.
+fn read_bytes<'py, S: Read + Send>(
+    shared: &Shared<S>,
+    scratch: &Scratch,
+    py: Python<'py>,
+    size: Option<i64>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    match size.and_then(|n| usize::try_from(n).ok()) {
+        Some(want) if want <= STEP => {
+            let (buf, n) = read_step(shared, py, scratch.take(), want)?;
+            let out = PyBytes::new(py, &buf[..n]);
+            scratch.put(buf);
+            Ok(out)
+        }
+        _ => {
+            let out = shared.run(py, detach_read(size), |state, slot| {
+                let r = live(state)?;
+                read_some(r, size, slot)
+            })?;
+            Ok(PyBytes::new(py, &out))
+        }
+    }
+}
+
+/// `readinto(b)`: fills the writable buffer `b` (fewer bytes only at the
+/// end), a [`STEP`] at a time: each step decrypts into the scratch buffer
+/// with the interpreter released, then is copied into `b` with it held,
+/// so no Rust reference into Python's memory lives while Python code
+/// (another thread's, or the file object's) runs.
+fn readinto<S: Read + Send>(
+    shared: &Shared<S>,
+    scratch: &Scratch,
+    py: Python<'_>,
+    b: &Bound<'_, PyAny>,
+) -> PyResult<usize> {
+    let total = writable_len(b)?;
+    let mut buf = scratch.take();
+    let mut done = 0;
+    while done < total {
+        let want = (total - done).min(STEP);
+        let (back, n) = read_step(shared, py, buf, want)?;
+        buf = back;
+        copy_into(b, done, &buf[..n])?;
+        done += n;
+        if n < want {
+            break;
+        }
+    }
+    scratch.put(buf);
+    Ok(done)
+}
+
+/// Copies `data` into the writable buffer `b` at `off`: a bytearray
+/// directly, any other buffer through a memoryview.
+fn copy_into(b: &Bound<'_, PyAny>, off: usize, data: &[u8]) -> PyResult<()> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    if let Ok(ba) = b.cast::<PyByteArray>() {
+        // SAFETY: the interpreter is held and no Python code runs while the
+        // slice lives (one copy); `get_mut` checks the bytearray's length
+        // as it is now (another thread may have resized it since
+        // `writable_len`).
+        #[allow(unsafe_code)]
+        let dst = unsafe { ba.as_bytes_mut() }.get_mut(off..off + data.len());
+        return match dst {
+            Some(dst) => {
+                dst.copy_from_slice(data);
+                Ok(())
+            }
+            None => Err(PyValueError::new_err("the buffer shrank during readinto()")),
+        };
+    }
     let py = b.py();
     let view = py
         .import("builtins")?
         .getattr("memoryview")?
         .call1((b,))?
         .call_method1("cast", ("B",))?;
-    let slice = pyo3::types::PySlice::new(py, 0, data.len() as isize, 1);
+    let slice = PySlice::new(py, off as isize, (off + data.len()) as isize, 1);
     view.set_item(slice, PyBytes::new(py, data))?;
     view.call_method0("release")?;
     Ok(())
@@ -590,6 +822,7 @@ impl PyEncryptingWriter {
 #[pyclass(frozen, name = "DecryptingReader", module = "keystrata")]
 pub(crate) struct PyDecryptingReader {
     inner: Shared<DecryptingReader<PyFile>>,
+    scratch: Scratch,
 }
 
 impl PyDecryptingReader {
@@ -603,6 +836,7 @@ impl PyDecryptingReader {
         let r = crate::errors::call(py, false, || kc.decrypting_reader(file, aad))?;
         Ok(PyDecryptingReader {
             inner: Shared::new(r, slot),
+            scratch: Scratch::default(),
         })
     }
 }
@@ -613,20 +847,13 @@ impl PyDecryptingReader {
     /// negative or None); fewer only at the end of the stream.
     #[pyo3(signature = (size = -1), text_signature = "($self, size=-1)")]
     fn read<'py>(&self, py: Python<'py>, size: Option<i64>) -> PyResult<Bound<'py, PyBytes>> {
-        let out = self.inner.run(py, detach_read(size), |state, slot| {
-            let r = live(state)?;
-            read_some(r, size, slot)
-        })?;
-        Ok(PyBytes::new(py, &out))
+        read_bytes(&self.inner, &self.scratch, py, size)
     }
 
-    /// Reads into the writable buffer ``b``; returns how many bytes (0 at
-    /// the end).
+    /// Fills the writable buffer ``b``; returns how many bytes (fewer only
+    /// at the end, 0 after it).
     fn readinto(&self, py: Python<'_>, b: &Bound<'_, PyAny>) -> PyResult<usize> {
-        let n = writable_len(b)?;
-        let data = self.read(py, Some(n as i64))?;
-        copy_into(b, data.as_bytes())?;
-        Ok(data.as_bytes().len())
+        readinto(&self.inner, &self.scratch, py, b)
     }
 
     /// Does nothing (a reader has nothing to flush); for ``io`` wrappers.
@@ -713,6 +940,7 @@ fn open<S: Send>(s: &Shared<S>) -> PyResult<()> {
 #[pyclass(frozen, name = "SeekableDecryptor", module = "keystrata")]
 pub(crate) struct PySeekableDecryptor {
     inner: Shared<SeekableDecryptor<PyFile>>,
+    scratch: Scratch,
     plaintext_len: u64,
     /// The key the stream is under.
     #[pyo3(get)]
@@ -747,6 +975,7 @@ impl PySeekableDecryptor {
             plaintext_len: r.plaintext_len(),
             key_id: r.key_id(),
             inner: Shared::new(r, slot),
+            scratch: Scratch::default(),
         })
     }
 }
@@ -757,19 +986,13 @@ impl PySeekableDecryptor {
     /// the rest if ``size`` is negative or None).
     #[pyo3(signature = (size = -1), text_signature = "($self, size=-1)")]
     fn read<'py>(&self, py: Python<'py>, size: Option<i64>) -> PyResult<Bound<'py, PyBytes>> {
-        let out = self.inner.run(py, detach_read(size), |state, slot| {
-            let r = live(state)?;
-            read_some(r, size, slot)
-        })?;
-        Ok(PyBytes::new(py, &out))
+        read_bytes(&self.inner, &self.scratch, py, size)
     }
 
-    /// Reads into the writable buffer ``b``; returns how many bytes.
+    /// Fills the writable buffer ``b`` from the current position; returns
+    /// how many bytes (fewer only at the end).
     fn readinto(&self, py: Python<'_>, b: &Bound<'_, PyAny>) -> PyResult<usize> {
-        let n = writable_len(b)?;
-        let data = self.read(py, Some(n as i64))?;
-        copy_into(b, data.as_bytes())?;
-        Ok(data.as_bytes().len())
+        readinto(&self.inner, &self.scratch, py, b)
     }
 
     /// Up to ``size`` bytes of plaintext at ``offset`` (fewer only at the
@@ -786,16 +1009,10 @@ impl PySeekableDecryptor {
                 .unwrap_or(usize::MAX)
                 .min(size);
             let mut out = Zeroizing::new(vec![0u8; want]);
-            let mut got = 0;
-            while got < want {
-                let n = r
-                    .read_at(offset + got as u64, &mut out[got..])
-                    .map_err(|e| Failure::of_core(slot, e))?;
-                if n == 0 {
-                    break;
-                }
-                got += n;
-            }
+            // The core fills the request (up to the end of the plaintext).
+            let got = r
+                .read_at(offset, &mut out)
+                .map_err(|e| Failure::of_core(slot, e))?;
             out.truncate(got);
             Ok(out)
         })?;

@@ -167,6 +167,102 @@ def test_write_accepts_any_buffer_and_readinto() -> None:
         r.readinto(b"read-only")
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_readinto_fills_any_buffer(fmt: str) -> None:
+    """readinto fills the whole buffer (fewer bytes only at the end),
+    whatever its size against the segments, and whatever kind of writable
+    buffer it is."""
+    import array
+
+    kc = stream_kc(fmt)
+    seg = 4096 if fmt.endswith("4kb") else 1 << 20
+    n = 3 * seg + 1000
+    pt = os.urandom(n)
+    ct = encrypt(kc, pt, b"r")
+
+    class Bytes(bytearray):
+        pass
+
+    sizes = [1000, seg - 56, seg - 16, seg, seg + 17, 2 * seg + 5, (1 << 20) + 1, n + 10]
+    for size in sizes if seg > 4096 else [1, 7] + sizes:
+        kinds: List[Any] = [
+            bytearray,
+            Bytes,
+            lambda k: memoryview(bytearray(k)),
+            lambda k: array.array("B", bytes(k)),
+        ]
+        for make in kinds:
+            buf = make(size)
+            got = bytearray()
+            r = kc.decrypting_reader(io.BytesIO(ct), b"r")
+            while k := r.readinto(buf):
+                assert k == size or len(got) + k == n, (size, k)
+                got += bytes(buf)[:k]
+            assert got == pt, (fmt, size, make)
+    # The seekable reader's readinto fills too, from the position.
+    with kc.seekable_decryptor(io.BytesIO(ct), b"r") as s:
+        s.seek(seg - 100)
+        buf = bytearray(2 * seg)
+        assert s.readinto(buf) == 2 * seg and buf == pt[seg - 100 : 3 * seg - 100]
+        assert s.read(seg + 1) == pt[3 * seg - 100 : 4 * seg - 99]
+
+
+def test_reader_uses_readinto_unless_read_is_overridden() -> None:
+    """The source is read with readinto when its class's most derived
+    reading method is readinto (io.BytesIO, files), else with read (a
+    subclass that overrides read keeps it)."""
+    kc = stream_kc("aes256-gcm-hkdf-4kb")
+    pt = plaintext(30_000)
+    ct = encrypt(kc, pt)
+    calls: collections.Counter[str] = collections.Counter()
+
+    class CountingBytesIO(io.BytesIO):
+        def readinto(self, b: Any) -> int:
+            calls["readinto"] += 1
+            return super().readinto(b)
+
+    class OverridesRead(CountingBytesIO):
+        def read(self, n: Optional[int] = -1) -> bytes:
+            calls["read"] += 1
+            return super().read(n)
+
+    class RawOnlyReadinto(io.RawIOBase):
+        def __init__(self, data: bytes) -> None:
+            self.f = io.BytesIO(data)
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, b: Any) -> int:
+            calls["raw"] += 1
+            return self.f.readinto(b)
+
+    assert decrypt(kc, ct) == pt
+    with kc.decrypting_reader(CountingBytesIO(ct)) as r:
+        assert r.read() == pt
+    assert calls["readinto"] > 0 and calls["read"] == 0
+    calls.clear()
+    with kc.decrypting_reader(OverridesRead(ct)) as r:
+        assert r.read() == pt
+    assert calls["read"] > 0 and calls["readinto"] == 0
+    with kc.decrypting_reader(RawOnlyReadinto(ct)) as r:
+        assert r.read() == pt
+    assert calls["raw"] > 0
+
+    class NonBlocking(io.BytesIO):
+        def readinto(self, b: Any) -> Optional[int]:  # type: ignore[override]
+            return None
+
+    class Liar(io.BytesIO):
+        def readinto(self, b: Any) -> int:
+            return len(b) + 1
+
+    with pytest.raises(TypeError, match="non-blocking"):
+        kc.decrypting_reader(NonBlocking(ct)).read()
+    with pytest.raises(TypeError, match="readinto"):
+        kc.decrypting_reader(Liar(ct)).read()
+
+
 def test_real_files_and_copyfileobj_10mb(tmp_path: Path) -> None:
     kc = stream_kc()
     src = tmp_path / "plain.bin"
@@ -315,6 +411,25 @@ def test_not_a_stream_is_a_format_error() -> None:
             decrypt(kc, junk)
     with pytest.raises(keystrata.UnknownKeyError):
         decrypt(keystrata.Keychain.generate(), encrypt(kc, b"x"))
+
+
+def test_short_streams_format_without_a_header_else_authentication() -> None:
+    """docs/FORMAT.md §13: fewer bytes than the 40-byte header are not a
+    stream (FormatError); a header with less than a tag after it, or a last
+    segment shorter than its tag, is a stream cut short
+    (AuthenticationError), in both readers."""
+    kc = stream_kc("aes256-gcm-hkdf-4kb")
+    empty = encrypt(kc, b"")
+    assert len(empty) == 56
+    ct = encrypt(kc, plaintext(10_000))
+    cases: List[Any] = [(empty[:n], keystrata.FormatError) for n in (0, 1, 39)]
+    cases += [(empty[:n], keystrata.AuthenticationError) for n in (40, 41, 55)]
+    cases += [(ct[: 2 * 4096 + k], keystrata.AuthenticationError) for k in (1, 15)]
+    for data, error in cases:
+        with pytest.raises(error):
+            decrypt(kc, data)
+        with pytest.raises(error):
+            kc.seekable_decryptor(io.BytesIO(data)).read()
 
 
 def test_exception_in_with_leaves_an_unfinished_stream() -> None:
