@@ -282,23 +282,11 @@ func (dr *decryptingReader) end(err error) {
 	runtime.SetFinalizer(dr, nil)
 }
 
-// push gives ct to the decryptor (last: the end of the stream instead) and
-// appends the plaintext it returns to what is not yet read. A capacity of
-// len(ct) + buffered always suffices.
-func (dr *decryptingReader) push(ct []byte, last bool) error {
-	rest := copy(dr.out, dr.out[dr.pos:])
-	clear(dr.out[rest:])
-	dr.out, dr.pos = dr.out[:rest], 0
-	need := rest + len(ct) + int(C.ks_stream_decryptor_buffered(dr.ptr))
-	if cap(dr.out) < need {
-		grown := make([]byte, rest, need)
-		copy(grown, dr.out)
-		clear(dr.out)
-		dr.out = grown
-	}
+// decrypt runs one update with ct (or, when last, the finish) with the
+// output at out, a caller-sized buffer (NULL to ask the length).
+func (dr *decryptingReader) decrypt(ct []byte, last bool, op *C.uint8_t, oc C.size_t) (int, error) {
 	var n C.size_t
 	var cerr *C.ks_error
-	op, oc := cout(dr.out)
 	var st C.enum_ks_status
 	if last {
 		st = C.ks_stream_decrypt_finish(dr.ptr, op, oc, &n, &cerr)
@@ -309,14 +297,49 @@ func (dr *decryptingReader) push(ct []byte, last bool) error {
 	runtime.KeepAlive(ct)
 	runtime.KeepAlive(dr)
 	if err := cErr(st, cerr); err != nil {
-		return err
+		return 0, err
 	}
-	dr.out = dr.out[:rest+int(n)]
-	return nil
+	return int(n), nil
+}
+
+// push gives ct to the decryptor (last: the end of the stream instead).
+// When no plaintext is waiting in out and the call's output (asked first)
+// fits in p, it is decrypted straight into p and its length returned;
+// otherwise it is appended to out, for later reads, and 0 is returned.
+func (dr *decryptingReader) push(ct []byte, last bool, p []byte) (int, error) {
+	if dr.pos == len(dr.out) && len(p) > 0 {
+		want, err := dr.decrypt(ct, last, nil, 0)
+		if err != nil {
+			return 0, err
+		}
+		if want <= len(p) {
+			op, oc := cout(p[:0:len(p)])
+			n, err := dr.decrypt(ct, last, op, oc)
+			runtime.KeepAlive(p)
+			return n, err
+		}
+	}
+	rest := copy(dr.out, dr.out[dr.pos:])
+	clear(dr.out[rest:])
+	dr.out, dr.pos = dr.out[:rest], 0
+	need := rest + len(ct) + int(C.ks_stream_decryptor_buffered(dr.ptr))
+	if cap(dr.out) < need {
+		grown := make([]byte, rest, need)
+		copy(grown, dr.out)
+		clear(dr.out)
+		dr.out = grown
+	}
+	op, oc := cout(dr.out)
+	n, err := dr.decrypt(ct, last, op, oc)
+	if err != nil {
+		return 0, err
+	}
+	dr.out = dr.out[:rest+n]
+	return 0, nil
 }
 
 // Read returns plaintext; io.EOF once the whole stream was read and
-// checked.
+// checked. A segment's plaintext goes straight into p when it fits there.
 func (dr *decryptingReader) Read(p []byte) (int, error) {
 	dr.mu.Lock()
 	defer dr.mu.Unlock()
@@ -334,24 +357,39 @@ func (dr *decryptingReader) Read(p []byte) (int, error) {
 			return 0, nil
 		}
 		n, rerr := dr.r.Read(dr.in)
+		got := 0
 		if n > 0 {
-			if err := dr.push(dr.in[:n], false); err != nil {
+			k, err := dr.push(dr.in[:n], false, p)
+			if err != nil {
 				dr.end(err)
 				return 0, err
 			}
+			got = k
 		}
 		switch {
 		case rerr == io.EOF:
-			if err := dr.push(nil, true); err != nil {
+			k, err := dr.push(nil, true, p[got:])
+			if err != nil {
+				// The plaintext before it was checked: it comes first.
 				dr.end(err)
-			} else {
-				dr.end(io.EOF)
+				if got > 0 {
+					return got, nil
+				}
+				return 0, err
 			}
+			got += k
+			dr.end(io.EOF)
 		case rerr != nil:
+			if got > 0 {
+				return got, nil // r is asked again later
+			}
 			if dr.pos < len(dr.out) {
 				continue // return the plaintext first; r is asked again later
 			}
 			return 0, rerr
+		}
+		if got > 0 {
+			return got, nil
 		}
 	}
 }

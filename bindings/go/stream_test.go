@@ -122,6 +122,111 @@ func TestStreamRoundTripsAtEveryBoundary(t *testing.T) {
 	}
 }
 
+// Reads of every size against the segments: the plaintext comes back
+// whole (straight into p when a segment fits, else through the reader's
+// buffer), no Read returns more than len(p) or writes past it, and a
+// failing segment leaves none of its plaintext in p.
+func TestStreamReadsIntoAnyBuffer(t *testing.T) {
+	for _, f := range []struct {
+		format StreamFormat
+		seg    int
+	}{{StreamAES256GCMHKDF4KB, 4096}, {StreamAES256GCMHKDF1MB, 1 << 20}} {
+		kc := streamKC(t, f.format)
+		first, full := f.seg-56, f.seg-16
+		n := first + 3*full + 10
+		pt := pattern(n)
+		ct := encryptStream(t, kc, nil, pt, 1<<20)
+		for _, size := range []int{100, first, full, f.seg, 2*f.seg + 3, n + 1} {
+			for name, src := range map[string]func() io.Reader{
+				"whole":    func() io.Reader { return bytes.NewReader(ct) },
+				"data+EOF": func() io.Reader { return iotest.DataErrReader(bytes.NewReader(ct)) },
+			} {
+				r, err := kc.NewDecryptingReader(src(), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				buf := make([]byte, size, size+64)
+				var got []byte
+				for {
+					k, err := r.Read(buf)
+					if k > size || !bytes.Equal(buf[size:size+64], make([]byte, 64)) {
+						t.Fatalf("format %d, buffer %d, %s: Read gave %d or wrote past len(p)", f.format, size, name, k)
+					}
+					got = append(got, buf[:k]...)
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						t.Fatalf("format %d, buffer %d, %s: %v", f.format, size, name, err)
+					}
+				}
+				if !bytes.Equal(got, pt) {
+					t.Fatalf("format %d, buffer %d, %s: other plaintext", f.format, size, name)
+				}
+			}
+		}
+		// Segment 2 tampered, read into a buffer that holds it whole.
+		bad := append([]byte{}, ct...)
+		bad[2*f.seg+7] ^= 1
+		r, err := kc.NewDecryptingReader(bytes.NewReader(bad), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total := 0
+		for {
+			buf := bytes.Repeat([]byte{0xEE}, 2*f.seg)
+			k, err := r.Read(buf)
+			total += k
+			if err != nil {
+				// (A call that fails returns nothing, the segments before
+				// the failing one in the same piece of input included.)
+				if !errors.Is(err, ErrAuthentication) || total > first+full {
+					t.Fatalf("format %d: %d bytes, then %v", f.format, total, err)
+				}
+				for _, b := range buf {
+					if b != 0 && b != 0xEE {
+						t.Fatalf("format %d: plaintext of the failing segment in p", f.format)
+					}
+				}
+				break
+			}
+		}
+	}
+}
+
+// docs/FORMAT.md §13: fewer bytes than the 40-byte header are ErrFormat; a
+// header with less than a tag after it, or a last segment shorter than its
+// tag, is a stream cut short: ErrAuthentication, sequentially and by
+// ReadAt.
+func TestStreamShortStreams(t *testing.T) {
+	kc := streamKC(t, StreamAES256GCMHKDF4KB)
+	empty := encryptStream(t, kc, nil, nil, 1)
+	ct := encryptStream(t, kc, nil, pattern(10_000), 1000)
+	if len(empty) != 56 || len(ct) != 2*4096+1896 {
+		t.Fatalf("lengths %d, %d", len(empty), len(ct))
+	}
+	cases := []struct {
+		data []byte
+		want error
+	}{
+		{empty[:0], ErrFormat}, {empty[:1], ErrFormat}, {empty[:39], ErrFormat},
+		{empty[:40], ErrAuthentication}, {empty[:41], ErrAuthentication}, {empty[:55], ErrAuthentication},
+		{ct[:2*4096+1], ErrAuthentication}, {ct[:2*4096+15], ErrAuthentication},
+	}
+	for _, c := range cases {
+		if _, err := decryptStream(kc, nil, bytes.NewReader(c.data)); !errors.Is(err, c.want) {
+			t.Errorf("%d bytes, sequentially: %v", len(c.data), err)
+		}
+		s, err := kc.NewDecryptingReaderAt(bytes.NewReader(c.data), int64(len(c.data)), nil)
+		if err == nil {
+			s.Close()
+		}
+		if !errors.Is(err, c.want) {
+			t.Errorf("%d bytes, random access: %v", len(c.data), err)
+		}
+	}
+}
+
 func TestStreamIoCopy10MB(t *testing.T) {
 	kc := streamKC(t, StreamAES256GCMHKDF1MB)
 	const size = 10 << 20
