@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Stops the test peers (scripts/peers.sh stop) and fails if any process
 # started from the peer directory outlives that: a PyKMIP server or one of
-# its workers, an etcd member. Run by make test as its last suite, so a run
-# never leaves servers behind (zombies, already dead, are not counted).
+# its workers, an etcd member, a Cosmian KMS server. Run by make test as its
+# last suite, so a run never leaves servers behind (zombies, already dead,
+# are not counted).
 #   KS_PEERS_DIR   the peers' state directory (default target/peers)
 set -uo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -112,3 +112,20 @@ if [ "${#need[@]}" -gt 0 ]; then
   for pin in "${need[@]}"; do log "pip install $pin"; done
   PIP_DISABLE_PIP_VERSION_CHECK=1 quiet_run "$VENV/bin/python" -m pip install --no-input "${need[@]}"
 fi
+
+# --- Cosmian KMS (the KMIP root's second test peer) ---------------------------
+# Built from crates.io once (nightly Rust: 5.0 uses min_specialization; newer
+# published versions do not build without FIPS) and cached outside the repo,
+# so later runs and other clones skip it. The slowest step of a fresh setup
+# (docs/KMIP.md gives the measured cost).
+COSMIAN_ROOT="$HOME/.cache/keystrata/cosmian"
+if [ ! -x "$COSMIAN_ROOT/bin/cosmian_kms" ]; then
+  if ! rustup run nightly rustc -V >/dev/null 2>&1; then
+    log "rustup toolchain install nightly (to build Cosmian KMS)"
+    quiet_run rustup toolchain install nightly --profile minimal
+  fi
+  log "cargo +nightly install cosmian_kms_server@5.0.0 --locked --root $COSMIAN_ROOT (the Cosmian KMS test peer; a long build)"
+  cosmian_start=$SECONDS
+  quiet_run cargo +nightly install cosmian_kms_server@5.0.0 --locked --root "$COSMIAN_ROOT"
+  log "Cosmian KMS built in $(( (SECONDS - cosmian_start) / 60 )) min"
+fi

@@ -59,9 +59,9 @@ suite() {
 }
 
 # The real peers of the PKCS#11, KMIP and AWS KMS roots and of the etcd
-# store (SoftHSM2, PyKMIP, moto, a 3-member etcd cluster and a TLS + auth
-# etcd member, all on loopback), for every suite below; stopped however this
-# script ends. The --all-features suites (rust-both-engines, clippy, doc)
+# store (SoftHSM2, PyKMIP and Cosmian KMS, moto, a 3-member etcd cluster and
+# a TLS + auth etcd member, all on loopback), for every suite below; stopped
+# however this script ends. The --all-features suites (rust-both-engines, clippy, doc)
 # build the aws-kms feature and run tests/conformance_aws_kms.rs.
 export KS_PEERS_DIR="$REPO/target/peers"
 # Tests that need a peer fail, never skip, when it is missing.
@@ -69,7 +69,7 @@ export KEYSTRATA_REQUIRE_PEERS=1
 trap 'bash scripts/peers.sh stop >/dev/null 2>&1 || true' EXIT
 if peer_env="$(bash scripts/peers.sh start 2>"$LOGDIR/peers.log")"; then
   eval "$peer_env"
-  echo "==> peers: SoftHSM2 token '$KS_TEST_PKCS11_TOKEN', PyKMIP on 127.0.0.1:$KS_TEST_KMIP_PORT, moto at $KS_TEST_AWS_ENDPOINT, etcd on $KS_TEST_ETCD_ENDPOINTS (TLS + auth: $KS_TEST_ETCD_TLS_ENDPOINT)"
+  echo "==> peers: SoftHSM2 token '$KS_TEST_PKCS11_TOKEN', PyKMIP on 127.0.0.1:$KS_TEST_KMIP_PORT, moto at $KS_TEST_AWS_ENDPOINT, etcd on $KS_TEST_ETCD_ENDPOINTS (TLS + auth: $KS_TEST_ETCD_TLS_ENDPOINT), Cosmian KMS on 127.0.0.1:${KS_TEST_COSMIAN_PORT:-(not started: see ${LOGDIR#$REPO/}/peers.log)}"
 else
   echo "--- peers failed to start; last lines of $LOGDIR/peers.log:"
   tail -n 40 "$LOGDIR/peers.log"
