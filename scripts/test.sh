@@ -61,8 +61,8 @@ suite() {
 # The real peers of the PKCS#11, KMIP and AWS KMS roots and of the etcd
 # store (SoftHSM2, PyKMIP and Cosmian KMS, moto, a 3-member etcd cluster and
 # a TLS + auth etcd member, all on loopback), for every suite below; stopped
-# however this script ends. The --all-features suites (rust-both-engines, clippy, doc)
-# build the aws-kms feature and run tests/conformance_aws_kms.rs.
+# however this script ends. The --all-features suites (rust-both-engines,
+# clippy, doc) build the aws-kms feature and run tests/conformance_aws_kms.rs.
 export KS_PEERS_DIR="$REPO/target/peers"
 # Tests that need a peer fail, never skip, when it is missing.
 export KEYSTRATA_REQUIRE_PEERS=1

@@ -252,7 +252,9 @@ impl Client {
 
     /// Create: a new AES-256 key usable for encrypt and decrypt, with an
     /// optional Name. Returns its unique identifier. The key starts
-    /// pre-active: [`activate`](Client::activate) it before use.
+    /// pre-active on most servers (Cosmian KMS 5.0 makes it active):
+    /// [`create_active_aes256`](Client::create_active_aes256) also
+    /// activates it when needed.
     pub fn create_aes256(&self, name: Option<&str>) -> Result<String> {
         let mut attrs = vec![
             (
@@ -280,6 +282,27 @@ impl Client {
             ],
         )?;
         unique_id(&payload, operation::CREATE)
+    }
+
+    /// Create, then Activate if the server made the key pre-active (as the
+    /// KMIP specification says it should, and PyKMIP does; Cosmian KMS 5.0
+    /// creates keys active and has no Activate operation). Returns the
+    /// unique identifier of a key that is Active.
+    pub fn create_active_aes256(&self, name: Option<&str>) -> Result<String> {
+        let id = self.create_aes256(name)?;
+        match self.state(&id)? {
+            KeyState::Active => {}
+            KeyState::PreActive => {
+                self.activate(&id)?;
+                self.state(&id)?.check_active(&id)?;
+            }
+            other => {
+                return Err(backend(format!(
+                    "the key {id:?} just created is {other:?}, not pre-active or active"
+                )))
+            }
+        }
+        Ok(id)
     }
 
     /// Activate: makes a pre-active key active.
@@ -327,8 +350,25 @@ impl Client {
     }
 
     /// The lifecycle state of `id` (Get Attributes of State).
+    ///
+    /// An identifier the server does not find: `UnknownKey`, whose message
+    /// says that the key may also be revoked or destroyed, as some servers
+    /// (Cosmian KMS 5.0) find only active keys.
     pub fn state(&self, id: &str) -> Result<KeyState> {
-        let attrs = self.get_attributes(id, &[tags::STATE])?;
+        let attrs = self.get_attributes(id, &[tags::STATE]).map_err(|e| {
+            if e.kind() != ErrorKind::UnknownKey {
+                return e;
+            }
+            Error::new(
+                ErrorKind::UnknownKey,
+                format!(
+                    "the KMIP server has no key {id:?}, or none it still shows: servers that \
+                     find only active keys (Cosmian KMS 5.0) say the same of a revoked or \
+                     destroyed one ({})",
+                    e.message()
+                ),
+            )
+        })?;
         let v = attrs
             .iter()
             .find(|a| a.tag == tags::STATE)
@@ -423,18 +463,55 @@ impl Client {
         Ok(())
     }
 
-    /// Locate: the unique identifiers of the objects named `name`.
+    /// The values of the Name attributes of `id` (an object may have
+    /// several names, or none).
+    pub fn names(&self, id: &str) -> Result<Vec<String>> {
+        Ok(self
+            .get_attributes(id, &[tags::NAME])?
+            .iter()
+            .filter(|a| a.tag == tags::NAME)
+            .filter_map(|a| a.child(tags::NAME_VALUE)?.as_text().map(str::to_owned))
+            .collect())
+    }
+
+    /// The unique identifiers of the objects whose Name is `name`.
+    ///
+    /// A Locate with the Name (KMIP 1.4: an `Attribute` {"Name", Name}; 2.0:
+    /// `Attributes` {Name}) proposes candidates, and each candidate's Name
+    /// is then read back with Get Attributes: only the objects that carry
+    /// the name are returned, never an object the server returned for
+    /// another reason (Cosmian KMS 5.0 ignores the Name in a KMIP 2.x
+    /// Locate and returns every active object the client may use). A
+    /// candidate that vanished in between is left out. Costs one Get
+    /// Attributes per candidate.
     pub fn locate_by_name(&self, name: &str) -> Result<Vec<String>> {
+        let mut named = Vec::new();
+        for id in self.locate_candidates(name)? {
+            match self.names(&id) {
+                Ok(names) if names.iter().any(|n| n == name) => named.push(id),
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::UnknownKey => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(named)
+    }
+
+    /// Locate with a Name: what the server returns, unchecked.
+    fn locate_candidates(&self, name: &str) -> Result<Vec<String>> {
         let attr = vec![(tags::NAME, name_value(name))];
         let req = match self.version {
             KmipVersion::V1_4 => attributes_v1(attr),
             KmipVersion::V2_0 => vec![Item::structure(tags::ATTRIBUTES, attributes_v2(attr))],
         };
         let payload = self.call(operation::LOCATE, req)?;
-        Ok(payload
+        let mut ids: Vec<String> = payload
             .children(tags::UNIQUE_IDENTIFIER)
             .filter_map(|i| i.as_text().map(str::to_owned))
-            .collect())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
     }
 
     /// Sends one request with one batch item and returns the response
@@ -762,7 +839,16 @@ fn failure(op: u32, status: u32, reason: Option<u32>, message: &str) -> Error {
         Some(r::CRYPTOGRAPHIC_FAILURE | r::GENERAL_FAILURE) if op == operation::DECRYPT => {
             return Error::authentication();
         }
-        Some(r::ITEM_NOT_FOUND) => ErrorKind::UnknownKey,
+        // Cosmian KMS 5.0 reports every failure outside its KMIP error type
+        // as Operation Not Supported, a tag mismatch among them ("Cryptographic
+        // error: OpenSSL Error: ..."); only that message is read as one.
+        Some(r::OPERATION_NOT_SUPPORTED)
+            if op == operation::DECRYPT && message.starts_with("Cryptographic error") =>
+        {
+            return Error::authentication();
+        }
+        Some(r::ITEM_NOT_FOUND | r::OBJECT_NOT_FOUND) => ErrorKind::UnknownKey,
+        Some(r::OBJECT_DESTROYED) => ErrorKind::KeyDestroyed,
         Some(r::INVALID_MESSAGE | r::OPERATION_NOT_SUPPORTED | r::FEATURE_NOT_SUPPORTED) => {
             ErrorKind::Unsupported
         }
@@ -848,7 +934,39 @@ mod tests {
             ErrorKind::UnknownKey
         );
         assert_eq!(
+            k(operation::GET_ATTRIBUTES, r::OBJECT_NOT_FOUND),
+            ErrorKind::UnknownKey
+        );
+        assert_eq!(
+            k(operation::ENCRYPT, r::OBJECT_DESTROYED),
+            ErrorKind::KeyDestroyed
+        );
+        assert_eq!(
             k(operation::CREATE, r::OPERATION_NOT_SUPPORTED),
+            ErrorKind::Unsupported
+        );
+        assert_eq!(
+            k(operation::DECRYPT, r::OPERATION_NOT_SUPPORTED),
+            ErrorKind::Unsupported
+        );
+        let cosmian =
+            "Cryptographic error: OpenSSL Error: Error: OpenSSL error. Details: ErrorStack([])";
+        let e = failure(
+            operation::DECRYPT,
+            1,
+            Some(r::OPERATION_NOT_SUPPORTED),
+            cosmian,
+        );
+        assert_eq!(e.kind(), ErrorKind::Authentication);
+        assert_eq!(e.message(), crate::error::AUTH_MESSAGE);
+        assert_eq!(
+            failure(
+                operation::ENCRYPT,
+                1,
+                Some(r::OPERATION_NOT_SUPPORTED),
+                cosmian
+            )
+            .kind(),
             ErrorKind::Unsupported
         );
         assert_eq!(

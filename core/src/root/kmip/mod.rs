@@ -68,6 +68,16 @@ pub enum KmipVersion {
     V2_0,
 }
 
+impl fmt::Display for KmipVersion {
+    /// `1.4` or `2.0`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KmipVersion::V1_4 => "1.4",
+            KmipVersion::V2_0 => "2.0",
+        })
+    }
+}
+
 /// Where the KMIP server is, how to authenticate, and which key to use.
 ///
 /// `Debug` does not print the private key.
@@ -173,11 +183,15 @@ impl fmt::Debug for KmipRoot {
 impl KmipRoot {
     /// Connects to the server and finds the root's key.
     ///
-    /// A key named by [`KmipKeyRef::Name`] is found with Locate; if there
-    /// is none, it is created and activated when `create_key` is set
-    /// (else `UnknownKey`); several keys with the name: `Backend`. The key
+    /// A key named by [`KmipKeyRef::Name`] is found with Locate, and only
+    /// an object that carries the Name counts, whatever else the server
+    /// returns ([`Client::locate_by_name`]); if there is none, it is created
+    /// (and activated if the server made it pre-active) when `create_key` is
+    /// set, else `UnknownKey`; several keys with the name: `Backend`; a
+    /// server without Locate in this protocol version: `Unsupported`. The key
     /// must be active: a revoked one gives `KeyDisabled`, a destroyed one
-    /// `KeyDestroyed`. Server unreachable: `Unavailable`; TLS or
+    /// `KeyDestroyed` (both `UnknownKey` on a server that hides keys that
+    /// are no longer active, as Cosmian KMS 5.0 does). Server unreachable: `Unavailable`; TLS or
     /// certificate failure: `Backend`; bad PEM: `InvalidInput`.
     pub fn connect(config: KmipConfig) -> Result<KmipRoot> {
         let client = Client::new(&config)?;
@@ -192,14 +206,24 @@ impl KmipRoot {
                 if name.is_empty() {
                     return Err(Error::invalid("the KMIP key name is empty"));
                 }
-                let ids = client.locate_by_name(name)?;
+                let ids = client.locate_by_name(name).map_err(|e| {
+                    if e.kind() != ErrorKind::Unsupported {
+                        return e;
+                    }
+                    // Cosmian KMS 5.0 has no Locate in KMIP 1.4.
+                    Error::new(
+                        ErrorKind::Unsupported,
+                        format!(
+                            "{}; this server cannot find keys by name in KMIP {}: name the \
+                             key by its unique identifier, or try another protocol version",
+                            e.message(),
+                            config.version
+                        ),
+                    )
+                })?;
                 match ids.as_slice() {
                     [id] => id.clone(),
-                    [] if config.create_key => {
-                        let id = client.create_aes256(Some(name))?;
-                        client.activate(&id)?;
-                        id
-                    }
+                    [] if config.create_key => client.create_active_aes256(Some(name))?,
                     [] => {
                         return Err(Error::new(
                             ErrorKind::UnknownKey,
@@ -251,9 +275,13 @@ impl KmipRoot {
 
     /// Turns a server refusal into `KeyDisabled` / `KeyDestroyed` when the
     /// key is no longer active (servers say so in different ways: Permission
-    /// Denied, Wrong Key Lifecycle State, Illegal Operation).
+    /// Denied, Wrong Key Lifecycle State, Illegal Operation; Cosmian KMS 5.0
+    /// answers Item Not Found, as it looks only among active keys).
     fn explain(&self, err: Error) -> Error {
-        if !matches!(err.kind(), ErrorKind::Backend | ErrorKind::Unsupported) {
+        if !matches!(
+            err.kind(),
+            ErrorKind::Backend | ErrorKind::Unsupported | ErrorKind::UnknownKey
+        ) {
             return err;
         }
         match self.0.client.state(&self.0.key_id) {
@@ -275,12 +303,19 @@ impl KeyManager for KmipRoot {
         let key_id = &self.0.key_id;
         let aad = device::aad(KMIP_PROVIDER, key_id, context)?;
         let mut iv = [0u8; NONCE_LEN];
-        fill_random(&mut iv)?;
-        let (ct, tag) = self
-            .0
-            .client
-            .encrypt(key_id, plaintext_key, &iv, &aad)
-            .map_err(|e| self.explain(e))?;
+        let mut attempts = 0;
+        let (ct, tag) = loop {
+            fill_random(&mut iv)?;
+            let (ct, tag) = self
+                .0
+                .client
+                .encrypt(key_id, plaintext_key, &iv, &aad)
+                .map_err(|e| self.explain(e))?;
+            attempts += 1;
+            if !looks_like_cosmian_bulk_data(&ct) || attempts == MAX_WRAP_ATTEMPTS {
+                break (ct, tag);
+            }
+        };
         if ct.len() != plaintext_key.len() || tag.len() != TAG_LEN {
             return Err(Error::new(
                 ErrorKind::Backend,
@@ -336,6 +371,21 @@ impl KeyManager for KmipRoot {
     }
 }
 
+/// How often `wrap_key` draws a new IV for a ciphertext that Cosmian KMS
+/// could not decrypt (see [`looks_like_cosmian_bulk_data`]).
+const MAX_WRAP_ATTEMPTS: usize = 4;
+
+/// Whether Cosmian KMS 5.0 would read `data` as its "BulkData" batch
+/// format (two bytes 0x87 0x87, then a count and length-prefixed items)
+/// instead of one ciphertext: its Decrypt then fails on a valid envelope.
+/// About one ciphertext in 65536 starts so; `wrap_key` encrypts such a one
+/// again under a fresh IV, so no envelope it returns has that prefix (a
+/// plaintext key with the prefix cannot be helped: Cosmian's Encrypt then
+/// returns another length, which `wrap_key` reports as `Backend`).
+fn looks_like_cosmian_bulk_data(data: &[u8]) -> bool {
+    data.len() > 2 && data[..2] == [0x87, 0x87]
+}
+
 /// Keychains in the [`wrapped`](super::wrapped) form: the defaults.
 impl Root for KmipRoot {}
 
@@ -351,6 +401,14 @@ mod tests {
         assert!(!s.contains("SECRET") && !s.contains("PRIVATE"), "{s}");
         assert_eq!(c.timeout, DEFAULT_KMIP_TIMEOUT);
         assert_eq!(c.version, KmipVersion::V1_4);
+    }
+
+    #[test]
+    fn the_bulk_data_prefix_is_recognised() {
+        assert!(looks_like_cosmian_bulk_data(&[0x87, 0x87, 0]));
+        assert!(!looks_like_cosmian_bulk_data(&[0x87, 0x87]));
+        assert!(!looks_like_cosmian_bulk_data(&[0x87, 0x86, 0]));
+        assert!(!looks_like_cosmian_bulk_data(&[]));
     }
 
     #[test]

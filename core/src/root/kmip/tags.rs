@@ -187,6 +187,12 @@ pub mod result_reason {
     pub const ILLEGAL_OPERATION: u32 = 0x0B;
     /// Permission Denied.
     pub const PERMISSION_DENIED: u32 = 0x0C;
+    /// Object Destroyed (KMIP 2.x).
+    pub const OBJECT_DESTROYED: u32 = 0x36;
+    /// Object Not Found (KMIP 2.x).
+    pub const OBJECT_NOT_FOUND: u32 = 0x37;
+    /// Wrong Key Lifecycle State (KMIP 2.x).
+    pub const WRONG_KEY_LIFECYCLE_STATE: u32 = 0x43;
     /// General Failure.
     pub const GENERAL_FAILURE: u32 = 0x100;
 
@@ -204,6 +210,9 @@ pub mod result_reason {
             CRYPTOGRAPHIC_FAILURE => "Cryptographic Failure",
             ILLEGAL_OPERATION => "Illegal Operation",
             PERMISSION_DENIED => "Permission Denied",
+            OBJECT_DESTROYED => "Object Destroyed",
+            OBJECT_NOT_FOUND => "Object Not Found",
+            WRONG_KEY_LIFECYCLE_STATE => "Wrong Key Lifecycle State",
             GENERAL_FAILURE => "General Failure",
             _ => "failure",
         }
