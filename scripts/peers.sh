@@ -50,7 +50,7 @@ case "$cmd" in
     bash "$REPO/scripts/peers/etcd.sh" member "${2:-}" "${3:-}" "$DIR/etcd"
     ;;
   stop)
-    bash "$REPO/scripts/peers/cosmian.sh" stop "$DIR/cosmian" >&2 || true
+    bash "$REPO/scripts/peers/cosmian.sh" clean "$DIR/cosmian" >&2 || true
     bash "$REPO/scripts/peers/etcd.sh" stop "$DIR/etcd" >&2 || true
     bash "$REPO/scripts/peers/moto.sh" stop "$DIR/moto" >&2 || true
     bash "$REPO/scripts/peers/pykmip.sh" stop "$DIR/pykmip" >&2 || true

@@ -9,11 +9,15 @@
 #   bash scripts/peers/cosmian.sh start DIR   # start (idempotent), state in DIR
 #   bash scripts/peers/cosmian.sh env DIR     # print the KS_TEST_COSMIAN_* exports
 #   bash scripts/peers/cosmian.sh stop DIR    # stop it (keeps certificates, ports, keys)
+#   bash scripts/peers/cosmian.sh clean DIR   # stop it and delete its keys
 #
 # The certificates and ports are made once per DIR, so a restart (the outage
 # checks stop and start the server) serves the same addresses with the same
-# keys. The server runs in a session of its own (setsid); `stop` ends its
-# whole process group. The binary is $COSMIAN_KMS, default
+# keys; `clean` (what scripts/peers.sh stop does) deletes the keys, as every
+# connection by name reads the Name of every active key on Cosmian 5.0, so a
+# database that grew run after run would slow the tests down. The server
+# runs in a session of its own (setsid); `stop` ends its whole process
+# group. The binary is $COSMIAN_KMS, default
 # ~/.cache/keystrata/cosmian/bin/cosmian_kms, which scripts/setup.sh
 # installs (cargo +nightly install cosmian_kms_server@5.0.0 --locked).
 set -euo pipefail
@@ -27,7 +31,7 @@ SYSTEM_CONF=/etc/cosmian/kms.toml
 cmd="${1:-}"
 DIR="${2:-}"
 if [ -z "$cmd" ] || [ -z "$DIR" ]; then
-  echo "usage: $0 start|stop|env DIR" >&2
+  echo "usage: $0 start|stop|clean|env DIR" >&2
   exit 2
 fi
 mkdir -p "$DIR"
@@ -168,7 +172,7 @@ case "$cmd" in
     rm -f "$DIR/pid"
     exit 1
     ;;
-  stop)
+  stop|clean)
     [ -s "$DIR/pid" ] && stop_group "$(cat "$DIR/pid")"
     rm -f "$DIR/pid"
     for f in port https_port; do
@@ -178,7 +182,12 @@ case "$cmd" in
         sleep 0.1
       done
     done
-    echo "cosmian: stopped"
+    if [ "$cmd" = clean ]; then
+      rm -rf "$DIR/sqlite" "$DIR/data" "$DIR/tmp"
+      echo "cosmian: stopped, keys deleted"
+    else
+      echo "cosmian: stopped"
+    fi
     ;;
   env)
     [ -s "$DIR/port" ] || { echo "cosmian: not started in $DIR" >&2; exit 1; }
@@ -192,7 +201,7 @@ case "$cmd" in
     echo "export KS_TEST_COSMIAN_CTL=$SELF"
     ;;
   *)
-    echo "usage: $0 start|stop|env DIR" >&2
+    echo "usage: $0 start|stop|clean|env DIR" >&2
     exit 2
     ;;
 esac
