@@ -9,14 +9,14 @@ const ABOUT: &str = "Key management from the shell: keychains, sealed secrets, \
 streaming encryption, signatures, derived keys and rewrap.";
 
 const LONG_ABOUT: &str = "\
-Key management from the shell: keychains, sealed secrets, streaming \
-encryption, signatures, derived keys and rewrap.
+Key management from the shell: keychains, sealed secrets, streaming encryption,
+signatures, derived keys and rewrap.
 
-A keychain lives at a LOCATION (--keychain: a file path, file:///path, \
-etcd://host:port/key or etcds://...) and is protected at rest by a ROOT \
-(--root: age:FILE, age-recipient:age1..., passphrase:VAR, passphrase:env:VAR, \
-passphrase:file:FILE, pkcs11:..., kmip://..., aws-kms:...). Secrets never \
-come from the command line: a root URI that carries one is refused.
+A keychain lives at a LOCATION (--keychain: a file path, file:///path,
+etcd://host:port/key or etcds://...) and is protected at rest by a ROOT (--root:
+age:FILE, age-recipient:age1..., passphrase:VAR, passphrase:env:VAR,
+passphrase:file:FILE, pkcs11:..., kmip://..., aws-kms:...). Secrets never come
+from the command line: a root URI that carries one is refused.
 
 Full documentation: docs/CLI.md.";
 
@@ -27,8 +27,7 @@ Full documentation: docs/CLI.md.";
     version,
     about = ABOUT,
     long_about = LONG_ABOUT,
-    propagate_version = true,
-    max_term_width = 100
+    propagate_version = true
 )]
 pub struct Cli {
     /// Options every command takes.
@@ -42,8 +41,7 @@ pub struct Cli {
 /// Options every command takes (before or after the command's name).
 #[derive(Args, Debug, Clone)]
 pub struct Global {
-    /// The keychain: a file path, file:///path, etcd://[user@]host:port[,host:port...]/key
-    /// or etcds://... (password from KEYSTRATA_ETCD_PASSWORD)
+    /// The keychain: a file path, file:///path, etcd://host:port/key, etcds://...
     #[arg(
         long,
         global = true,
@@ -52,9 +50,7 @@ pub struct Global {
     )]
     pub keychain: Option<String>,
 
-    /// The root protecting the keychain: age:FILE, age-recipient:age1...,
-    /// passphrase:VAR, passphrase:env:VAR, passphrase:file:FILE, pkcs11:..., kmip://...,
-    /// aws-kms:... (docs/ROOTS.md)
+    /// The root: age:FILE, passphrase:env:VAR, pkcs11:..., kmip://..., aws-kms:...
     #[arg(long, global = true, env = "KEYSTRATA_ROOT", value_name = "ROOT-URI")]
     pub root: Option<String>,
 
@@ -76,8 +72,8 @@ pub enum Command {
 
     /// Seal a small secret (at most 64 KiB) under the encryption primary
     #[command(
-        after_help = "The output is binary (Tink's AEAD format): write it to a file \
-        or a pipe, or use --base64."
+        after_help = "The output is binary (Tink's AEAD format): write it to a file or a pipe, or\n\
+            use --base64."
     )]
     Seal(SealArgs),
 
@@ -85,16 +81,17 @@ pub enum Command {
     Unseal(UnsealArgs),
 
     /// Encrypt a file or a pipe of any size under the streaming primary
-    #[command(after_help = "Streams in Tink's AES256_GCM_HKDF streaming format, in \
-        constant memory. The keychain needs a streaming key: \
-        `keystrata keychain rotate --purpose stream`.")]
+    #[command(
+        after_help = "Streams in Tink's AES256_GCM_HKDF streaming format, in constant memory. The\n\
+        keychain needs a streaming key: `keystrata keychain rotate --purpose stream`."
+    )]
     Encrypt(StreamArgs),
 
     /// Decrypt what `encrypt` (or Tink's streaming AEAD) made
     #[command(
-        after_help = "An output file is written under a temporary name and renamed \
-        only once the whole stream has authenticated: a failed decryption leaves no \
-        output file. When writing to a pipe, check the exit code."
+        after_help = "An output file is written under a temporary name and renamed only once the\n\
+            whole stream has authenticated: a failed decryption leaves no output file.\n\
+            When writing to a pipe, check the exit code."
     )]
     Decrypt(StreamArgs),
 
@@ -109,27 +106,27 @@ pub enum Command {
 
     /// Print a derived key (secret material!) for an origin, instance and epoch
     #[command(
-        after_help = "The output is a secret key. It is written to a file (-o), a \
-        pipe, or a terminal only with --force."
+        after_help = "The output is a secret key. It is written to a file (-o), a pipe, or a\n\
+            terminal only with --force."
     )]
     Derive(DeriveArgs),
 
     /// Re-encrypt ciphertexts under the current primary, or list which key each uses
     #[command(
-        after_help = "Sealed ciphertexts and wrapped keys are unwrapped and wrapped \
-        again inside the process, never written in the clear; an envelope-encrypted blob \
-        only has its data key re-wrapped (the payload is copied unchanged). Files are \
-        rewritten atomically, keeping their permissions; a file already under the current \
-        primary is left alone. After every ciphertext is rewrapped, disable the old key \
-        (keychain disable), then destroy it."
+        after_help = "Sealed ciphertexts and wrapped keys are unwrapped and wrapped again inside the\n\
+            process, never written in the clear; an envelope-encrypted blob only has its\n\
+            data key re-wrapped (the payload is copied unchanged). Files are rewritten\n\
+            atomically, keeping their permissions; a file already under the current\n\
+            primary is left alone. After every ciphertext is rewrapped, disable the old\n\
+            key (keychain disable), then destroy it."
     )]
     Rewrap(RewrapArgs),
 
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     #[command(
         after_help = "bash: keystrata completions bash > /etc/bash_completion.d/keystrata\n\
-        zsh:  keystrata completions zsh > \"${fpath[1]}/_keystrata\"\n\
-        fish: keystrata completions fish > ~/.config/fish/completions/keystrata.fish"
+            zsh:  keystrata completions zsh > \"${fpath[1]}/_keystrata\"\n\
+            fish: keystrata completions fish > ~/.config/fish/completions/keystrata.fish"
     )]
     Completions {
         /// The shell
@@ -189,12 +186,12 @@ pub enum KeychainCommand {
 
     /// Move the keychain to another root (and optionally another location)
     #[command(
-        after_help = "The keychain is loaded under --root and saved under --to-root; \
-        the new copy is loaded back under --to-root and compared before anything is \
-        replaced. No key material is written in the clear. Without --to-keychain the \
-        keychain is replaced in place (atomically, and only if nobody changed it \
-        meanwhile); with it, the new location must not exist yet and the old one is left \
-        as it was. Restart the services that use the keychain with the new root."
+        after_help = "The keychain is loaded under --root and saved under --to-root; the new copy is\n\
+            loaded back under --to-root and compared before anything is replaced. No key\n\
+            material is written in the clear. Without --to-keychain the keychain is\n\
+            replaced in place (atomically, and only if nobody changed it meanwhile); with\n\
+            it, the new location must not exist yet and the old one is left as it was.\n\
+            Restart the services that use the keychain with the new root."
     )]
     Migrate(MigrateArgs),
 }
@@ -345,7 +342,7 @@ pub struct SignArgs {
     /// Write a minisign signature (.minisig text) that `minisign -V` verifies
     #[arg(long)]
     pub minisign: bool,
-    /// The minisign trusted comment (default: timestamp:T<TAB>file:NAME<TAB>hashed, as minisign)
+    /// The minisign trusted comment (default: minisign's, timestamp and file name)
     #[arg(long, short = 't', value_name = "TEXT", requires = "minisign")]
     pub trusted_comment: Option<String>,
     /// ECDSA signature encoding (Ed25519 signatures have one)
@@ -380,7 +377,7 @@ pub struct VerifyArgs {
     /// The signature file is base64 text (as `sign --base64` writes it)
     #[arg(long)]
     pub base64: bool,
-    /// Verify with this public key file (PEM, DER, raw, or minisign .pub) instead of the keychain
+    /// Verify with a public key file (PEM, DER, raw, minisign .pub), not the keychain
     #[arg(long, value_name = "FILE", conflicts_with = "trusted_keys")]
     pub pubkey: Option<String>,
     /// The algorithm of a raw 65-byte ECDSA --pubkey (found by trying both otherwise)
@@ -459,8 +456,7 @@ pub enum RewrapKind {
     Sealed,
     /// An envelope-encrypted blob (Keychain::encrypt; binary)
     Encrypted,
-    /// A wrapped-key envelope (JSON: the x-amz-meta-encryption-* metadata map, or
-    /// {key_id, key_version, provider, ciphertext})
+    /// A wrapped key as JSON: the x-amz-meta-encryption-* map, or its 4 fields
     Envelope,
 }
 

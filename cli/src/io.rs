@@ -393,6 +393,15 @@ pub fn utc(secs: u64) -> String {
 mod tests {
     use super::*;
 
+    /// A fresh directory (removed by the test that made it).
+    fn tempdir(name: &str) -> PathBuf {
+        let p =
+            std::env::temp_dir().join(format!("keystrata-cli-unit-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir(&p).unwrap();
+        p
+    }
+
     #[test]
     fn utc_dates() {
         assert_eq!(utc(0), "1970-01-01T00:00:00Z");
@@ -409,27 +418,28 @@ mod tests {
 
     #[test]
     fn atomic_file_is_removed_unless_committed() {
-        let dir = tempfile::tempdir().unwrap();
-        let dest = dir.path().join("out");
+        let dir = tempdir("atomic");
+        let dest = dir.join("out");
         let mut f = AtomicFile::create(&dest, Mode::Secret).unwrap();
         f.write_all(b"partial").unwrap();
         drop(f);
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
         let mut f = AtomicFile::create(&dest, Mode::Secret).unwrap();
         f.write_all(b"whole").unwrap();
         f.commit().unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"whole");
         let mode = std::fs::metadata(&dest).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_link_stays_a_link_and_a_directory_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("target");
+        let dir = tempdir("link");
+        let target = dir.join("target");
         std::fs::write(&target, b"old").unwrap();
-        let link = dir.path().join("link");
+        let link = dir.join("link");
         std::os::unix::fs::symlink(&target, &link).unwrap();
         let mut f = AtomicFile::create(&link, Mode::Public).unwrap();
         f.write_all(b"new").unwrap();
@@ -439,6 +449,7 @@ mod tests {
             .file_type()
             .is_symlink());
         assert_eq!(std::fs::read(&target).unwrap(), b"new");
-        assert!(AtomicFile::create(dir.path(), Mode::Public).is_err());
+        assert!(AtomicFile::create(&dir, Mode::Public).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

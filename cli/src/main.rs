@@ -179,4 +179,23 @@ mod tests {
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
     }
+
+    /// Help is not wrapped to the terminal (no `wrap_help`): every line of
+    /// every command's help must be short already.
+    #[test]
+    fn help_lines_fit_in_100_columns() {
+        fn check(cmd: &mut clap::Command, path: &str) {
+            let help = cmd.render_long_help().to_string();
+            for line in help.lines() {
+                assert!(line.chars().count() <= 100, "{path}: {line:?}");
+            }
+            for sub in cmd.get_subcommands_mut() {
+                let name = format!("{path} {}", sub.get_name());
+                check(sub, &name);
+            }
+        }
+        let mut cmd = command();
+        cmd.build();
+        check(&mut cmd, "keystrata");
+    }
 }

@@ -10,6 +10,42 @@ use keystrata::AgeRoot;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_keystrata");
 
+/// A directory of its own under the system's temporary directory, removed
+/// with everything in it when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        loop {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or_default();
+            let p = std::env::temp_dir().join(format!(
+                "keystrata-cli-test-{}-{}-{nanos}",
+                std::process::id(),
+                N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ));
+            match std::fs::create_dir(&p) {
+                Ok(()) => return TempDir(p),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => panic!("creating {}: {e}", p.display()),
+            }
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// What one run of the binary did.
 pub struct Run {
     pub code: i32,
@@ -76,7 +112,7 @@ impl Run {
 /// A temporary directory with an age identity, and a keychain location
 /// in it (not created).
 pub struct Env {
-    pub dir: tempfile::TempDir,
+    pub dir: TempDir,
     pub keychain: PathBuf,
     pub root: String,
     extra: Vec<(String, String)>,
@@ -85,7 +121,7 @@ pub struct Env {
 impl Env {
     /// An age root (`age:FILE`) and a keychain location, not created yet.
     pub fn age() -> Env {
-        let dir = tempfile::tempdir().expect("temp dir");
+        let dir = TempDir::new();
         let id = dir.path().join("identity.txt");
         write_age_identity(&id);
         Env {

@@ -54,7 +54,7 @@ fn every_shell_block_of_the_page_runs() {
     let blocks = sh_blocks(PAGE);
     assert!(blocks.len() >= 15, "{} blocks", blocks.len());
     let script = format!("set -euo pipefail\n{}", blocks.join("\n"));
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = crate::common::TempDir::new();
     let bin_dir = std::path::Path::new(BIN).parent().expect("bin dir");
     let path = format!(
         "{}:{}",

@@ -23,12 +23,13 @@ fn age_to_passphrase_in_place() {
         (v["from_provider"].as_str(), v["to_provider"].as_str()),
         (Some("age"), Some("age-scrypt"))
     );
-    assert_eq!(v["keys"], keys.len());
-    // The old root no longer opens it; the new one does, with every key.
+    // Every key, as `show` listed them. (scrypt at 2^18 is slow in a debug
+    // build: the migration and one unseal are all this test runs under
+    // the passphrase.)
+    assert_eq!(v["keys"].as_array().unwrap(), &keys);
+    // The old root no longer opens it; the new one does, with the same keys.
     e.ks(&["keychain", "show"]).fails(12);
     e.root = to.to_owned();
-    let after = e.ks(&["keychain", "show", "--json"]).ok().json();
-    assert_eq!(after["keys"].as_array().unwrap(), &keys);
     assert_eq!(
         e.ks_in(&["unseal", "--aad", "m"], &ct).ok().stdout,
         b"kept across roots"
