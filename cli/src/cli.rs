@@ -46,12 +46,19 @@ pub struct Global {
         long,
         global = true,
         env = "KEYSTRATA_KEYCHAIN",
+        hide_env_values = true,
         value_name = "LOCATION"
     )]
     pub keychain: Option<String>,
 
     /// The root: age:FILE, passphrase:env:VAR, pkcs11:..., kmip://..., aws-kms:...
-    #[arg(long, global = true, env = "KEYSTRATA_ROOT", value_name = "ROOT-URI")]
+    #[arg(
+        long,
+        global = true,
+        env = "KEYSTRATA_ROOT",
+        hide_env_values = true,
+        value_name = "ROOT-URI"
+    )]
     pub root: Option<String>,
 
     /// Print results as JSON on stdout, and errors as JSON on stderr

@@ -128,8 +128,10 @@ fn missing_options_and_bad_flags_are_usage_errors() {
     let err = r.json_error();
     assert_eq!(err["kind"], "Usage");
     assert!(err["message"].as_str().unwrap().contains("--no-such-flag"));
-    // --help and --version succeed.
-    assert!(e.ks(&["--help"]).ok().text().contains("Exit codes:"));
+    // --help and --version succeed; help names the variables, not their values.
+    let help = e.ks(&["--help"]).ok().text();
+    assert!(help.contains("Exit codes:") && help.contains("[env: KEYSTRATA_ROOT]"));
+    assert!(!help.contains(&e.root), "help shows the environment's root");
     assert!(e.ks(&["--version"]).ok().text().starts_with("keystrata "));
 }
 
