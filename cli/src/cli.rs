@@ -488,6 +488,9 @@ pub struct RewrapArgs {
     /// The wrapping context of envelopes (--kind envelope)
     #[arg(long, value_name = "TEXT", default_value = "")]
     pub context: String,
+    /// The files hold base64 text, as `seal --base64` writes it (written back so)
+    #[arg(long)]
+    pub base64: bool,
     /// Write binary output to a terminal anyway
     #[arg(long)]
     pub force: bool,

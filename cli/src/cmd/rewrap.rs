@@ -22,6 +22,11 @@ pub fn rewrap(g: &Global, a: &RewrapArgs) -> Outcome {
             "-o takes one input file; without it, files are rewritten in place",
         ));
     }
+    if a.base64 && a.kind == RewrapKind::Envelope {
+        return Err(usage(
+            "--base64 is for sealed and encrypted files; envelopes are JSON",
+        ));
+    }
     if a.files.iter().filter(|f| *f == "-").count() > 1 {
         return Err(usage("stdin can be read once"));
     }
@@ -39,13 +44,13 @@ pub fn rewrap(g: &Global, a: &RewrapArgs) -> Outcome {
                 std::fs::canonicalize(path).map_err(|e| io(format!("reading {path}"), e))?,
             ),
         };
-        if a.kind != RewrapKind::Envelope && !g.json {
+        if a.kind != RewrapKind::Envelope && !a.base64 && !g.json {
             check_terminal(&dest, a.force, "binary ciphertext", "")?;
         }
         if g.json && dest == Dest::Stdout {
             return Err(usage("--json needs -o FILE (or files rewritten in place)"));
         }
-        let bytes = read_input(file, None, "rewrap")?;
+        let bytes = read(a, file, "rewrap")?;
         let parsed = Parsed::read(a.kind, &bytes, file)?;
         let in_place = a.output.is_none() && file != "-";
         if in_place && parsed.key_id == primary.key_id {
@@ -77,6 +82,11 @@ pub fn rewrap(g: &Global, a: &RewrapArgs) -> Outcome {
                 .map_err(|e| io(format!("reading {}", p.display()), e))?,
             _ => Mode::Public,
         };
+        let out = if a.base64 {
+            format!("{}\n", b64(&out)).into_bytes()
+        } else {
+            out
+        };
         write_output(&dest, &out, mode)?;
         note(
             g,
@@ -105,6 +115,16 @@ pub fn rewrap(g: &Global, a: &RewrapArgs) -> Outcome {
     Ok(0)
 }
 
+/// A file's ciphertext (decoded from base64 with `--base64`).
+fn read(a: &RewrapArgs, file: &str, what: &str) -> Result<Vec<u8>, Failure> {
+    let raw = read_input(file, None, what)?;
+    if a.base64 {
+        unb64(&raw, input_name(file))
+    } else {
+        Ok(raw)
+    }
+}
+
 /// `rewrap --check`: the key of each file, and whether it is the primary.
 fn check(g: &Global, a: &RewrapArgs, kc: &Keychain) -> Outcome {
     let primary = kc.primary()?;
@@ -112,7 +132,7 @@ fn check(g: &Global, a: &RewrapArgs, kc: &Keychain) -> Outcome {
     let mut all_current = true;
     let mut rows = Vec::new();
     for file in &a.files {
-        let bytes = read_input(file, None, "rewrap --check")?;
+        let bytes = read(a, file, "rewrap --check")?;
         let parsed = Parsed::read(a.kind, &bytes, file)?;
         let key: Option<&KeyInfo> = keys.iter().find(|k| k.key_id == parsed.key_id);
         let current = parsed.key_id == primary.key_id;

@@ -298,3 +298,35 @@ fn base64_of(b: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(b)
 }
+
+#[test]
+fn base64_files_stay_base64() {
+    let e = Env::with_keychain();
+    let text = e
+        .ks_in(&["seal", "--base64", "--aad", "b"], b"token")
+        .ok()
+        .stdout;
+    e.write("t.b64", &text);
+    e.ks(&["keychain", "rotate"]).ok();
+    let r = e.ks(&["rewrap", "--kind", "sealed", "--base64", "--check", "t.b64"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    e.ks(&[
+        "rewrap", "--kind", "sealed", "--base64", "--aad", "b", "t.b64",
+    ])
+    .ok();
+    let after = e.read("t.b64");
+    assert!(after.is_ascii() && after.ends_with(b"\n") && after != text);
+    e.ks(&["rewrap", "--kind", "sealed", "--base64", "--check", "t.b64"])
+        .ok();
+    assert_eq!(
+        e.ks(&["unseal", "--base64", "--aad", "b", "t.b64"])
+            .ok()
+            .stdout,
+        b"token"
+    );
+    // Without --base64 the text is not a ciphertext; envelopes are JSON.
+    e.ks(&["rewrap", "--kind", "sealed", "--check", "t.b64"])
+        .fails(20);
+    e.ks(&["rewrap", "--kind", "envelope", "--base64", "t.b64"])
+        .fails(2);
+}
