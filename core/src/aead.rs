@@ -48,6 +48,24 @@ pub trait AeadEngine: Send + Sync + Sized {
         out: &mut [u8],
     ) -> Result<()>;
 
+    /// Encrypts the plaintext `head ‖ tail` (two pieces, gathered without a
+    /// copy where the engine can) into `out`, exactly
+    /// `head.len() + tail.len() + TAG_LEN` bytes: as
+    /// [`seal_into`](AeadEngine::seal_into) of the concatenation.
+    fn seal_parts_into(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        head: &[u8],
+        tail: &[u8],
+        out: &mut [u8],
+    ) -> Result<()> {
+        let mut pt = zeroize::Zeroizing::new(Vec::with_capacity(head.len() + tail.len()));
+        pt.extend_from_slice(head);
+        pt.extend_from_slice(tail);
+        self.seal_into(nonce, aad, &pt, out)
+    }
+
     /// Authenticates and decrypts `ciphertext_and_tag` into `out`, which must
     /// be exactly `ciphertext_and_tag.len() - TAG_LEN` bytes. On failure
     /// returns [`ErrorKind::Authentication`](crate::ErrorKind) and `out`
@@ -133,6 +151,34 @@ mod awslc {
                     ct,
                     &[],
                     tag,
+                )
+                .map_err(|_| Error::internal("AES-GCM encryption failed"))
+        }
+
+        fn seal_parts_into(
+            &self,
+            nonce: &[u8; NONCE_LEN],
+            aad: &[u8],
+            head: &[u8],
+            tail: &[u8],
+            out: &mut [u8],
+        ) -> Result<()> {
+            let total = head
+                .len()
+                .checked_add(tail.len())
+                .ok_or_else(|| Error::internal("AEAD buffer lengths do not match"))?;
+            check_lengths(total, out.len(), true)?;
+            // AWS-LC's scatter seal: `tail` is the "extra" plaintext, its
+            // ciphertext written after `head`'s, ahead of the tag.
+            let (ct, rest) = out.split_at_mut(head.len());
+            self.0
+                .seal_out_of_place_scatter(
+                    Nonce::assume_unique_for_key(*nonce),
+                    Aad::from(aad),
+                    head,
+                    ct,
+                    tail,
+                    rest,
                 )
                 .map_err(|_| Error::internal("AES-GCM encryption failed"))
         }
@@ -300,6 +346,41 @@ mod tests {
     #[test]
     fn rustcrypto_roundtrip() {
         roundtrip::<RustCrypto>();
+    }
+
+    /// `seal_parts_into(head, tail)` is `seal_into(head ‖ tail)`, byte for
+    /// byte, at every split (AWS-LC's scatter seal against its own
+    /// contiguous one; the RustCrypto engine's default gathers).
+    fn parts_match_whole<E: AeadEngine>() {
+        let e = E::new(&[5u8; KEY_LEN]);
+        let nonce = [3u8; NONCE_LEN];
+        let pt: Vec<u8> = (0..300u32).map(|i| (i * 7 + 1) as u8).collect();
+        let mut whole = vec![0u8; pt.len() + TAG_LEN];
+        e.seal_into(&nonce, b"aad", &pt, &mut whole).expect("seal");
+        for split in [0usize, 1, 15, 16, 17, 31, 32, 33, 150, 299, 300] {
+            let mut parts = vec![0u8; pt.len() + TAG_LEN];
+            let (head, tail) = pt.split_at(split);
+            e.seal_parts_into(&nonce, b"aad", head, tail, &mut parts)
+                .expect("seal parts");
+            assert_eq!(parts, whole, "split at {split}");
+        }
+        let mut short = vec![0u8; pt.len() + TAG_LEN - 1];
+        let (head, tail) = pt.split_at(10);
+        assert!(e
+            .seal_parts_into(&nonce, b"", head, tail, &mut short)
+            .is_err());
+    }
+
+    #[cfg(feature = "aws-lc")]
+    #[test]
+    fn awslc_parts_match_whole() {
+        parts_match_whole::<AwsLc>();
+    }
+
+    #[cfg(feature = "rustcrypto")]
+    #[test]
+    fn rustcrypto_parts_match_whole() {
+        parts_match_whole::<RustCrypto>();
     }
 
     #[test]

@@ -423,9 +423,15 @@ impl Encryptor {
             *input = rest;
             return Ok(n);
         }
-        // A segment that spans inputs is gathered in `buf`: the AEAD
-        // engine (crate::aead) seals one contiguous plaintext, so this copy
-        // is the one left on the writer's path.
+        if !buf.is_empty() && buf.len() + input.len() > limit {
+            // The segment's start is buffered, its end in the caller's
+            // bytes, and more follows: sealed from both pieces at once.
+            let (tail, rest) = input.split_at(limit - buf.len());
+            let n = seal_segment_parts(seg, index, header, buf, tail, out)?;
+            buf.clear();
+            *input = rest;
+            return Ok(n);
+        }
         let take = input.len().min(limit.saturating_sub(buf.len()));
         buf.extend_from_slice(&input[..take]);
         *input = &input[take..];
@@ -436,6 +442,31 @@ impl Encryptor {
         buf.clear();
         Ok(n)
     }
+}
+
+/// As [`seal_segment`], the plaintext `head ‖ tail`, not the last.
+fn seal_segment_parts(
+    seg: &Segments,
+    index: &mut u64,
+    header: &mut Option<[u8; HEADER_LEN]>,
+    head: &[u8],
+    tail: &[u8],
+    out: &mut [u8],
+) -> Result<usize> {
+    let h = if header.is_some() { HEADER_LEN } else { 0 };
+    let end = h + head.len() + tail.len() + TAG_LEN;
+    let out = out
+        .get_mut(..end)
+        .ok_or_else(|| Error::internal("stream output too small"))?;
+    let (hd_out, body) = out.split_at_mut(h);
+    if let Some(hd) = header {
+        hd_out.copy_from_slice(hd);
+    }
+    seg.cipher
+        .seal_parts_into(&seg.nonce(*index, false)?, b"", head, tail, body)?;
+    *header = None;
+    *index += 1;
+    Ok(end)
 }
 
 /// Writes the header if it is still due, then segment `*index` sealed from
