@@ -3,7 +3,8 @@
 #   make test   install what is missing, then run every test suite
 #
 # Other targets: setup, build, lib, header, header-check, c-test,
-# c-valgrind, c-shared, miri, cli (the keystrata command), install PREFIX=..., doc, clean, bench (writes docs/PERFORMANCE.md;
+# c-valgrind, c-shared, miri, cli (the keystrata command), cli-demo, kms-plugin and
+# install-kms-plugin (the KMS v2 plugin program), install PREFIX=..., doc, clean, bench (writes docs/PERFORMANCE.md;
 # not part of test), fuzz FUZZ_SECONDS=300 (every fuzz target in turn; not part
 # of test), fuzz-smoke (a few seconds each; part of test).
 
@@ -41,7 +42,7 @@ CFLAGS_STRICT := -std=c11 -Wall -Wextra -Wpedantic -Werror -g -Iinclude
 SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 BUILD := build
 
-.PHONY: all build lib demo test setup doc clean bench header header-check miri c-test c-valgrind c-device-roots c-shared install c-demo python python-demo go-demo relay-demo rust-demo peers-start peers-stop fuzz fuzz-smoke
+.PHONY: cli-demo all build lib demo test setup doc clean bench header header-check miri c-test c-valgrind c-device-roots c-shared install c-demo python python-demo go-demo relay-demo rust-demo peers-start peers-stop fuzz fuzz-smoke
 
 all: build
 
@@ -166,11 +167,17 @@ rust-demo:
 	@echo '== the story in Rust (core/examples/demo.rs)'
 	$(CARGO) run --quiet --release -p keystrata --example demo
 
+# A short operator session with the keystrata command (examples/cli/demo.sh).
+cli-demo: cli
+	@echo '== an operator session with the keystrata command (examples/cli/demo.sh)'
+	@bash examples/cli/demo.sh $(CURDIR)/$(CLI_BIN)
+
 # The whole story in each language (C, Python, Go, Rust), then one story
-# across them.
+# across them, then a short session with the keystrata command.
 demo: setup
 	@$(MAKE) --no-print-directory c-demo python-demo go-demo rust-demo
 	@$(MAKE) --no-print-directory relay-demo
+	@$(MAKE) --no-print-directory cli-demo
 
 # make lib install PREFIX=/usr/local [libdir=...] [DESTDIR=...] [KEEP_DEBUG=1]
 # installs libkeystrata.so.$(VERSION) with the $(SONAME) and .so links,
@@ -198,6 +205,22 @@ $(CLI_BIN):
 .PHONY: cli
 cli:
 	$(CARGO) build --release -p keystrata-cli
+
+# The Kubernetes KMS v2 plugin program that `keystrata kms-plugin` runs
+# (kms-plugin/, docs/KMS-PLUGIN.md), in release with every root and store.
+# Apart from `cli` and `install`: its gRPC server and runtime change the
+# features of crates the library shares, so it is a second release build
+# of the core that only its users pay for.
+KMS_PLUGIN_BIN := $(LIBDIR)/keystrata-kms-plugin
+.PHONY: kms-plugin install-kms-plugin
+kms-plugin:
+	$(CARGO) build --release -p keystrata-kms-plugin --features etcd,pkcs11,kmip,aws-kms --bin keystrata-kms-plugin
+install-kms-plugin: kms-plugin
+	install -d $(DESTDIR)$(bindir)
+	install -m 0755 $(KMS_PLUGIN_BIN) $(DESTDIR)$(bindir)/keystrata-kms-plugin
+ifneq ($(KEEP_DEBUG),1)
+	$(STRIP) $(DESTDIR)$(bindir)/keystrata-kms-plugin
+endif
 
 install: $(STATIC_LIB) $(SHARED_LIB) $(CLI_BIN)
 	install -d $(DESTDIR)$(libdir)/pkgconfig $(DESTDIR)$(includedir)
@@ -232,7 +255,7 @@ uninstall:
 	  $(DESTDIR)$(libdir)/$(SONAME) $(DESTDIR)$(libdir)/libkeystrata.so.$(VERSION) \
 	  $(DESTDIR)$(includedir)/keystrata.h \
 	  $(DESTDIR)$(libdir)/pkgconfig/keystrata.pc $(DESTDIR)$(libdir)/pkgconfig/keystrata-static.pc
-	rm -f $(DESTDIR)$(bindir)/keystrata $(DESTDIR)$(mandir)/man1/keystrata.1 \
+	rm -f $(DESTDIR)$(bindir)/keystrata $(DESTDIR)$(bindir)/keystrata-kms-plugin $(DESTDIR)$(mandir)/man1/keystrata.1 \
 	  $(DESTDIR)$(mandir)/man1/keystrata-*.1 $(DESTDIR)$(bashcompdir)/keystrata \
 	  $(DESTDIR)$(zshcompdir)/_keystrata $(DESTDIR)$(fishcompdir)/keystrata.fish
 

@@ -141,6 +141,19 @@ pub enum Command {
         shell: clap_complete::Shell,
     },
 
+    /// Serve the Kubernetes KMS v2 API on a unix socket over this keychain
+    ///
+    /// Runs the keystrata-kms-plugin program (installed beside keystrata by
+    /// `make install`) with --keychain, --root and ARGS: --listen
+    /// unix:///path.sock [--metrics-listen HOST:PORT] [--refresh-ms N]
+    /// [--socket-mode OCTAL] [--grace-secs N]. docs/KMS-PLUGIN.md.
+    #[command(name = "kms-plugin", disable_help_flag = true)]
+    KmsPlugin {
+        /// The plugin's arguments (`keystrata kms-plugin --help` shows them)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0.., value_name = "ARGS")]
+        args: Vec<std::ffi::OsString>,
+    },
+
     /// Print the man page (roff), or write one page per command into a directory
     Man {
         /// Write keystrata.1 and keystrata-COMMAND.1 pages into DIR instead

@@ -60,7 +60,44 @@ fn run(cli: &Cli) -> Outcome {
             Ok(0)
         }
         Command::Man { dir } => man(dir.as_deref()),
+        Command::KmsPlugin { args } => kms_plugin(g, args),
     }
+}
+
+/// `keystrata kms-plugin ARGS`: the keystrata-kms-plugin program (the
+/// kms-plugin crate) in place of this process, with the keychain and root
+/// this command was given. A program of its own, as git's subcommands
+/// are, so the gRPC server is not part of every keystrata command.
+fn kms_plugin(g: &cli::Global, args: &[std::ffi::OsString]) -> Outcome {
+    use std::os::unix::process::CommandExt as _;
+    const PROGRAM: &str = "keystrata-kms-plugin";
+    // Beside this binary first (make install, target/release), then PATH.
+    let beside = std::env::current_exe()
+        .ok()
+        .map(|exe| exe.with_file_name(PROGRAM))
+        .filter(|p| p.is_file());
+    let mut cmd = std::process::Command::new(beside.as_deref().unwrap_or(PROGRAM.as_ref()));
+    if let Some(k) = &g.keychain {
+        cmd.args(["--keychain", k]);
+    }
+    if let Some(r) = &g.root {
+        cmd.args(["--root", r]);
+    }
+    cmd.args(args);
+    // exec only returns on failure.
+    let e = cmd.exec();
+    Err(if e.kind() == std::io::ErrorKind::NotFound {
+        fail::err(
+            keystrata::ErrorKind::Unsupported,
+            format!(
+                "keystrata kms-plugin needs the {PROGRAM} program beside keystrata or on PATH \
+                 (make install installs both; or: cargo build --release -p keystrata-kms-plugin \
+                 --features etcd,pkcs11,kmip,aws-kms)"
+            ),
+        )
+    } else {
+        fail::io(PROGRAM, e)
+    })
 }
 
 /// The man page on stdout, or every page into `dir`.

@@ -8,8 +8,9 @@
 //! keychain's encryption primary and reports that key as `key_id`, so the
 //! apiserver notices a rotation; any key still in the keychain decrypts.
 //!
-//! `keystrata kms-plugin --listen unix:///…` is a thin wrapper of
-//! [`serve`]; `examples/serve.rs` is another. docs/KMS-PLUGIN.md has the
+//! The `keystrata-kms-plugin` program (`src/bin/`), which
+//! `keystrata kms-plugin --listen unix:///…` runs, is a thin wrapper of
+//! [`serve`]. docs/KMS-PLUGIN.md has the
 //! kube-apiserver configuration, rotation, metrics and security notes.
 //!
 //! ```no_run

@@ -1,5 +1,5 @@
 //! Runs the Go tests in tests/kms-plugin/ against the plugin as a real
-//! process (examples/serve.rs): the upstream `k8s.io/kms/apis/v2` client
+//! process (src/bin/keystrata-kms-plugin.rs): the upstream `k8s.io/kms/apis/v2` client
 //! and kube-apiserver's own KMS v2 code (`k8s.io/apiserver`'s kmsv2 gRPC
 //! service and envelope transformer) over the unix socket, with rotations
 //! made by another process (examples/admin.rs), restarts, stale sockets
@@ -30,7 +30,7 @@ fn repo() -> PathBuf {
         .to_path_buf()
 }
 
-/// Builds the example binaries with this test's profile and features (a
+/// Builds the plugin program and the admin example with this test's profile and features (a
 /// no-op when `cargo test` built them already) and returns their paths.
 fn examples() -> (PathBuf, PathBuf) {
     let exe = std::env::current_exe().expect("the test's path");
@@ -45,8 +45,8 @@ fn examples() -> (PathBuf, PathBuf) {
         "--quiet",
         "-p",
         "keystrata-kms-plugin",
-        "--example",
-        "serve",
+        "--bin",
+        "keystrata-kms-plugin",
         "--example",
         "admin",
     ]);
@@ -69,10 +69,12 @@ fn examples() -> (PathBuf, PathBuf) {
     let status = cmd.status().expect("running cargo build for the examples");
     assert!(
         status.success(),
-        "building the serve and admin examples failed"
+        "building keystrata-kms-plugin and the admin example failed"
     );
-    let dir = profile_dir.join("examples");
-    (dir.join("serve"), dir.join("admin"))
+    (
+        profile_dir.join("keystrata-kms-plugin"),
+        profile_dir.join("examples").join("admin"),
+    )
 }
 
 fn go() -> Command {

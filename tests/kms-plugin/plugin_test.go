@@ -1,5 +1,5 @@
 // Package kmsplugintest drives the keystrata KMS v2 plugin (a real process:
-// kms-plugin/examples/serve.rs) with the upstream clients: the generated
+// kms-plugin/src/bin/keystrata-kms-plugin.rs) with the upstream clients: the generated
 // client of k8s.io/kms/apis/v2 over the unix socket, and kube-apiserver's
 // own KMS v2 code (k8s.io/apiserver's kmsv2 gRPC service and envelope
 // transformer), so the plugin is checked against what the apiserver really

@@ -11,6 +11,7 @@ mod errors;
 mod keychain;
 mod meta;
 mod migrate;
+mod plugin;
 mod rewrap;
 mod seal;
 mod sign;

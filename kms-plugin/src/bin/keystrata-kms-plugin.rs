@@ -1,7 +1,9 @@
-//! Runs the KMS v2 plugin over a keychain, as `keystrata kms-plugin` will:
+//! `keystrata-kms-plugin`: the KMS v2 plugin over a keychain, as a program.
+//! `keystrata kms-plugin ARGS` runs it (the keystrata command hands its
+//! `--keychain` and `--root` on, and ARGS as they are):
 //!
 //! ```text
-//! serve --keychain LOCATION --root URI --listen unix:///path.sock
+//! keystrata-kms-plugin --keychain LOCATION --root URI --listen unix:///path.sock
 //!       [--metrics-listen HOST:PORT] [--refresh-ms N] [--socket-mode OCTAL]
 //!       [--grace-secs N]
 //! ```
@@ -21,7 +23,8 @@ use std::time::Duration;
 use keystrata::{root, store, OpenOptions};
 use keystrata_kms_plugin::{Plugin, PluginConfig, TerminationSignal};
 
-const USAGE: &str = "usage: serve --keychain LOCATION --root URI --listen unix:///path.sock \
+const USAGE: &str =
+    "usage: keystrata-kms-plugin --keychain LOCATION --root URI --listen unix:///path.sock \
 [--metrics-listen HOST:PORT] [--refresh-ms N] [--socket-mode OCTAL] [--grace-secs N]";
 
 struct Args {
@@ -120,14 +123,14 @@ fn main() {
         Ok(a) => a,
         Err(e) => {
             if !e.is_empty() {
-                eprintln!("serve: {e}");
+                eprintln!("keystrata-kms-plugin: {e}");
             }
             eprintln!("{USAGE}");
             std::process::exit(2);
         }
     };
     if let Err(e) = run(args) {
-        eprintln!("serve: error: {e}");
+        eprintln!("keystrata-kms-plugin: error: {e}");
         std::process::exit(1);
     }
 }
