@@ -366,7 +366,10 @@ fn until_kind(want: Option<ErrorKind>, what: &str, f: impl Fn() -> keystrata::Re
         if got == want {
             return;
         }
-        assert!(std::time::Instant::now() < deadline, "{what}: still {got:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: still {got:?}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
@@ -389,11 +392,18 @@ fn a_handle_that_only_decrypts_sees_keys_other_writers_disable_and_destroy() {
     writer.rotate().unwrap();
     writer.disable(old).unwrap();
     // The reader never encrypts: its decryptions see each change.
-    until_kind(Some(ErrorKind::KeyDisabled), "unseal", || reader.unseal(&ct, b""));
-    assert_eq!(reader.decrypt(&blob, b"").unwrap_err().kind(), ErrorKind::KeyDisabled);
+    until_kind(Some(ErrorKind::KeyDisabled), "unseal", || {
+        reader.unseal(&ct, b"")
+    });
+    assert_eq!(
+        reader.decrypt(&blob, b"").unwrap_err().kind(),
+        ErrorKind::KeyDisabled
+    );
     writer.enable(old).unwrap();
     until_kind(None, "decrypt", || reader.decrypt(&blob, b""));
     writer.destroy(old).unwrap();
-    until_kind(Some(ErrorKind::KeyDestroyed), "unseal", || reader.unseal(&ct, b""));
+    until_kind(Some(ErrorKind::KeyDestroyed), "unseal", || {
+        reader.unseal(&ct, b"")
+    });
     assert!(reader.counters().encrypt == 0 && reader.counters().seal == 0);
 }
