@@ -80,7 +80,8 @@ fi
 suite rust-fmt check cargo fmt --all -- --check
 suite rust-clippy check cargo clippy --workspace --all-features --all-targets -- -D warnings
 suite rust-doc check env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
-suite rust-aws-lc cargo cargo test --workspace
+# The CLI's tests run once, in release, in the cli suite below.
+suite rust-aws-lc cargo cargo test --workspace --exclude keystrata-cli
 suite rust-both-engines cargo cargo test -p keystrata --all-features
 suite rust-rustcrypto cargo cargo test -p keystrata --no-default-features --features rustcrypto
 # The KMS plugin's Go suite (upstream k8s.io/kms client, kube-apiserver's kmsv2 code) over an etcd keychain; rust-aws-lc ran it over a file.
@@ -104,7 +105,7 @@ suite relay-demo check make --no-print-directory relay-demo
 suite c-header check bash scripts/header.sh check
 suite c-asan cprint make --no-print-directory c-test
 suite c-valgrind cprint make --no-print-directory c-valgrind
-# The keystrata command run as a user would, built in release as make install ships it (before c-install, which installs that binary; rust-aws-lc ran the same tests on the debug build).
+# The keystrata command run as a user would, built in release as make install ships it (before c-install, which installs that binary); only here, not in rust-aws-lc.
 suite cli cargo cargo test --release -p keystrata-cli
 suite c-install cprint bash tests/c/install_test.sh
 suite c-device-roots cprint make --no-print-directory c-device-roots
