@@ -37,63 +37,15 @@ fi
 mkdir -p "$DIR"
 DIR="$(cd "$DIR" && pwd)"
 
-port_open() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-running() {
-  [ -s "$DIR/pid" ] && kill -0 "$(cat "$DIR/pid")" 2>/dev/null
-}
-
-group_alive() { # PGID
-  pgrep -g "$1" >/dev/null 2>&1
-}
-
-# TERM to the server's process group, KILL to what is left after 5 s.
-stop_group() { # PGID
-  local g="$1"
-  kill -TERM -- "-$g" 2>/dev/null || true
-  for _ in $(seq 1 50); do
-    group_alive "$g" || return 0
-    sleep 0.1
-  done
-  kill -KILL -- "-$g" 2>/dev/null || true
-  for _ in $(seq 1 50); do
-    group_alive "$g" || return 0
-    sleep 0.1
-  done
-}
+# port_open, running, group_alive, stop_group, free_port, issue_test_certs.
+. "$REPO/scripts/peers/lib.sh"
 
 make_certs() {
   [ -f "$DIR/server.p12" ] && return 0
   local t="$DIR/tmp.$$"
   rm -rf "$t"
   mkdir -p "$t"
-  openssl ecparam -name prime256v1 -genkey -noout -out "$t/ca.key" 2>/dev/null
-  openssl req -x509 -new -key "$t/ca.key" -sha256 -days 3650 -subj "/CN=keystrata test Cosmian CA" \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
-    -out "$t/ca.pem" 2>/dev/null
-  for who in server client; do
-    openssl ecparam -name prime256v1 -genkey -noout -out "$t/$who.sec1" 2>/dev/null
-    openssl pkcs8 -topk8 -nocrypt -in "$t/$who.sec1" -out "$t/$who.key"
-    rm -f "$t/$who.sec1"
-    if [ "$who" = server ]; then
-      ext="subjectAltName=IP:127.0.0.1,DNS:localhost
-extendedKeyUsage=serverAuth
-keyUsage=critical,digitalSignature"
-      cn=localhost
-    else
-      # Cosmian takes the user (the owner of the keys) from the CN.
-      ext="extendedKeyUsage=clientAuth
-keyUsage=critical,digitalSignature"
-      cn=keystrata-test
-    fi
-    openssl req -new -key "$t/$who.key" -subj "/CN=$cn" -out "$t/$who.csr" 2>/dev/null
-    printf '%s\n' "$ext" > "$t/$who.ext"
-    openssl x509 -req -in "$t/$who.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" -CAcreateserial \
-      -days 3650 -sha256 -extfile "$t/$who.ext" -out "$t/$who.pem" 2>/dev/null
-    rm -f "$t/$who.csr" "$t/$who.ext"
-  done
+  issue_test_certs "$t" "keystrata test Cosmian CA"
   # The server's key and chain as PKCS#12, under a password of its own
   # (given to the server through its environment, not its command line).
   (umask 077; openssl rand -hex 16 > "$t/p12.pass")
@@ -102,10 +54,6 @@ keyUsage=critical,digitalSignature"
   chmod 600 "$t"/*.key "$t/server.p12"
   mv "$t"/* "$DIR"/
   rmdir "$t"
-}
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
 pick_ports() {

@@ -38,40 +38,11 @@ mkdir -p "$DIR"
 DIR="$(cd "$DIR" && pwd)"
 PYTHON="$REPO/.venv/bin/python"
 
-port_open() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-running() {
-  [ -f "$DIR/pid" ] && kill -0 "$(cat "$DIR/pid")" 2>/dev/null
-}
-
-# The server starts in a session of its own (setsid): its group id is its
-# pid, and the whole group is signalled.
-group_alive() { # PGID
-  pgrep -g "$1" >/dev/null 2>&1
-}
-
-# TERM to the group (and CONT, in case it is paused: a stopped process acts
-# on TERM only once continued), KILL to what is left after 5 s.
-stop_group() { # PGID
-  local g="$1"
-  kill -TERM -- "-$g" 2>/dev/null || true
-  kill -CONT -- "-$g" 2>/dev/null || true
-  for _ in $(seq 1 50); do
-    group_alive "$g" || return 0
-    sleep 0.1
-  done
-  kill -KILL -- "-$g" 2>/dev/null || true
-  for _ in $(seq 1 50); do
-    group_alive "$g" || return 0
-    sleep 0.1
-  done
-}
+# port_open, running, group_alive, stop_group, free_port.
+. "$REPO/scripts/peers/lib.sh"
 
 pick_port() {
-  [ -s "$DIR/port" ] && return 0
-  "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' > "$DIR/port"
+  [ -s "$DIR/port" ] || free_port > "$DIR/port"
 }
 
 write_launcher() {

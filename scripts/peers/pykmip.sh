@@ -24,76 +24,21 @@ mkdir -p "$DIR"
 DIR="$(cd "$DIR" && pwd)"
 SERVER="$REPO/.venv/bin/pykmip-server"
 
-port_open() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-running() {
-  [ -f "$DIR/pid" ] && kill -0 "$(cat "$DIR/pid")" 2>/dev/null
-}
-
-# Whether any process of the server's process group is alive. The server
-# starts in a session of its own (setsid), so its group id is its pid; it
-# forks worker processes into that group, which outlive a TERM sent to the
-# server alone (they were left orphaned after every make test).
-group_alive() { # PGID
-  pgrep -g "$1" >/dev/null 2>&1
-}
-
-# Stops the server and every process it forked: TERM to the group, KILL to
-# what is left after 5 s.
-stop_group() { # PGID
-  local g="$1"
-  kill -TERM -- "-$g" 2>/dev/null || true
-  for _ in $(seq 1 50); do
-    group_alive "$g" || return 0
-    sleep 0.1
-  done
-  kill -KILL -- "-$g" 2>/dev/null || true
-  for _ in $(seq 1 50); do
-    group_alive "$g" || return 0
-    sleep 0.1
-  done
-}
+# port_open, running, group_alive, stop_group, free_port, issue_test_certs.
+. "$REPO/scripts/peers/lib.sh"
 
 make_certs() {
   [ -f "$DIR/client.key" ] && return 0
   local t="$DIR/tmp.$$"
   mkdir -p "$t"
-  openssl ecparam -name prime256v1 -genkey -noout -out "$t/ca.key" 2>/dev/null
-  openssl req -x509 -new -key "$t/ca.key" -sha256 -days 3650 -subj "/CN=keystrata test KMIP CA" \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
-    -out "$t/ca.pem" 2>/dev/null
-  for who in server client; do
-    openssl ecparam -name prime256v1 -genkey -noout -out "$t/$who.sec1" 2>/dev/null
-    openssl pkcs8 -topk8 -nocrypt -in "$t/$who.sec1" -out "$t/$who.key"
-    rm -f "$t/$who.sec1"
-    if [ "$who" = server ]; then
-      ext="subjectAltName=IP:127.0.0.1,DNS:localhost
-extendedKeyUsage=serverAuth
-keyUsage=critical,digitalSignature"
-      cn=localhost
-    else
-      # PyKMIP takes the client identity from the CN and requires the
-      # clientAuth extended key usage.
-      ext="extendedKeyUsage=clientAuth
-keyUsage=critical,digitalSignature"
-      cn=keystrata-test
-    fi
-    openssl req -new -key "$t/$who.key" -subj "/CN=$cn" -out "$t/$who.csr" 2>/dev/null
-    printf '%s\n' "$ext" > "$t/$who.ext"
-    openssl x509 -req -in "$t/$who.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" -CAcreateserial \
-      -days 3650 -sha256 -extfile "$t/$who.ext" -out "$t/$who.pem" 2>/dev/null
-    rm -f "$t/$who.csr" "$t/$who.ext"
-  done
+  issue_test_certs "$t" "keystrata test KMIP CA"
   chmod 600 "$t"/*.key
   mv "$t"/* "$DIR"/
   rmdir "$t"
 }
 
 pick_port() {
-  [ -s "$DIR/port" ] && return 0
-  "$REPO/.venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' > "$DIR/port"
+  [ -s "$DIR/port" ] || free_port > "$DIR/port"
 }
 
 write_config() {
