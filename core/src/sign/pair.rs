@@ -210,7 +210,9 @@ pub fn encode_public_key(
         Ok(der.as_ref().to_vec())
     };
     match format {
-        PublicKeyFormat::Raw => Ok(public_raw.to_vec()),
+        // Parsed as the other forms are, so a point off the curve (or a
+        // key of the other curve) is refused whatever the form asked for.
+        PublicKeyFormat::Raw => spki().map(|_| public_raw.to_vec()),
         PublicKeyFormat::Der => spki(),
         PublicKeyFormat::Pem => Ok(pem("PUBLIC KEY", &spki()?).into_bytes()),
         PublicKeyFormat::Minisign if alg == Algorithm::Ed25519 => {
@@ -392,6 +394,24 @@ fn check_public(alg: Algorithm, public_raw: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_of_the_other_curve_is_refused_in_every_form() {
+        let secret = KeyPair::generate_secret(Algorithm::EcdsaSecp256k1).unwrap();
+        let k1 = KeyPair::from_secret(Algorithm::EcdsaSecp256k1, &secret).unwrap();
+        for fmt in [
+            PublicKeyFormat::Raw,
+            PublicKeyFormat::Der,
+            PublicKeyFormat::Pem,
+        ] {
+            assert!(
+                encode_public_key(Algorithm::EcdsaSecp256k1, k1.public_raw(), fmt, [0; 8]).is_ok()
+            );
+            let e =
+                encode_public_key(Algorithm::EcdsaP256, k1.public_raw(), fmt, [0; 8]).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{fmt:?}");
+        }
+    }
 
     #[test]
     fn every_algorithm_signs_and_verifies_in_both_formats() {
