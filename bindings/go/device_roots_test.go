@@ -14,8 +14,8 @@ import (
 	"time"
 )
 
-// The device roots against the real peers (a SoftHSM2 token, a PyKMIP
-// server and moto's AWS KMS on loopback), started by scripts/peers.sh; `make test` does it.
+// The device roots against the real peers (a SoftHSM2 token, PyKMIP and
+// Cosmian KMS servers and moto's AWS KMS on loopback), started by scripts/peers.sh; `make test` does it.
 // Without them these tests skip, or fail when KEYSTRATA_REQUIRE_PEERS=1.
 func peerEnv(t *testing.T, names ...string) map[string]string {
 	t.Helper()
@@ -57,18 +57,24 @@ func pkcs11Config(t *testing.T) Pkcs11Config {
 	}
 }
 
-func kmipConfig(t *testing.T) KmipConfig {
-	e := peerEnv(t, "KS_TEST_KMIP_HOST", "KS_TEST_KMIP_PORT", "KS_TEST_KMIP_CA", "KS_TEST_KMIP_CERT", "KS_TEST_KMIP_KEY")
-	port, err := strconv.Atoi(e["KS_TEST_KMIP_PORT"])
+// kmipConfig is a new named key on the PyKMIP peer (KS_TEST_KMIP_*).
+func kmipConfig(t *testing.T) KmipConfig { return kmipServerConfig(t, "KMIP") }
+
+// kmipServerConfig is a new named key on the KMIP server whose settings
+// are KS_TEST_<prefix>_* (KMIP: PyKMIP; COSMIAN: Cosmian KMS 5.0).
+func kmipServerConfig(t *testing.T, prefix string) KmipConfig {
+	v := func(what string) string { return "KS_TEST_" + prefix + "_" + what }
+	e := peerEnv(t, v("HOST"), v("PORT"), v("CA"), v("CERT"), v("KEY"))
+	port, err := strconv.Atoi(e[v("PORT")])
 	if err != nil {
 		t.Fatal(err)
 	}
 	return KmipConfig{
-		Host:      e["KS_TEST_KMIP_HOST"],
+		Host:      e[v("HOST")],
 		Port:      port,
-		CAFile:    e["KS_TEST_KMIP_CA"],
-		CertFile:  e["KS_TEST_KMIP_CERT"],
-		KeyFile:   e["KS_TEST_KMIP_KEY"],
+		CAFile:    e[v("CA")],
+		CertFile:  e[v("CERT")],
+		KeyFile:   e[v("KEY")],
 		KeyName:   uniqueLabel(t),
 		Timeout:   3 * time.Second,
 		CreateKey: true,
@@ -86,6 +92,16 @@ func deviceRoots(t *testing.T) map[string]func(t *testing.T) *Root {
 		},
 		"kmip": func(t *testing.T) *Root {
 			r, err := NewKmipRoot(kmipConfig(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		},
+		// Cosmian KMS 5.0 finds keys by name in KMIP 2.0 only.
+		"cosmian": func(t *testing.T) *Root {
+			cfg := kmipServerConfig(t, "COSMIAN")
+			cfg.Version = "2.0"
+			r, err := NewKmipRoot(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -2,7 +2,8 @@
  * ks_root_pkcs11_new and ks_root_kmip_new against the real peers: a
  * SoftHSM2 token and a PyKMIP server on loopback; ks_signer_pkcs11_new
  * (Ed25519, P-256, secp256k1 key pairs made in the token) against the
- * same token; ks_root_aws_kms_new and ks_signer_aws_kms_new against moto's
+ * same token; ks_root_kmip_new against Cosmian KMS 5.0 too;
+ * ks_root_aws_kms_new and ks_signer_aws_kms_new against moto's
  * AWS KMS server (keys made through scripts/peers/moto.sh key). Started by
  * scripts/peers.sh (make test does it; the settings come from the
  * KS_TEST_* environment variables it exports).
@@ -263,34 +264,54 @@ static void pkcs11_signer(void)
     CHECK(s == NULL);
 }
 
-static void kmip(void)
+/* A KMIP server's settings from the KS_TEST_<PREFIX>_* variables. */
+static const char *kenv(const char *prefix, const char *what)
 {
-    const char *host = env("KS_TEST_KMIP_HOST");
-    int port = atoi(env("KS_TEST_KMIP_PORT"));
-    const char *ca = env("KS_TEST_KMIP_CA"), *cert = env("KS_TEST_KMIP_CERT"), *key = env("KS_TEST_KMIP_KEY");
+    char name[64];
+    snprintf(name, sizeof name, "KS_TEST_%s_%s", prefix, what);
+    return env(name);
+}
+
+/* ks_root_kmip_new against one KMIP server: `prefix` names its variables
+ * (KMIP: PyKMIP; COSMIAN: Cosmian KMS 5.0, which looks keys up by name
+ * only in KMIP 2.0: in 1.4 that is KS_ERR_UNSUPPORTED, name them by id). */
+static void kmip_server(const char *prefix, bool names_in_1_4)
+{
+    const char *host = kenv(prefix, "HOST");
+    int port = atoi(kenv(prefix, "PORT"));
+    const char *ca = kenv(prefix, "CA"), *cert = kenv(prefix, "CERT"), *key = kenv(prefix, "KEY");
+    uint32_t v = names_in_1_4 ? 14 : 20;
     char name[64], name2[64];
     unique(name, sizeof name, "c-kmip-a");
     unique(name2, sizeof name2, "c-kmip-b");
     ks_root *root = NULL, *other = NULL, *r = NULL;
-    CHECK(ks_root_kmip_new(host, (uint16_t)port, NULL, ca, cert, key, NULL, name, 14, 3000, KS_ROOT_CREATE_KEY, &root, E) == KS_OK);
+    CHECK(ks_root_kmip_new(host, (uint16_t)port, NULL, ca, cert, key, NULL, name, v, 3000, KS_ROOT_CREATE_KEY, &root, E) == KS_OK);
     CHECK(ks_root_kmip_new(host, (uint16_t)port, NULL, ca, cert, key, NULL, name2, 20, 3000, KS_ROOT_CREATE_KEY, &other, E) == KS_OK);
-    CHECK(ks_root_kmip_new(host, (uint16_t)port, NULL, ca, cert, key, NULL, name, 0, 0, 0, &r, E) == KS_OK);
+    CHECK(ks_root_kmip_new(host, (uint16_t)port, NULL, ca, cert, key, NULL, name, names_in_1_4 ? 0 : 20, 0, 0, &r, E) == KS_OK);
     ks_root_free(r);
     r = NULL;
     if (root && other)
         save_load(root, other);
     char missing[64];
     unique(missing, sizeof missing, "c-kmip-missing");
-    CHECK(ks_root_kmip_new(host, (uint16_t)port, NULL, ca, cert, key, NULL, missing, 14, 3000, 0, &r, E) == KS_ERR_UNKNOWN_KEY);
+    CHECK(ks_root_kmip_new(host, (uint16_t)port, NULL, ca, cert, key, NULL, missing, v, 3000, 0, &r, E) == KS_ERR_UNKNOWN_KEY);
+    if (!names_in_1_4)
+        CHECK(ks_root_kmip_new(host, (uint16_t)port, NULL, ca, cert, key, NULL, name, 14, 3000, 0, &r, E) == KS_ERR_UNSUPPORTED);
     CHECK(ks_root_kmip_new(host, (uint16_t)port, NULL, ca, cert, key, "1", name, 14, 3000, 0, &r, E) == KS_ERR_INVALID_INPUT);
     CHECK(ks_root_kmip_new(host, (uint16_t)port, NULL, ca, cert, key, NULL, NULL, 14, 3000, 0, &r, E) == KS_ERR_INVALID_INPUT);
     CHECK(ks_root_kmip_new(host, (uint16_t)port, NULL, ca, cert, key, NULL, name, 13, 3000, 0, &r, E) == KS_ERR_INVALID_INPUT);
-    CHECK(ks_root_kmip_new(host, (uint16_t)port, NULL, "/nonexistent/ca.pem", cert, key, NULL, name, 14, 3000, 0, &r, E) == KS_ERR_IO);
-    CHECK(ks_root_kmip_new(host, 1, NULL, ca, cert, key, NULL, name, 14, 2000, 0, &r, E) == KS_ERR_UNAVAILABLE);
-    CHECK(ks_root_kmip_new(NULL, (uint16_t)port, NULL, ca, cert, key, NULL, name, 14, 3000, 0, &r, E) == KS_ERR_NULL_ARGUMENT);
+    CHECK(ks_root_kmip_new(host, (uint16_t)port, NULL, "/nonexistent/ca.pem", cert, key, NULL, name, v, 3000, 0, &r, E) == KS_ERR_IO);
+    CHECK(ks_root_kmip_new(host, 1, NULL, ca, cert, key, NULL, name, v, 2000, 0, &r, E) == KS_ERR_UNAVAILABLE);
+    CHECK(ks_root_kmip_new(NULL, (uint16_t)port, NULL, ca, cert, key, NULL, name, v, 3000, 0, &r, E) == KS_ERR_NULL_ARGUMENT);
     CHECK(r == NULL);
     ks_root_free(root);
     ks_root_free(other);
+}
+
+static void kmip(void)
+{
+    kmip_server("KMIP", true);
+    kmip_server("COSMIAN", false);
 }
 
 /* A new key in the moto server (scripts/peers/moto.sh key DIR SPEC),

@@ -1,5 +1,5 @@
 """Pkcs11Root, KmipRoot and AwsKmsRoot against the real peers: a SoftHSM2
-token, a PyKMIP server and moto's AWS KMS on loopback, started by
+token, PyKMIP and Cosmian KMS servers and moto's AWS KMS on loopback, started by
 ``scripts/peers.sh`` (``make test``
 does it). Without them the tests skip, or fail under
 KEYSTRATA_REQUIRE_PEERS=1 (as test.sh runs them)."""
@@ -47,19 +47,26 @@ def make_pkcs11(label: str | None = None, **kw: object) -> keystrata.Pkcs11Root:
     )
 
 
-def make_kmip(**kw: object) -> keystrata.KmipRoot:
-    e = _env(*KMIP_VARS)
+def make_kmip(prefix: str = "KMIP", **kw: object) -> keystrata.KmipRoot:
+    """A root on the KMIP server whose settings are KS_TEST_<prefix>_*
+    (KMIP: PyKMIP; COSMIAN: Cosmian KMS 5.0)."""
+    e = _env(*(f"KS_TEST_{prefix}_{w}" for w in ("HOST", "PORT", "CA", "CERT", "KEY")))
     args: dict[str, object] = {
-        "ca": e["KS_TEST_KMIP_CA"],
-        "cert": e["KS_TEST_KMIP_CERT"],
-        "key": e["KS_TEST_KMIP_KEY"],
+        "ca": e[f"KS_TEST_{prefix}_CA"],
+        "cert": e[f"KS_TEST_{prefix}_CERT"],
+        "key": e[f"KS_TEST_{prefix}_KEY"],
         "timeout": 3.0,
     }
     if "key_id" not in kw:
         args["key_name"] = _label()
         args["create_key"] = True
     args.update(kw)
-    return keystrata.KmipRoot(e["KS_TEST_KMIP_HOST"], int(e["KS_TEST_KMIP_PORT"]), **args)  # type: ignore[arg-type]
+    return keystrata.KmipRoot(e[f"KS_TEST_{prefix}_HOST"], int(e[f"KS_TEST_{prefix}_PORT"]), **args)  # type: ignore[arg-type]
+
+
+def make_cosmian(**kw: object) -> keystrata.KmipRoot:
+    # Cosmian KMS 5.0 finds keys by name in KMIP 2.0 only.
+    return make_kmip("COSMIAN", **{"version": "2.0", **kw})
 
 
 AWS_VARS = ("KS_TEST_AWS_ENDPOINT", "KS_TEST_AWS_CTL", "KS_TEST_AWS_DIR")
@@ -101,6 +108,7 @@ DeviceRoot = Union[keystrata.Pkcs11Root, keystrata.KmipRoot, keystrata.AwsKmsRoo
 ROOTS: dict[str, Callable[[], DeviceRoot]] = {
     "pkcs11": make_pkcs11,
     "kmip": make_kmip,
+    "cosmian": make_cosmian,
     "aws-kms": make_aws_kms,
 }
 
