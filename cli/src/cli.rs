@@ -142,12 +142,14 @@ pub enum Command {
     },
 
     /// Serve the Kubernetes KMS v2 API on a unix socket over this keychain
-    ///
-    /// Runs the keystrata-kms-plugin program (installed beside keystrata by
-    /// `make install`) with --keychain, --root and ARGS: --listen
-    /// unix:///path.sock [--metrics-listen HOST:PORT] [--refresh-ms N]
-    /// [--socket-mode OCTAL] [--grace-secs N]. docs/KMS-PLUGIN.md.
-    #[command(name = "kms-plugin", disable_help_flag = true)]
+    #[command(
+        name = "kms-plugin",
+        disable_help_flag = true,
+        after_help = "Runs the keystrata-kms-plugin program (beside keystrata: make kms-plugin,\n\
+            make install-kms-plugin; or on PATH) with --keychain, --root and ARGS:\n\
+            --listen unix:///path.sock [--metrics-listen HOST:PORT] [--refresh-ms N]\n\
+            [--socket-mode OCTAL] [--grace-secs N]. docs/KMS-PLUGIN.md."
+    )]
     KmsPlugin {
         /// The plugin's arguments (`keystrata kms-plugin --help` shows them)
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0.., value_name = "ARGS")]

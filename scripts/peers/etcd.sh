@@ -67,18 +67,16 @@ alive() { # NAME
 
 pick_ports() {
   [ -s "$DIR/ports" ] && return 0
-  # Eight distinct free ports: client and peer for m1..m3 and for tls.
-  python3 - >"$DIR/ports.tmp" <<'PY'
-import socket
-socks = []
-for _ in range(8):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-names = ["c1", "p1", "c2", "p2", "c3", "p3", "tc", "tp"]
-for n, s in zip(names, socks):
-    print(f"{n}={s.getsockname()[1]}")
-PY
+  # Eight distinct free ports (below the ephemeral range: members are
+  # stopped and started again on theirs): client and peer for m1..m3 and
+  # for tls.
+  local names=(c1 p1 c2 p2 c3 p3 tc tp) i=0 port
+  : >"$DIR/ports.tmp"
+  while read -r port; do
+    echo "${names[$i]}=$port" >>"$DIR/ports.tmp"
+    i=$((i + 1))
+  done < <(python3 "$REPO/scripts/peers/free_ports.py" 8)
+  [ "$i" -eq 8 ] || { echo "etcd: could not find 8 free ports" >&2; return 1; }
   mv "$DIR/ports.tmp" "$DIR/ports"
 }
 

@@ -37,9 +37,10 @@ stop_group() { # PGID
   done
 }
 
-# A free loopback port, on stdout.
+# A free loopback port below the ephemeral range, on stdout (free_ports.py
+# says why).
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+  python3 "$(dirname "${BASH_SOURCE[0]}")/free_ports.py" 1
 }
 
 # A test CA (CN CA_CN, EC P-256) and a server (localhost, 127.0.0.1) and a
