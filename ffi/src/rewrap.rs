@@ -109,13 +109,7 @@ pub unsafe extern "C" fn ks_sealed_key_id(
     out: *mut u32,
     err: *mut *mut ks_error,
 ) -> ks_status {
-    guard(err, || {
-        let input = unsafe { bytes(input, input_len, "input")? };
-        let out = out_ptr(out, "out")?;
-        let id = keystrata::sealed_key_id(input)?;
-        unsafe { put(out, id) };
-        Ok(())
-    })
+    unsafe { key_id_op(input, input_len, out, keystrata::sealed_key_id, err) }
 }
 
 /// The key ID an envelope-encrypted blob (ks_keychain_encrypt) needs, read
@@ -128,10 +122,22 @@ pub unsafe extern "C" fn ks_encrypted_key_id(
     out: *mut u32,
     err: *mut *mut ks_error,
 ) -> ks_status {
+    unsafe { key_id_op(input, input_len, out, keystrata::encrypted_key_id, err) }
+}
+
+/// The shape of ks_sealed_key_id and ks_encrypted_key_id: bytes in, the
+/// key ID the core reads from them out.
+unsafe fn key_id_op(
+    input: *const u8,
+    input_len: usize,
+    out: *mut u32,
+    read: fn(&[u8]) -> keystrata::Result<u32>,
+    err: *mut *mut ks_error,
+) -> ks_status {
     guard(err, || {
         let input = unsafe { bytes(input, input_len, "input")? };
         let out = out_ptr(out, "out")?;
-        let id = keystrata::encrypted_key_id(input)?;
+        let id = read(input)?;
         unsafe { put(out, id) };
         Ok(())
     })
