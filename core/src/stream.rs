@@ -30,7 +30,7 @@
 //! reader decrypts straight into the caller's buffer when a segment's
 //! plaintext fits, and no buffer is zero-filled more than once.
 
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
 
 use zeroize::{Zeroize, Zeroizing};
 
@@ -610,9 +610,123 @@ pub(crate) struct Candidate {
 /// whether it is the last) into a buffer of one segment, then decrypted
 /// straight into the caller's buffer when its plaintext fits there, or
 /// else into a plaintext buffer that later reads drain. A `read` returns at
-/// most one segment's plaintext.
-pub struct DecryptingReader<R: Read> {
-    r: R,
+/// most one segment's plaintext. A source whose bytes are already in
+/// memory saves the first copy with [`DecryptingBufReader`].
+pub struct DecryptingReader<R: Read>(Opener<Copying<R>>);
+
+impl<R: Read> DecryptingReader<R> {
+    pub(crate) fn new(r: R, candidates: Vec<Candidate>, aad: &[u8]) -> DecryptingReader<R> {
+        DecryptingReader(Opener::new(Copying(r), candidates, aad))
+    }
+
+    /// The key the stream was found to be under, once the first segment
+    /// was read.
+    pub fn key_id(&self) -> Option<u32> {
+        self.0.key_id
+    }
+
+    /// Returns the inner reader.
+    pub fn into_inner(self) -> R {
+        self.0.src.0
+    }
+}
+
+impl<R: Read> Read for DecryptingReader<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        self.0.read(out)
+    }
+}
+
+/// [`DecryptingReader`] for a source that holds its bytes in a buffer
+/// (`&[u8]`, `io::Cursor`, a `BufReader`): a segment that the source's
+/// buffer holds whole, with one byte more, is decrypted straight from that
+/// buffer into the caller's, with no copy in between. Any other segment
+/// (the last one, or one that straddles the source's buffer) is read as
+/// `DecryptingReader` reads it. The same rules and errors.
+///
+/// A `BufReader` saves the copy when its capacity holds a segment and a
+/// byte more (`BufReader::with_capacity(format.segment_size() + 1, file)`)
+/// and the caller's reads take a segment's plaintext whole; with the
+/// default 8 KiB it saves nothing, and costs nothing either.
+pub struct DecryptingBufReader<R: BufRead>(Opener<Borrowing<R>>);
+
+impl<R: BufRead> DecryptingBufReader<R> {
+    pub(crate) fn new(r: R, candidates: Vec<Candidate>, aad: &[u8]) -> DecryptingBufReader<R> {
+        DecryptingBufReader(Opener::new(Borrowing(r), candidates, aad))
+    }
+
+    /// The key the stream was found to be under, once the first segment
+    /// was read.
+    pub fn key_id(&self) -> Option<u32> {
+        self.0.key_id
+    }
+
+    /// Returns the inner reader, positioned after what was read from it.
+    pub fn into_inner(self) -> R {
+        self.0.src.0
+    }
+}
+
+impl<R: BufRead> Read for DecryptingBufReader<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        self.0.read(out)
+    }
+}
+
+/// Where the ciphertext of an [`Opener`] comes from.
+trait Source {
+    /// `Read::read`.
+    fn read_some(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+    /// The source's next `want` bytes or more, in place, if it holds them
+    /// in memory now; `None` otherwise (and always for a plain reader).
+    fn peek(&mut self, want: usize) -> io::Result<Option<&[u8]>>;
+    /// Drops `n` bytes that [`peek`](Source::peek) returned.
+    fn advance(&mut self, n: usize);
+}
+
+/// A plain reader: every byte is copied out of it.
+struct Copying<R>(R);
+
+impl<R: Read> Source for Copying<R> {
+    fn read_some(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+    fn peek(&mut self, _want: usize) -> io::Result<Option<&[u8]>> {
+        Ok(None)
+    }
+    fn advance(&mut self, _n: usize) {}
+}
+
+/// A buffered reader, whose buffer segments are opened from.
+struct Borrowing<R>(R);
+
+impl<R: BufRead> Source for Borrowing<R> {
+    fn read_some(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+    fn peek(&mut self, want: usize) -> io::Result<Option<&[u8]>> {
+        let have = loop {
+            match self.0.fill_buf() {
+                Ok(b) => break b.len(),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        };
+        if have < want {
+            return Ok(None);
+        }
+        // A buffer that is not empty comes back as it is, with no read
+        // (checked again all the same: a reader may break the contract).
+        self.0.fill_buf().map(|b| (b.len() >= want).then_some(b))
+    }
+    fn advance(&mut self, n: usize) {
+        self.0.consume(n)
+    }
+}
+
+/// The decrypting reader's state, over either source.
+struct Opener<S> {
+    src: S,
     aad: Vec<u8>,
     candidates: Vec<Candidate>,
     seg: Option<Segments>,
@@ -622,7 +736,7 @@ pub struct DecryptingReader<R: Read> {
     /// so zero-filled) once to a segment and a byte, then reused.
     ct: Vec<u8>,
     ct_len: usize,
-    /// Whether `r` ended.
+    /// Whether `src` ended.
     eof: bool,
     /// The plaintext of a segment the caller's buffer could not take
     /// whole: `plain[pos..end]` is still to be returned.
@@ -633,10 +747,10 @@ pub struct DecryptingReader<R: Read> {
     failed: Option<(ErrorKind, String)>,
 }
 
-impl<R: Read> DecryptingReader<R> {
-    pub(crate) fn new(r: R, candidates: Vec<Candidate>, aad: &[u8]) -> DecryptingReader<R> {
-        DecryptingReader {
-            r,
+impl<S: Source> Opener<S> {
+    fn new(src: S, candidates: Vec<Candidate>, aad: &[u8]) -> Opener<S> {
+        Opener {
+            src,
             aad: aad.to_vec(),
             candidates,
             seg: None,
@@ -653,17 +767,6 @@ impl<R: Read> DecryptingReader<R> {
         }
     }
 
-    /// The key the stream was found to be under, once the first segment
-    /// was read.
-    pub fn key_id(&self) -> Option<u32> {
-        self.key_id
-    }
-
-    /// Returns the inner reader.
-    pub fn into_inner(self) -> R {
-        self.r
-    }
-
     fn fail(&mut self, e: Error) -> io::Error {
         self.failed = Some((e.kind(), e.message().to_owned()));
         self.plain.zeroize();
@@ -672,13 +775,13 @@ impl<R: Read> DecryptingReader<R> {
         io_err(e)
     }
 
-    /// Reads until `ct` holds `want` bytes or `r` ends.
+    /// Reads until `ct` holds `want` bytes or the source ends.
     fn fill(&mut self, want: usize) -> Result<()> {
         if self.ct.len() < want {
             self.ct.resize(want, 0);
         }
         while self.ct_len < want && !self.eof {
-            match self.r.read(&mut self.ct[self.ct_len..want]) {
+            match self.src.read_some(&mut self.ct[self.ct_len..want]) {
                 Ok(0) => self.eof = true,
                 Ok(n) if n <= want - self.ct_len => self.ct_len += n,
                 Ok(_) => {
@@ -735,29 +838,49 @@ impl<R: Read> DecryptingReader<R> {
 
     /// Reads and opens segment `self.index` under `seg`: into `out` when
     /// its plaintext fits, else into `plain` (and as much as fits into
-    /// `out`). Returns the bytes written to `out`.
+    /// `out`). Returns the bytes written to `out`. Nothing is consumed
+    /// from the source's buffer unless the segment opens, so the first
+    /// segment can be tried under every candidate key.
     fn open_next(&mut self, seg: &Segments, out: &mut [u8]) -> Result<usize> {
         let want = seg.format.ciphertext_len(self.index);
+        // Straight from the source's buffer: it holds the whole segment
+        // and a byte more, so the segment is not the last.
+        if self.ct_len == 0 && !self.eof {
+            let peeked = self
+                .src
+                .peek(want + 1)
+                .map_err(|e| Error::io("stream", e))?;
+            if let Some(buf) = peeked {
+                let given = open_to(
+                    seg,
+                    self.index,
+                    false,
+                    &buf[..want],
+                    out,
+                    &mut self.plain,
+                    &mut self.pos,
+                    &mut self.end,
+                )?;
+                self.src.advance(want);
+                self.index += 1;
+                return Ok(given);
+            }
+        }
         // One byte more shows whether more follows: the segment is the
         // last only if none does.
         self.fill(want + 1)?;
         let last = self.ct_len <= want;
         let len = self.ct_len.min(want);
-        let n = len.saturating_sub(TAG_LEN);
-        let ct = &self.ct[..len];
-        let given = if out.len() >= n {
-            seg.open(self.index, last, ct, &mut out[..n])?;
-            n
-        } else {
-            if self.plain.len() < n {
-                self.plain.resize(n, 0);
-            }
-            seg.open(self.index, last, ct, &mut self.plain[..n])?;
-            let k = out.len();
-            out.copy_from_slice(&self.plain[..k]);
-            (self.pos, self.end) = (k, n);
-            k
-        };
+        let given = open_to(
+            seg,
+            self.index,
+            last,
+            &self.ct[..len],
+            out,
+            &mut self.plain,
+            &mut self.pos,
+            &mut self.end,
+        )?;
         self.consume(len);
         self.index += 1;
         self.done = last;
@@ -772,9 +895,7 @@ impl<R: Read> DecryptingReader<R> {
         self.seg = Some(seg);
         r
     }
-}
 
-impl<R: Read> Read for DecryptingReader<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         failed_again(&self.failed).map_err(io_err)?;
         if self.pos < self.end {
@@ -794,6 +915,37 @@ impl<R: Read> Read for DecryptingReader<R> {
         Ok(0)
     }
 }
+
+/// Opens segment `i` from `ct` (its ciphertext and tag) into `out` when
+/// its plaintext fits, else into `plain`, of which as much as fits goes to
+/// `out` and `plain[*pos..*end]` is left for later reads. Returns the
+/// bytes written to `out`; neither holds plaintext on failure.
+#[allow(clippy::too_many_arguments)]
+fn open_to(
+    seg: &Segments,
+    i: u64,
+    last: bool,
+    ct: &[u8],
+    out: &mut [u8],
+    plain: &mut Zeroizing<Vec<u8>>,
+    pos: &mut usize,
+    end: &mut usize,
+) -> Result<usize> {
+    let n = ct.len().saturating_sub(TAG_LEN);
+    if out.len() >= n {
+        seg.open(i, last, ct, &mut out[..n])?;
+        return Ok(n);
+    }
+    if plain.len() < n {
+        plain.resize(n, 0);
+    }
+    seg.open(i, last, ct, &mut plain[..n])?;
+    let k = out.len();
+    out.copy_from_slice(&plain[..k]);
+    (*pos, *end) = (k, n);
+    Ok(k)
+}
+
 /// Decrypts a stream pushed to it a piece at a time, for callers that are
 /// handed bytes rather than a reader (the C ABI, event loops).
 /// [`update`](Decryptor::update) returns the plaintext of every segment
@@ -1365,11 +1517,57 @@ mod tests {
         w.finish().unwrap()
     }
 
+    /// Every reader over `ct`: the plain one, and the buffered one over
+    /// the bytes in memory and over `BufReader`s too small and just large
+    /// enough to hold a segment and a byte.
+    fn readers<'a>(
+        key: [u8; 32],
+        format: StreamFormat,
+        aad: &[u8],
+        ct: &'a [u8],
+    ) -> Vec<(String, Box<dyn Read + 'a>)> {
+        let c = || cand(key, format);
+        let mut v: Vec<(String, Box<dyn Read + 'a>)> = vec![
+            (
+                "reader".into(),
+                Box::new(DecryptingReader::new(ct, c(), aad)),
+            ),
+            (
+                "buf reader over a slice".into(),
+                Box::new(DecryptingBufReader::new(ct, c(), aad)),
+            ),
+        ];
+        for cap in [7, format.segment_size(), format.segment_size() + 1] {
+            let r = io::BufReader::with_capacity(cap, ct);
+            v.push((
+                format!("buf reader over a BufReader of {cap}"),
+                Box::new(DecryptingBufReader::new(r, c(), aad)),
+            ));
+        }
+        v
+    }
+
+    /// Decrypts `ct` with every reader; they must agree (on the plaintext,
+    /// or on the error's kind and message).
     fn decrypt(key: [u8; 32], format: StreamFormat, aad: &[u8], ct: &[u8]) -> Result<Vec<u8>> {
-        let mut r = DecryptingReader::new(ct, cand(key, format), aad);
-        let mut out = Vec::new();
-        r.read_to_end(&mut out).map_err(error_of)?;
-        Ok(out)
+        let mut first: Option<Result<Vec<u8>>> = None;
+        for (name, mut r) in readers(key, format, aad, ct) {
+            let mut out = Vec::new();
+            let got = r.read_to_end(&mut out).map_err(error_of).map(|_| out);
+            match &first {
+                None => first = Some(got),
+                Some(Ok(want)) => assert!(got.as_ref().ok() == Some(want), "{name} disagrees"),
+                Some(Err(want)) => {
+                    let e = got.expect_err(&name);
+                    assert_eq!(
+                        (e.kind(), e.message()),
+                        (want.kind(), want.message()),
+                        "{name}"
+                    );
+                }
+            }
+        }
+        first.expect("readers")
     }
 
     #[test]
@@ -1859,19 +2057,20 @@ mod tests {
                 3 * full,
                 n + 1,
             ] {
-                let mut r = DecryptingReader::new(&ct[..], cand([2; 32], f), b"");
-                let mut buf = vec![0u8; len];
-                let mut got = Vec::new();
-                loop {
-                    let k = r.read(&mut buf).unwrap();
-                    if k == 0 {
-                        break;
+                for (name, mut r) in readers([2; 32], f, b"", &ct) {
+                    let mut buf = vec![0u8; len];
+                    let mut got = Vec::new();
+                    loop {
+                        let k = r.read(&mut buf).unwrap();
+                        if k == 0 {
+                            break;
+                        }
+                        assert!(k <= full, "{f:?} {name}: one read gave {k}");
+                        got.extend_from_slice(&buf[..k]);
                     }
-                    assert!(k <= full, "{f:?} one read gave {k}");
-                    got.extend_from_slice(&buf[..k]);
+                    assert!(got == pt, "{f:?} {name} buffer {len}");
+                    assert_eq!(r.read(&mut buf).unwrap(), 0);
                 }
-                assert!(got == pt, "{f:?} buffer {len}");
-                assert_eq!(r.read(&mut buf).unwrap(), 0);
             }
         }
     }
@@ -1882,8 +2081,11 @@ mod tests {
         let pt = vec![0x5Au8; 5 * 4096];
         let mut bad = encrypt([1; 32], f, b"", &pt, 1000);
         bad[2 * 4096 + 7] ^= 1;
-        for len in [10, 4080, 1 << 16] {
-            let mut r = DecryptingReader::new(&bad[..], cand([1; 32], f), b"");
+        for (len, (name, mut r)) in [10, 4080, 1 << 16].into_iter().flat_map(|len| {
+            readers([1; 32], f, b"", &bad)
+                .into_iter()
+                .map(move |r| (len, r))
+        }) {
             let mut got = 0;
             let err = loop {
                 let mut buf = vec![0xEEu8; len];
@@ -1891,18 +2093,91 @@ mod tests {
                     Ok(0) => panic!("a tampered stream read to the end"),
                     Ok(k) => got += k,
                     Err(e) => {
-                        assert!(buf.iter().all(|&b| b == 0 || b == 0xEE), "len {len}");
+                        assert!(buf.iter().all(|&b| b == 0 || b == 0xEE), "{name} len {len}");
                         break e;
                     }
                 }
             };
-            assert_eq!(got, f.plaintext_len(0) + f.plaintext_len(1), "len {len}");
+            assert_eq!(
+                got,
+                f.plaintext_len(0) + f.plaintext_len(1),
+                "{name} len {len}"
+            );
             assert_eq!(error_of(err).kind(), ErrorKind::Authentication);
             let mut buf = vec![0u8; len];
             assert_eq!(
                 error_of(r.read(&mut buf).unwrap_err()).kind(),
                 ErrorKind::Authentication
             );
+        }
+    }
+
+    /// A buffered source that counts the bytes copied out of it with
+    /// `read` (the plain reader's copy), beside those borrowed with
+    /// `fill_buf`/`consume`.
+    struct Counting<'a> {
+        data: &'a [u8],
+        copied: usize,
+        borrowed: usize,
+    }
+
+    impl Read for Counting<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.data.read(buf)?;
+            self.copied += n;
+            Ok(n)
+        }
+    }
+
+    impl BufRead for Counting<'_> {
+        fn fill_buf(&mut self) -> io::Result<&[u8]> {
+            Ok(self.data)
+        }
+        fn consume(&mut self, n: usize) {
+            self.data = &self.data[n..];
+            self.borrowed += n;
+        }
+    }
+
+    #[test]
+    fn buf_reader_copies_only_the_header_and_the_last_segment() {
+        for f in StreamFormat::ALL {
+            let full = f.plaintext_len(1);
+            let pt: Vec<u8> = (0..f.plaintext_len(0) + 3 * full + 10)
+                .map(|i| (i * 3) as u8)
+                .collect();
+            let ct = encrypt([4; 32], f, b"x", &pt, 1 << 16);
+            let last = 10 + TAG_LEN;
+            for len in [full, 3 * full, 100] {
+                let src = Counting {
+                    data: &ct,
+                    copied: 0,
+                    borrowed: 0,
+                };
+                // A wrong key first: its failed try consumes nothing.
+                let mut c = cand([9; 32], f);
+                c[0].key_id = 1;
+                c.extend(cand([4; 32], f));
+                let mut r = DecryptingBufReader::new(src, c, b"x");
+                let mut got = Vec::new();
+                let mut buf = vec![0u8; len];
+                loop {
+                    let k = r.read(&mut buf).unwrap();
+                    if k == 0 {
+                        break;
+                    }
+                    got.extend_from_slice(&buf[..k]);
+                }
+                assert!(got == pt, "{f:?} len {len}");
+                assert_eq!(r.key_id(), Some(7));
+                let src = r.into_inner();
+                assert_eq!(src.copied, HEADER_LEN + last, "{f:?} len {len}");
+                assert_eq!(
+                    src.borrowed,
+                    ct.len() - HEADER_LEN - last,
+                    "{f:?} len {len}"
+                );
+            }
         }
     }
 

@@ -1,7 +1,7 @@
 //! Streaming encryption with the keychain's keys of purpose `stream`
 //! (Tink's AES-GCM-HKDF streaming AEAD; the format is crate::stream's).
 
-use std::io::{Read, Seek, Write};
+use std::io::{BufRead, Read, Seek, Write};
 
 use zeroize::Zeroizing;
 
@@ -10,8 +10,8 @@ use crate::error::{Error, Result};
 use crate::events::{Counter, Event, EventKind};
 use crate::key::{KeyInfo, KeyStatus, Purpose, Usage};
 use crate::stream::{
-    Candidate, DecryptingReader, Decryptor, EncryptingWriter, Encryptor, SeekableDecryptor,
-    StreamFormat,
+    Candidate, DecryptingBufReader, DecryptingReader, Decryptor, EncryptingWriter, Encryptor,
+    SeekableDecryptor, StreamFormat,
 };
 
 impl Keychain {
@@ -106,6 +106,22 @@ impl Keychain {
     pub fn decrypting_reader<R: Read>(&self, r: R, aad: &[u8]) -> Result<DecryptingReader<R>> {
         let c = self.stream_candidates();
         let r = c.map(|c| DecryptingReader::new(r, c, aad));
+        self.track(r)
+    }
+
+    /// [`decrypting_reader`](Keychain::decrypting_reader) for a source
+    /// that holds its bytes in a buffer (`&[u8]`, `io::Cursor`, a
+    /// `BufReader` of at least a segment and a byte): each segment the
+    /// source's buffer holds whole is decrypted straight from it into the
+    /// caller's buffer, without the copy a plain `Read` needs. The same
+    /// rules and errors.
+    pub fn decrypting_buf_reader<R: BufRead>(
+        &self,
+        r: R,
+        aad: &[u8],
+    ) -> Result<DecryptingBufReader<R>> {
+        let c = self.stream_candidates();
+        let r = c.map(|c| DecryptingBufReader::new(r, c, aad));
         self.track(r)
     }
 
