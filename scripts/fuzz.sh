@@ -67,9 +67,12 @@ TARGETS=(
 # it is fixed: its artifacts then replay as regression tests in every smoke.
 MESSAGE_CAP_OFF=" "
 
-# Every target: 10 s per input at most, no allocation over 512 MiB, no
-# more than 2 GiB resident; -print_final_stats gives the execution count.
-COMMON_FLAGS=(-timeout=10 -malloc_limit_mb=512 -rss_limit_mb=2048 -print_final_stats=1)
+# Every target: 10 s per input at most (FUZZ_TIMEOUT: libFuzzer measures
+# wall time, so a long run at low priority beside builds may raise it, or
+# a starved process is reported as a slow input), no allocation over
+# 512 MiB, no more than 2 GiB resident; -print_final_stats gives the
+# execution count.
+COMMON_FLAGS=(-timeout="${FUZZ_TIMEOUT:-10}" -malloc_limit_mb=512 -rss_limit_mb=2048 -print_final_stats=1)
 
 die() { echo "fuzz.sh: $*" >&2; exit 2; }
 
