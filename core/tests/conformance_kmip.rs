@@ -3,9 +3,9 @@
 //! behaviour (keys by name and by identifier, a name lookup that never binds
 //! another key, revoked and destroyed keys, certificates, outages).
 //!
-//! Every check is written once and run against each server (the modules
-//! `pykmip` and `cosmian`, made by `kmip_tests!`); where the servers differ,
-//! [`Server`] says how, in one place. Needs the servers started by
+//! Every check is written once and run against each server and transport
+//! (the modules `pykmip`, `cosmian` and `cosmian_json`, made by
+//! `kmip_tests!`); where they differ, [`Server`] says how, in one place. Needs the servers started by
 //! `scripts/peers/pykmip.sh` and `scripts/peers/cosmian.sh` (through
 //! `scripts/peers.sh` or `make test`) and their KS_TEST_KMIP_* and
 //! KS_TEST_COSMIAN_* variables. Built only with the `peer-tests` feature.
@@ -23,7 +23,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use conformance::{Backend, Outage};
-use keystrata::root::kmip::{Client, KmipVersion, RevocationReason};
+use keystrata::root::kmip::{Client, KmipTransport, KmipVersion, RevocationReason};
 use keystrata::{
     AgeRoot, Envelope, ErrorKind, KeyManager, Keychain, KmipConfig, KmipKeyRef, KmipRoot,
     SecretBytes,
@@ -40,8 +40,11 @@ const COSMIAN_INSTALL: &str =
 enum Server {
     /// PyKMIP 0.11 (scripts/peers/pykmip.sh).
     PyKmip,
-    /// Cosmian KMS 5.0 (scripts/peers/cosmian.sh).
+    /// Cosmian KMS 5.0 (scripts/peers/cosmian.sh), binary TTLV.
     Cosmian,
+    /// The same Cosmian KMS 5.0 server through its HTTPS JSON TTLV API
+    /// ([`KmipTransport::HttpsJson`], KS_TEST_COSMIAN_HTTPS_PORT).
+    CosmianJson,
 }
 
 static PYKMIP_GATE: Gate = Gate::new();
@@ -49,16 +52,17 @@ static COSMIAN_GATE: Gate = Gate::new();
 
 impl Server {
     fn env(self, suffix: &str) -> String {
-        let name = match self {
-            Server::PyKmip => format!("KS_TEST_KMIP_{suffix}"),
-            Server::Cosmian => format!("KS_TEST_COSMIAN_{suffix}"),
+        let name = match (self, suffix) {
+            (Server::PyKmip, _) => format!("KS_TEST_KMIP_{suffix}"),
+            (Server::CosmianJson, "PORT") => "KS_TEST_COSMIAN_HTTPS_PORT".to_owned(),
+            (Server::Cosmian | Server::CosmianJson, _) => format!("KS_TEST_COSMIAN_{suffix}"),
         };
         std::env::var(&name).unwrap_or_else(|_| match self {
             Server::PyKmip => panic!(
                 "KMIP peer not started: run `eval \"$(bash scripts/peers.sh start)\"` or \
                  `make test` ({name} is not set)"
             ),
-            Server::Cosmian => panic!(
+            Server::Cosmian | Server::CosmianJson => panic!(
                 "Cosmian KMS peer not started ({name} is not set): run `eval \"$(bash \
                  scripts/peers.sh start)\"` or `make test`, and see why it did not start in \
                  their output (target/test-logs/peers.log under make test); without its \
@@ -67,19 +71,27 @@ impl Server {
         })
     }
 
+    /// The gate of the server process: both Cosmian transports reach one.
     fn gate(self) -> &'static Gate {
         match self {
             Server::PyKmip => &PYKMIP_GATE,
-            Server::Cosmian => &COSMIAN_GATE,
+            Server::Cosmian | Server::CosmianJson => &COSMIAN_GATE,
+        }
+    }
+
+    fn transport(self) -> KmipTransport {
+        match self {
+            Server::PyKmip | Server::Cosmian => KmipTransport::Ttlv,
+            Server::CosmianJson => KmipTransport::HttpsJson,
         }
     }
 
     /// Whether the server finds keys by name (Locate) in `version`.
-    /// Cosmian KMS 5.0 has no Locate in KMIP 1.4.
+    /// Cosmian KMS 5.0 has no Locate in KMIP 1.4, in either transport.
     fn names_in(self, version: KmipVersion) -> bool {
         match self {
             Server::PyKmip => true,
-            Server::Cosmian => version == KmipVersion::V2_0,
+            Server::Cosmian | Server::CosmianJson => version == KmipVersion::V2_0,
         }
     }
 
@@ -89,7 +101,7 @@ impl Server {
     fn admin_version(self, version: KmipVersion) -> KmipVersion {
         match self {
             Server::PyKmip => version,
-            Server::Cosmian => KmipVersion::V2_0,
+            Server::Cosmian | Server::CosmianJson => KmipVersion::V2_0,
         }
     }
 
@@ -103,10 +115,12 @@ impl Server {
     /// Revokes a key (reason Cessation of Operation). Cosmian KMS 5.0 cannot
     /// read a Revoke in binary KMIP (its Revocation Reason expects the tag
     /// names `revocation_reason_code`, which no tag number gives), so the
-    /// request goes through its JSON API, spelt as it reads it.
+    /// request goes through its JSON API, spelt as it reads it: by curl
+    /// for the binary transport's tests, by keystrata's own JSON transport
+    /// (which writes that spelling) for its own.
     fn revoke(self, version: KmipVersion, id: &str) {
         match self {
-            Server::PyKmip => admin(self, version)
+            Server::PyKmip | Server::CosmianJson => admin(self, version)
                 .revoke(id, RevocationReason::CessationOfOperation)
                 .expect("revoke"),
             Server::Cosmian => {
@@ -175,6 +189,7 @@ fn config(s: Server, key: KmipKeyRef, version: KmipVersion) -> KmipConfig {
         .expect("read the test certificates");
     c.timeout = TIMEOUT;
     c.version = version;
+    c.transport = s.transport();
     c
 }
 
@@ -422,6 +437,10 @@ macro_rules! kmip_tests {
 
 mod pykmip {
     kmip_tests!(crate::Server::PyKmip);
+}
+
+mod cosmian_json {
+    kmip_tests!(crate::Server::CosmianJson);
 }
 
 mod cosmian {
@@ -779,11 +798,17 @@ fn the_first_call_after_a_server_restart_succeeds(s: Server) {
 }
 
 /// `kmip://` URIs (docs/ROOTS.md) reach the same server and key as a
-/// `KmipConfig`: what one saves the other loads, in both versions.
+/// `KmipConfig`: what one saves the other loads, in both versions. URIs
+/// speak binary TTLV: against the JSON transport, this checks that a key
+/// serves both transports alike.
 fn a_kmip_uri_opens_the_same_key(s: Server) {
     let _ticket = Ticket::acquire(s);
     let host = s.env("HOST");
-    let port = s.env("PORT");
+    let uri_server = match s {
+        Server::CosmianJson => Server::Cosmian,
+        other => other,
+    };
+    let port = uri_server.env("PORT");
     let files = format!(
         "ca={}&cert={}&client-key={}&timeout=2",
         s.env("CA"),

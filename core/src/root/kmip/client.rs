@@ -1,5 +1,6 @@
 //! A blocking KMIP client: binary TTLV over TLS 1.2+ with a client
-//! certificate, one request per round trip.
+//! certificate, or JSON TTLV posted over HTTPS (Cosmian KMS's API, see
+//! [`KmipTransport`]); one request per round trip.
 //!
 //! Connections are kept in a small pool (at most [`MAX_CONNECTIONS`] open
 //! at once) and made on demand. Connecting, the TLS handshake and every
@@ -19,9 +20,10 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use zeroize::Zeroizing;
 
+use super::json::quote;
 use super::tags::{self, operation, result_reason};
 use super::ttlv::{decode_header, Item, Tag, Value};
-use super::{KmipConfig, KmipVersion};
+use super::{http, json, KmipConfig, KmipTransport, KmipVersion, COSMIAN_JSON_PATH};
 use crate::error::{Error, ErrorKind, Result};
 
 /// The most connections one [`Client`] opens to its server at once.
@@ -121,6 +123,7 @@ pub struct Client {
     server_name: ServerName<'static>,
     tls: Arc<rustls::ClientConfig>,
     version: KmipVersion,
+    transport: KmipTransport,
     timeout: Duration,
     pool: Mutex<Pool>,
     slot_free: Condvar,
@@ -133,6 +136,7 @@ impl std::fmt::Debug for Client {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("version", &self.version)
+            .field("transport", &self.transport)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
@@ -187,7 +191,7 @@ impl Client {
         let key = PrivateKeyDer::from_pem_slice(&config.client_key_pem)
             .map_err(pem_error("client private key"))?;
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
+        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .map_err(|e| Error::internal(format!("TLS setup: {e}")))?
             .with_root_certificates(roots)
@@ -197,6 +201,17 @@ impl Client {
                     "the KMIP client certificate and key do not fit together: {e}"
                 ))
             })?;
+        if config.transport == KmipTransport::HttpsJson {
+            // The client speaks HTTP/1.1 only; say so, so that a server
+            // that offers HTTP/2 does not pick it.
+            tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+            // Cosmian KMS 5.0's HTTPS server (OpenSSL, client certificates
+            // required) answers a resumed session with an Internal Error
+            // alert: every connection after the first (a second pooled
+            // one, a reconnect after its idle timeout) would fail. Full
+            // handshakes only.
+            tls.resumption = rustls::client::Resumption::disabled();
+        }
         let name = config
             .server_name
             .clone()
@@ -209,6 +224,7 @@ impl Client {
             server_name,
             tls: Arc::new(tls),
             version: config.version,
+            transport: config.transport,
             timeout: config.timeout,
             pool: Mutex::new(Pool {
                 idle: Vec::new(),
@@ -222,6 +238,11 @@ impl Client {
     /// The protocol version this client speaks.
     pub fn version(&self) -> KmipVersion {
         self.version
+    }
+
+    /// How this client reaches its server.
+    pub fn transport(&self) -> KmipTransport {
+        self.transport
     }
 
     /// Drops every connection; later calls fail with `Unavailable`.
@@ -546,10 +567,22 @@ impl Client {
                 ),
             ],
         ));
-        let mut bytes = Zeroizing::new(Vec::new());
-        request.encode_into(&mut bytes)?;
-        let response = self.round_trip(&bytes, op)?;
-        parse_response(response, op)
+        match self.transport {
+            KmipTransport::Ttlv => {
+                let mut bytes = Zeroizing::new(Vec::new());
+                request.encode_into(&mut bytes)?;
+                let response = self.round_trip(&bytes, op)?;
+                parse_response(Item::decode(&response), op)
+            }
+            KmipTransport::HttpsJson => {
+                let body = json::encode(&request)?;
+                let head = http::post_head(&self.host, self.port, COSMIAN_JSON_PATH, body.len());
+                let mut bytes = Zeroizing::new(head.into_bytes());
+                bytes.extend_from_slice(&body);
+                let response = self.round_trip(&bytes, op)?;
+                parse_response(json::decode(&response), op)
+            }
+        }
     }
 
     fn lock_pool(&self) -> MutexGuard<'_, Pool> {
@@ -603,7 +636,11 @@ impl Client {
                 }
             },
         };
-        let first = exchange(&mut conn, request, self.timeout);
+        let exchange = |conn: &mut Conn| match self.transport {
+            KmipTransport::Ttlv => exchange(conn, request, self.timeout).map(|r| (Ok(r), true)),
+            KmipTransport::HttpsJson => self.exchange_http(conn, request, op),
+        };
+        let first = exchange(&mut conn);
         let result = match first {
             Ok(r) => Ok((conn, r)),
             // A connection that sat idle may have been closed by a server
@@ -611,7 +648,7 @@ impl Client {
             Err(e) if reused && !e.timed_out => {
                 drop(conn);
                 self.connect().and_then(|mut c| {
-                    exchange(&mut c, request, self.timeout)
+                    exchange(&mut c)
                         .map(|r| (c, r))
                         .map_err(|e| e.into_error(&self.host, self.port, op))
                 })
@@ -619,15 +656,53 @@ impl Client {
             Err(e) => Err(e.into_error(&self.host, self.port, op)),
         };
         match result {
-            Ok((conn, response)) => {
-                self.checkin(Some(conn));
-                Ok(response)
+            Ok((conn, (response, reusable))) => {
+                self.checkin(reusable.then_some(conn));
+                response
             }
             Err(e) => {
                 self.checkin(None);
                 Err(e)
             }
         }
+    }
+
+    /// Posts one HTTP request and reads its response, within the timeout.
+    /// The outer error is an I/O failure (the connection is dropped); the
+    /// inner one an HTTP status other than 200, on a connection that may
+    /// be reused (the flag).
+    #[allow(clippy::type_complexity)]
+    fn exchange_http(
+        &self,
+        conn: &mut Conn,
+        request: &[u8],
+        op: u32,
+    ) -> std::result::Result<(Result<Zeroizing<Vec<u8>>>, bool), IoFailure> {
+        let deadline = Instant::now() + self.timeout;
+        conn.write_all(request)?;
+        conn.flush()?;
+        let response =
+            http::read_response(|buf| read_some_by(conn, buf, deadline), MAX_RESPONSE_LEN)?;
+        if response.status == 200 {
+            return Ok((Ok(response.body), response.keep_alive));
+        }
+        let text = String::from_utf8_lossy(&response.body);
+        let kind = match response.status {
+            502..=504 => ErrorKind::Unavailable,
+            _ => ErrorKind::Backend,
+        };
+        let err = Error::new(
+            kind,
+            format!(
+                "KMIP server {}:{} answered {} with HTTP status {}: {}",
+                self.host,
+                self.port,
+                operation::name(op),
+                response.status,
+                quote(text.trim())
+            ),
+        );
+        Ok((Err(err), response.keep_alive))
     }
 
     fn connect(&self) -> Result<Conn> {
@@ -774,6 +849,21 @@ fn exchange(
     Ok(msg)
 }
 
+/// Reads some bytes (0 at the end of the stream) before `deadline`.
+fn read_some_by(conn: &mut Conn, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        conn.sock.set_read_timeout(Some(left))?;
+        match conn.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
+}
+
 fn read_exact_by(conn: &mut Conn, mut buf: &mut [u8], deadline: Instant) -> io::Result<()> {
     while !buf.is_empty() {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -795,9 +885,12 @@ fn backend(message: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::Backend, format!("KMIP server: {message}"))
 }
 
-fn parse_response(bytes: Zeroizing<Vec<u8>>, op: u32) -> Result<Item> {
-    let mut msg = Item::decode(&bytes)
-        .map_err(|e| backend(format!("malformed response: {}", e.message())))?;
+/// The payload of a decoded response message, or its failure.
+fn parse_response(decoded: Result<Item>, op: u32) -> Result<Item> {
+    let mut msg = decoded.map_err(|e| backend(format!("malformed response: {}", e.message())))?;
+    if msg.tag != tags::RESPONSE_MESSAGE {
+        return Err(backend(format!("{} is not a response message", msg.tag)));
+    }
     let result = (|| {
         let item = msg
             .child(tags::BATCH_ITEM)
@@ -831,7 +924,7 @@ fn failure(op: u32, status: u32, reason: Option<u32>, message: &str) -> Error {
     let detail = if message.is_empty() {
         format!("KMIP {name} failed: {reason_name} (status {status})")
     } else {
-        format!("KMIP {name} failed: {reason_name}: {message}")
+        format!("KMIP {name} failed: {reason_name}: {}", quote(message))
     };
     let kind = match reason {
         // PyKMIP reports a GCM tag mismatch as General Failure, others as
@@ -994,11 +1087,28 @@ mod tests {
                 ),
             ],
         );
-        let bytes = Zeroizing::new(msg.encode().unwrap());
-        let e = parse_response(bytes, operation::ENCRYPT).unwrap_err();
+        let bytes = msg.encode().unwrap();
+        let e = parse_response(Item::decode(&bytes), operation::ENCRYPT).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::UnknownKey);
         assert!(e.message().contains("no such object"));
-        let e = parse_response(Zeroizing::new(vec![1, 2, 3]), operation::ENCRYPT).unwrap_err();
+        // The same message in JSON.
+        let e = parse_response(
+            json::decode(&json::encode(&msg).unwrap()),
+            operation::ENCRYPT,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::UnknownKey);
+        assert!(e.message().contains("no such object"));
+        let e = parse_response(Item::decode(&[1, 2, 3]), operation::ENCRYPT).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Backend);
+        let e =
+            parse_response(json::decode(b"{\"tag\":\"Nope\"}"), operation::ENCRYPT).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Backend);
+        // Not a response message.
+        let e = parse_response(Ok(Item::structure(tags::REQUEST_MESSAGE, vec![])), 1).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Backend);
+        // A server's message is quoted, not echoed without bound.
+        let e = failure(operation::ENCRYPT, 1, Some(0x07), &"x".repeat(100_000));
+        assert!(e.message().len() < 400, "{}", e.message().len());
     }
 }

@@ -1,5 +1,6 @@
 //! The KMIP root: a root key kept in a KMIP server (PyKMIP, Cosmian KMS, an
-//! HSM with a KMIP front end), used over binary TTLV and mutual TLS.
+//! HSM with a KMIP front end), used over binary TTLV and mutual TLS, or over
+//! Cosmian KMS's HTTPS JSON TTLV API ([`KmipTransport`]).
 //!
 //! The key never leaves the server. [`KmipRoot`] wraps data keys with the
 //! server's Encrypt operation (AES-256-GCM, a locally generated 12-byte IV,
@@ -21,6 +22,8 @@
 //! ```
 
 pub mod client;
+pub mod http;
+pub mod json;
 pub mod tags;
 pub mod ttlv;
 
@@ -78,6 +81,32 @@ impl fmt::Display for KmipVersion {
     }
 }
 
+/// How requests reach the server. Both carry the same KMIP messages, over
+/// TLS with the same certificates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum KmipTransport {
+    /// Binary TTLV over TLS, KMIP's own transport (port 5696).
+    #[default]
+    Ttlv,
+    /// JSON TTLV posted over HTTPS (HTTP/1.1, keep-alive) to Cosmian KMS's
+    /// KMIP API, [`COSMIAN_JSON_PATH`] on its HTTPS port.
+    HttpsJson,
+}
+
+impl fmt::Display for KmipTransport {
+    /// `ttlv` or `https-json`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KmipTransport::Ttlv => "ttlv",
+            KmipTransport::HttpsJson => "https-json",
+        })
+    }
+}
+
+/// The path of Cosmian KMS's JSON TTLV API, which [`KmipTransport::HttpsJson`]
+/// posts to.
+pub const COSMIAN_JSON_PATH: &str = "/kmip/2_1";
+
 /// Where the KMIP server is, how to authenticate, and which key to use.
 ///
 /// `Debug` does not print the private key.
@@ -85,7 +114,8 @@ impl fmt::Display for KmipVersion {
 pub struct KmipConfig {
     /// Host name or IP address of the server.
     pub host: String,
-    /// TCP port ([`DEFAULT_KMIP_PORT`] is 5696).
+    /// TCP port ([`DEFAULT_KMIP_PORT`] is 5696; with
+    /// [`KmipTransport::HttpsJson`], the server's HTTPS port).
     pub port: u16,
     /// The name the server's certificate must carry (a DNS name or an IP
     /// address); `None` means `host`.
@@ -100,6 +130,8 @@ pub struct KmipConfig {
     pub key: KmipKeyRef,
     /// The protocol version to speak.
     pub version: KmipVersion,
+    /// How requests reach the server.
+    pub transport: KmipTransport,
     /// The bound on connecting and on every request.
     pub timeout: Duration,
     /// With [`KmipKeyRef::Name`]: create and activate an AES-256 key with
@@ -115,6 +147,7 @@ impl fmt::Debug for KmipConfig {
             .field("server_name", &self.server_name)
             .field("key", &self.key)
             .field("version", &self.version)
+            .field("transport", &self.transport)
             .field("timeout", &self.timeout)
             .field("create_key", &self.create_key)
             .finish_non_exhaustive()
@@ -122,9 +155,9 @@ impl fmt::Debug for KmipConfig {
 }
 
 impl KmipConfig {
-    /// A configuration for `host:port` and `key`, with KMIP 1.4, a 5 s
-    /// timeout, no key creation, and no certificates yet (set them, or use
-    /// [`with_pem_files`](KmipConfig::with_pem_files)).
+    /// A configuration for `host:port` and `key`, with KMIP 1.4 in binary
+    /// TTLV, a 5 s timeout, no key creation, and no certificates yet (set
+    /// them, or use [`with_pem_files`](KmipConfig::with_pem_files)).
     pub fn new(host: impl Into<String>, port: u16, key: KmipKeyRef) -> Self {
         KmipConfig {
             host: host.into(),
@@ -135,6 +168,7 @@ impl KmipConfig {
             client_key_pem: Zeroizing::new(Vec::new()),
             key,
             version: KmipVersion::default(),
+            transport: KmipTransport::default(),
             timeout: DEFAULT_KMIP_TIMEOUT,
             create_key: false,
         }
@@ -401,6 +435,8 @@ mod tests {
         assert!(!s.contains("SECRET") && !s.contains("PRIVATE"), "{s}");
         assert_eq!(c.timeout, DEFAULT_KMIP_TIMEOUT);
         assert_eq!(c.version, KmipVersion::V1_4);
+        assert_eq!(c.transport, KmipTransport::Ttlv);
+        assert_eq!(KmipTransport::HttpsJson.to_string(), "https-json");
     }
 
     #[test]
