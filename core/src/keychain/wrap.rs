@@ -64,6 +64,10 @@ impl Keychain {
 
     pub(super) fn unwrap_inner(&self, env: &Envelope, context: &[u8]) -> Result<SecretBytes> {
         self.check_open()?;
+        #[cfg(feature = "kmip")]
+        if env.provider == crate::root::kmip::gateway::GATEWAY_COSMIAN_PROVIDER {
+            return self.unwrap_by_kmip_root(env, context);
+        }
         crate::key_manager::check_provider(env, KEYCHAIN_PROVIDER)?;
         let id = crate::wrapped_key::parse_decimal_u32(&env.key_id)
             .ok_or_else(|| Error::format("envelope key_id is not a decimal key ID"))?;
@@ -130,5 +134,26 @@ impl KeyManager for Keychain {
         }
         self.telemetry.unsubscribe_all();
         Ok(())
+    }
+}
+
+#[cfg(feature = "kmip")]
+impl Keychain {
+    /// An envelope of the S3 gateway's own Cosmian key manager (provider
+    /// `cosmian-kmip`): read by the KMIP root this keychain is bound to,
+    /// which asks its server to unwrap it (`root::kmip::gateway`), so a
+    /// gateway that moves to keystrata keeps reading what it wrote before.
+    /// Any other keychain: `InvalidInput`, saying what reads it.
+    fn unwrap_by_kmip_root(&self, env: &Envelope, context: &[u8]) -> Result<SecretBytes> {
+        match &self.bound {
+            Some(b) if b.root.provider() == crate::root::kmip::KMIP_PROVIDER => {
+                b.root.unwrap_key(env, context)
+            }
+            _ => Err(Error::invalid(format!(
+                "envelope is from provider {:?} (the S3 gateway's Cosmian key manager): \
+                 only a keychain bound to a KMIP root on that server reads it",
+                crate::root::kmip::gateway::GATEWAY_COSMIAN_PROVIDER
+            ))),
+        }
     }
 }

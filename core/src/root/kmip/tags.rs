@@ -177,7 +177,10 @@ pub fn enum_value(tag: Tag, name: &str) -> Option<u32> {
         STATE => STATE_NAMES,
         OBJECT_TYPE => OBJECT_TYPE_NAMES,
         CRYPTOGRAPHIC_ALGORITHM => &[(ALGORITHM_AES, "AES")],
-        BLOCK_CIPHER_MODE => &[(MODE_GCM, "GCM")],
+        BLOCK_CIPHER_MODE => &[
+            (MODE_GCM, "GCM"),
+            (MODE_COSMIAN_NIST_KEY_WRAP, "NISTKeyWrap"),
+        ],
         NAME_TYPE => &[(NAME_TYPE_TEXT, "Uninterpreted Text String"), (0x02, "URI")],
         REVOCATION_REASON_CODE => REVOCATION_REASON_NAMES,
         _ => return None,
@@ -414,6 +417,10 @@ pub const OBJECT_TYPE_SYMMETRIC_KEY: u32 = 0x02;
 pub const ALGORITHM_AES: u32 = 0x03;
 /// Block Cipher Mode: GCM.
 pub const MODE_GCM: u32 = 0x09;
+/// Cosmian KMS's `NISTKeyWrap` Block Cipher Mode (an extension value in
+/// Cosmian KMS 5.0, not the specification's 0x0D): what the S3 gateway's
+/// Cosmian key manager wraps with (super::gateway).
+pub const MODE_COSMIAN_NIST_KEY_WRAP: u32 = 0x8000_000D;
 /// Name Type: Uninterpreted Text String.
 pub const NAME_TYPE_TEXT: u32 = 0x01;
 /// Cryptographic Usage Mask bits Encrypt (0x04) | Decrypt (0x08).
