@@ -94,6 +94,13 @@
 #define KS_ROOT_CREATE_KEY 1
 
 /**
+ * Flag of ks_root_kmip_new: speak JSON TTLV over HTTPS to Cosmian KMS's
+ * KMIP API (`/kmip/2_1`) instead of binary TTLV; `port` is then the
+ * server's HTTPS port (docs/KMIP.md).
+ */
+#define KS_KMIP_HTTPS_JSON 2
+
+/**
  * The longest signature any algorithm makes, in bytes.
  */
 #define KS_MAX_SIGNATURE_LEN 72
@@ -1675,8 +1682,10 @@ enum ks_status ks_root_pkcs11_new(const char *module_path, const char *token_lab
 /**
  * Creates a root whose key stays in a KMIP server (PyKMIP, Cosmian KMS,
  * or any server speaking binary KMIP over TLS): connects to `host`:`port`
- * (0 for 5696) with mutual TLS, verifying the server against the CA in
- * the PEM file `ca_pem_path` under the name `server_name` (NULL: `host`),
+ * (0 for 5696) with mutual TLS (with KS_KMIP_HTTPS_JSON in `flags`, to
+ * Cosmian KMS's HTTPS JSON TTLV API on its HTTPS port `port` instead),
+ * verifying the server against the CA in the PEM file `ca_pem_path`
+ * under the name `server_name` (NULL: `host`),
  * and presenting the client certificate and private key in the PEM files
  * `cert_pem_path` and `key_pem_path`. The key is named by its unique
  * identifier `key_id` or by its Name attribute `key_name`: exactly one of

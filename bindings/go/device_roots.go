@@ -79,6 +79,9 @@ type KmipConfig struct {
 	Timeout time.Duration
 	// CreateKey creates and activates a named key if none exists.
 	CreateKey bool
+	// HTTPSJSON speaks JSON TTLV over HTTPS to Cosmian KMS's KMIP API
+	// (/kmip/2_1) instead of binary TTLV; Port is then its HTTPS port.
+	HTTPSJSON bool
 }
 
 // NewKmipRoot connects a root whose AES-256 key stays in a KMIP server:
@@ -114,6 +117,10 @@ func NewKmipRoot(cfg KmipConfig) (*Root, error) {
 	if err != nil {
 		return nil, err
 	}
+	flags := createFlag(cfg.CreateKey)
+	if cfg.HTTPSJSON {
+		flags |= C.KS_KMIP_HTTPS_JSON
+	}
 	var cs cStrings
 	defer cs.done()
 	str := cs.opt
@@ -121,7 +128,7 @@ func NewKmipRoot(cfg KmipConfig) (*Root, error) {
 	var cerr *C.ks_error
 	st := C.ks_root_kmip_new(str(cfg.Host), C.uint16_t(cfg.Port), str(cfg.ServerName), str(cfg.CAFile),
 		str(cfg.CertFile), str(cfg.KeyFile), str(cfg.KeyID), str(cfg.KeyName), version, ms,
-		createFlag(cfg.CreateKey), &out, &cerr)
+		flags, &out, &cerr)
 	if err := cErr(st, cerr); err != nil {
 		return nil, err
 	}

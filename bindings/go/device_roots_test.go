@@ -107,6 +107,20 @@ func deviceRoots(t *testing.T) map[string]func(t *testing.T) *Root {
 			}
 			return r
 		},
+		// The same server through its HTTPS JSON TTLV API.
+		"cosmian-json": func(t *testing.T) *Root {
+			cfg := kmipServerConfig(t, "COSMIAN")
+			port, err := strconv.Atoi(peerEnv(t, "KS_TEST_COSMIAN_HTTPS_PORT")["KS_TEST_COSMIAN_HTTPS_PORT"])
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Port, cfg.Version, cfg.HTTPSJSON = port, "2.0", true
+			r, err := NewKmipRoot(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		},
 		"aws-kms": func(t *testing.T) *Root {
 			r, err := NewAwsKmsRoot(awsKmsConfig(t, "SYMMETRIC_DEFAULT"))
 			if err != nil {

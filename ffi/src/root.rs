@@ -4,7 +4,7 @@ use std::ffi::c_char;
 
 use std::time::Duration;
 
-use keystrata::root::kmip::{KmipConfig, KmipKeyRef, KmipRoot, KmipVersion};
+use keystrata::root::kmip::{KmipConfig, KmipKeyRef, KmipRoot, KmipTransport, KmipVersion};
 use keystrata::root::{Pkcs11Config, Pkcs11Pin, Pkcs11Root, SecretString};
 use keystrata::{AgeRoot, KeyManager, PassphraseRoot, Root};
 
@@ -271,6 +271,11 @@ pub unsafe extern "C" fn ks_root_from_uri(
 /// (AES-256, non-extractable) if none with the given label or name exists.
 pub const KS_ROOT_CREATE_KEY: u32 = 1;
 
+/// Flag of ks_root_kmip_new: speak JSON TTLV over HTTPS to Cosmian KMS's
+/// KMIP API (`/kmip/2_1`) instead of binary TTLV; `port` is then the
+/// server's HTTPS port (docs/KMIP.md).
+pub const KS_KMIP_HTTPS_JSON: u32 = 2;
+
 fn create_flag(flags: u32) -> FfiResult<bool> {
     if flags & !KS_ROOT_CREATE_KEY != 0 {
         return Err(FfiError::invalid(format!("unknown flags {flags:#x}")));
@@ -348,8 +353,10 @@ pub unsafe extern "C" fn ks_root_pkcs11_new(
 
 /// Creates a root whose key stays in a KMIP server (PyKMIP, Cosmian KMS,
 /// or any server speaking binary KMIP over TLS): connects to `host`:`port`
-/// (0 for 5696) with mutual TLS, verifying the server against the CA in
-/// the PEM file `ca_pem_path` under the name `server_name` (NULL: `host`),
+/// (0 for 5696) with mutual TLS (with KS_KMIP_HTTPS_JSON in `flags`, to
+/// Cosmian KMS's HTTPS JSON TTLV API on its HTTPS port `port` instead),
+/// verifying the server against the CA in the PEM file `ca_pem_path`
+/// under the name `server_name` (NULL: `host`),
 /// and presenting the client certificate and private key in the PEM files
 /// `cert_pem_path` and `key_pem_path`. The key is named by its unique
 /// identifier `key_id` or by its Name attribute `key_name`: exactly one of
@@ -419,7 +426,10 @@ pub unsafe extern "C" fn ks_root_kmip_new(
         if timeout_ms != 0 {
             config.timeout = Duration::from_millis(u64::from(timeout_ms));
         }
-        config.create_key = create_flag(flags)?;
+        config.create_key = create_flag(flags & !KS_KMIP_HTTPS_JSON)?;
+        if flags & KS_KMIP_HTTPS_JSON != 0 {
+            config.transport = KmipTransport::HttpsJson;
+        }
         let root = KmipRoot::connect(config)?;
         unsafe { put_handle(out, ks_root::new(RootKind::Kmip(root))) };
         Ok(())

@@ -274,35 +274,37 @@ static const char *kenv(const char *prefix, const char *what)
 
 /* ks_root_kmip_new against one KMIP server: `prefix` names its variables
  * (KMIP: PyKMIP; COSMIAN: Cosmian KMS 5.0, which looks keys up by name
- * only in KMIP 2.0: in 1.4 that is KS_ERR_UNSUPPORTED, name them by id). */
-static void kmip_server(const char *prefix, bool names_in_1_4)
+ * only in KMIP 2.0: in 1.4 that is KS_ERR_UNSUPPORTED, name them by id),
+ * `port_var` its port's; `tf` is 0 (binary TTLV) or KS_KMIP_HTTPS_JSON. */
+static void kmip_server(const char *prefix, const char *port_var, bool names_in_1_4, uint32_t tf)
 {
     const char *host = kenv(prefix, "HOST");
-    int port = atoi(kenv(prefix, "PORT"));
+    int port = atoi(kenv(prefix, port_var));
     const char *ca = kenv(prefix, "CA"), *cert = kenv(prefix, "CERT"), *key = kenv(prefix, "KEY");
     uint32_t v = names_in_1_4 ? 14 : 20;
     char name[64], name2[64];
     unique(name, sizeof name, "c-kmip-a");
     unique(name2, sizeof name2, "c-kmip-b");
     ks_root *root = NULL, *other = NULL, *r = NULL;
-    CHECK(ks_root_kmip_new(host, (uint16_t)port, NULL, ca, cert, key, NULL, name, v, 3000, KS_ROOT_CREATE_KEY, &root, E) == KS_OK);
-    CHECK(ks_root_kmip_new(host, (uint16_t)port, NULL, ca, cert, key, NULL, name2, 20, 3000, KS_ROOT_CREATE_KEY, &other, E) == KS_OK);
-    CHECK(ks_root_kmip_new(host, (uint16_t)port, NULL, ca, cert, key, NULL, name, names_in_1_4 ? 0 : 20, 0, 0, &r, E) == KS_OK);
+    CHECK(ks_root_kmip_new(host, (uint16_t)port, NULL, ca, cert, key, NULL, name, v, 3000, KS_ROOT_CREATE_KEY | tf, &root, E) == KS_OK);
+    CHECK(ks_root_kmip_new(host, (uint16_t)port, NULL, ca, cert, key, NULL, name2, 20, 3000, KS_ROOT_CREATE_KEY | tf, &other, E) == KS_OK);
+    CHECK(ks_root_kmip_new(host, (uint16_t)port, NULL, ca, cert, key, NULL, name, names_in_1_4 ? 0 : 20, 0, tf, &r, E) == KS_OK);
     ks_root_free(r);
     r = NULL;
     if (root && other)
         save_load(root, other);
     char missing[64];
     unique(missing, sizeof missing, "c-kmip-missing");
-    CHECK(ks_root_kmip_new(host, (uint16_t)port, NULL, ca, cert, key, NULL, missing, v, 3000, 0, &r, E) == KS_ERR_UNKNOWN_KEY);
+    CHECK(ks_root_kmip_new(host, (uint16_t)port, NULL, ca, cert, key, NULL, missing, v, 3000, tf, &r, E) == KS_ERR_UNKNOWN_KEY);
     if (!names_in_1_4)
-        CHECK(ks_root_kmip_new(host, (uint16_t)port, NULL, ca, cert, key, NULL, name, 14, 3000, 0, &r, E) == KS_ERR_UNSUPPORTED);
-    CHECK(ks_root_kmip_new(host, (uint16_t)port, NULL, ca, cert, key, "1", name, 14, 3000, 0, &r, E) == KS_ERR_INVALID_INPUT);
-    CHECK(ks_root_kmip_new(host, (uint16_t)port, NULL, ca, cert, key, NULL, NULL, 14, 3000, 0, &r, E) == KS_ERR_INVALID_INPUT);
-    CHECK(ks_root_kmip_new(host, (uint16_t)port, NULL, ca, cert, key, NULL, name, 13, 3000, 0, &r, E) == KS_ERR_INVALID_INPUT);
-    CHECK(ks_root_kmip_new(host, (uint16_t)port, NULL, "/nonexistent/ca.pem", cert, key, NULL, name, v, 3000, 0, &r, E) == KS_ERR_IO);
-    CHECK(ks_root_kmip_new(host, 1, NULL, ca, cert, key, NULL, name, v, 2000, 0, &r, E) == KS_ERR_UNAVAILABLE);
-    CHECK(ks_root_kmip_new(NULL, (uint16_t)port, NULL, ca, cert, key, NULL, name, v, 3000, 0, &r, E) == KS_ERR_NULL_ARGUMENT);
+        CHECK(ks_root_kmip_new(host, (uint16_t)port, NULL, ca, cert, key, NULL, name, 14, 3000, tf, &r, E) == KS_ERR_UNSUPPORTED);
+    CHECK(ks_root_kmip_new(host, (uint16_t)port, NULL, ca, cert, key, "1", name, 14, 3000, tf, &r, E) == KS_ERR_INVALID_INPUT);
+    CHECK(ks_root_kmip_new(host, (uint16_t)port, NULL, ca, cert, key, NULL, NULL, 14, 3000, tf, &r, E) == KS_ERR_INVALID_INPUT);
+    CHECK(ks_root_kmip_new(host, (uint16_t)port, NULL, ca, cert, key, NULL, name, 13, 3000, tf, &r, E) == KS_ERR_INVALID_INPUT);
+    CHECK(ks_root_kmip_new(host, (uint16_t)port, NULL, "/nonexistent/ca.pem", cert, key, NULL, name, v, 3000, tf, &r, E) == KS_ERR_IO);
+    CHECK(ks_root_kmip_new(host, 1, NULL, ca, cert, key, NULL, name, v, 2000, tf, &r, E) == KS_ERR_UNAVAILABLE);
+    CHECK(ks_root_kmip_new(NULL, (uint16_t)port, NULL, ca, cert, key, NULL, name, v, 3000, tf, &r, E) == KS_ERR_NULL_ARGUMENT);
+    CHECK(ks_root_kmip_new(host, (uint16_t)port, NULL, ca, cert, key, NULL, name, v, 3000, 4 | tf, &r, E) == KS_ERR_INVALID_INPUT);
     CHECK(r == NULL);
     ks_root_free(root);
     ks_root_free(other);
@@ -310,8 +312,10 @@ static void kmip_server(const char *prefix, bool names_in_1_4)
 
 static void kmip(void)
 {
-    kmip_server("KMIP", true);
-    kmip_server("COSMIAN", false);
+    kmip_server("KMIP", "PORT", true, 0);
+    kmip_server("COSMIAN", "PORT", false, 0);
+    /* The same Cosmian server through its HTTPS JSON TTLV API. */
+    kmip_server("COSMIAN", "HTTPS_PORT", false, KS_KMIP_HTTPS_JSON);
 }
 
 /* A new key in the moto server (scripts/peers/moto.sh key DIR SPEC),

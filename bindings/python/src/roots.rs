@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use keystrata::root::kmip::{KmipConfig, KmipKeyRef, KmipVersion};
+use keystrata::root::kmip::{KmipConfig, KmipKeyRef, KmipTransport, KmipVersion};
 use keystrata::root::{ExposeSecret, Pkcs11Config, Pkcs11Pin, SecretString};
 use keystrata::{KeyManager, Root};
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -380,7 +380,9 @@ const _: () = assert!(keystrata::root::kmip::DEFAULT_KMIP_PORT == 5696);
 /// unique identifier (``key_id=``) or its Name attribute (``key_name=``);
 /// with ``create_key=True`` a missing named key is created and activated.
 /// ``version`` is ``"1.4"`` or ``"2.0"``; ``timeout`` (seconds) bounds the
-/// connect and every request.
+/// connect and every request. With ``https_json=True`` the root speaks JSON
+/// TTLV over HTTPS to Cosmian KMS's KMIP API (``/kmip/2_1``) instead of
+/// binary TTLV, and ``port`` is the server's HTTPS port.
 ///
 /// A server that goes away raises ``UnavailableError`` within the timeout;
 /// the root reconnects by itself when it is back. A revoked key raises
@@ -396,7 +398,7 @@ pub(crate) struct PyKmipRoot {
 key_manager_pymethods! {
 impl PyKmipRoot {
     #[new]
-    #[pyo3(signature = (host, port = 5696, *, ca, cert, key, key_id = None, key_name = None, server_name = None, version = "1.4", timeout = 5.0, create_key = false))]
+    #[pyo3(signature = (host, port = 5696, *, ca, cert, key, key_id = None, key_name = None, server_name = None, version = "1.4", timeout = 5.0, create_key = false, https_json = false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -411,6 +413,7 @@ impl PyKmipRoot {
         version: &str,
         timeout: f64,
         create_key: bool,
+        https_json: bool,
     ) -> PyResult<Self> {
         let key_ref = match (key_id, key_name) {
             (Some(id), None) => KmipKeyRef::Id(id),
@@ -429,6 +432,9 @@ impl PyKmipRoot {
             config.version = version;
             config.timeout = timeout;
             config.create_key = create_key;
+            if https_json {
+                config.transport = KmipTransport::HttpsJson;
+            }
             keystrata::root::kmip::KmipRoot::connect(config)
         })?;
         Ok(PyKmipRoot {

@@ -47,10 +47,10 @@ def make_pkcs11(label: str | None = None, **kw: object) -> keystrata.Pkcs11Root:
     )
 
 
-def make_kmip(prefix: str = "KMIP", **kw: object) -> keystrata.KmipRoot:
+def make_kmip(prefix: str = "KMIP", port_var: str = "PORT", **kw: object) -> keystrata.KmipRoot:
     """A root on the KMIP server whose settings are KS_TEST_<prefix>_*
-    (KMIP: PyKMIP; COSMIAN: Cosmian KMS 5.0)."""
-    e = _env(*(f"KS_TEST_{prefix}_{w}" for w in ("HOST", "PORT", "CA", "CERT", "KEY")))
+    (KMIP: PyKMIP; COSMIAN: Cosmian KMS 5.0), on its port KS_TEST_<prefix>_<port_var>."""
+    e = _env(*(f"KS_TEST_{prefix}_{w}" for w in ("HOST", port_var, "CA", "CERT", "KEY")))
     args: dict[str, object] = {
         "ca": e[f"KS_TEST_{prefix}_CA"],
         "cert": e[f"KS_TEST_{prefix}_CERT"],
@@ -61,12 +61,17 @@ def make_kmip(prefix: str = "KMIP", **kw: object) -> keystrata.KmipRoot:
         args["key_name"] = _label()
         args["create_key"] = True
     args.update(kw)
-    return keystrata.KmipRoot(e[f"KS_TEST_{prefix}_HOST"], int(e[f"KS_TEST_{prefix}_PORT"]), **args)  # type: ignore[arg-type]
+    return keystrata.KmipRoot(e[f"KS_TEST_{prefix}_HOST"], int(e[f"KS_TEST_{prefix}_{port_var}"]), **args)  # type: ignore[arg-type]
 
 
 def make_cosmian(**kw: object) -> keystrata.KmipRoot:
     # Cosmian KMS 5.0 finds keys by name in KMIP 2.0 only.
     return make_kmip("COSMIAN", **{"version": "2.0", **kw})
+
+
+def make_cosmian_json(**kw: object) -> keystrata.KmipRoot:
+    # The same server through its HTTPS JSON TTLV API.
+    return make_kmip("COSMIAN", "HTTPS_PORT", **{"version": "2.0", "https_json": True, **kw})
 
 
 AWS_VARS = ("KS_TEST_AWS_ENDPOINT", "KS_TEST_AWS_CTL", "KS_TEST_AWS_DIR")
@@ -109,6 +114,7 @@ ROOTS: dict[str, Callable[[], DeviceRoot]] = {
     "pkcs11": make_pkcs11,
     "kmip": make_kmip,
     "cosmian": make_cosmian,
+    "cosmian-json": make_cosmian_json,
     "aws-kms": make_aws_kms,
 }
 

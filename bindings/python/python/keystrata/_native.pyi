@@ -424,6 +424,7 @@ class KmipRoot:
         version: str = "1.4",
         timeout: float = 5.0,
         create_key: bool = False,
+        https_json: bool = False,
     ) -> Self: ...
     @property
     def key_id(self) -> str: ...
