@@ -114,7 +114,7 @@ pub use crate::root::{AgeRoot, PassphraseRoot, Root};
 pub use crate::root::{AwsKmsConfig, AwsKmsRoot};
 #[cfg(feature = "kmip")]
 #[cfg_attr(docsrs, doc(cfg(feature = "kmip")))]
-pub use crate::root::{KmipConfig, KmipKeyRef, KmipRoot, KmipVersion};
+pub use crate::root::{KmipConfig, KmipKeyRef, KmipRoot, KmipTransport, KmipVersion};
 #[cfg(feature = "pkcs11")]
 #[cfg_attr(docsrs, doc(cfg(feature = "pkcs11")))]
 pub use crate::root::{Pkcs11Config, Pkcs11Pin, Pkcs11Root, PKCS11_PROVIDER};

@@ -12,10 +12,9 @@
 use std::process::Command;
 use std::time::Duration;
 
-use keystrata::root::kmip::KmipTransport;
 use keystrata::{
-    Envelope, ErrorKind, KeyManager, Keychain, KmipConfig, KmipKeyRef, KmipRoot, KmipVersion,
-    OpenOptions,
+    Envelope, ErrorKind, KeyManager, Keychain, KmipConfig, KmipKeyRef, KmipRoot, KmipTransport,
+    KmipVersion, OpenOptions,
 };
 
 const PROVIDER: &str = "cosmian-kmip";
