@@ -23,7 +23,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use conformance::{Backend, Outage};
-use keystrata::root::kmip::{Client, KmipTransport, KmipVersion, RevocationReason};
+use keystrata::root::kmip::{version_name, Client, KmipTransport, KmipVersion, RevocationReason};
 use keystrata::{
     AgeRoot, Envelope, ErrorKind, KeyManager, Keychain, KmipConfig, KmipKeyRef, KmipRoot,
     SecretBytes,
@@ -423,6 +423,7 @@ macro_rules! kmip_tests {
             pem_files_are_read,
             the_first_call_after_a_server_restart_succeeds,
             a_kmip_uri_opens_the_same_key,
+            a_named_key_rotates_by_new_versions_and_old_keychains_still_load,
         );
     };
     (@each $server:expr; $($check:ident,)*) => {
@@ -495,8 +496,8 @@ fn key_by_name_and_by_identifier(s: Server) {
         // Found by name the second time, not created again.
         let by_name = KmipRoot::connect(c).expect("by name");
         assert_eq!(by_name.key_id(), created.key_id());
-        let by_id = KmipRoot::connect(config(s, KmipKeyRef::Id(created.key_id().into()), v))
-            .expect("by id");
+        let by_id =
+            KmipRoot::connect(config(s, KmipKeyRef::Id(created.key_id()), v)).expect("by id");
         let env = by_name.wrap_key(&[7u8; 32], b"x").expect("wrap");
         assert_eq!(env.key_id, created.key_id());
         assert_eq!(
@@ -539,14 +540,14 @@ fn a_name_lookup_never_binds_an_unrelated_key(s: Server) {
         ca.create_key = true;
         let ra = KmipRoot::connect(ca.clone()).expect("create a");
         assert!(
-            !unrelated.iter().any(|u| u == ra.key_id()),
+            !unrelated.iter().any(|u| *u == ra.key_id()),
             "{v}: a bound another key"
         );
         let mut cb = config(s, KmipKeyRef::Name(b.clone()), v);
         cb.create_key = true;
         let rb = KmipRoot::connect(cb).expect("create b");
         assert!(
-            !unrelated.iter().any(|u| u == rb.key_id()) && rb.key_id() != ra.key_id(),
+            !unrelated.iter().any(|u| *u == rb.key_id()) && rb.key_id() != ra.key_id(),
             "{v}: b bound another key"
         );
         // Found again by name: the same keys, and only them.
@@ -601,8 +602,7 @@ fn a_keychain_saved_under_kmip_loads_only_through_it(s: Server) {
         let e = Keychain::load(&saved, &AgeRoot::generate()).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Format, "{e}");
         // Through the same key named by identifier, it loads.
-        let by_id =
-            KmipRoot::connect(config(s, KmipKeyRef::Id(root.key_id().into()), v)).expect("by id");
+        let by_id = KmipRoot::connect(config(s, KmipKeyRef::Id(root.key_id()), v)).expect("by id");
         Keychain::load(&saved, &by_id).expect("load by id");
     }
 }
@@ -671,6 +671,100 @@ fn an_envelope_of_another_kmip_key_is_unknown(s: Server) {
         b.unwrap_key(&env, b"").unwrap_err().kind(),
         ErrorKind::UnknownKey
     );
+}
+
+/// Server-side rotation by a new key version: version k of the key named
+/// NAME is the key named NAME@k. A root takes up a version an operator
+/// made (at once on health_check, on every call with a zero refresh),
+/// `rotate_key` makes the next one, and keychains saved under every
+/// version keep loading, through old and new roots alike; a root named by
+/// identifier has the one version.
+fn a_named_key_rotates_by_new_versions_and_old_keychains_still_load(s: Server) {
+    let _t = Ticket::acquire(s);
+    for v in both_versions().into_iter().filter(|&v| s.names_in(v)) {
+        let name = fresh_name("versions");
+        let named = |refresh: Duration| {
+            let mut c = config(s, KmipKeyRef::Name(name.clone()), v);
+            c.create_key = true;
+            c.refresh = refresh;
+            KmipRoot::connect(c).expect("connect by name")
+        };
+        let a = named(Duration::from_secs(3600));
+        assert_eq!(a.active_key_version().expect("version"), 1, "{v}");
+        let v1 = a.key_id();
+        let kc = Keychain::generate().expect("generate");
+        let saved1 = kc.save(&a).expect("save under version 1");
+
+        // An operator makes version 2 on the server.
+        let v2 = admin(s, v)
+            .create_active_aes256(Some(&version_name(&name, 2)))
+            .expect("create version 2");
+        let b = named(Duration::ZERO);
+        assert_eq!(
+            b.active_key_version().expect("version"),
+            2,
+            "{v}: a new root"
+        );
+        assert_eq!(b.key_id(), v2);
+        a.health_check().expect("health check");
+        assert_eq!(
+            a.active_key_version().expect("version"),
+            2,
+            "{v}: after a look"
+        );
+        let saved2 = kc.save(&a).expect("save under version 2");
+        let env2 = a.wrap_key(&[5; 32], b"ctx").expect("wrap");
+        assert_eq!((env2.key_id.as_str(), env2.key_version), (v2.as_str(), 2));
+
+        // rotate_key makes version 3; the other root takes it up by itself.
+        assert_eq!(a.rotate_key().expect("rotate"), 3, "{v}");
+        assert_eq!(b.active_key_version().expect("version"), 3, "{v}");
+        let saved3 = kc.save(&b).expect("save under version 3");
+        let c = named(Duration::from_secs(3600));
+        for (root, who) in [(&a, "a"), (&b, "b"), (&c, "a root made after")] {
+            for (saved, which) in [(&saved1, 1), (&saved2, 2), (&saved3, 3)] {
+                Keychain::load(saved, root).unwrap_or_else(|e| {
+                    panic!("{v}: {who} loading the keychain saved under version {which}: {e}")
+                });
+            }
+            assert_eq!(
+                root.unwrap_key(&env2, b"ctx")
+                    .expect("unwrap")
+                    .expose_secret(),
+                &[5; 32]
+            );
+        }
+        // The version is bound: an envelope claiming another fails.
+        let mut lying = env2.clone();
+        lying.key_version = 3;
+        assert_eq!(
+            c.unwrap_key(&lying, b"ctx").unwrap_err().kind(),
+            ErrorKind::Authentication
+        );
+        // A key that only looks like a version is not one.
+        let fake = admin(s, v)
+            .create_active_aes256(Some(&format!("{name}@02")))
+            .expect("create");
+        let mut other = env2.clone();
+        other.key_id = fake;
+        assert_eq!(
+            c.unwrap_key(&other, b"ctx").unwrap_err().kind(),
+            ErrorKind::UnknownKey
+        );
+
+        // By identifier: one version, no rotation, only its own keychains.
+        let by_id = KmipRoot::connect(config(s, KmipKeyRef::Id(v1), v)).expect("by id");
+        assert_eq!(by_id.active_key_version().expect("version"), 1);
+        Keychain::load(&saved1, &by_id).expect("its own version");
+        assert_eq!(
+            Keychain::load(&saved2, &by_id).unwrap_err().kind(),
+            ErrorKind::UnknownKey
+        );
+        assert_eq!(
+            by_id.rotate_key().unwrap_err().kind(),
+            ErrorKind::InvalidInput
+        );
+    }
 }
 
 fn clones_share_one_handle(s: Server) {

@@ -75,7 +75,7 @@ fn cosmian_rekey_replaces_the_key_in_place_and_a_saved_keychain_is_lost() {
     assert!(body.contains("ReKeyResponse"), "ReKey: {body}");
     // The same identifier, still active: nothing says the key changed...
     assert!(
-        body.contains(root.key_id()),
+        body.contains(&root.key_id()),
         "ReKey kept the identifier: {body}"
     );
     root.health_check().expect("the key is still active");

@@ -450,7 +450,7 @@ impl PyKmipRoot {
     }
 
     fn __repr__(&self) -> String {
-        format!("KmipRoot(key_id={})", py_repr(self.inner.key_id()))
+        format!("KmipRoot(key_id={})", py_repr(&self.inner.key_id()))
     }
 }
 }

@@ -7,20 +7,22 @@ use crate::aead::{NONCE_LEN, TAG_LEN};
 use crate::error::{Error, ErrorKind, Result};
 use crate::wrapped_key::{wrap_aad, Envelope};
 
-/// Device keys have no versions: every envelope carries version 1.
+/// A device key without versions (PKCS#11; a KMIP key named by
+/// identifier) is version 1.
 pub(crate) const KEY_VERSION: u32 = 1;
 
-/// The GCM additional data a device root wraps `key_id`'s data keys with.
-pub(crate) fn aad(provider: &str, key_id: &str, context: &[u8]) -> Result<Vec<u8>> {
-    wrap_aad(provider, key_id, KEY_VERSION, context)
+/// The GCM additional data a device root wraps `key_id`'s data keys with,
+/// under the key's `version`.
+pub(crate) fn aad(provider: &str, key_id: &str, version: u32, context: &[u8]) -> Result<Vec<u8>> {
+    wrap_aad(provider, key_id, version, context)
 }
 
 /// The envelope of a device's `iv ‖ ct ‖ tag` (the caller checked the
 /// lengths the device returned).
-pub(crate) fn envelope(provider: &str, key_id: &str, parts: &[&[u8]]) -> Envelope {
+pub(crate) fn envelope(provider: &str, key_id: &str, version: u32, parts: &[&[u8]]) -> Envelope {
     Envelope {
         key_id: key_id.to_owned(),
-        key_version: KEY_VERSION,
+        key_version: version,
         provider: provider.to_owned(),
         ciphertext: parts.concat(),
     }

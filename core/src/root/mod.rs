@@ -38,7 +38,7 @@ pub use self::custom::CustomRoot;
 #[cfg_attr(docsrs, doc(cfg(feature = "kmip")))]
 pub use self::kmip::{
     KmipConfig, KmipKeyRef, KmipRoot, KmipTransport, KmipVersion, DEFAULT_KMIP_PORT,
-    DEFAULT_KMIP_TIMEOUT, KMIP_PROVIDER,
+    DEFAULT_KMIP_REFRESH, DEFAULT_KMIP_TIMEOUT, KMIP_PROVIDER,
 };
 #[cfg(all(feature = "pkcs11", feature = "aws-lc"))]
 pub use self::pkcs11::Pkcs11Signer;

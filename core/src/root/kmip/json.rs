@@ -25,10 +25,10 @@
 //! reads binary TTLV.
 //!
 //! Decoding never panics and is bounded: nesting as
-//! [`MAX_DEPTH`](super::ttlv::MAX_DEPTH), the input by its caller; an
+//! [`MAX_DEPTH`], the input by its caller; an
 //! unknown tag name, an unknown enumeration name of a tag keystrata reads,
 //! a key other than `tag`, `type` and `value`, a value of the wrong shape:
-//! [`ErrorKind::Format`](crate::ErrorKind::Format), quoting at most
+//! [`ErrorKind::Format`], quoting at most
 //! [`MAX_QUOTE`] characters of what the server sent.
 
 use std::fmt::Write as _;

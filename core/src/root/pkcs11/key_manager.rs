@@ -23,7 +23,12 @@ impl KeyManager for Pkcs11Root {
     fn wrap_key(&self, plaintext_key: &[u8], context: &[u8]) -> Result<Envelope> {
         self.check_open()?;
         check_wrap_input(plaintext_key)?;
-        let aad = device::aad(PKCS11_PROVIDER, &self.0.key_label, context)?;
+        let aad = device::aad(
+            PKCS11_PROVIDER,
+            &self.0.key_label,
+            device::KEY_VERSION,
+            context,
+        )?;
         let mut iv = [0u8; NONCE_LEN];
         fill_random(&mut iv)?;
         let (iv, ct) = self.call(Op::Encrypt, |session, key| {
@@ -49,6 +54,7 @@ impl KeyManager for Pkcs11Root {
         Ok(device::envelope(
             PKCS11_PROVIDER,
             &self.0.key_label,
+            device::KEY_VERSION,
             &[&iv, &ct],
         ))
     }
