@@ -1747,6 +1747,37 @@ enum ks_status ks_root_aws_kms_new(const char *key_id, const char *region, const
 enum ks_status ks_root_health_check(const struct ks_root *root, struct ks_error **err);
 
 /**
+ * Writes to `*out` the version of the root key new envelopes are wrapped
+ * under. It is 1 for every root but a KMIP root that names its key by
+ * Name, whose versions are the keys NAME, NAME@2, NAME@3, … (docs/KMIP.md,
+ * "Rotating the root key"): such a root reports the newest one it has
+ * taken up, and first looks for a newer one once its refresh interval
+ * (60 s) has passed; ks_root_health_check looks at once.
+ * NULL: `root` and `out` must not be NULL.
+ * Errors: KS_ERR_UNAVAILABLE (server unreachable during a look), and the
+ * server's refusals (KS_ERR_BACKEND, …).
+ * Thread safety: safe to call from any thread.
+ */
+enum ks_status ks_root_active_key_version(const struct ks_root *root, uint32_t *out, struct ks_error **err);
+
+/**
+ * Rotates the root key of a KMIP root that names its key by Name: creates
+ * and activates the key NAME@k for the next version k, wraps under it from
+ * now on and writes k to `*out_version`. Keychains and envelopes made
+ * under older versions keep loading (keep those keys active); other roots
+ * on the same name take the new version up within their refresh interval,
+ * at once on ks_root_health_check (docs/KMIP.md, "Rotating the root key").
+ * Not KMIP ReKey.
+ * NULL: `root` and `out_version` must not be NULL.
+ * Errors: KS_ERR_INVALID_INPUT (not a KMIP root, or one that names its key
+ * by identifier, which has one version); KS_ERR_UNAVAILABLE (server
+ * unreachable); KS_ERR_BACKEND (the server refused to create the
+ * key); KS_ERR_POLICY (no version number left).
+ * Thread safety: safe to call from any thread.
+ */
+enum ks_status ks_root_rotate_key(const struct ks_root *root, uint32_t *out_version, struct ks_error **err);
+
+/**
  * Releases a root and wipes its secrets. NULL is a no-op. Keychains opened
  * with it (ks_keychain_open) keep their own reference and stay usable.
  */

@@ -525,6 +525,64 @@ pub unsafe extern "C" fn ks_root_health_check(
     })
 }
 
+/// Writes to `*out` the version of the root key new envelopes are wrapped
+/// under. It is 1 for every root but a KMIP root that names its key by
+/// Name, whose versions are the keys NAME, NAME@2, NAME@3, … (docs/KMIP.md,
+/// "Rotating the root key"): such a root reports the newest one it has
+/// taken up, and first looks for a newer one once its refresh interval
+/// (60 s) has passed; ks_root_health_check looks at once.
+/// NULL: `root` and `out` must not be NULL.
+/// Errors: KS_ERR_UNAVAILABLE (server unreachable during a look), and the
+/// server's refusals (KS_ERR_BACKEND, …).
+/// Thread safety: safe to call from any thread.
+#[no_mangle]
+pub unsafe extern "C" fn ks_root_active_key_version(
+    root: *const ks_root,
+    out: *mut u32,
+    err: *mut *mut ks_error,
+) -> ks_status {
+    guard(err, || {
+        let root = unsafe { handle(root, "root")? };
+        let out = out_ptr(out, "out")?;
+        let v = root.kind.key_manager().active_key_version()?;
+        unsafe { put(out, v) };
+        Ok(())
+    })
+}
+
+/// Rotates the root key of a KMIP root that names its key by Name: creates
+/// and activates the key NAME@k for the next version k, wraps under it from
+/// now on and writes k to `*out_version`. Keychains and envelopes made
+/// under older versions keep loading (keep those keys active); other roots
+/// on the same name take the new version up within their refresh interval,
+/// at once on ks_root_health_check (docs/KMIP.md, "Rotating the root key").
+/// Not KMIP ReKey.
+/// NULL: `root` and `out_version` must not be NULL.
+/// Errors: KS_ERR_INVALID_INPUT (not a KMIP root, or one that names its key
+/// by identifier, which has one version); KS_ERR_UNAVAILABLE (server
+/// unreachable); KS_ERR_BACKEND (the server refused to create the
+/// key); KS_ERR_POLICY (no version number left).
+/// Thread safety: safe to call from any thread.
+#[no_mangle]
+pub unsafe extern "C" fn ks_root_rotate_key(
+    root: *const ks_root,
+    out_version: *mut u32,
+    err: *mut *mut ks_error,
+) -> ks_status {
+    guard(err, || {
+        let root = unsafe { handle(root, "root")? };
+        let out = out_ptr(out_version, "out_version")?;
+        let RootKind::Kmip(k) = &root.kind else {
+            return Err(FfiError::invalid(
+                "not a KMIP root: only a KMIP root named by Name rotates its key",
+            ));
+        };
+        let v = k.rotate_key()?;
+        unsafe { put(out, v) };
+        Ok(())
+    })
+}
+
 /// Releases a root and wipes its secrets. NULL is a no-op. Keychains opened
 /// with it (ks_keychain_open) keep their own reference and stay usable.
 #[no_mangle]

@@ -310,12 +310,121 @@ static void kmip_server(const char *prefix, const char *port_var, bool names_in_
     ks_root_free(other);
 }
 
+/* The key identifier and version in the header of a keychain saved under
+ * a device root (docs/FORMAT.md 7.1: "KSWR" 0x01, BE16 provider length,
+ * provider, BE16 key_id length, key_id, BE32 key_version); false if the
+ * bytes are not such a header. */
+static bool kswr_key(const ks_buffer *saved, char *id, size_t cap, uint32_t *version)
+{
+    const uint8_t *p = saved->data;
+    size_t n = saved->len, at = 5;
+    if (n < at + 2 || memcmp(p, "KSWR\x01", 5) != 0)
+        return false;
+    at += 2 + (size_t)(p[at] << 8 | p[at + 1]);
+    if (n < at + 2)
+        return false;
+    size_t id_len = (size_t)(p[at] << 8 | p[at + 1]);
+    at += 2;
+    if (n < at + id_len + 4 || id_len + 1 > cap)
+        return false;
+    memcpy(id, p + at, id_len);
+    id[id_len] = '\0';
+    at += id_len;
+    *version = (uint32_t)p[at] << 24 | (uint32_t)p[at + 1] << 16 | (uint32_t)p[at + 2] << 8 | p[at + 3];
+    return true;
+}
+
+/* Whether `saved` loads through `root`. */
+static bool loads(const ks_buffer *saved, const ks_root *root)
+{
+    ks_keychain *kc = NULL;
+    ks_status st = ks_keychain_load(saved->data, saved->len, root, &kc, E);
+    ks_keychain_free(kc);
+    return st == KS_OK;
+}
+
+/* ks_root_rotate_key and ks_root_active_key_version against one KMIP
+ * server in KMIP 2.0 (binary TTLV): root A makes a named key, a keychain
+ * is saved under it, root B on the same name rotates to version 2, A takes
+ * it up on its health check (no waiting for its refresh), and the keychain
+ * saved before still loads through both. A root by identifier has version
+ * 1 only and cannot rotate. */
+static void kmip_rotation(const char *prefix)
+{
+    const char *host = kenv(prefix, "HOST");
+    uint16_t port = (uint16_t)atoi(kenv(prefix, "PORT"));
+    const char *ca = kenv(prefix, "CA"), *cert = kenv(prefix, "CERT"), *key = kenv(prefix, "KEY");
+    char name[64];
+    unique(name, sizeof name, "c-kmip-rot");
+    ks_root *a = NULL, *b = NULL, *by_id = NULL;
+    ks_keychain *kc = NULL;
+    ks_buffer saved1 = {0}, saved2 = {0};
+    uint32_t v = 0, hv = 0;
+    char id1[128] = "", id2[128] = "";
+    if (!CHECK(ks_root_kmip_new(host, port, NULL, ca, cert, key, NULL, name, 20, 5000, KS_ROOT_CREATE_KEY, &a, E) == KS_OK))
+        goto out;
+    CHECK(ks_root_active_key_version(a, &v, E) == KS_OK && v == 1);
+    CHECK(ks_keychain_generate(NULL, &kc, E) == KS_OK);
+    if (!CHECK(ks_keychain_save(kc, a, &saved1, E) == KS_OK))
+        goto out;
+    CHECK(kswr_key(&saved1, id1, sizeof id1, &hv) && hv == 1);
+
+    if (!CHECK(ks_root_kmip_new(host, port, NULL, ca, cert, key, NULL, name, 20, 5000, 0, &b, E) == KS_OK))
+        goto out;
+    v = 0;
+    CHECK(ks_root_rotate_key(b, &v, E) == KS_OK && v == 2);
+    CHECK(ks_root_active_key_version(b, &v, E) == KS_OK && v == 2);
+    CHECK(ks_root_health_check(a, E) == KS_OK);
+    CHECK(ks_root_active_key_version(a, &v, E) == KS_OK && v == 2);
+    /* A now wraps under version 2: another key, the version in the header. */
+    CHECK(ks_keychain_save(kc, a, &saved2, E) == KS_OK);
+    CHECK(kswr_key(&saved2, id2, sizeof id2, &hv) && hv == 2 && strcmp(id1, id2) != 0);
+    CHECK(loads(&saved1, a));
+    CHECK(loads(&saved1, b));
+    CHECK(loads(&saved2, b));
+
+    /* By identifier: version 1 only, no rotation, out left alone. */
+    if (CHECK(ks_root_kmip_new(host, port, NULL, ca, cert, key, id1, NULL, 20, 5000, 0, &by_id, E) == KS_OK)) {
+        CHECK(ks_root_active_key_version(by_id, &v, E) == KS_OK && v == 1);
+        v = 77;
+        CHECK(ks_root_rotate_key(by_id, &v, E) == KS_ERR_INVALID_INPUT && v == 77);
+        CHECK(ks_root_active_key_version(by_id, &v, E) == KS_OK && v == 1);
+        CHECK(loads(&saved1, by_id));
+    }
+    CHECK(ks_root_rotate_key(a, NULL, E) == KS_ERR_NULL_ARGUMENT);
+    CHECK(ks_root_active_key_version(a, NULL, E) == KS_ERR_NULL_ARGUMENT);
+out:
+    ks_buffer_free(&saved1);
+    ks_buffer_free(&saved2);
+    ks_keychain_free(kc);
+    ks_root_free(a);
+    ks_root_free(b);
+    ks_root_free(by_id);
+}
+
+/* Roots other than KMIP: version 1, and ks_root_rotate_key refused. */
+static void rotation_elsewhere(void)
+{
+    ks_root *age = NULL;
+    uint32_t v = 0;
+    CHECK(ks_root_age_generate(&age, E) == KS_OK);
+    CHECK(ks_root_active_key_version(age, &v, E) == KS_OK && v == 1);
+    v = 77;
+    CHECK(ks_root_rotate_key(age, &v, E) == KS_ERR_INVALID_INPUT && v == 77);
+    ks_root_free(age);
+    CHECK(ks_root_active_key_version(NULL, &v, E) == KS_ERR_NULL_ARGUMENT);
+    CHECK(ks_root_rotate_key(NULL, &v, E) == KS_ERR_NULL_ARGUMENT && v == 77);
+}
+
 static void kmip(void)
 {
     kmip_server("KMIP", "PORT", true, 0);
     kmip_server("COSMIAN", "PORT", false, 0);
     /* The same Cosmian server through its HTTPS JSON TTLV API. */
     kmip_server("COSMIAN", "HTTPS_PORT", false, KS_KMIP_HTTPS_JSON);
+    kmip_rotation("KMIP");
+    kmip_rotation("COSMIAN");
+    rotation_elsewhere();
 }
 
 /* A new key in the moto server (scripts/peers/moto.sh key DIR SPEC),
