@@ -151,6 +151,29 @@ func (r *Root) HealthCheck() error {
 	return cErr(C.ks_root_health_check(p, &cerr), cerr)
 }
 
+// RotateKey rotates the key of a KMIP root that names its key by KeyName:
+// it creates and activates the key NAME@k for the next version k, wraps
+// under it from now on and returns k. Keychains and envelopes made under
+// older versions keep loading (keep those keys active); other roots on the
+// same name take the new version up within their refresh interval, at once
+// on HealthCheck (docs/KMIP.md, "Rotating the root key"). Not KMIP ReKey.
+// Errors: ErrInvalidInput (not a KMIP root, or one named by KeyID, which
+// has one version), ErrUnavailable (closed, or the server unreachable),
+// ErrBackend (the server refused to create the key).
+func (r *Root) RotateKey() (uint32, error) {
+	p, err := r.acquire()
+	if err != nil {
+		return 0, err
+	}
+	defer r.release()
+	var v C.uint32_t
+	var cerr *C.ks_error
+	if err := cErr(C.ks_root_rotate_key(p, &v, &cerr), cerr); err != nil {
+		return 0, err
+	}
+	return uint32(v), nil
+}
+
 // timeoutMillis is a device's Timeout as the C API's milliseconds (0: the
 // C API's default).
 func timeoutMillis(d time.Duration) (C.uint32_t, error) {

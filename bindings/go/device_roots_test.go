@@ -3,6 +3,7 @@ package keystrata
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"os"
@@ -294,5 +295,152 @@ func TestKmipRootErrors(t *testing.T) {
 	}
 	if d := time.Since(start); d > 30*time.Second {
 		t.Fatalf("connect took %v", d)
+	}
+}
+
+// kswrKey reads the key identifier and version from the header of a
+// keychain saved under a device root (docs/FORMAT.md 7.1: "KSWR" 0x01,
+// BE16-length provider, BE16-length key_id, BE32 key_version).
+func kswrKey(t *testing.T, saved []byte) (string, uint32) {
+	t.Helper()
+	b := saved
+	if len(b) < 7 || string(b[:5]) != "KSWR\x01" {
+		t.Fatalf("not a KSWR header: %q", b[:min(len(b), 8)])
+	}
+	b = b[5:]
+	field := func() []byte {
+		if len(b) < 2 || len(b) < 2+int(binary.BigEndian.Uint16(b)) {
+			t.Fatal("KSWR header cut short")
+		}
+		n := int(binary.BigEndian.Uint16(b))
+		f := b[2 : 2+n]
+		b = b[2+n:]
+		return f
+	}
+	field() // provider
+	id := string(field())
+	if len(b) < 4 {
+		t.Fatal("KSWR header cut short")
+	}
+	return id, binary.BigEndian.Uint32(b)
+}
+
+// Root key rotation by versions (docs/KMIP.md, "Rotating the root key")
+// against PyKMIP and Cosmian KMS 5.0 in KMIP 2.0: root A makes a named
+// key, a keychain is saved under it, root B on the same name rotates to
+// version 2, A takes it up on its health check (no waiting for its
+// refresh), and the keychain saved before still loads through both. A
+// root by identifier has version 1 only and cannot rotate.
+func TestKmipRootRotateKey(t *testing.T) {
+	for _, prefix := range []string{"KMIP", "COSMIAN"} {
+		t.Run(prefix, func(t *testing.T) {
+			cfg := kmipServerConfig(t, prefix)
+			cfg.Version = "2.0"
+			cfg.Timeout = 5 * time.Second
+			a, err := NewKmipRoot(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			if v, err := a.ActiveKeyVersion(); err != nil || v != 1 {
+				t.Fatalf("A's version before: %d %v", v, err)
+			}
+			kc := newKC(t, nil)
+			saved1, err := kc.Save(a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			id1, hv := kswrKey(t, saved1)
+			if hv != 1 {
+				t.Fatalf("saved under version %d", hv)
+			}
+
+			bcfg := cfg
+			bcfg.CreateKey = false
+			b, err := NewKmipRoot(bcfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			if v, err := b.RotateKey(); err != nil || v != 2 {
+				t.Fatalf("B rotates: %d %v", v, err)
+			}
+			if v, err := b.ActiveKeyVersion(); err != nil || v != 2 {
+				t.Fatalf("B's version: %d %v", v, err)
+			}
+			if err := a.HealthCheck(); err != nil {
+				t.Fatal(err)
+			}
+			if v, err := a.ActiveKeyVersion(); err != nil || v != 2 {
+				t.Fatalf("A's version after its health check: %d %v", v, err)
+			}
+			saved2, err := kc.Save(a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id2, hv := kswrKey(t, saved2); hv != 2 || id2 == id1 {
+				t.Fatalf("A saves under %q version %d (version 1: %q)", id2, hv, id1)
+			}
+			for _, c := range []struct {
+				who   string
+				root  *Root
+				saved []byte
+			}{{"A, version 1", a, saved1}, {"B, version 1", b, saved1}, {"B, version 2", b, saved2}} {
+				got, err := Load(c.saved, c.root)
+				if err != nil {
+					t.Fatalf("%s: %v", c.who, err)
+				}
+				got.Close()
+			}
+
+			idcfg := cfg
+			idcfg.KeyName, idcfg.KeyID, idcfg.CreateKey = "", id1, false
+			byID, err := NewKmipRoot(idcfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer byID.Close()
+			if v, err := byID.ActiveKeyVersion(); err != nil || v != 1 {
+				t.Fatalf("by identifier: %d %v", v, err)
+			}
+			if v, err := byID.RotateKey(); !errors.Is(err, ErrInvalidInput) || v != 0 {
+				t.Fatalf("by identifier, rotate: %d %v", v, err)
+			}
+			if got, err := Load(saved1, byID); err != nil {
+				t.Fatalf("by identifier, version 1: %v", err)
+			} else {
+				got.Close()
+			}
+
+			b.Close()
+			if _, err := b.RotateKey(); !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("rotate after Close: %v", err)
+			}
+			if _, err := b.ActiveKeyVersion(); !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("version after Close: %v", err)
+			}
+		})
+	}
+}
+
+// Roots that are not KMIP roots have version 1 and refuse RotateKey.
+func TestRootRotateKeyElsewhere(t *testing.T) {
+	r, err := GenerateAgeRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := r.ActiveKeyVersion(); err != nil || v != 1 {
+		t.Fatalf("age root version: %d %v", v, err)
+	}
+	if _, err := r.RotateKey(); !errors.Is(err, ErrInvalidInput) {
+		t.Fatalf("age root rotate: %v", err)
+	}
+	r.Close()
+	if _, err := r.ActiveKeyVersion(); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("after Close: %v", err)
+	}
+	var nilRoot *Root
+	if _, err := nilRoot.RotateKey(); err == nil {
+		t.Fatal("nil root rotates")
 	}
 }

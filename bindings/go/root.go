@@ -74,6 +74,28 @@ func (r *Root) Close() error {
 	return nil
 }
 
+// ActiveKeyVersion is the version of the root key new envelopes are
+// wrapped under: 1 for every root but a KMIP root that names its key by
+// KeyName, whose versions are the keys NAME, NAME@2, NAME@3, …
+// (docs/KMIP.md, "Rotating the root key"). Such a root reports the newest
+// version it has taken up and looks for a newer one once its refresh
+// interval (60 s) has passed; HealthCheck looks at once.
+// Errors: ErrUnavailable (closed, or the server unreachable during a
+// look), and the server's refusals.
+func (r *Root) ActiveKeyVersion() (uint32, error) {
+	p, err := r.acquire()
+	if err != nil {
+		return 0, err
+	}
+	defer r.release()
+	var v C.uint32_t
+	var cerr *C.ks_error
+	if err := cErr(C.ks_root_active_key_version(p, &v, &cerr), cerr); err != nil {
+		return 0, err
+	}
+	return uint32(v), nil
+}
+
 func hasNUL(ss ...string) bool {
 	for _, s := range ss {
 		if strings.IndexByte(s, 0) >= 0 {
