@@ -65,8 +65,10 @@ macro_rules! key_manager_pymethods {
                 Ok(secret_out(py, secret))
             }
 
-            /// The version of the key new envelopes are wrapped under (1 for
-            /// every root).
+            /// The version of the key new envelopes are wrapped under: 1 for
+            /// every root but a ``KmipRoot`` named by ``key_name``, which
+            /// reports the newest version it has taken up (``NAME@k`` is
+            /// version k; docs/KMIP.md, "Rotating the root key").
             fn active_key_version(&self, py: Python<'_>) -> PyResult<u32> {
                 call(py, true, || self.inner.active_key_version())
             }
@@ -443,10 +445,26 @@ impl PyKmipRoot {
         })
     }
 
-    /// The unique identifier of the root key in the server.
+    /// The unique identifier of the root key in the server (of the active
+    /// version's key, for a root named by ``key_name``).
     #[getter]
     fn key_id(&self) -> String {
         self.inner.key_id().to_owned()
+    }
+
+    /// Rotates a root named by ``key_name``: creates and activates the key
+    /// ``NAME@k`` for the next version k, wraps under it from now on and
+    /// returns k. Keychains and envelopes made under older versions keep
+    /// loading (keep those keys active); other roots on the same name take
+    /// the new version up within their refresh interval (60 s), at once on
+    /// ``health_check()`` (docs/KMIP.md, "Rotating the root key"). Not KMIP
+    /// ReKey. Runs with the interpreter released.
+    ///
+    /// Raises ``InvalidInputError`` for a root named by ``key_id`` (one
+    /// version only), ``UnavailableError`` when closed or the server is
+    /// unreachable, ``BackendError`` when the server refuses the new key.
+    fn rotate_key(&self, py: Python<'_>) -> PyResult<u32> {
+        call(py, true, || self.inner.rotate_key())
     }
 
     fn __repr__(&self) -> String {

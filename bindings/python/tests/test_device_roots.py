@@ -289,3 +289,54 @@ def test_kmip_version_2_0() -> None:
     r = make_kmip(version="2.0")
     assert r.unwrap_key(r.wrap_key(b"v" * 32, b"c"), b"c") == b"v" * 32
     r.close()
+
+
+@pytest.mark.parametrize("make", [make_kmip, make_cosmian], ids=["pykmip", "cosmian"])
+def test_kmip_rotate_key_by_versions(make: Callable[..., keystrata.KmipRoot]) -> None:
+    """Root key rotation by versions (docs/KMIP.md, "Rotating the root key")
+    in KMIP 2.0: root A makes a named key, a keychain is saved under it,
+    root B on the same name rotates to version 2, A takes it up on its
+    health check (no waiting for its refresh), and the keychain saved
+    before still loads through both. A root by identifier has version 1
+    only and cannot rotate."""
+    name = _label()
+    a = make(key_name=name, version="2.0", timeout=5.0)
+    assert a.active_key_version() == 1
+    id1 = a.key_id
+    kc = keystrata.Keychain.generate()
+    saved1 = kc.save(a)
+
+    b = make(key_name=name, create_key=False, version="2.0", timeout=5.0)
+    assert b.rotate_key() == 2
+    assert b.active_key_version() == 2
+    assert b.key_id != id1
+    a.health_check()
+    assert a.active_key_version() == 2
+    assert a.key_id == b.key_id
+    env = a.wrap_key(b"k" * 32, b"ctx")
+    assert (env.key_id, env.key_version) == (b.key_id, 2)
+    assert b.unwrap_key(env, b"ctx") == b"k" * 32
+    saved2 = kc.save(a)
+    for root in (a, b):
+        for saved in (saved1, saved2):
+            keystrata.Keychain.load(saved, root).close()
+
+    by_id = make(key_id=id1, version="2.0", timeout=5.0)
+    assert by_id.active_key_version() == 1
+    with pytest.raises(keystrata.InvalidInputError):
+        by_id.rotate_key()
+    keystrata.Keychain.load(saved1, by_id).close()
+
+    b.close()
+    with pytest.raises(keystrata.UnavailableError):
+        b.rotate_key()
+    with pytest.raises(keystrata.UnavailableError):
+        b.active_key_version()
+    for r in (a, by_id):
+        r.close()
+
+
+def test_other_roots_have_version_1() -> None:
+    age = keystrata.AgeRoot.generate()
+    assert age.active_key_version() == 1
+    assert not hasattr(age, "rotate_key")
