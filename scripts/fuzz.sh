@@ -37,7 +37,21 @@ CARGO_FUZZ_VERSION=0.13.2
 # reuses them and rebuilds only keystrata itself.
 CACHE="${KEYSTRATA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/keystrata}"
 TOOLS="$CACHE/fuzz-tools"
-export CARGO_TARGET_DIR="$CACHE/fuzz-target"
+# FUZZ_SANITIZER: address (the default: AddressSanitizer) or none (coverage
+# guidance, debug assertions and overflow checks only, about 5 times the
+# executions per second on the keychain-file targets, whose inputs are
+# dominated by X25519 and scrypt). keystrata's core forbids unsafe code and
+# AWS-LC's C is not built with the sanitizer either way, so "none" trades
+# little; docs/SECURITY.md says which runs used it. Each has its own build.
+SANITIZER="${FUZZ_SANITIZER:-address}"
+case "$SANITIZER" in
+  address) export CARGO_TARGET_DIR="$CACHE/fuzz-target" ;;
+  none) export CARGO_TARGET_DIR="$CACHE/fuzz-target-none" ;;
+  *) echo "fuzz.sh: FUZZ_SANITIZER is address or none, not '$SANITIZER'" >&2; exit 2 ;;
+esac
+# results.tsv's mode column: "run", or "run:none" without the sanitizer.
+RUN_TAG=""
+[ "$SANITIZER" = address ] || RUN_TAG=":$SANITIZER"
 BIN="$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release"
 LOGS="$REPO/target/fuzz-logs"
 CORPUS="$REPO/fuzz/corpus"
@@ -92,8 +106,8 @@ build() {
   ensure_tools
   local start=$SECONDS
   mkdir -p "$LOGS"
-  # Release with debug assertions and overflow checks, AddressSanitizer.
-  if ! cargo +nightly fuzz build --debug-assertions >"$LOGS/build.log" 2>&1; then
+  # Release with debug assertions and overflow checks, and the sanitizer.
+  if ! cargo +nightly fuzz build -s "$SANITIZER" --debug-assertions >"$LOGS/build.log" 2>&1; then
     tail -n 40 "$LOGS/build.log"
     die "building the fuzz targets failed (log: $LOGS/build.log)"
   fi
@@ -154,13 +168,13 @@ fuzz_one() {
   local rate=$(( secs > 0 ? execs / secs : execs ))
   if [ $rc -eq 0 ]; then
     printf '%-17s %11d executions in %5d s (%6d/s), corpus %5d, no crash\n' "$t" "$execs" "$secs" "$rate" "$corpus"
-    printf '%s\t%s\t%s\t%d\t%d\t0\t%s\n' "$(date -u +%FT%TZ)" "$mode" "$t" "$execs" "$secs" "-" >>"$LOGS/results.tsv"
+    printf '%s\t%s\t%s\t%d\t%d\t0\t%s\n' "$(date -u +%FT%TZ)" "$mode$RUN_TAG" "$t" "$execs" "$secs" "-" >>"$LOGS/results.tsv"
   else
     local art
     art="$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -n 1)"
     printf '%-17s CRASH after %d executions (exit %d): %s\n' "$t" "$execs" "$rc" "${art:-see $log}"
     { grep -m 1 -A 1 "panicked at" "$log"; grep -m 1 "^SUMMARY" "$log"; } | cut -c 1-300 | sed 's/^/    /'
-    printf '%s\t%s\t%s\t%d\t%d\t1\t%s\n' "$(date -u +%FT%TZ)" "$mode" "$t" "$execs" "$secs" "${art:-$log}" >>"$LOGS/results.tsv"
+    printf '%s\t%s\t%s\t%d\t%d\t1\t%s\n' "$(date -u +%FT%TZ)" "$mode$RUN_TAG" "$t" "$execs" "$secs" "${art:-$log}" >>"$LOGS/results.tsv"
   fi
   return $rc
 }
