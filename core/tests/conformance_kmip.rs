@@ -456,6 +456,26 @@ mod cosmian {
     fn a_key_made_through_the_json_api_works_by_identifier() {
         crate::a_key_made_through_the_json_api_works_by_identifier();
     }
+
+    #[test]
+    fn a_kmip_root_reads_the_gateways_cosmian_envelopes() {
+        crate::a_kmip_root_reads_the_gateways_cosmian_envelopes();
+    }
+
+    #[test]
+    fn a_keychain_bound_to_a_kmip_root_reads_them_too() {
+        crate::a_keychain_bound_to_a_kmip_root_reads_them_too();
+    }
+
+    #[test]
+    fn wrong_gateway_envelopes_fail_with_their_kinds() {
+        crate::wrong_gateway_envelopes_fail_with_their_kinds();
+    }
+
+    #[test]
+    fn rekey_replaces_the_key_in_place_and_a_saved_keychain_is_lost() {
+        crate::rekey_replaces_the_key_in_place_and_a_saved_keychain_is_lost();
+    }
 }
 
 fn discover_versions_lists_both(s: Server) {
@@ -1066,4 +1086,216 @@ fn a_silent_server_times_out() {
         t.elapsed()
     );
     drop(listener);
+}
+
+// ---- Cosmian KMS only: the S3 gateway's own envelopes, and ReKey ----
+//
+// Envelopes of the S3 encryption gateway's own Cosmian KMS key manager
+// (provider hint `cosmian-kmip`), each made by posting to Cosmian's JSON
+// API exactly the Encrypt request the gateway's
+// `keymanager_cosmian_json.go` posts (Block Cipher Mode NISTKeyWrap,
+// algorithm AES, the data key, IV A6A6A6A6A6A6A6A6), and kept as the
+// gateway keeps it: the response's Data as the wrapped key, the key's
+// Unique Identifier as the key ID.
+
+const GATEWAY_PROVIDER: &str = "cosmian-kmip";
+
+/// The value of the first `"tag":"NAME"` node in a JSON TTLV response.
+fn json_field(body: &str, tag: &str) -> String {
+    let at = body
+        .find(&format!("\"tag\":\"{tag}\""))
+        .unwrap_or_else(|| panic!("no {tag} in {body}"));
+    let rest = &body[at..];
+    let v = rest.find("\"value\":\"").expect("a value") + 9;
+    rest[v..v + rest[v..].find('"').expect("end")].to_owned()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02X}")).collect()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// A new AES-256 key on Cosmian, made through its JSON API as an operator
+/// of the gateway would; its Unique Identifier.
+fn new_cosmian_key() -> String {
+    let body = cosmian_json(
+        r#"{"tag":"Create","value":[{"tag":"ObjectType","type":"Enumeration","value":"SymmetricKey"},{"tag":"Attributes","value":[{"tag":"CryptographicAlgorithm","type":"Enumeration","value":"AES"},{"tag":"CryptographicLength","type":"Integer","value":256},{"tag":"CryptographicUsageMask","type":"Integer","value":12},{"tag":"KeyFormatType","type":"Enumeration","value":"TransparentSymmetricKey"},{"tag":"ObjectType","type":"Enumeration","value":"SymmetricKey"}]}]}"#,
+    );
+    json_field(&body, "UniqueIdentifier")
+}
+
+/// What the gateway's Cosmian key manager's WrapKey returns for `dek`
+/// under key `id` (keymanager_cosmian_json.go: `encrypt`).
+fn gateway_wrap(id: &str, dek: &[u8]) -> Envelope {
+    let body = cosmian_json(&format!(
+        r#"{{"tag":"Encrypt","value":[{{"tag":"UniqueIdentifier","type":"TextString","value":"{id}"}},{{"tag":"CryptographicParameters","value":[{{"tag":"BlockCipherMode","type":"Enumeration","value":"NISTKeyWrap"}},{{"tag":"CryptographicAlgorithm","type":"Enumeration","value":"AES"}}]}},{{"tag":"Data","type":"ByteString","value":"{}"}},{{"tag":"IVCounterNonce","type":"ByteString","value":"A6A6A6A6A6A6A6A6"}}]}}"#,
+        hex(dek)
+    ));
+    assert!(
+        body.contains("EncryptResponse"),
+        "gateway-style Encrypt: {body}"
+    );
+    Envelope {
+        key_id: json_field(&body, "UniqueIdentifier"),
+        key_version: 1,
+        provider: GATEWAY_PROVIDER.into(),
+        ciphertext: unhex(&json_field(&body, "Data")),
+    }
+}
+
+/// Every way to reach Cosmian: binary TTLV in 1.4 and 2.0, and JSON.
+fn cosmian_ways() -> [(Server, KmipVersion); 3] {
+    [
+        (Server::Cosmian, KmipVersion::V1_4),
+        (Server::Cosmian, KmipVersion::V2_0),
+        (Server::CosmianJson, KmipVersion::V2_0),
+    ]
+}
+
+fn cosmian_root(key: &str, (s, v): (Server, KmipVersion)) -> KmipRoot {
+    KmipRoot::connect(config(s, KmipKeyRef::Id(key.into()), v)).expect("connect to Cosmian")
+}
+
+fn a_kmip_root_reads_the_gateways_cosmian_envelopes() {
+    let _t = Ticket::acquire(Server::Cosmian);
+    let gw_key = new_cosmian_key();
+    let root_key = new_cosmian_key();
+    for way in cosmian_ways() {
+        // The root's own key differs from the one the gateway wrapped
+        // under: the envelope names its key, as the gateway reads it.
+        let r = cosmian_root(&root_key, way);
+        for len in [16usize, 32, 64] {
+            let dek: Vec<u8> = (0..len).map(|i| (i * 11 + 3) as u8).collect();
+            let env = gateway_wrap(&gw_key, &dek);
+            assert_eq!(env.ciphertext.len(), len + 8, "an AES key wrap");
+            let got = r
+                .unwrap_key(&env, b"any context: the gateway binds none")
+                .unwrap_or_else(|e| panic!("{way:?}, {len} bytes: {e}"));
+            assert_eq!(got.expose_secret(), &dek[..], "{way:?}");
+        }
+        // keystrata writes its own form, never this one.
+        let own = r.wrap_key(&[7; 32], b"ctx").expect("wrap");
+        assert_eq!(own.provider, "kmip");
+    }
+}
+
+fn a_keychain_bound_to_a_kmip_root_reads_them_too() {
+    let _t = Ticket::acquire(Server::Cosmian);
+    let gw_key = new_cosmian_key();
+    let dir = tempfile::tempdir().expect("tempdir");
+    for way in cosmian_ways() {
+        let r = cosmian_root(&new_cosmian_key(), way);
+        let kc = keystrata::OpenOptions::new()
+            .open(dir.path().join(format!("kc-{way:?}")), &r)
+            .expect("open a keychain bound to the KMIP root");
+        let dek = [0x5Au8; 32];
+        let env = gateway_wrap(&gw_key, &dek);
+        let got = kc
+            .unwrap_key(&env, b"")
+            .expect("unwrap through the keychain");
+        assert_eq!(got.expose_secret(), &dek[..]);
+        // Its own envelopes still work beside them.
+        let own = kc.wrap_key(&dek, b"m").expect("wrap");
+        assert_eq!(own.provider, "keystrata");
+        assert_eq!(
+            kc.unwrap_key(&own, b"m").expect("unwrap").expose_secret(),
+            &dek
+        );
+    }
+    // Unbound, or bound to another root: InvalidInput, saying what reads it.
+    let env = gateway_wrap(&gw_key, &[1; 32]);
+    let e = Keychain::generate()
+        .expect("generate")
+        .unwrap_key(&env, b"")
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.message().contains("KMIP root"), "{e}");
+}
+
+fn wrong_gateway_envelopes_fail_with_their_kinds() {
+    let _t = Ticket::acquire(Server::Cosmian);
+    let gw_key = new_cosmian_key();
+    let dek = [0x33u8; 32];
+    let good = gateway_wrap(&gw_key, &dek);
+    for way in cosmian_ways() {
+        let r = cosmian_root(&gw_key, way);
+        let check = |what: &str, env: &Envelope, want: ErrorKind| {
+            let e = r.unwrap_key(env, b"").expect_err(what);
+            assert_eq!(e.kind(), want, "{way:?}, {what}: {e}");
+            assert!(e.message().len() < 1024, "{what}: a bounded message");
+        };
+        for i in [0, 7, 8, 20, good.ciphertext.len() - 1] {
+            let mut bad = good.clone();
+            bad.ciphertext[i] ^= 0x01;
+            check(
+                &format!("byte {i} changed"),
+                &bad,
+                ErrorKind::Authentication,
+            );
+        }
+        let mut other = good.clone();
+        other.key_id = new_cosmian_key();
+        check("another key", &other, ErrorKind::Authentication);
+        let mut gone = good.clone();
+        gone.key_id = "no-such-key-on-this-server".into();
+        check("an unknown key", &gone, ErrorKind::UnknownKey);
+        for len in [0, 8, 16, 39, 41] {
+            let mut cut = good.clone();
+            cut.ciphertext.resize(len, 0);
+            check(&format!("{len} bytes"), &cut, ErrorKind::Format);
+        }
+        let mut huge = good.clone();
+        huge.key_id = "k".repeat(1 << 20);
+        check("a 1 MiB key ID", &huge, ErrorKind::InvalidInput);
+        // Still good after all that.
+        assert_eq!(
+            r.unwrap_key(&good, b"").expect("unwrap").expose_secret(),
+            &dek
+        );
+    }
+}
+
+/// Cosmian KMS 5.0's ReKey of a symmetric key makes new key material under
+/// the SAME Unique Identifier and throws the old material away
+/// (cosmian_kms_server 5.0.0, `core/operations/rekey.rs`: an Import with
+/// `replace_existing`), where KMIP specifies a new object linked to the old
+/// one. Everything wrapped under the key before, a keychain saved under a
+/// `KmipRoot` included, no longer opens. docs/KMIP.md warns against it and
+/// rotates by versions instead; this pins the behaviour, and fails the day
+/// a Cosmian release keeps the old material, so the warning can go.
+fn rekey_replaces_the_key_in_place_and_a_saved_keychain_is_lost() {
+    let _t = Ticket::acquire(Server::Cosmian);
+    let root = cosmian_root(&new_cosmian_key(), (Server::Cosmian, KmipVersion::V2_0));
+    let kc = Keychain::generate().expect("generate");
+    let saved = kc.save(&root).expect("save");
+    Keychain::load(&saved, &root).expect("loads before the ReKey");
+    let wrapped = root.wrap_key(&[9; 32], b"ctx").expect("wrap");
+
+    let body = cosmian_json(&format!(
+        r#"{{"tag":"ReKey","value":[{{"tag":"UniqueIdentifier","type":"TextString","value":"{}"}}]}}"#,
+        root.key_id()
+    ));
+    assert!(body.contains("ReKeyResponse"), "ReKey: {body}");
+    // The same identifier, still active: nothing says the key changed...
+    assert!(
+        body.contains(&root.key_id()),
+        "ReKey kept the identifier: {body}"
+    );
+    root.health_check().expect("the key is still active");
+    // ...but what it protected is gone.
+    let e = Keychain::load(&saved, &root).expect_err("the keychain saved before the ReKey");
+    assert_eq!(e.kind(), ErrorKind::Authentication, "{e}");
+    let e = root
+        .unwrap_key(&wrapped, b"ctx")
+        .expect_err("a key wrapped before");
+    assert_eq!(e.kind(), ErrorKind::Authentication, "{e}");
+    // New work under the new material is fine.
+    let again = kc.save(&root).expect("save after");
+    Keychain::load(&again, &root).expect("load after");
 }
