@@ -802,19 +802,10 @@ fn streaming(c: &Cfg, want: &dyn Fn(&str) -> bool) {
                 STREAM_TOTAL,
                 &mut [
                     ("keystrata", &mut || {
-                        let mut r = kc
+                        let r = kc
                             .decrypting_reader(black_box(&stream[..]), aad)
                             .expect("reader");
-                        let mut total = 0;
-                        loop {
-                            let n = r.read(&mut out).expect("read");
-                            if n == 0 {
-                                break;
-                            }
-                            total += n;
-                        }
-                        assert_eq!(total, STREAM_TOTAL);
-                        black_box(&out);
+                        assert_eq!(read_all(r, &mut out), STREAM_TOTAL);
                     }),
                     ("aws-lc-rs", &mut || peer_open(&mut peer_out)),
                     // The same AES-GCM work behind the same `Read`: each
@@ -849,19 +840,10 @@ fn streaming(c: &Cfg, want: &dyn Fn(&str) -> bool) {
                 STREAM_TOTAL,
                 &mut [
                     ("keystrata", &mut || {
-                        let mut r = kc
+                        let r = kc
                             .decrypting_buf_reader(black_box(&stream[..]), aad)
                             .expect("reader");
-                        let mut total = 0;
-                        loop {
-                            let n = r.read(&mut out).expect("read");
-                            if n == 0 {
-                                break;
-                            }
-                            total += n;
-                        }
-                        assert_eq!(total, STREAM_TOTAL);
-                        black_box(&out);
+                        assert_eq!(read_all(r, &mut out), STREAM_TOTAL);
                     }),
                     ("aws-lc-rs", &mut || peer_open(&mut peer_out)),
                 ],
@@ -899,6 +881,21 @@ fn streaming(c: &Cfg, want: &dyn Fn(&str) -> bool) {
             );
         }
     }
+}
+
+/// Reads `r` to its end through `out`, the bench's 1 MiB reads; the
+/// bytes read.
+fn read_all(mut r: impl Read, out: &mut [u8]) -> usize {
+    let mut total = 0;
+    loop {
+        let n = r.read(out).expect("read");
+        if n == 0 {
+            break;
+        }
+        total += n;
+        black_box(&out[..n]);
+    }
+    total
 }
 
 /// `stream_rss`: runs this program again (`--stream-rss GIB`), in a fresh
