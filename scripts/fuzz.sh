@@ -107,11 +107,31 @@ build() {
   local start=$SECONDS
   mkdir -p "$LOGS"
   # Release with debug assertions and overflow checks, and the sanitizer.
-  if ! cargo +nightly fuzz build -s "$SANITIZER" --debug-assertions >"$LOGS/build.log" 2>&1; then
-    tail -n 40 "$LOGS/build.log"
-    die "building the fuzz targets failed (log: $LOGS/build.log)"
+  # Without one, only the fuzz targets are built (the `seeds` program does
+  # not link with coverage and no sanitizer runtime), and the seeds come
+  # from a plain build of it.
+  local what=("")
+  if [ "$SANITIZER" != address ]; then
+    what=("$@")
+    [ ${#what[@]} -eq 0 ] && mapfile -t what < <(names)
   fi
-  "$BIN/seeds" "$CORPUS" >"$LOGS/seeds.log" 2>&1 || { cat "$LOGS/seeds.log"; die "writing the seeds failed"; }
+  : >"$LOGS/build.log"
+  local t
+  for t in "${what[@]}"; do
+    # shellcheck disable=SC2086 # "" builds every binary
+    if ! cargo +nightly fuzz build -s "$SANITIZER" --debug-assertions $t >>"$LOGS/build.log" 2>&1; then
+      tail -n 40 "$LOGS/build.log"
+      die "building the fuzz targets failed (log: $LOGS/build.log)"
+    fi
+  done
+  local seeds="$BIN/seeds"
+  if [ "$SANITIZER" != address ]; then
+    CARGO_TARGET_DIR="$CACHE/fuzz-native" cargo build --quiet --release \
+      --manifest-path fuzz/Cargo.toml --bin seeds >>"$LOGS/build.log" 2>&1 \
+      || die "building the seeds program failed (log: $LOGS/build.log)"
+    seeds="$CACHE/fuzz-native/release/seeds"
+  fi
+  "$seeds" "$CORPUS" >"$LOGS/seeds.log" 2>&1 || { cat "$LOGS/seeds.log"; die "writing the seeds failed"; }
   echo "==> fuzz targets built and seeded ($((SECONDS - start)) s; log $LOGS/build.log)"
 }
 
@@ -184,7 +204,7 @@ campaign() {
   shift
   local targets=("$@")
   [ ${#targets[@]} -eq 0 ] && mapfile -t targets < <(names)
-  build
+  build "${targets[@]}"
   local pass=0 fail=0 t
   for t in "${targets[@]}"; do
     if fuzz_one "$mode" "$t"; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
@@ -200,7 +220,7 @@ case "${1:-}" in
   list) names ;;
   repro)
     [ $# -eq 3 ] || die "usage: scripts/fuzz.sh repro TARGET FILE"
-    build
+    build "$2"
     "$BIN/$2" "$3"
     ;;
   native)
