@@ -918,16 +918,18 @@ fn the_first_call_after_a_server_restart_succeeds(s: Server) {
 fn a_kmip_uri_opens_the_same_key(s: Server) {
     let _ticket = Ticket::acquire(s);
     let host = s.env("HOST");
-    let uri_server = match s {
-        Server::CosmianJson => Server::Cosmian,
-        other => other,
-    };
-    let port = uri_server.env("PORT");
+    // The URI speaks the server's transport: JSON through
+    // `transport=https-json` on the HTTPS port.
+    let port = s.env("PORT");
     let files = format!(
-        "ca={}&cert={}&client-key={}&timeout=2",
+        "ca={}&cert={}&client-key={}&timeout=2{}",
         s.env("CA"),
         s.env("CERT"),
-        s.env("KEY")
+        s.env("KEY"),
+        match s.transport() {
+            KmipTransport::HttpsJson => "&transport=https-json",
+            KmipTransport::Ttlv => "",
+        }
     );
     for version in both_versions() {
         let kc = Keychain::generate().expect("generate");

@@ -390,6 +390,8 @@ struct KmipUri {
     server_name: Option<String>,
     timeout: Option<std::time::Duration>,
     create: bool,
+    /// `transport=https-json`: Cosmian KMS's JSON TTLV API on `PORT`.
+    json: bool,
 }
 
 /// `kmip://HOST[:PORT][/]?attributes`.
@@ -484,6 +486,16 @@ fn parse_kmip(rest: &str) -> Result<KmipUri> {
                 })?,
         ),
     };
+    let json = match a.take("transport").as_deref() {
+        None | Some("ttlv") => false,
+        Some("https-json") => true,
+        Some(t) => {
+            return Err(Error::invalid(format!(
+                "kmip: transport must be ttlv or https-json, not {:?}",
+                truncate_for_message(t, ECHO)
+            )))
+        }
+    };
     let create = a.flag("x-create")?;
     if create && key_id.is_some() {
         return Err(Error::invalid(
@@ -503,6 +515,7 @@ fn parse_kmip(rest: &str) -> Result<KmipUri> {
         server_name,
         timeout,
         create,
+        json,
     })
 }
 
@@ -527,6 +540,9 @@ fn kmip(rest: &str) -> Result<Box<dyn Root>> {
         config.timeout = t;
     }
     config.create_key = u.create;
+    if u.json {
+        config.transport = super::KmipTransport::HttpsJson;
+    }
     Ok(Box::new(KmipRoot::connect(config)?))
 }
 
@@ -676,7 +692,15 @@ mod tests {
         let u = parse_kmip("//kms.example?key-id=42&ca=/c&cert=/e&client-key=/k").unwrap();
         assert_eq!((u.host.as_str(), u.port), ("kms.example", None));
         assert_eq!(u.key_id.as_deref(), Some("42"));
-        assert!(!u.v2 && !u.create);
+        assert!(!u.v2 && !u.create && !u.json);
+        let u = parse_kmip("//kms:9998?key-id=42&ca=/c&cert=/e&client-key=/k&transport=https-json")
+            .unwrap();
+        assert!(u.json);
+        let e = parse_kmip("//kms?key-id=42&ca=/c&cert=/e&client-key=/k&transport=http")
+            .err()
+            .expect("an unknown transport");
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidInput);
+        assert!(e.message().contains("transport"), "{e}");
     }
 
     #[test]
