@@ -161,17 +161,9 @@ func (r *Root) HealthCheck() error {
 // has one version), ErrUnavailable (closed, or the server unreachable),
 // ErrBackend (the server refused to create the key).
 func (r *Root) RotateKey() (uint32, error) {
-	p, err := r.acquire()
-	if err != nil {
-		return 0, err
-	}
-	defer r.release()
-	var v C.uint32_t
-	var cerr *C.ks_error
-	if err := cErr(C.ks_root_rotate_key(p, &v, &cerr), cerr); err != nil {
-		return 0, err
-	}
-	return uint32(v), nil
+	return r.version(func(p *C.ks_root, v *C.uint32_t, cerr **C.ks_error) C.enum_ks_status {
+		return C.ks_root_rotate_key(p, v, cerr)
+	})
 }
 
 // timeoutMillis is a device's Timeout as the C API's milliseconds (0: the

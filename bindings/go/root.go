@@ -83,6 +83,13 @@ func (r *Root) Close() error {
 // Errors: ErrUnavailable (closed, or the server unreachable during a
 // look), and the server's refusals.
 func (r *Root) ActiveKeyVersion() (uint32, error) {
+	return r.version(func(p *C.ks_root, v *C.uint32_t, cerr **C.ks_error) C.enum_ks_status {
+		return C.ks_root_active_key_version(p, v, cerr)
+	})
+}
+
+// version runs call, a C call that writes a key version, on the live root.
+func (r *Root) version(call func(*C.ks_root, *C.uint32_t, **C.ks_error) C.enum_ks_status) (uint32, error) {
 	p, err := r.acquire()
 	if err != nil {
 		return 0, err
@@ -90,7 +97,7 @@ func (r *Root) ActiveKeyVersion() (uint32, error) {
 	defer r.release()
 	var v C.uint32_t
 	var cerr *C.ks_error
-	if err := cErr(C.ks_root_active_key_version(p, &v, &cerr), cerr); err != nil {
+	if err := cErr(call(p, &v, &cerr), cerr); err != nil {
 		return 0, err
 	}
 	return uint32(v), nil

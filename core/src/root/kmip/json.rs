@@ -552,24 +552,10 @@ mod tests {
             tags::UNIQUE_IDENTIFIER,
         ]
         .to_vec();
-        let tag = proptest::sample::select(named);
-        let leaf = prop_oneof![
-            any::<i32>().prop_map(Value::Integer),
-            any::<i64>().prop_map(Value::LongInteger),
-            proptest::collection::vec(any::<u8>(), 1..24).prop_map(Value::BigInteger),
-            any::<u32>().prop_map(Value::Enumeration),
-            any::<bool>().prop_map(Value::Boolean),
-            ".{0,20}".prop_map(Value::TextString),
-            proptest::collection::vec(any::<u8>(), 0..40).prop_map(Value::ByteString),
-            any::<i64>().prop_map(Value::DateTime),
-            any::<u32>().prop_map(Value::Interval),
-            any::<i64>().prop_map(Value::DateTimeExtended),
-        ];
-        let leaf_item = (tag.clone(), leaf).prop_map(|(t, v)| Item::new(t, v));
-        leaf_item.prop_recursive(4, 64, 8, move |inner| {
-            (tag.clone(), proptest::collection::vec(inner, 0..8))
-                .prop_map(|(t, items)| Item::structure(t, items))
-        })
+        super::super::ttlv::tests::arb_item_of(
+            proptest::sample::select(named),
+            proptest::collection::vec(any::<u8>(), 1..24),
+        )
     }
 
     proptest! {

@@ -430,7 +430,7 @@ fn decode_item(buf: &[u8], depth: usize) -> Result<(Item, usize)> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::ErrorKind;
     use proptest::prelude::*;
@@ -571,11 +571,23 @@ mod tests {
     }
 
     fn arb_item() -> impl Strategy<Value = Item> {
-        let tag = (0u32..=0xFF_FFFF).prop_map(Tag::of);
+        arb_item_of(
+            (0u32..=0xFF_FFFF).prop_map(Tag::of),
+            (1usize..4, any::<[u8; 8]>()).prop_map(|(n, b)| b.repeat(n)),
+        )
+    }
+
+    /// Any item of up to 4 levels with tags from `tag` and Big Integers from
+    /// `big` (the binary form pads them to 8 bytes; JSON does not): the
+    /// codecs' round-trip property tests share it.
+    pub(crate) fn arb_item_of(
+        tag: impl Strategy<Value = Tag> + Clone + 'static,
+        big: impl Strategy<Value = Vec<u8>> + 'static,
+    ) -> impl Strategy<Value = Item> {
         let leaf = prop_oneof![
             any::<i32>().prop_map(Value::Integer),
             any::<i64>().prop_map(Value::LongInteger),
-            (1usize..4, any::<[u8; 8]>()).prop_map(|(n, b)| Value::BigInteger(b.repeat(n))),
+            big.prop_map(Value::BigInteger),
             any::<u32>().prop_map(Value::Enumeration),
             any::<bool>().prop_map(Value::Boolean),
             ".{0,20}".prop_map(Value::TextString),
