@@ -283,6 +283,9 @@ def device_roots() -> None:
         assert Keychain.load(saved, kmip).provider == "keystrata"
         kmip_id: str = kmip.key_id
         assert kmip_id
+        version: int = kmip.rotate_key()
+        assert version >= 2 and kmip.active_key_version() == version
+        assert Keychain.load(saved, kmip).provider == "keystrata"
 
 
 def streaming() -> None:
