@@ -27,7 +27,10 @@ fuzz_target!(|data: &[u8]| {
         kc.keys().expect("keys"),
         "keys changed through save and load"
     );
-    assert_eq!(again.policy().expect("policy"), kc.policy().expect("policy"));
+    assert_eq!(
+        again.policy().expect("policy"),
+        kc.policy().expect("policy")
+    );
     assert_eq!(
         again.save(&IdentityRoot).expect("saves again"),
         saved,

@@ -19,20 +19,30 @@ fn fixture() -> &'static (SecretKey, String) {
     static F: OnceLock<(SecretKey, String)> = OnceLock::new();
     F.get_or_init(|| {
         let sk = SecretKey::from_seed(&[7; 32], [1, 2, 3, 4, 5, 6, 7, 8]).expect("fixture key");
-        let sig = sk.sign(b"data", "fixture", None).expect("fixture signature");
+        let sig = sk
+            .sign(b"data", "fixture", None)
+            .expect("fixture signature");
         (sk, sig)
     })
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     let text = String::from_utf8_lossy(rest);
     let (sk, sig) = fixture();
     match mode % 4 {
         0 => match PublicKey::from_text(&text) {
             // What parses writes back to the same key.
             Ok(pk) => assert_eq!(PublicKey::from_text(&pk.to_text()).expect("round trip"), pk),
-            Err(e) => check_error("minisign public key", &e, rest, &[Format, Unsupported], Auth::AnyMessage),
+            Err(e) => check_error(
+                "minisign public key",
+                &e,
+                rest,
+                &[Format, Unsupported],
+                Auth::AnyMessage,
+            ),
         },
         1 => match minisign::verify(sk.public_key(), b"data", &text) {
             // Only a signature by the fixture key over b"data" verifies.
@@ -46,7 +56,10 @@ fuzz_target!(|data: &[u8]| {
             ),
         },
         2 => match SecretKey::from_text(&text, None) {
-            Ok(k) => assert_eq!(PublicKey::from_text(&k.public_key().to_text()).expect("pk"), *k.public_key()),
+            Ok(k) => assert_eq!(
+                PublicKey::from_text(&k.public_key().to_text()).expect("pk"),
+                *k.public_key()
+            ),
             Err(e) => check_error(
                 "minisign secret key",
                 &e,
@@ -66,7 +79,13 @@ fuzz_target!(|data: &[u8]| {
                     Auth::AnyMessage,
                 ),
             },
-            Err(e) => check_error("trust file", &e, rest, &[Format, InvalidInput], Auth::AnyMessage),
+            Err(e) => check_error(
+                "trust file",
+                &e,
+                rest,
+                &[Format, InvalidInput],
+                Auth::AnyMessage,
+            ),
         },
     }
 });

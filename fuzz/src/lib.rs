@@ -83,15 +83,16 @@ pub fn fixtures() -> &'static Fixtures {
         let keychain = Keychain::load(plain.as_bytes(), &IdentityRoot)
             .expect("the vector keychain's JSON loads");
         // Every DecryptFailed event names the kind returned to the caller.
-        keychain.subscribe(|ev| {
-            if ev.kind == EventKind::DecryptFailed {
-                assert!(
-                    ev.error.is_some(),
-                    "a DecryptFailed event without its error kind"
-                );
-            }
-        })
-        .expect("subscribe to an open keychain");
+        keychain
+            .subscribe(|ev| {
+                if ev.kind == EventKind::DecryptFailed {
+                    assert!(
+                        ev.error.is_some(),
+                        "a DecryptFailed event without its error kind"
+                    );
+                }
+            })
+            .expect("subscribe to an open keychain");
         let identity = text(&ks, &["keychain", "age_identity"]);
         let age_root =
             AgeRoot::new([identity], Vec::<&str>::new()).expect("the vector identity parses");
@@ -251,10 +252,16 @@ macro_rules! at_rest_only {
                 $provider
             }
             fn wrap_key(&self, _: &[u8], _: &[u8]) -> Result<Envelope> {
-                Err(Error::new(ErrorKind::Unsupported, "an at-rest-only fuzzing root"))
+                Err(Error::new(
+                    ErrorKind::Unsupported,
+                    "an at-rest-only fuzzing root",
+                ))
             }
             fn unwrap_key(&self, _: &Envelope, _: &[u8]) -> Result<SecretBytes> {
-                Err(Error::new(ErrorKind::Unsupported, "an at-rest-only fuzzing root"))
+                Err(Error::new(
+                    ErrorKind::Unsupported,
+                    "an at-rest-only fuzzing root",
+                ))
             }
             fn active_key_version(&self) -> Result<u32> {
                 Ok(1)

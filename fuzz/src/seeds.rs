@@ -284,7 +284,10 @@ fn main() {
     out.put(
         "tink_import",
         "export",
-        loaded.insecure_export_tink_cleartext().expect("export").as_bytes(),
+        loaded
+            .insecure_export_tink_cleartext()
+            .expect("export")
+            .as_bytes(),
     );
 
     // TTLV: one item of every type, nested, like a server's response.
@@ -378,12 +381,22 @@ fn main() {
             v
         };
         out.put("signatures", "pubkey", &with(0, &sk.public_key().to_text()));
-        out.put("signatures", "pubkey-line", &with(0, &sk.public_key().to_base64()));
+        out.put(
+            "signatures",
+            "pubkey-line",
+            &with(0, &sk.public_key().to_base64()),
+        );
         let sig = sk.sign(b"data", "fixture", None).expect("sign");
         out.put("signatures", "sig", &with(1, &sig));
-        out.put("signatures", "sig-other", &with(1, &other.sign(b"data", "", None).expect("sign")));
+        out.put(
+            "signatures",
+            "sig-other",
+            &with(1, &other.sign(b"data", "", None).expect("sign")),
+        );
         let kc = Keychain::generate().expect("keychain");
-        let info = kc.rotate_signing(keystrata::Algorithm::EcdsaP256).expect("rotate");
+        let info = kc
+            .rotate_signing(keystrata::Algorithm::EcdsaP256)
+            .expect("rotate");
         let der = kc
             .public_key(info.key_id, keystrata::PublicKeyFormat::Der)
             .expect("der");
@@ -399,10 +412,15 @@ fn main() {
 
     // stream: the committed Tink streams (4 KB segments), behind their aad.
     {
-        let doc: Json = serde_json::from_str(include_str!("../../tests/vectors/stream.json")).expect("stream.json");
+        let doc: Json = serde_json::from_str(include_str!("../../tests/vectors/stream.json"))
+            .expect("stream.json");
         for (i, c) in list(&doc, &["decrypt"]).iter().enumerate() {
             let aad = hex_field(c, "aad_hex");
-            out.put("stream", &format!("tink-{i}"), &join_field(&aad, &hex_field(c, "ciphertext_hex")));
+            out.put(
+                "stream",
+                &format!("tink-{i}"),
+                &join_field(&aad, &hex_field(c, "ciphertext_hex")),
+            );
         }
     }
 
