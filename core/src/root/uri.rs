@@ -248,6 +248,21 @@ impl Attrs {
         }
     }
 
+    /// An attribute that is one of two words: `false` for `off` (also when
+    /// absent), `true` for `on`.
+    fn either(&mut self, name: &str, off: &str, on: &str) -> Result<bool> {
+        match self.take(name) {
+            None => Ok(false),
+            Some(v) if v == off => Ok(false),
+            Some(v) if v == on => Ok(true),
+            Some(other) => Err(Error::invalid(format!(
+                "{}: {name} must be {off} or {on}, not {:?}",
+                self.scheme,
+                truncate_for_message(&other, ECHO)
+            ))),
+        }
+    }
+
     /// Refuses attributes that would put a secret in the URI, without
     /// echoing their values.
     fn refuse_inline_secret(&mut self, name: &str, instead: &str) -> Result<()> {
@@ -460,16 +475,7 @@ fn parse_kmip(rest: &str) -> Result<KmipUri> {
     let ca = PathBuf::from(a.require("ca")?);
     let cert = PathBuf::from(a.require("cert")?);
     let client_key = PathBuf::from(a.require("client-key")?);
-    let v2 = match a.take("version").as_deref() {
-        None | Some("1.4") => false,
-        Some("2.0") => true,
-        Some(v) => {
-            return Err(Error::invalid(format!(
-                "kmip: version must be 1.4 or 2.0, not {:?}",
-                truncate_for_message(v, ECHO)
-            )))
-        }
-    };
+    let v2 = a.either("version", "1.4", "2.0")?;
     let server_name = a.take("server-name");
     let timeout = match a.take("timeout") {
         None => None,
@@ -486,16 +492,7 @@ fn parse_kmip(rest: &str) -> Result<KmipUri> {
                 })?,
         ),
     };
-    let json = match a.take("transport").as_deref() {
-        None | Some("ttlv") => false,
-        Some("https-json") => true,
-        Some(t) => {
-            return Err(Error::invalid(format!(
-                "kmip: transport must be ttlv or https-json, not {:?}",
-                truncate_for_message(t, ECHO)
-            )))
-        }
-    };
+    let json = a.either("transport", "ttlv", "https-json")?;
     let create = a.flag("x-create")?;
     if create && key_id.is_some() {
         return Err(Error::invalid(
