@@ -13,6 +13,11 @@
 #   scripts/fuzz.sh native TARGET FILE...  time inputs in a build without
 #                                      sanitizer or coverage (cache/fuzz-native)
 #
+# FUZZ_JOB=NAME labels one of several runs of the same target at once (one
+# per core, sharing its corpus, as libFuzzer allows): its log is then
+# <mode>-<target>-NAME.log, so the runs do not write over each other's log
+# (each still adds its own line to results.tsv).
+#
 # FUZZ_MAX_LEN overrides every target's longest input (TARGETS below), e.g.
 # 32768 to try age headers past the 16 KiB cap (slowly: a hostile header
 # near the cap costs seconds per input under the sanitizer).
@@ -179,7 +184,7 @@ fuzz_one() {
   mkdir -p "$ARTIFACTS/$t" "$CORPUS/$t"
   local cap=()
   case "$MESSAGE_CAP_OFF" in *" $t "*) cap=(KS_FUZZ_MAX_MESSAGE=0) ;; esac
-  local log="$LOGS/$mode-$t.log" start=$SECONDS
+  local log="$LOGS/$mode-$t${FUZZ_JOB:+-$FUZZ_JOB}.log" start=$SECONDS
   env "${cap[@]}" "$BIN/$t" "${flags[@]}" "${dirs[@]}" >"$log" 2>&1
   local rc=$? secs=$((SECONDS - start))
   local execs corpus

@@ -61,8 +61,8 @@ suite() {
 # The real peers of the PKCS#11, KMIP and AWS KMS roots and of the etcd
 # store (SoftHSM2, PyKMIP and Cosmian KMS, moto, a 3-member etcd cluster and
 # a TLS + auth etcd member, all on loopback), for every suite below; stopped
-# however this script ends. The --all-features suites (rust-both-engines,
-# clippy, doc) build the aws-kms feature and run tests/conformance_aws_kms.rs.
+# however this script ends. The --all-features suites (rust, clippy, doc)
+# build the aws-kms feature and run tests/conformance_aws_kms.rs.
 export KS_PEERS_DIR="$REPO/target/peers"
 # Tests that need a peer fail, never skip, when it is missing.
 export KEYSTRATA_REQUIRE_PEERS=1
@@ -80,12 +80,17 @@ fi
 suite rust-fmt check cargo fmt --all -- --check
 suite rust-clippy check cargo clippy --workspace --all-features --all-targets -- -D warnings
 suite rust-doc check env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
-# The CLI's tests run once, in release, in the cli suite below.
-suite rust-aws-lc cargo cargo test --workspace --exclude keystrata-cli
-suite rust-both-engines cargo cargo test -p keystrata --all-features
+# Every crate's tests in one build, with every feature: the core with both
+# AES-GCM engines (AWS-LC is the one in use, exactly as in the shipped
+# feature set; RustCrypto is the differential oracle of tests/engines.rs)
+# and the peer conformance suites; the KMS plugin's Go suite (upstream
+# k8s.io/kms client, kube-apiserver's kmsv2 code) over a file keychain and
+# over an etcd keychain. One feature set for the whole workspace is one
+# debug build of the core and its dependencies, not three. The CLI's tests
+# run once, in release, in the cli suite below.
+suite rust cargo cargo test --workspace --exclude keystrata-cli --all-features
+# The core without AWS-LC: RustCrypto is then the engine in use.
 suite rust-rustcrypto cargo cargo test -p keystrata --no-default-features --features rustcrypto
-# The KMS plugin's Go suite (upstream k8s.io/kms client, kube-apiserver's kmsv2 code) over an etcd keychain; rust-aws-lc ran it over a file.
-suite kms-plugin-etcd gotest cargo test -p keystrata-kms-plugin --features etcd --test go -- --nocapture upstream_go_client_against_an_etcd_keychain
 # The C ABI's pointer helpers (ffi/src/abi.rs) under Miri.
 suite miri cargo bash scripts/miri.sh
 # Every fuzz target for a few seconds, replaying the kept corpus (fuzz/).
@@ -105,7 +110,7 @@ suite relay-demo check make --no-print-directory relay-demo
 suite c-header check bash scripts/header.sh check
 suite c-asan cprint make --no-print-directory c-test
 suite c-valgrind cprint make --no-print-directory c-valgrind
-# The keystrata command run as a user would, built in release as make install ships it (before c-install, which installs that binary); only here, not in rust-aws-lc.
+# The keystrata command run as a user would, built in release as make install ships it (before c-install, which installs that binary); only here, not in the rust suite.
 suite cli cargo cargo test --release -p keystrata-cli
 suite c-install cprint bash tests/c/install_test.sh
 suite c-device-roots cprint make --no-print-directory c-device-roots
