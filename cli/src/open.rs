@@ -97,6 +97,10 @@ impl Store for Existing {
         self.0.changed_now(since)
     }
 
+    fn changed_fresh(&self, since: Revision) -> Result<bool> {
+        self.0.changed_fresh(since)
+    }
+
     fn lock_for_update(&self) -> Result<Option<UpdateGuard<'_>>> {
         self.0.lock_for_update()
     }

@@ -346,9 +346,13 @@ impl Keychain {
         let Some(b) = &self.bound else { return };
         ticker::ensure_running();
         let Ok(cur) = self.live() else { return };
-        let changed = cur
-            .stored
-            .is_none_or(|rev| b.store.changed(rev).unwrap_or(false));
+        // What a watch says at once if it has seen the write; else the
+        // store itself: a watch can lag the write of the very key this
+        // ciphertext names (made by another writer a moment ago), and the
+        // rate limit below would then refuse a key that is stored.
+        let changed = cur.stored.is_none_or(|rev| {
+            b.store.changed_now(rev) == Some(true) || b.store.changed_fresh(rev).unwrap_or(false)
+        });
         if !changed {
             let now = ticker::now();
             if b.last_forced.swap(now, Ordering::Relaxed) == now {

@@ -288,6 +288,14 @@ impl Store for EtcdStore {
         if let Some(latest) = self.watched() {
             return Ok(revision(latest) != since);
         }
+        self.changed_fresh(since)
+    }
+
+    /// A keys-only read of the keychain's key (a linearizable read: it sees
+    /// every write acknowledged before it), whatever the watch has
+    /// delivered; after a failure, not asked again for `CHANGED_RETRY`.
+    fn changed_fresh(&self, since: Revision) -> Result<bool> {
+        self.check_open()?;
         {
             let failed = lock(&self.changed_failed);
             if let Some(at) = *failed {

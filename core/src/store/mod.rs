@@ -85,6 +85,17 @@ pub trait Store: Send + Sync {
         self.changed(since).ok()
     }
 
+    /// Like [`changed`](Store::changed), but asks the backend itself, never
+    /// a value a watch keeps, which can lag a write another writer made a
+    /// moment ago. Asked when a ciphertext names a key_id the keychain does
+    /// not have (most likely a key just made elsewhere), so that such a key
+    /// is found at once on a loaded machine too. The default asks
+    /// `changed` (right for stores whose check is the backend itself, like
+    /// a `stat`); a store that wraps another forwards it.
+    fn changed_fresh(&self, since: Revision) -> Result<bool> {
+        self.changed(since)
+    }
+
     /// Takes the store's writers' lock, if it has one, for a whole
     /// read-modify-write: while the returned guard lives, no other writer
     /// can change the store, so a `load`, a change and a
