@@ -194,6 +194,11 @@ fuzz_one() {
   if [ $rc -eq 0 ]; then
     printf '%-17s %11d executions in %5d s (%6d/s), corpus %5d, no crash\n' "$t" "$execs" "$secs" "$rate" "$corpus"
     printf '%s\t%s\t%s\t%d\t%d\t0\t%s\n' "$(date -u +%FT%TZ)" "$mode$RUN_TAG" "$t" "$execs" "$secs" "-" >>"$LOGS/results.tsv"
+  elif grep -q 'libFuzzer: run interrupted' "$log"; then
+    # SIGINT (a run stopped by hand): not a crash. A slow-unit report in
+    # the log is not an artifact of this ending either.
+    printf '%-17s interrupted after %d executions, no crash\n' "$t" "$execs"
+    printf '%s\t%s\t%s\t%d\t%d\t1\t%s\n' "$(date -u +%FT%TZ)" "$mode$RUN_TAG" "$t" "$execs" "$secs" "interrupted:$log" >>"$LOGS/results.tsv"
   else
     local art
     art="$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -n 1)"
